@@ -1,0 +1,100 @@
+//! The `imgate` binary: parse arguments, load and validate the config, run the server.
+
+use imgate::config::{Config, EnvOverrides};
+use imgate::server::{self, Role};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "\
+imgate: an image CDN edge
+
+USAGE:
+    imgate [--config FILE] [--role all|transform]
+    imgate --validate FILE [FILE...]
+
+With no --config, runs the embedded example config (conf/imgate.yaml), which serves
+the sample images in conf/samples. Environment: IMGATE_LISTEN, IMGATE_ADMIN_LISTEN,
+IMGATE_ORIGIN, IMGATE_CACHE_DIR override the config; RUST_LOG sets the log level.";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config_path: Option<PathBuf> = None;
+    let mut role = Role::All;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--validate" => return validate(&args[i + 1..]),
+            "-c" | "--config" if i + 1 < args.len() => {
+                config_path = Some(PathBuf::from(&args[i + 1]));
+                i += 1;
+            }
+            "--role" if i + 1 < args.len() => {
+                role = match args[i + 1].as_str() {
+                    "all" => Role::All,
+                    "transform" => Role::Transform,
+                    other => {
+                        eprintln!("unknown role '{other}': expected all or transform");
+                        return ExitCode::from(2);
+                    }
+                };
+                i += 1;
+            }
+            other => {
+                eprintln!("unknown argument '{other}'\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        i += 1;
+    }
+    let env = EnvOverrides::from_env();
+    let config = match &config_path {
+        Some(p) => Config::load(p, &env),
+        None => Config::embedded_default(&env),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::info!("imgate edge on http://{}, admin on http://{}", config.listen, config.admin_listen);
+    match server::build(config, role) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            eprintln!("cannot start: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--validate FILE...`: check each config, print one line per file, fail if any is invalid.
+fn validate(files: &[String]) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("--validate needs at least one file");
+        return ExitCode::from(2);
+    }
+    let mut ok = true;
+    for f in files {
+        match Config::load(std::path::Path::new(f), &EnvOverrides::default()) {
+            Ok(_) => println!("{f}: ok"),
+            Err(e) => {
+                println!("{e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,112 @@
+//! The memory tier: serialized cache entries in a byte-bounded `moka` cache (TinyLFU admission,
+//! LRU eviction). Sees keys and bytes only.
+
+use crate::metrics;
+use bytes::Bytes;
+use moka::sync::Cache;
+use std::sync::Arc;
+
+/// One stored response: Pingora's serialized meta (internal + header) and the body.
+#[derive(Debug)]
+pub struct StoredEntry {
+    pub meta: (Vec<u8>, Vec<u8>),
+    pub body: Bytes,
+}
+
+impl StoredEntry {
+    /// What the entry costs against the budget: body, meta and a fixed overhead for the key
+    /// and bookkeeping.
+    pub fn weight(&self) -> u32 {
+        let bytes = self.body.len() + self.meta.0.len() + self.meta.1.len() + 256;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+pub struct MemoryTier {
+    entries: Cache<String, Arc<StoredEntry>>,
+}
+
+impl MemoryTier {
+    pub fn new(budget_bytes: u64) -> MemoryTier {
+        let entries = Cache::builder()
+            .max_capacity(budget_bytes)
+            .weigher(|_k: &String, v: &Arc<StoredEntry>| v.weight())
+            .eviction_listener(|_k, _v, cause| {
+                if cause.was_evicted() {
+                    metrics::CACHE_EVICTIONS.with_label_values(&["memory"]).inc();
+                }
+            })
+            .build();
+        MemoryTier { entries }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<StoredEntry>> {
+        let hit = self.entries.get(key);
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        metrics::CACHE_LOOKUPS.with_label_values(&["memory", result]).inc();
+        hit
+    }
+
+    pub fn insert(&self, key: String, entry: StoredEntry) {
+        self.entries.insert(key, Arc::new(entry));
+        self.publish_size();
+    }
+
+    pub fn remove(&self, key: &str) -> bool {
+        let removed = self.entries.remove(key).is_some();
+        self.publish_size();
+        removed
+    }
+
+    /// Replace the meta of an entry, keeping its body (after a revalidation or a soft purge).
+    pub fn replace_meta(&self, key: &str, meta: (Vec<u8>, Vec<u8>)) -> bool {
+        match self.entries.get(key) {
+            Some(old) => {
+                self.entries.insert(key.to_string(), Arc::new(StoredEntry { meta, body: old.body.clone() }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Entries and weighted bytes now, after pending maintenance.
+    pub fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+
+    fn publish_size(&self) {
+        metrics::CACHE_ENTRIES.with_label_values(&["memory"]).set(self.entries.entry_count() as i64);
+        metrics::CACHE_BYTES.with_label_values(&["memory"]).set(self.entries.weighted_size() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> StoredEntry {
+        StoredEntry { meta: (vec![0; 10], vec![0; 10]), body: Bytes::from(vec![7u8; n]) }
+    }
+
+    #[test]
+    fn stays_within_byte_budget() {
+        let tier = MemoryTier::new(100_000);
+        for i in 0..100 {
+            tier.insert(format!("k{i}"), entry(10_000));
+        }
+        let (_, bytes) = tier.usage();
+        assert!(bytes <= 100_000, "weighted size {bytes} over budget");
+    }
+
+    #[test]
+    fn replace_meta_keeps_body() {
+        let tier = MemoryTier::new(1 << 20);
+        tier.insert("k".into(), entry(5));
+        assert!(tier.replace_meta("k", (vec![1], vec![2])));
+        let e = tier.get("k").unwrap();
+        assert_eq!(e.meta, (vec![1], vec![2]));
+        assert_eq!(e.body.len(), 5);
+        assert!(!tier.replace_meta("absent", (vec![], vec![])));
+    }
+}

@@ -1,0 +1,406 @@
+//! Configuration: the YAML file (wire structs in [`wire`]) plus environment overrides, validated
+//! once into [`Config`], the only config type the rest of the crate takes. Validation errors name
+//! the key and the file.
+
+pub mod wire;
+
+use crate::pipeline::Limits;
+use pingora::server::configuration::ServerConf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wire::{WireConfig, WireSite};
+
+/// The example config, compiled in: what `imgate` runs with when given no `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../conf/imgate.yaml");
+/// Relative `file://` origins in the embedded default resolve against the repo's `conf/`.
+pub const DEFAULT_CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+/// Validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConf,
+    pub listen: String,
+    pub admin_listen: String,
+    /// Unix socket of the internal transform service.
+    pub transform_socket: PathBuf,
+    pub performance: PerformanceConfig,
+    pub cache: CacheConfig,
+    pub limits: Limits,
+    pub max_source_bytes: u64,
+    pub sites: Vec<Site>,
+}
+
+/// Concurrency, timeouts and pooling. Presets come from the original design; every field can
+/// be overridden in `performance_overrides`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerformanceConfig {
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_processing: usize,
+    /// Jobs allowed to wait for a processing slot; beyond it requests get 503 + Retry-After.
+    pub processing_queue: usize,
+    pub origin_timeout: Duration,
+    pub origin_connect_timeout: Duration,
+    pub max_image_bytes: u64,
+    /// Idle upstream connections kept for reuse.
+    pub pool_size: usize,
+    pub keepalive: Duration,
+}
+
+impl PerformanceConfig {
+    /// The named preset, or `None` for an unknown name.
+    pub fn preset(name: &str, cpus: usize) -> Option<PerformanceConfig> {
+        let base = PerformanceConfig::default_for(cpus);
+        Some(match name {
+            "default" => base,
+            "high_throughput" => PerformanceConfig {
+                max_concurrent_downloads: 50,
+                max_concurrent_processing: 2 * cpus,
+                origin_timeout: Duration::from_secs(15),
+                max_image_bytes: 100 << 20,
+                pool_size: 100,
+                ..base
+            },
+            "low_latency" => PerformanceConfig {
+                max_concurrent_downloads: 10,
+                max_concurrent_processing: cpus,
+                origin_timeout: Duration::from_secs(10),
+                max_image_bytes: 20 << 20,
+                pool_size: 25,
+                ..base
+            },
+            "memory_efficient" => PerformanceConfig {
+                max_concurrent_downloads: 5,
+                max_concurrent_processing: (cpus / 2).max(1),
+                origin_timeout: Duration::from_secs(45),
+                max_image_bytes: 10 << 20,
+                pool_size: 10,
+                ..base
+            },
+            _ => return None,
+        })
+    }
+
+    /// No preset: pool 50, keep-alive 60 s, 50 MB sources.
+    pub fn default_for(cpus: usize) -> PerformanceConfig {
+        PerformanceConfig {
+            max_concurrent_downloads: 20,
+            max_concurrent_processing: cpus.max(1),
+            processing_queue: 256,
+            origin_timeout: Duration::from_secs(30),
+            origin_connect_timeout: Duration::from_secs(5),
+            max_image_bytes: 50 << 20,
+            pool_size: 50,
+            keepalive: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Byte budget of the memory tier (bodies plus headers).
+    pub memory_bytes: u64,
+    /// Responses larger than this are not cached.
+    pub max_entry_bytes: u64,
+    /// How long concurrent misses wait for the one request that is fetching.
+    pub lock_timeout: Duration,
+    /// Directory of the disk tier (the disk tier itself lands with the cache issue; the
+    /// directory is validated and reserved now so deployments can mount it).
+    pub dir: Option<PathBuf>,
+}
+
+/// One site: the hosts it answers for and where its originals come from.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Lower-case host names without port; `*` matches any host.
+    pub hosts: Vec<String>,
+    pub origin: Origin,
+    /// Hosts an absolute `https://` source URL may point at.
+    pub allowed_source_hosts: Vec<String>,
+    pub ttl: TtlPolicy,
+}
+
+/// Bounds on the freshness given to transformed images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub min: Duration,
+    pub max: Duration,
+    /// Used when the origin says nothing about freshness.
+    pub default: Duration,
+}
+
+impl TtlPolicy {
+    /// The TTL for a variant whose original had `origin_ttl` (None = no explicit freshness).
+    pub fn bound(&self, origin_ttl: Option<Duration>) -> Duration {
+        origin_ttl.unwrap_or(self.default).clamp(self.min, self.max)
+    }
+}
+
+/// Where originals come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Http(HttpOrigin),
+    /// A local directory (`file:///srv/images`).
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpOrigin {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix prepended to every request path ("" or "/base", no trailing slash).
+    pub base_path: String,
+}
+
+impl HttpOrigin {
+    /// The `Host` header to send: the port is omitted when it is the scheme's default.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parse `http://host[:port][/base]`, `https://...` or `file:///dir` (relative `file://dir`
+/// resolves against `base_dir`).
+pub fn parse_origin(s: &str, base_dir: &Path) -> Result<Origin, String> {
+    if let Some(rest) = s.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err("file:// origin needs a directory".into());
+        }
+        let p = Path::new(rest);
+        let p = if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
+        return Ok(Origin::Dir(p));
+    }
+    let (tls, rest) = if let Some(r) = s.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = s.strip_prefix("https://") {
+        (true, r)
+    } else {
+        return Err(format!("'{s}' must start with http://, https:// or file://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            (h, p.parse::<u16>().map_err(|_| format!("bad port in '{s}'"))?)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(format!("no host in '{s}'"));
+    }
+    Ok(Origin::Http(HttpOrigin {
+        tls,
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port,
+        base_path: path.to_string(),
+    }))
+}
+
+/// Environment overrides for containers, applied on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct EnvOverrides {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub origin: Option<String>,
+    pub cache_dir: Option<String>,
+}
+
+impl EnvOverrides {
+    pub fn from_env() -> EnvOverrides {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        EnvOverrides {
+            listen: get("IMGATE_LISTEN"),
+            admin_listen: get("IMGATE_ADMIN_LISTEN"),
+            origin: get("IMGATE_ORIGIN"),
+            cache_dir: get("IMGATE_CACHE_DIR"),
+        }
+    }
+}
+
+impl Config {
+    /// Load and validate a config file.
+    pub fn load(path: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Config::from_yaml(&text, &file, &base, env)
+    }
+
+    /// The embedded example config.
+    pub fn embedded_default(env: &EnvOverrides) -> Result<Config, ConfigError> {
+        Config::from_yaml(DEFAULT_CONFIG, "<embedded conf/imgate.yaml>", Path::new(DEFAULT_CONFIG_DIR), env)
+    }
+
+    /// Parse and validate YAML text; `file` names it in errors, `base_dir` anchors relative paths.
+    pub fn from_yaml(text: &str, file: &str, base_dir: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+        let wire: WireConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
+            file: file.into(),
+            key: e.location().map(|l| format!("line {}", l.line())).unwrap_or_else(|| "-".into()),
+            message: e.to_string(),
+        })?;
+        Config::validate(wire, file, base_dir, env)
+    }
+
+    fn validate(w: WireConfig, file: &str, base_dir: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String| ConfigError { file: file.into(), key: key.into(), message };
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+
+        let mut performance = match w.performance.as_deref() {
+            None => PerformanceConfig::default_for(cpus),
+            Some(name) => PerformanceConfig::preset(name, cpus).ok_or_else(|| {
+                err(
+                    "performance",
+                    format!("unknown preset '{name}': expected high_throughput, low_latency, memory_efficient or default"),
+                )
+            })?,
+        };
+        let o = &w.performance_overrides;
+        let positive = |key: &str, v: Option<usize>| -> Result<Option<usize>, ConfigError> {
+            match v {
+                Some(0) => Err(err(&format!("performance_overrides.{key}"), "must be at least 1".into())),
+                v => Ok(v),
+            }
+        };
+        if let Some(v) = positive("max_concurrent_downloads", o.max_concurrent_downloads)? {
+            performance.max_concurrent_downloads = v;
+        }
+        if let Some(v) = positive("max_concurrent_processing", o.max_concurrent_processing)? {
+            performance.max_concurrent_processing = v;
+        }
+        if let Some(v) = o.processing_queue {
+            performance.processing_queue = v;
+        }
+        if let Some(v) = o.origin_timeout_seconds {
+            if v == 0 {
+                return Err(err("performance_overrides.origin_timeout_seconds", "must be at least 1".into()));
+            }
+            performance.origin_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = o.origin_connect_timeout_seconds {
+            performance.origin_connect_timeout = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = o.max_image_bytes {
+            performance.max_image_bytes = v.0;
+        }
+        if let Some(v) = o.pool_size {
+            performance.pool_size = v;
+        }
+        if let Some(v) = o.keepalive_seconds {
+            performance.keepalive = Duration::from_secs(v);
+        }
+
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_source_pixels: w.limits.max_source_pixels.unwrap_or(defaults.max_source_pixels),
+            max_output_dimension: w.limits.max_output_dimension.unwrap_or(defaults.max_output_dimension),
+            max_animation_frames: w.limits.max_animation_frames.unwrap_or(defaults.max_animation_frames),
+        };
+        if limits.max_source_pixels == 0 || limits.max_output_dimension == 0 {
+            return Err(err("limits", "limits must be positive".into()));
+        }
+        let max_source_bytes = w.limits.max_source_bytes.map(|b| b.0).unwrap_or(performance.max_image_bytes);
+        if max_source_bytes == 0 {
+            return Err(err("limits.max_source_bytes", "must be positive".into()));
+        }
+
+        let cache = CacheConfig {
+            memory_bytes: w.cache.memory_size.map(|b| b.0).unwrap_or(256 << 20),
+            max_entry_bytes: w.cache.max_entry_size.map(|b| b.0).unwrap_or(32 << 20),
+            lock_timeout: Duration::from_secs(w.cache.lock_timeout_seconds.unwrap_or(30)),
+            dir: env.cache_dir.clone().or(w.cache.dir).map(PathBuf::from),
+        };
+
+        if w.sites.is_empty() {
+            return Err(err("sites", "at least one site is required".into()));
+        }
+        let mut sites = Vec::with_capacity(w.sites.len());
+        for (i, s) in w.sites.into_iter().enumerate() {
+            sites.push(validate_site(s, i, env, base_dir).map_err(|(k, m)| err(&k, m))?);
+        }
+
+        let listen = env.listen.clone().or(w.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let admin_listen = env.admin_listen.clone().or(w.admin_listen).unwrap_or_else(|| "127.0.0.1:9090".into());
+        for (key, addr) in [("listen", &listen), ("admin_listen", &admin_listen)] {
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(|_| err(key, format!("'{addr}' is not an address like 127.0.0.1:8080")))?;
+        }
+        let transform_socket = match w.transform_socket {
+            Some(p) => PathBuf::from(p),
+            None => std::env::temp_dir().join(format!("imgate-transform-{}.sock", std::process::id())),
+        };
+
+        let mut server = w.pingora.unwrap_or_default();
+        if server.threads == 0 {
+            server.threads = cpus;
+        }
+        server.upstream_keepalive_pool_size = performance.pool_size;
+        Ok(Config { server, listen, admin_listen, transform_socket, performance, cache, limits, max_source_bytes, sites })
+    }
+
+    /// The site answering for `host` (port stripped, case-insensitive): an exact match first,
+    /// then a `*` site.
+    pub fn site_for(&self, host: &str) -> Option<(usize, &Site)> {
+        let host = strip_port(host).to_ascii_lowercase();
+        self.sites
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.hosts.iter().any(|h| *h == host))
+            .or_else(|| self.sites.iter().enumerate().find(|(_, s)| s.hosts.iter().any(|h| h == "*")))
+    }
+}
+
+fn validate_site(s: WireSite, i: usize, env: &EnvOverrides, base_dir: &Path) -> Result<Site, (String, String)> {
+    let key = |k: &str| format!("sites[{i}].{k}");
+    let origin_text = env.origin.clone().unwrap_or(s.origin);
+    let origin = parse_origin(&origin_text, base_dir).map_err(|m| (key("origin"), m))?;
+    let hosts: Vec<String> = if s.hosts.is_empty() {
+        vec!["*".into()]
+    } else {
+        s.hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect()
+    };
+    if hosts.iter().any(|h| h.is_empty()) {
+        return Err((key("hosts"), "empty host name".into()));
+    }
+    let min = Duration::from_secs(s.ttl.min_seconds.unwrap_or(60));
+    let max = Duration::from_secs(s.ttl.max_seconds.unwrap_or(365 * 24 * 3600));
+    let default = Duration::from_secs(s.ttl.default_seconds.unwrap_or(24 * 3600));
+    if min > max {
+        return Err((key("ttl"), format!("min_seconds ({}) exceeds max_seconds ({})", min.as_secs(), max.as_secs())));
+    }
+    Ok(Site {
+        hosts,
+        origin,
+        allowed_source_hosts: s.allowed_source_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        ttl: TtlPolicy { min, max, default },
+    })
+}
+
+/// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map(|(h, _)| &host[..h.len() + 1]).unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests;

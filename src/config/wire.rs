@@ -1,0 +1,112 @@
+//! The YAML config as written by operators: serde structs that reject unknown keys. Nothing
+//! outside `config` uses these types; they are converted once into [`super::Config`].
+
+use pingora::server::configuration::ServerConf;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireConfig {
+    /// Pingora's own server section (threads, grace periods, pid file...).
+    #[serde(default)]
+    pub pingora: Option<ServerConf>,
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub transform_socket: Option<String>,
+    pub performance: Option<String>,
+    #[serde(default)]
+    pub performance_overrides: WirePerformance,
+    #[serde(default)]
+    pub cache: WireCache,
+    #[serde(default)]
+    pub limits: WireLimits,
+    #[serde(default)]
+    pub sites: Vec<WireSite>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WirePerformance {
+    pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_processing: Option<usize>,
+    pub processing_queue: Option<usize>,
+    pub origin_timeout_seconds: Option<u64>,
+    pub origin_connect_timeout_seconds: Option<u64>,
+    pub max_image_bytes: Option<ByteSize>,
+    pub pool_size: Option<usize>,
+    pub keepalive_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireCache {
+    pub memory_size: Option<ByteSize>,
+    pub max_entry_size: Option<ByteSize>,
+    pub lock_timeout_seconds: Option<u64>,
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireLimits {
+    pub max_source_bytes: Option<ByteSize>,
+    pub max_source_pixels: Option<u64>,
+    pub max_output_dimension: Option<u32>,
+    pub max_animation_frames: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireSite {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub origin: String,
+    #[serde(default)]
+    pub allowed_source_hosts: Vec<String>,
+    #[serde(default)]
+    pub ttl: WireTtl,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireTtl {
+    pub min_seconds: Option<u64>,
+    pub max_seconds: Option<u64>,
+    pub default_seconds: Option<u64>,
+}
+
+/// A byte count written as a number (`1048576`) or with a unit (`512KB`, `256MiB`, `1GB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_byte_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parse `512`, `512B`, `64KB`, `64KiB`, `256MB`, `1GiB` (KB/MB/GB are powers of 1024 too, as
+/// operators mean them for cache sizes).
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size '{s}': expected e.g. 256MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("bad size unit '{other}' in '{s}'")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' overflows"))
+}

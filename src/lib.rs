@@ -1,0 +1,19 @@
+//! imgate: an image CDN edge on Pingora.
+//!
+//! The crate is split into rooms with one direction of flow (see ARCHITECTURE.md):
+//! `proxy` (the only module that knows Pingora phases) -> `cache` (keys and bytes) ->
+//! `service` (the transform service) -> `origin` (fetches originals) and `pipeline`
+//! (pixels only, never HTTP).
+
+pub mod admin;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod origin;
+pub mod pipeline;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod service;
+pub mod spec;

@@ -1,0 +1,153 @@
+//! Prometheus series, registered once in the default registry and rendered by the admin
+//! listener. Names follow Prometheus conventions: base units (seconds, bytes), `_total` on
+//! counters, and never a URL or other unbounded value in a label.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+};
+use std::time::Duration;
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_requests_total",
+        "Requests answered by the edge, by route (image|passthrough|error), status and cache status",
+        &["route", "status", "cache"]
+    )
+    .expect("metric registers once")
+});
+
+pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "imgate_request_duration_seconds",
+        "Time from request header to the end of the response, by route and cache status",
+        &["route", "cache"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric registers once")
+});
+
+pub static ORIGIN_FETCH_DURATION: Lazy<Histogram> = Lazy::new(|| {
+    register_histogram!(
+        "imgate_origin_fetch_duration_seconds",
+        "Time to download one original from the origin",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric registers once")
+});
+
+pub static ORIGIN_FETCH_BYTES: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!("imgate_origin_fetch_bytes_total", "Bytes of originals downloaded").expect("metric registers once")
+});
+
+pub static ORIGIN_FETCH_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!("imgate_origin_fetch_errors_total", "Original downloads that failed").expect("metric registers once")
+});
+
+pub static STEP_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec!(
+        "imgate_transform_step_duration_seconds",
+        "Time spent in each transform step (decode, resize, encode)",
+        &["step"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric registers once")
+});
+
+pub static ACTIVE_DOWNLOADS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("imgate_active_downloads", "Originals being downloaded now").expect("metric registers once")
+});
+
+pub static ACTIVE_PROCESSING: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("imgate_active_processing_jobs", "Images being decoded, resized or encoded now")
+        .expect("metric registers once")
+});
+
+pub static QUEUE_LENGTH: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!("imgate_processing_queue_length", "Jobs waiting for a processing slot").expect("metric registers once")
+});
+
+pub static REJECTED_OVERLOAD: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!("imgate_processing_rejected_total", "Jobs refused with 503 because the queue was full")
+        .expect("metric registers once")
+});
+
+pub static CACHE_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("imgate_cache_lookups_total", "Cache lookups by tier and result (hit|miss)", &["tier", "result"])
+        .expect("metric registers once")
+});
+
+pub static CACHE_ENTRIES: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
+    prometheus::register_int_gauge_vec!("imgate_cache_entries", "Entries stored, by tier", &["tier"]).expect("metric registers once")
+});
+
+pub static CACHE_BYTES: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
+    prometheus::register_int_gauge_vec!("imgate_cache_bytes", "Bytes stored, by tier", &["tier"]).expect("metric registers once")
+});
+
+pub static CACHE_EVICTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!("imgate_cache_evictions_total", "Entries evicted to stay within budget, by tier", &["tier"])
+        .expect("metric registers once")
+});
+
+/// Touch every series so `/metrics` lists them all from the first scrape.
+pub fn init() {
+    Lazy::force(&REQUESTS);
+    Lazy::force(&REQUEST_DURATION);
+    Lazy::force(&ORIGIN_FETCH_DURATION);
+    Lazy::force(&ORIGIN_FETCH_BYTES);
+    Lazy::force(&ORIGIN_FETCH_ERRORS);
+    for step in ["decode", "resize", "encode"] {
+        STEP_DURATION.with_label_values(&[step]);
+    }
+    Lazy::force(&ACTIVE_DOWNLOADS);
+    Lazy::force(&ACTIVE_PROCESSING);
+    Lazy::force(&QUEUE_LENGTH);
+    Lazy::force(&REJECTED_OVERLOAD);
+    for result in ["hit", "miss"] {
+        CACHE_LOOKUPS.with_label_values(&["memory", result]);
+    }
+    CACHE_ENTRIES.with_label_values(&["memory"]);
+    CACHE_BYTES.with_label_values(&["memory"]);
+    CACHE_EVICTIONS.with_label_values(&["memory"]);
+}
+
+/// Render every registered series in the Prometheus text format.
+pub fn render() -> String {
+    use prometheus::Encoder;
+    let mut out = Vec::with_capacity(16 * 1024);
+    let encoder = prometheus::TextEncoder::new();
+    // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a metric definition.
+    if let Err(e) = encoder.encode(&prometheus::gather(), &mut out) {
+        log::error!("metrics encoding failed: {e}");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+pub fn observe_origin_fetch(elapsed: Duration, result: Result<usize, ()>) {
+    ORIGIN_FETCH_DURATION.observe(elapsed.as_secs_f64());
+    match result {
+        Ok(bytes) => ORIGIN_FETCH_BYTES.inc_by(bytes as u64),
+        Err(()) => ORIGIN_FETCH_ERRORS.inc(),
+    }
+}
+
+/// Increments a gauge for as long as it lives: an in-flight count that cannot leak on early
+/// returns or panics.
+pub struct ActiveGuard<'a>(&'a IntGauge);
+
+impl<'a> ActiveGuard<'a> {
+    pub fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        ActiveGuard(gauge)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

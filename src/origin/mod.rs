@@ -1,0 +1,159 @@
+//! Fetching originals: from an HTTP(S) origin over Pingora's pooled connector, or from a local
+//! directory. The fetcher sees paths and bytes only, never transform options; it enforces the
+//! download semaphore, the byte limit (while streaming) and the timeouts.
+
+mod dir;
+mod http;
+
+pub use self::http::peer_for as http_peer;
+
+use crate::config::{Origin, PerformanceConfig};
+use crate::metrics;
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+/// An original as the origin served it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    /// Freshness the origin gave (`s-maxage`/`max-age`/`Expires`, minus `Age`), if any.
+    pub ttl: Option<Duration>,
+    /// The origin said `no-store`/`private`: variants must not be cached for long.
+    pub no_store: bool,
+    pub last_modified: Option<SystemTime>,
+    pub etag: Option<String>,
+    /// `Surrogate-Key` / `Cache-Tag` values, kept for purge by tag.
+    pub tags: Option<String>,
+}
+
+/// Why an original could not be had. The service maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginError {
+    #[error("origin has no such object")]
+    NotFound,
+    /// Any other non-2xx answer; passed through as a 502 unless it is a client error.
+    #[error("origin answered {0}")]
+    Status(u16),
+    #[error("original exceeds {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("origin unreachable: {0}")]
+    Unreachable(String),
+    #[error("origin timed out after {0:?}")]
+    Timeout(Duration),
+    /// The path escapes the origin (`..`) or is otherwise unusable.
+    #[error("bad source path: {0}")]
+    BadPath(String),
+}
+
+/// Downloads originals with bounded concurrency over pooled connections.
+pub struct OriginFetcher {
+    connector: Connector,
+    downloads: Semaphore,
+    perf: PerformanceConfig,
+    max_bytes: u64,
+}
+
+impl OriginFetcher {
+    pub fn new(perf: &PerformanceConfig, max_bytes: u64) -> OriginFetcher {
+        let mut options = ConnectorOptions::new(perf.pool_size);
+        options.keepalive_pool_size = perf.pool_size;
+        OriginFetcher {
+            connector: Connector::new(Some(options)),
+            downloads: Semaphore::new(perf.max_concurrent_downloads),
+            perf: perf.clone(),
+            max_bytes,
+        }
+    }
+
+    /// Fetch `path` (starting with `/`, query included) from `origin`, whole, within the
+    /// origin timeout. Waiting for a download slot counts against the timeout too, so a
+    /// congested origin answers 504 rather than queueing forever.
+    pub async fn fetch(&self, origin: &Origin, path: &str) -> Result<Fetched, OriginError> {
+        let timeout = self.perf.origin_timeout;
+        let started = Instant::now();
+        let result = tokio::time::timeout(timeout, async {
+            let _permit = self.downloads.acquire().await.map_err(|_| OriginError::Unreachable("shutting down".into()))?;
+            let _active = metrics::ActiveGuard::new(&metrics::ACTIVE_DOWNLOADS);
+            match origin {
+                Origin::Http(o) => http::fetch(&self.connector, o, path, &self.perf, self.max_bytes).await,
+                Origin::Dir(d) => dir::fetch(d, path, self.max_bytes).await,
+            }
+        })
+        .await
+        .unwrap_or(Err(OriginError::Timeout(timeout)));
+        metrics::observe_origin_fetch(started.elapsed(), result.as_ref().map(|f| f.body.len()).map_err(|_| ()));
+        result
+    }
+}
+
+/// Freshness lifetime from response headers (RFC 9111 4.2.1): `s-maxage`, then `max-age`,
+/// then `Expires - Date`; minus `Age`. `None` when the origin says nothing.
+pub fn freshness(cache_control: Option<&str>, expires: Option<&str>, date: Option<&str>, age: Option<&str>) -> Option<Duration> {
+    let mut max_age = None;
+    let mut s_maxage = None;
+    if let Some(cc) = cache_control {
+        for directive in cc.split(',') {
+            let (name, value) = match directive.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                None => (directive.trim(), None),
+            };
+            let secs = value.and_then(|v| v.parse::<u64>().ok());
+            match name.to_ascii_lowercase().as_str() {
+                "s-maxage" => s_maxage = secs,
+                "max-age" => max_age = secs,
+                _ => {}
+            }
+        }
+    }
+    let lifetime = s_maxage.or(max_age).map(Duration::from_secs).or_else(|| {
+        let expires = httpdate::parse_http_date(expires?).ok()?;
+        let date = date.and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or_else(SystemTime::now);
+        Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
+    })?;
+    let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
+    Some(lifetime.saturating_sub(Duration::from_secs(age)))
+}
+
+/// `true` when Cache-Control forbids shared caches from storing the response.
+pub fn forbids_storing(cache_control: Option<&str>) -> bool {
+    cache_control.is_some_and(|cc| {
+        cc.split(',').any(|d| {
+            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            name == "no-store" || name == "private"
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_prefers_s_maxage_and_subtracts_age() {
+        assert_eq!(freshness(Some("max-age=100, s-maxage=50"), None, None, Some("10")), Some(Duration::from_secs(40)));
+        assert_eq!(freshness(Some("public, max-age=100"), None, None, None), Some(Duration::from_secs(100)));
+        assert_eq!(freshness(Some("max-age=5"), None, None, Some("60")), Some(Duration::ZERO));
+        assert_eq!(freshness(Some("public"), None, None, None), None);
+        assert_eq!(freshness(None, None, None, None), None);
+    }
+
+    #[test]
+    fn freshness_from_expires_minus_date() {
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let expires = "Sun, 06 Nov 1994 08:59:37 GMT";
+        assert_eq!(freshness(None, Some(expires), Some(date), None), Some(Duration::from_secs(600)));
+        assert_eq!(freshness(None, Some("0"), Some(date), None), None);
+    }
+
+    #[test]
+    fn no_store_and_private_forbid_storing() {
+        assert!(forbids_storing(Some("no-store")));
+        assert!(forbids_storing(Some("max-age=10, Private")));
+        assert!(!forbids_storing(Some("public, max-age=10")));
+        assert!(!forbids_storing(None));
+    }
+}

@@ -1,0 +1,152 @@
+//! Step 4, colour: bring pixels into sRGB. Owns ICC conversion (lcms2, perceptual intent)
+//! and CMYK -> RGB. A profile we cannot read or use is logged and ignored, never an error:
+//! showing slightly wrong colours beats refusing the image. Does not parse containers (the
+//! profile arrives in `SourceMeta`) and never changes the raster's size or channel count.
+
+use super::pipeline::{alloc_pixels, Ctx};
+use super::raster::Raster;
+use super::PipelineError;
+use lcms2::{
+    ColorSpaceSignature, Intent, Locale, PixelFormat, Profile, Tag, TagSignature, Transform,
+};
+
+/// Pipeline step: convert `ctx.raster` from its embedded profile to sRGB.
+pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    if ctx.meta.icc_applied {
+        return Ok(());
+    }
+    if let Some(icc) = ctx.meta.icc.take() {
+        to_srgb(&mut ctx.raster, &icc);
+        ctx.meta.icc_applied = true;
+    }
+    Ok(())
+}
+
+/// True when the profile calls itself sRGB: converting sRGB to sRGB is wasted time, and most
+/// web images carry exactly such a profile.
+fn is_srgb(profile: &Profile) -> bool {
+    match profile.read_tag(TagSignature::ProfileDescriptionTag) {
+        // `text_ascii` (unlike `Profile::info`) returns an error on bad text instead of panicking.
+        Tag::MLU(mlu) => mlu
+            .text_ascii(Locale::none())
+            .is_ok_and(|d| d.contains("sRGB")),
+        _ => false,
+    }
+}
+
+/// Convert an RGB(A) raster in place from the colour space described by `icc` to sRGB.
+/// RGB profiles transform R, G, B (alpha untouched); a gray profile maps the gray level
+/// (replicated in R, G, B by the decoder) through its tone curve.
+pub(super) fn to_srgb(img: &mut Raster, icc: &[u8]) {
+    let profile = match Profile::new_icc(icc) {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!("ignoring unreadable ICC profile ({} bytes): {e}", icc.len());
+            return;
+        }
+    };
+    if is_srgb(&profile) {
+        return;
+    }
+    let srgb = Profile::new_srgb();
+    let rgb_fmt = if img.has_alpha() {
+        PixelFormat::RGBA_8
+    } else {
+        PixelFormat::RGB_8
+    };
+    match profile.color_space() {
+        ColorSpaceSignature::RgbData => {
+            match Transform::<u8, u8>::new(&profile, rgb_fmt, &srgb, rgb_fmt, Intent::Perceptual) {
+                // In place: lcms writes only the colour channels, so alpha stays as it was.
+                Ok(t) => t.transform_in_place(&mut img.data),
+                Err(e) => log::warn!("ignoring ICC profile, no RGB transform: {e}"),
+            }
+        }
+        ColorSpaceSignature::GrayData => {
+            let t = match Transform::<u8, u8>::new(
+                &profile,
+                PixelFormat::GRAY_8,
+                &srgb,
+                PixelFormat::RGB_8,
+                Intent::Perceptual,
+            ) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::warn!("ignoring gray ICC profile, no transform: {e}");
+                    return;
+                }
+            };
+            // Row by row keeps the scratch buffers small.
+            let ch = usize::from(img.channels);
+            let w = img.width as usize;
+            let mut gray = vec![0u8; w];
+            let mut rgb = vec![0u8; w * 3];
+            for row in img.data.chunks_exact_mut(w.max(1) * ch) {
+                for (g, px) in gray.iter_mut().zip(row.chunks_exact(ch)) {
+                    *g = px[0];
+                }
+                t.transform_pixels(&gray, &mut rgb);
+                for (px, c) in row.chunks_exact_mut(ch).zip(rgb.chunks_exact(3)) {
+                    px[..3].copy_from_slice(c);
+                }
+            }
+        }
+        other => log::warn!("ignoring ICC profile of colour space {other:?} on an RGB image"),
+    }
+}
+
+/// CMYK samples (4 bytes a pixel) to sRGB (3 bytes a pixel). `inverted` is true for Adobe
+/// CMYK JPEGs (APP14 marker), which store 255 - ink. Uses the CMYK ICC profile when there is
+/// one, else the naive formula R = (1-C)(1-K). Returns the pixels and whether `icc` was used.
+pub(super) fn cmyk_to_rgb(
+    cmyk: &[u8],
+    icc: Option<&[u8]>,
+    inverted: bool,
+) -> Result<(Vec<u8>, bool), PipelineError> {
+    let pixels = cmyk.len() / 4;
+    let mut rgb = alloc_pixels(pixels.checked_mul(3).ok_or_else(|| too_large(pixels))?)?;
+    if let Some(t) = icc.and_then(|icc| cmyk_transform(icc, inverted)) {
+        t.transform_pixels(&cmyk[..pixels * 4], &mut rgb);
+        return Ok((rgb, true));
+    }
+    for (out, px) in rgb.chunks_exact_mut(3).zip(cmyk.chunks_exact(4)) {
+        // Work in "amount of paper showing" (255 = no ink), which is what inverted data holds.
+        let paper = |v: u8| -> u32 {
+            if inverted {
+                u32::from(v)
+            } else {
+                255 - u32::from(v)
+            }
+        };
+        let k = paper(px[3]);
+        for (o, &v) in out.iter_mut().zip(&px[..3]) {
+            *o = ((paper(v) * k + 127) / 255) as u8;
+        }
+    }
+    Ok((rgb, false))
+}
+
+/// A CMYK -> sRGB transform for `icc`, or `None` (logged) when it is not a usable CMYK profile.
+fn cmyk_transform(icc: &[u8], inverted: bool) -> Option<Transform<u8, u8>> {
+    let profile = Profile::new_icc(icc)
+        .map_err(|e| log::warn!("ignoring unreadable CMYK ICC profile: {e}"))
+        .ok()?;
+    if profile.color_space() != ColorSpaceSignature::CmykData {
+        log::warn!("ignoring non-CMYK ICC profile on a CMYK JPEG");
+        return None;
+    }
+    // lcms's "_REV" formats read 0 as full ink, exactly the Adobe inverted convention.
+    let fmt = if inverted {
+        PixelFormat::CMYK_8_REV
+    } else {
+        PixelFormat::CMYK_8
+    };
+    let srgb = Profile::new_srgb();
+    Transform::new(&profile, fmt, &srgb, PixelFormat::RGB_8, Intent::Perceptual)
+        .map_err(|e| log::warn!("ignoring CMYK ICC profile, no transform: {e}"))
+        .ok()
+}
+
+fn too_large(pixels: usize) -> PipelineError {
+    PipelineError::TooLarge(format!("{pixels} CMYK pixels"))
+}

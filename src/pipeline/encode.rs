@@ -1,0 +1,255 @@
+//! Step 7, encode: choose the output format and encode the finished raster. Owns the format
+//! decision and the encoder settings (quality defaults, speed). Must not change pixels: by
+//! the time we get here the raster is final (flattened if the format has no alpha).
+//!
+//! Metadata: nothing is ever written besides pixels, so EXIF, XMP and ICC are stripped (the
+//! pixels are sRGB, which every decoder assumes without a profile). `metadata=copyright` and
+//! `metadata=keep` are accepted by the spec but ignored for now.
+
+use super::pipeline::Ctx;
+use super::raster::Raster;
+use super::sniff::SourceFormat;
+use super::PipelineError;
+use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
+use image::ImageEncoder;
+use libwebp_sys as webp;
+use rgb::FromSlice;
+use std::ffi::{c_int, c_void};
+
+/// Default JPEG quality: the usual web sweet spot.
+const JPEG_QUALITY: u8 = 85;
+/// Default WebP quality; about JPEG 85 in perceived quality at a smaller size.
+const WEBP_QUALITY: u8 = 82;
+/// Default AVIF quality (ravif's scale); visually about JPEG 85.
+const AVIF_QUALITY: u8 = 60;
+/// rav1e speed preset, 1 (slowest) ..= 10. Measured with `avif_speed_timings` (tests.rs) on
+/// a 320x200 thumbnail, quality 60, 2 busy cores, dependencies at opt-level 3:
+/// speed 4: 272 ms, 3102 B; 6: 252 ms, 3110 B; 7: 224 ms, 3156 B; 8: 205 ms, 3156 B;
+/// 9: 82 ms, 3228 B; 10: 40 ms, 3733 B. Speed 9 is 2.5x faster than 8 for 2% more bytes,
+/// while 10 costs 16% more bytes: 9 is the request-path choice.
+const AVIF_SPEED: u8 = 9;
+/// WebP's format limit.
+const WEBP_MAX_DIMENSION: u32 = 16383;
+
+/// Pipeline step: decide the output format (needed before `flatten`).
+pub(super) fn choose_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let source = ctx.probe()?.format;
+    ctx.format = Some(choose_format(
+        ctx.spec.format,
+        ctx.accepts,
+        source,
+        ctx.raster.has_alpha(),
+    ));
+    Ok(())
+}
+
+/// Pipeline step: encode `ctx.raster` into `ctx.output`.
+pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let format = match ctx.format {
+        Some(f) => f,
+        None => {
+            choose_step(ctx)?;
+            ctx.format.unwrap_or(OutputFormat::Jpeg)
+        }
+    };
+    ctx.output = encode(&ctx.raster, format, ctx.spec)?;
+    Ok(())
+}
+
+/// `Fixed` wins; `Auto` picks the best the client accepts (AVIF, WebP) and otherwise PNG for
+/// alpha, JPEG for the rest; `Original` keeps JPEG/PNG/WebP and turns GIF/BMP/TIFF (which we
+/// do not encode) into PNG with alpha, JPEG without.
+pub(super) fn choose_format(
+    request: FormatRequest,
+    accepts: Accepts,
+    source: SourceFormat,
+    alpha: bool,
+) -> OutputFormat {
+    let fallback = if alpha {
+        OutputFormat::Png
+    } else {
+        OutputFormat::Jpeg
+    };
+    match request {
+        FormatRequest::Fixed(f) => f,
+        FormatRequest::Auto if accepts.avif => OutputFormat::Avif,
+        FormatRequest::Auto if accepts.webp => OutputFormat::Webp,
+        FormatRequest::Auto => fallback,
+        FormatRequest::Original => match source {
+            SourceFormat::Jpeg => OutputFormat::Jpeg,
+            SourceFormat::Png => OutputFormat::Png,
+            SourceFormat::Webp => OutputFormat::Webp,
+            SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => fallback,
+        },
+    }
+}
+
+/// Encode `img` as `format` with the spec's quality (or the format's default).
+pub(super) fn encode(
+    img: &Raster,
+    format: OutputFormat,
+    spec: &TransformSpec,
+) -> Result<Vec<u8>, PipelineError> {
+    if img.width == 0 || img.height == 0 {
+        return Err(PipelineError::Encode(format!(
+            "empty {}x{} image",
+            img.width, img.height
+        )));
+    }
+    let quality = |default: u8| spec.quality.unwrap_or(default).clamp(1, 100);
+    match format {
+        OutputFormat::Jpeg => encode_jpeg(img, quality(JPEG_QUALITY), spec.grayscale),
+        OutputFormat::Png => encode_png(img),
+        OutputFormat::Webp => encode_webp(img, quality(WEBP_QUALITY)),
+        OutputFormat::Avif => encode_avif(img, quality(AVIF_QUALITY)),
+    }
+}
+
+fn jpeg_err(e: turbojpeg::Error) -> PipelineError {
+    PipelineError::Encode(format!("JPEG: {e}"))
+}
+
+/// libjpeg-turbo, optimised Huffman tables (a few % smaller for little CPU), 4:2:0. A
+/// grayscale request is written as a one-channel JPEG, a third smaller than gray in YCbCr.
+fn encode_jpeg(img: &Raster, quality: u8, grayscale: bool) -> Result<Vec<u8>, PipelineError> {
+    let mut c = turbojpeg::Compressor::new().map_err(jpeg_err)?;
+    c.set_quality(i32::from(quality)).map_err(jpeg_err)?;
+    let subsamp = if grayscale {
+        turbojpeg::Subsamp::Gray
+    } else {
+        turbojpeg::Subsamp::Sub2x2
+    };
+    c.set_subsamp(subsamp).map_err(jpeg_err)?;
+    c.set_optimize(true).map_err(jpeg_err)?;
+    // Flatten runs before us, so alpha should be gone; RGBX ignores it if not.
+    let format = if img.has_alpha() {
+        turbojpeg::PixelFormat::RGBX
+    } else {
+        turbojpeg::PixelFormat::RGB
+    };
+    let width = img.width as usize;
+    let image = turbojpeg::Image {
+        pixels: &img.data[..],
+        width,
+        pitch: width * usize::from(img.channels),
+        height: img.height as usize,
+        format,
+    };
+    // turbojpeg sizes its own buffer from the image; the copy out is the compressed size.
+    c.compress_to_vec(image).map_err(jpeg_err)
+}
+
+/// The `image` crate's PNG encoder at its fast (fdeflate) level: PNG output is for alpha and
+/// graphics, where encode time matters more than the last few percent of size.
+fn encode_png(img: &Raster) -> Result<Vec<u8>, PipelineError> {
+    let raw = img.data.len();
+    let mut out = Vec::with_capacity(raw / 2 + 1024);
+    let color = if img.has_alpha() {
+        image::ExtendedColorType::Rgba8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(&img.data, img.width, img.height, color)
+    .map_err(|e| PipelineError::Encode(format!("PNG: {e}")))?;
+    Ok(out)
+}
+
+/// libwebp writer callback: append to the `Vec<u8>` in `custom_ptr`. Returns 0 (abort) if the
+/// vector cannot grow, rather than aborting the process on allocation failure.
+unsafe extern "C" fn write_to_vec(
+    data: *const u8,
+    size: usize,
+    pic: *const webp::WebPPicture,
+) -> c_int {
+    if size == 0 {
+        return 1;
+    }
+    // SAFETY: `custom_ptr` is the `Vec` set by `encode_webp`, alive and exclusively ours for
+    // the whole `WebPEncode` call; `data` holds `size` bytes per libwebp's contract.
+    let (out, bytes) = unsafe {
+        (
+            &mut *((*pic).custom_ptr as *mut Vec<u8>),
+            std::slice::from_raw_parts(data, size),
+        )
+    };
+    if out.try_reserve(size).is_err() {
+        return 0;
+    }
+    out.extend_from_slice(bytes);
+    1
+}
+
+/// Frees a `WebPPicture`'s libwebp-owned planes on every return path.
+struct Picture(webp::WebPPicture);
+
+impl Drop for Picture {
+    fn drop(&mut self) {
+        // SAFETY: the picture was initialised by WebPPictureInit; freeing is idempotent.
+        unsafe { webp::WebPPictureFree(&mut self.0) }
+    }
+}
+
+/// Lossy WebP (method 4: libwebp's default speed/size balance), alpha kept when present.
+fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let fail = |what: &str| PipelineError::Encode(format!("WebP: {what}"));
+    if img.width > WEBP_MAX_DIMENSION || img.height > WEBP_MAX_DIMENSION {
+        return Err(fail("larger than 16383 pixels"));
+    }
+    let mut config = webp::WebPConfig::new_with_preset(
+        webp::WebPPreset::WEBP_PRESET_DEFAULT,
+        f32::from(quality),
+    )
+    .map_err(|()| fail("config init"))?;
+    config.method = 4;
+    // SAFETY: `config` is an initialised config struct.
+    if unsafe { webp::WebPValidateConfig(&config) } == 0 {
+        return Err(fail("invalid config"));
+    }
+    let mut pic = Picture(webp::WebPPicture::new().map_err(|()| fail("picture init"))?);
+    pic.0.width = img.width as i32;
+    pic.0.height = img.height as i32;
+    let stride = (img.width * u32::from(img.channels)) as i32;
+    // SAFETY: `img.data` holds height rows of `stride` bytes; libwebp copies it into the picture.
+    let imported = unsafe {
+        if img.has_alpha() {
+            webp::WebPPictureImportRGBA(&mut pic.0, img.data.as_ptr(), stride)
+        } else {
+            webp::WebPPictureImportRGB(&mut pic.0, img.data.as_ptr(), stride)
+        }
+    };
+    if imported == 0 {
+        return Err(fail("import failed"));
+    }
+    // Lossy WebP of a photo runs near 1-2 bits a pixel; start there to avoid regrowing.
+    let mut out: Vec<u8> = Vec::with_capacity(img.data.len() / 12 + 1024);
+    pic.0.writer = Some(write_to_vec);
+    pic.0.custom_ptr = (&mut out as *mut Vec<u8>).cast::<c_void>();
+    // SAFETY: config and picture are valid; the writer's `out` outlives the call.
+    let ok = unsafe { webp::WebPEncode(&config, &mut pic.0) };
+    pic.0.custom_ptr = std::ptr::null_mut();
+    if ok == 0 {
+        return Err(fail(&format!("{:?}", pic.0.error_code)));
+    }
+    Ok(out)
+}
+
+/// AVIF through ravif (rav1e), 10-bit internally; ravif drops an all-opaque alpha itself.
+fn encode_avif(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let encoder = ravif::Encoder::new()
+        .with_quality(f32::from(quality))
+        .with_speed(AVIF_SPEED);
+    let (w, h) = (img.width as usize, img.height as usize);
+    let result = if img.has_alpha() {
+        encoder.encode_rgba(ravif::Img::new(img.data.as_rgba(), w, h))
+    } else {
+        encoder.encode_rgb(ravif::Img::new(img.data.as_rgb(), w, h))
+    };
+    result
+        .map(|r| r.avif_file)
+        .map_err(|e| PipelineError::Encode(format!("AVIF: {e}")))
+}

@@ -1,0 +1,999 @@
+//! Geometry steps: fit/crop/pad/resize to the requested box, rotate and flip.
+//!
+//! Owns the size arithmetic (how `width`/`height`/`dpr`/`fit`/`gravity` turn into exact output
+//! dimensions), the shrink-on-load hint for decoders, and the pixel work of resizing, cropping,
+//! padding, rotating and flipping a [`Raster`]. It must not decode, encode, change colour spaces
+//! or apply effects, and it must never allocate an output before checking it against [`Limits`].
+//!
+//! Rounding rule (the one place sizes are rounded, so outputs are predictable):
+//! every derived dimension is `round_half_up(exact)` and at least 1. That covers the box
+//! (`width * dpr`), the free side when only one side is given (`src_h * box_w / src_w`) and the
+//! short side of a `scale-down`/`contain`/`pad` fit, which is additionally capped at the box.
+//! `cover` and `crop` never round a visible size: they produce the box (or the source side)
+//! exactly and only the crop window in the source is fractional.
+//!
+//! [`fit`] sizes whatever image it is given; whether `width`/`height` mean the axes before or
+//! after `rotate` is decided by the order the runner calls [`fit`] and [`rotate_flip`] in, and
+//! [`min_decode_size`] is safe for either order.
+
+use super::raster::Raster;
+use super::{Limits, PipelineError};
+use crate::spec::{Fit, Flip, Gravity, TransformSpec};
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::cell::RefCell;
+
+/// Outputs up to this size on their longer side use the bilinear filter; larger ones Lanczos3.
+/// Small thumbnails gain nothing visible from Lanczos3 but pay its wider kernel.
+const BILINEAR_MAX_SIDE: u32 = 300;
+
+/// A per-thread [`Resizer`] keeps its scratch buffers between requests; above this many bytes
+/// they are dropped after use so one huge image does not pin memory on every pool thread.
+const KEEP_RESIZER_BUFFERS: usize = 16 << 20;
+
+thread_local! {
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+/// The smallest size (width, height) the decoder must deliver for this spec, given the
+/// upright source size. Used for shrink-on-load: a decoder may scale down while both
+/// dimensions stay >= this. Returns the source size when no downscale is wanted.
+pub fn min_decode_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
+    if src_w == 0 || src_h == 0 {
+        return (src_w, src_h);
+    }
+    let need = needed_size(src_w, src_h, spec);
+    if !quarter_turn(spec) {
+        return need;
+    }
+    // With a quarter turn the box may be meant before or after rotating (the runner's step
+    // order decides); take the larger need on each axis so quality never depends on it.
+    let (rh, rw) = needed_size(src_h, src_w, spec);
+    (need.0.max(rw), need.1.max(rh))
+}
+
+/// Source pixels `fit` needs on each axis: the scaled size of the whole source (before any
+/// crop), rounded up so a decoder honouring it never hands `fit` fewer pixels than it would
+/// have sampled from the full source; never more than the source.
+fn needed_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
+    let plan = plan(src_w, src_h, spec);
+    let need = |src: u32, scaled: u32, window: f64| -> u32 {
+        let exact = src as f64 * scaled as f64 / window;
+        (exact.ceil() as u64).clamp(1, src as u64) as u32
+    };
+    (
+        need(src_w, plan.scaled.0, plan.window.width),
+        need(src_h, plan.scaled.1, plan.window.height),
+    )
+}
+
+/// Resize/crop/pad `img` (already upright, sRGB) to what `spec` asks for
+/// (width/height x dpr, fit, gravity, background for pad).
+pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
+    if img.width == 0 || img.height == 0 {
+        return Err(PipelineError::Undecodable("image has no pixels".into()));
+    }
+    let plan = plan(img.width, img.height, spec);
+    let (cw, ch) = plan.canvas;
+    if cw > limits.max_output_dimension || ch > limits.max_output_dimension {
+        return Err(PipelineError::TooLarge(format!(
+            "output {cw}x{ch} exceeds the {} px limit",
+            limits.max_output_dimension
+        )));
+    }
+
+    let win = plan.window;
+    let (sw, sh) = plan.scaled;
+    let img = if win.is_full(img.width, img.height) && (sw, sh) == (img.width, img.height) {
+        img
+    } else if let Some((x, y)) = win.integral_origin(sw, sh) {
+        crop_in_place(img, x, y, sw, sh)
+    } else {
+        resize(img, win, sw, sh)?
+    };
+
+    Ok(if (cw, ch) == (sw, sh) {
+        img
+    } else {
+        pad(&img, cw, ch, spec)
+    })
+}
+
+/// Apply `rotate` and `flip` from the spec.
+pub fn rotate_flip(img: Raster, spec: &TransformSpec) -> Raster {
+    let turns = match spec.rotate {
+        Some(90) => 1,
+        Some(180) => 2,
+        Some(270) => 3,
+        _ => 0,
+    };
+    let (flip_h, flip_v) = match spec.flip {
+        Flip::None => (false, false),
+        Flip::Horizontal => (true, false),
+        Flip::Vertical => (false, true),
+        Flip::Both => (true, true),
+    };
+    if img.width == 0 || img.height == 0 {
+        return img;
+    }
+    // A half turn is a horizontal plus a vertical mirror; fold it into the flips so only
+    // quarter turns need the transposing (allocating) path.
+    let (flip_h, flip_v) = if turns == 2 {
+        (!flip_h, !flip_v)
+    } else {
+        (flip_h, flip_v)
+    };
+    match (turns % 2 == 1, img.channels) {
+        (false, _) => mirror_in_place(img, flip_h, flip_v),
+        (true, 4) => transpose_turn::<4>(img, turns == 1, flip_h, flip_v),
+        (true, _) => transpose_turn::<3>(img, turns == 1, flip_h, flip_v),
+    }
+}
+
+/// True when the spec rotates by 90 or 270 degrees, which swaps width and height.
+fn quarter_turn(spec: &TransformSpec) -> bool {
+    matches!(spec.rotate, Some(90) | Some(270))
+}
+
+/// A region of the source in source pixels; fractional so `cover` keeps sub-pixel accuracy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+}
+
+impl Window {
+    fn full(w: u32, h: u32) -> Window {
+        Window {
+            left: 0.0,
+            top: 0.0,
+            width: w as f64,
+            height: h as f64,
+        }
+    }
+
+    fn is_full(&self, w: u32, h: u32) -> bool {
+        *self == Window::full(w, h)
+    }
+
+    /// The integer origin when this window is exactly a `w` x `h` block of whole pixels,
+    /// i.e. a plain copy with no resampling.
+    fn integral_origin(&self, w: u32, h: u32) -> Option<(u32, u32)> {
+        let whole = |v: f64| v.fract() == 0.0 && v >= 0.0;
+        (self.width == w as f64 && self.height == h as f64 && whole(self.left) && whole(self.top))
+            .then_some((self.left as u32, self.top as u32))
+    }
+}
+
+/// What `fit` will do: take `window` from the source, scale it to `scaled`, and centre that
+/// on a `canvas` (bigger than `scaled` only for `pad`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Plan {
+    window: Window,
+    scaled: (u32, u32),
+    canvas: (u32, u32),
+}
+
+/// Where the crop window sits along one axis.
+#[derive(Debug, Clone, Copy)]
+enum Align {
+    Start,
+    Center,
+    End,
+    /// Focal point in thousandths of the source extent.
+    Focus(u16),
+}
+
+fn gravity_align(g: Gravity) -> (Align, Align) {
+    use Align::*;
+    match g {
+        Gravity::Auto | Gravity::Center => (Center, Center),
+        Gravity::Top => (Center, Start),
+        Gravity::Bottom => (Center, End),
+        Gravity::Left => (Start, Center),
+        Gravity::Right => (End, Center),
+        Gravity::TopLeft => (Start, Start),
+        Gravity::TopRight => (End, Start),
+        Gravity::BottomLeft => (Start, End),
+        Gravity::BottomRight => (End, End),
+        Gravity::Point { x_milli, y_milli } => (Focus(x_milli), Focus(y_milli)),
+    }
+}
+
+/// Start of a span of length `len` inside `0..src` placed by `align`, clamped inside.
+fn place(src: f64, len: f64, align: Align) -> f64 {
+    let room = (src - len).max(0.0);
+    let start = match align {
+        Align::Start => 0.0,
+        Align::Center => room / 2.0,
+        Align::End => room,
+        Align::Focus(m) => src * f64::from(m.min(1000)) / 1000.0 - len / 2.0,
+    };
+    start.clamp(0.0, room)
+}
+
+/// `round_half_up(a * num / den)`, at least 1, saturating at `u32::MAX`; exact integer maths
+/// so the same request always gives the same size on every platform.
+fn mul_div_round(a: u32, num: u32, den: u32) -> u32 {
+    let den = u128::from(den.max(1));
+    let v = (u128::from(a) * u128::from(num) + den / 2) / den;
+    v.clamp(1, u128::from(u32::MAX)) as u32
+}
+
+/// The requested box in device pixels: `width`/`height` times dpr, rounded half up.
+/// A zero side counts as not given.
+fn requested_box(spec: &TransformSpec) -> (Option<u32>, Option<u32>) {
+    let dpr = if spec.dpr_centi == 0 {
+        100
+    } else {
+        u32::from(spec.dpr_centi)
+    };
+    let side = |v: Option<u32>| v.filter(|&v| v > 0).map(|v| mul_div_round(v, dpr, 100));
+    (side(spec.width), side(spec.height))
+}
+
+/// Size of the whole source fitted inside `bw` x `bh` keeping aspect ratio: the constraining
+/// side is exact, the other rounded and capped at its box side.
+fn fit_inside(sw: u32, sh: u32, bw: u32, bh: u32) -> (u32, u32) {
+    if u64::from(bw) * u64::from(sh) <= u64::from(bh) * u64::from(sw) {
+        (bw, mul_div_round(sh, bw, sw).min(bh))
+    } else {
+        (mul_div_round(sw, bh, sh).min(bw), bh)
+    }
+}
+
+/// Decide window, scaled size and canvas for a `sw` x `sh` source.
+fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
+    let full = Window::full(sw, sh);
+    let simple = |scaled: (u32, u32)| Plan {
+        window: full,
+        scaled,
+        canvas: scaled,
+    };
+    let keep = simple((sw, sh));
+    let grows = |w: u32, h: u32| w > sw || h > sh;
+
+    let (bw, bh) = match requested_box(spec) {
+        (None, None) => return keep,
+        (Some(w), None) => {
+            let size = (w, mul_div_round(sh, w, sw));
+            // With one side the box has the source's aspect, so cover = contain = pad and
+            // crop = scale-down: the only question is whether enlarging is allowed.
+            let no_enlarge = matches!(spec.fit, Fit::ScaleDown | Fit::Crop);
+            return if no_enlarge && grows(size.0, size.1) {
+                keep
+            } else {
+                simple(size)
+            };
+        }
+        (None, Some(h)) => {
+            let size = (mul_div_round(sw, h, sh), h);
+            let no_enlarge = matches!(spec.fit, Fit::ScaleDown | Fit::Crop);
+            return if no_enlarge && grows(size.0, size.1) {
+                keep
+            } else {
+                simple(size)
+            };
+        }
+        (Some(w), Some(h)) => (w, h),
+    };
+
+    let (ax, ay) = gravity_align(spec.gravity);
+    match spec.fit {
+        Fit::ScaleDown => {
+            if bw >= sw && bh >= sh {
+                keep
+            } else {
+                simple(fit_inside(sw, sh, bw, bh))
+            }
+        }
+        Fit::Contain => simple(fit_inside(sw, sh, bw, bh)),
+        Fit::Pad => Plan {
+            window: full,
+            scaled: fit_inside(sw, sh, bw, bh),
+            canvas: (bw, bh),
+        },
+        Fit::Crop if bw >= sw || bh >= sh => {
+            // Not smaller than the box on some axis: no scaling at all, just cut the
+            // overflowing axis (if any) down to the box around the gravity point.
+            let (w, h) = (bw.min(sw), bh.min(sh));
+            let left = place(sw as f64, w as f64, ax).round();
+            let top = place(sh as f64, h as f64, ay).round();
+            let window = Window {
+                left,
+                top,
+                width: w as f64,
+                height: h as f64,
+            };
+            Plan {
+                window,
+                scaled: (w, h),
+                canvas: (w, h),
+            }
+        }
+        Fit::Cover | Fit::Crop => cover_plan(sw, sh, bw, bh, ax, ay),
+    }
+}
+
+/// Fill `bw` x `bh` exactly: the window is the largest region of the source with the box's
+/// aspect ratio, placed by gravity; scaling the window to the box needs no further crop.
+fn cover_plan(sw: u32, sh: u32, bw: u32, bh: u32, ax: Align, ay: Align) -> Plan {
+    let (fw, fh) = (sw as f64, sh as f64);
+    let (mut width, mut height) = if u64::from(bw) * u64::from(sh) >= u64::from(bh) * u64::from(sw)
+    {
+        (fw, (fw * bh as f64 / bw as f64).min(fh))
+    } else {
+        ((fh * bw as f64 / bh as f64).min(fw), fh)
+    };
+    // When the window is already box-sized (scale 1) snap it to whole pixels so `fit` copies
+    // instead of resampling a half-pixel shift.
+    let snap = |len: f64, out: u32| {
+        if (len - out as f64).abs() < 1e-6 {
+            out as f64
+        } else {
+            len
+        }
+    };
+    width = snap(width, bw);
+    height = snap(height, bh);
+    let mut left = place(fw, width, ax);
+    let mut top = place(fh, height, ay);
+    if width == bw as f64 {
+        left = left.round().min(fw - width);
+    }
+    if height == bh as f64 {
+        top = top.round().min(fh - height);
+    }
+    let (left, width) = inside(fw, left, width);
+    let (top, height) = inside(fh, top, height);
+    let window = Window {
+        left,
+        top,
+        width,
+        height,
+    };
+    Plan {
+        window,
+        scaled: (bw, bh),
+        canvas: (bw, bh),
+    }
+}
+
+/// Guard against floating-point rounding pushing `start + len` one ulp past `src`, which the
+/// resizer rejects.
+fn inside(src: f64, start: f64, len: f64) -> (f64, f64) {
+    let start = start.clamp(0.0, src);
+    let mut len = len.min(src - start);
+    while start + len > src {
+        len = len.next_down();
+    }
+    (start, len)
+}
+
+/// Cut a whole-pixel block out of `img` by moving rows towards the front of its own buffer:
+/// every destination row starts at or before its source row, so no second buffer is needed.
+fn crop_in_place(img: Raster, x: u32, y: u32, w: u32, h: u32) -> Raster {
+    let c = img.channels as usize;
+    let src_stride = img.width as usize * c;
+    let row_len = w as usize * c;
+    let mut data = img.data;
+    for r in 0..h as usize {
+        let from = (y as usize + r) * src_stride + x as usize * c;
+        data.copy_within(from..from + row_len, r * row_len);
+    }
+    data.truncate(row_len * h as usize);
+    Raster::new(w, h, img.channels, data)
+}
+
+/// Resample `window` of `img` to exactly `w` x `h`.
+fn resize(img: Raster, window: Window, w: u32, h: u32) -> Result<Raster, PipelineError> {
+    let channels = img.channels;
+    let pixel_type = if channels == 4 {
+        PixelType::U8x4
+    } else {
+        PixelType::U8x3
+    };
+    // Premultiply so fully transparent pixels (whatever colour they store) contribute nothing;
+    // done here on the buffer we own rather than by the resizer, which would copy the source.
+    let premultiply = channels == 4 && !is_opaque(&img.data);
+    let (src_w, src_h) = (img.width, img.height);
+    let mut data = img.data;
+    let err = |e: &dyn std::fmt::Display| PipelineError::BadOptions(format!("resize: {e}"));
+    if premultiply {
+        let mut view =
+            Image::from_slice_u8(src_w, src_h, &mut data, pixel_type).map_err(|e| err(&e))?;
+        MulDiv::new()
+            .multiply_alpha_inplace(&mut view)
+            .map_err(|e| err(&e))?;
+    }
+    let src = Image::from_vec_u8(src_w, src_h, data, pixel_type).map_err(|e| err(&e))?;
+    let mut dst = Image::new(w, h, pixel_type);
+    let filter = if w.max(h) <= BILINEAR_MAX_SIDE {
+        FilterType::Bilinear
+    } else {
+        FilterType::Lanczos3
+    };
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(filter))
+        .crop(window.left, window.top, window.width, window.height)
+        .use_alpha(false);
+    RESIZER
+        .with(|cell| {
+            let mut resizer = cell.borrow_mut();
+            let result = resizer.resize(&src, &mut dst, &options);
+            if resizer.size_of_internal_buffers() > KEEP_RESIZER_BUFFERS {
+                resizer.reset_internal_buffers();
+            }
+            result
+        })
+        .map_err(|e| err(&e))?;
+    if premultiply {
+        MulDiv::new()
+            .divide_alpha_inplace(&mut dst)
+            .map_err(|e| err(&e))?;
+    }
+    Ok(Raster::new(w, h, channels, dst.into_vec()))
+}
+
+/// True when every pixel of an RGBA buffer is fully opaque (premultiplying would be a no-op).
+fn is_opaque(rgba: &[u8]) -> bool {
+    rgba.chunks_exact(4).all(|p| p[3] == 255)
+}
+
+/// Centre `img` on a `cw` x `ch` canvas of the background colour. Default background is white,
+/// or transparent white when the image has alpha; a translucent colour adds an alpha channel.
+fn pad(img: &Raster, cw: u32, ch: u32, spec: &TransformSpec) -> Raster {
+    let bg = match spec.background {
+        Some(c) => c.0,
+        None if img.has_alpha() => [255, 255, 255, 0],
+        None => [255, 255, 255, 255],
+    };
+    let out_c: usize = if img.has_alpha() || bg[3] < 255 { 4 } else { 3 };
+    let in_c = img.channels as usize;
+    let (cw_u, ch_u) = (cw as usize, ch as usize);
+    let mut data = Vec::with_capacity(cw_u * ch_u * out_c);
+    for _ in 0..cw_u * ch_u {
+        data.extend_from_slice(&bg[..out_c]);
+    }
+    let x0 = (cw.saturating_sub(img.width) / 2) as usize;
+    let y0 = (ch.saturating_sub(img.height) / 2) as usize;
+    let iw = (img.width as usize).min(cw_u);
+    let ih = (img.height as usize).min(ch_u);
+    let in_stride = img.width as usize * in_c;
+    for r in 0..ih {
+        let src = &img.data[r * in_stride..r * in_stride + iw * in_c];
+        let start = ((y0 + r) * cw_u + x0) * out_c;
+        let dst = &mut data[start..start + iw * out_c];
+        if in_c == out_c {
+            dst.copy_from_slice(src);
+        } else {
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
+                d[..3].copy_from_slice(s);
+                d[3] = 255;
+            }
+        }
+    }
+    Raster::new(cw, ch, out_c as u8, data)
+}
+
+/// Mirror horizontally and/or vertically without a second buffer.
+fn mirror_in_place(mut img: Raster, flip_h: bool, flip_v: bool) -> Raster {
+    let c = img.channels as usize;
+    let stride = img.width as usize * c;
+    let rows = img.height as usize;
+    if flip_v {
+        let (mut top, mut bottom) = (0, rows);
+        while top + 1 < bottom {
+            bottom -= 1;
+            let (a, b) = img.data.split_at_mut(bottom * stride);
+            a[top * stride..(top + 1) * stride].swap_with_slice(&mut b[..stride]);
+            top += 1;
+        }
+    }
+    if flip_h {
+        for row in img.data.chunks_exact_mut(stride) {
+            // Reversing the bytes reverses pixel order and each pixel's channels; reversing
+            // every pixel again restores channel order.
+            row.reverse();
+            for px in row.chunks_exact_mut(c) {
+                px.reverse();
+            }
+        }
+    }
+    img
+}
+
+/// Rotate a quarter turn (clockwise when `cw`), then mirror, in one pass into a new buffer.
+/// Works in square tiles so both the reads and the writes stay within a few cache lines.
+fn transpose_turn<const C: usize>(img: Raster, cw: bool, flip_h: bool, flip_v: bool) -> Raster {
+    const TILE: usize = 32;
+    let (sw, sh) = (img.width as usize, img.height as usize);
+    let (dw, dh) = (sh, sw);
+    let mut out = vec![0u8; sw * sh * C];
+    let src = &img.data;
+    // Output (ox, oy) reads source (sx, sy): clockwise is sx = oy, sy = sh-1-ox;
+    // counter-clockwise is sx = sw-1-oy, sy = ox; mirrors first reflect (ox, oy).
+    for ty in (0..dh).step_by(TILE) {
+        for tx in (0..dw).step_by(TILE) {
+            for oy in ty..(ty + TILE).min(dh) {
+                let my = if flip_v { dh - 1 - oy } else { oy };
+                for ox in tx..(tx + TILE).min(dw) {
+                    let mx = if flip_h { dw - 1 - ox } else { ox };
+                    let (sx, sy) = if cw {
+                        (my, sh - 1 - mx)
+                    } else {
+                        (sw - 1 - my, mx)
+                    };
+                    let s = (sy * sw + sx) * C;
+                    let d = (oy * dw + ox) * C;
+                    out[d..d + C].copy_from_slice(&src[s..s + C]);
+                }
+            }
+        }
+    }
+    Raster::new(dw as u32, dh as u32, C as u8, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Rgba;
+
+    fn spec(w: Option<u32>, h: Option<u32>, fit: Fit) -> TransformSpec {
+        TransformSpec {
+            width: w,
+            height: h,
+            fit,
+            ..Default::default()
+        }
+    }
+
+    fn solid(w: u32, h: u32, px: &[u8]) -> Raster {
+        let data = px
+            .iter()
+            .copied()
+            .cycle()
+            .take(w as usize * h as usize * px.len())
+            .collect();
+        Raster::new(w, h, px.len() as u8, data)
+    }
+
+    /// A source whose left half is red and right half blue.
+    fn red_blue(w: u32, h: u32) -> Raster {
+        let mut data = Vec::new();
+        for _ in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(if x < w / 2 {
+                    &[255, 0, 0]
+                } else {
+                    &[0, 0, 255]
+                });
+            }
+        }
+        Raster::new(w, h, 3, data)
+    }
+
+    fn px(img: &Raster, x: u32, y: u32) -> &[u8] {
+        let c = img.channels as usize;
+        let i = (y as usize * img.width as usize + x as usize) * c;
+        &img.data[i..i + c]
+    }
+
+    fn dims(src: (u32, u32), s: &TransformSpec) -> (u32, u32) {
+        let img = solid(src.0, src.1, &[10, 20, 30]);
+        let out = fit(img, s, &Limits::default()).unwrap();
+        assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
+        (out.width, out.height)
+    }
+
+    const LAND: (u32, u32) = (800, 600);
+    const PORT: (u32, u32) = (600, 800);
+    const SQUARE: (u32, u32) = (500, 500);
+
+    #[test]
+    fn no_size_keeps_source() {
+        for f in [
+            Fit::ScaleDown,
+            Fit::Contain,
+            Fit::Cover,
+            Fit::Crop,
+            Fit::Pad,
+        ] {
+            assert_eq!(dims(LAND, &spec(None, None, f)), LAND);
+        }
+    }
+
+    #[test]
+    fn scale_down_dimensions() {
+        let f = Fit::ScaleDown;
+        assert_eq!(dims(LAND, &spec(Some(400), None, f)), (400, 300));
+        assert_eq!(dims(LAND, &spec(None, Some(300), f)), (400, 300));
+        assert_eq!(dims(LAND, &spec(Some(400), Some(400), f)), (400, 300));
+        assert_eq!(dims(PORT, &spec(Some(400), Some(400), f)), (300, 400));
+        assert_eq!(dims(SQUARE, &spec(Some(200), Some(300), f)), (200, 200));
+        // never enlarges
+        assert_eq!(dims(LAND, &spec(Some(1600), None, f)), LAND);
+        assert_eq!(dims(LAND, &spec(Some(1000), Some(1000), f)), LAND);
+        // rounding: 600 * 333 / 800 = 249.75 -> 250
+        assert_eq!(dims(LAND, &spec(Some(333), None, f)), (333, 250));
+    }
+
+    #[test]
+    fn contain_dimensions() {
+        let f = Fit::Contain;
+        assert_eq!(dims(LAND, &spec(Some(1600), None, f)), (1600, 1200));
+        assert_eq!(dims(PORT, &spec(None, Some(1000), f)), (750, 1000));
+        assert_eq!(dims(LAND, &spec(Some(1000), Some(1000), f)), (1000, 750));
+        assert_eq!(dims(PORT, &spec(Some(200), Some(200), f)), (150, 200));
+        assert_eq!(dims(SQUARE, &spec(Some(700), Some(900), f)), (700, 700));
+    }
+
+    #[test]
+    fn cover_dimensions_are_the_box() {
+        let f = Fit::Cover;
+        assert_eq!(dims(LAND, &spec(Some(300), Some(300), f)), (300, 300));
+        assert_eq!(dims(PORT, &spec(Some(300), Some(100), f)), (300, 100));
+        assert_eq!(dims(SQUARE, &spec(Some(1000), Some(200), f)), (1000, 200));
+        assert_eq!(dims(LAND, &spec(Some(2000), Some(2000), f)), (2000, 2000));
+        // one side only: follows the aspect ratio, may enlarge
+        assert_eq!(dims(LAND, &spec(Some(1600), None, f)), (1600, 1200));
+        assert_eq!(dims(PORT, &spec(None, Some(400), f)), (300, 400));
+    }
+
+    #[test]
+    fn crop_dimensions_never_enlarge() {
+        let f = Fit::Crop;
+        assert_eq!(dims(LAND, &spec(Some(300), Some(300), f)), (300, 300));
+        assert_eq!(dims(PORT, &spec(Some(200), Some(100), f)), (200, 100));
+        // smaller than the box in both: untouched
+        assert_eq!(dims(SQUARE, &spec(Some(1000), Some(1000), f)), SQUARE);
+        // smaller in height only: height kept, width cut to the box
+        assert_eq!(dims(LAND, &spec(Some(500), Some(1000), f)), (500, 600));
+        assert_eq!(dims(PORT, &spec(Some(1000), Some(500), f)), (600, 500));
+        assert_eq!(dims(LAND, &spec(Some(1600), None, f)), LAND);
+        assert_eq!(dims(LAND, &spec(Some(400), None, f)), (400, 300));
+    }
+
+    #[test]
+    fn pad_dimensions_are_the_box() {
+        let f = Fit::Pad;
+        assert_eq!(dims(LAND, &spec(Some(400), Some(400), f)), (400, 400));
+        assert_eq!(dims(PORT, &spec(Some(1000), Some(1000), f)), (1000, 1000));
+        assert_eq!(dims(SQUARE, &spec(Some(300), Some(100), f)), (300, 100));
+        assert_eq!(dims(LAND, &spec(Some(400), None, f)), (400, 300));
+    }
+
+    #[test]
+    fn dpr_multiplies_the_box() {
+        let mut s = spec(Some(200), Some(150), Fit::Cover);
+        s.dpr_centi = 200;
+        assert_eq!(dims(LAND, &s), (400, 300));
+        s.fit = Fit::ScaleDown;
+        s.dpr_centi = 150;
+        assert_eq!(dims(LAND, &s), (300, 225));
+        // 101 * 1.5 = 151.5 rounds half up to 152
+        let mut s = spec(Some(101), None, Fit::ScaleDown);
+        s.dpr_centi = 150;
+        assert_eq!(dims(LAND, &s), (152, 114));
+        // dpr 2 on scale-down still never enlarges
+        let mut s = spec(Some(500), None, Fit::ScaleDown);
+        s.dpr_centi = 200;
+        assert_eq!(dims(LAND, &s), LAND);
+    }
+
+    #[test]
+    fn tiny_results_are_at_least_one_pixel() {
+        assert_eq!(
+            dims((1000, 2), &spec(Some(10), None, Fit::ScaleDown)),
+            (10, 1)
+        );
+        assert_eq!(
+            dims((2, 1000), &spec(Some(10), Some(10), Fit::Contain)),
+            (1, 10)
+        );
+    }
+
+    #[test]
+    fn too_large_output_rejected() {
+        let limits = Limits {
+            max_output_dimension: 1000,
+            ..Limits::default()
+        };
+        let img = solid(100, 100, &[0, 0, 0]);
+        let r = fit(img.clone(), &spec(Some(2000), None, Fit::Contain), &limits);
+        assert!(matches!(r, Err(PipelineError::TooLarge(_))));
+        let r = fit(img.clone(), &spec(Some(1001), Some(10), Fit::Pad), &limits);
+        assert!(matches!(r, Err(PipelineError::TooLarge(_))));
+        // scale-down never enlarges, so a huge box on a small image is fine
+        let r = fit(
+            img.clone(),
+            &spec(Some(100_000), None, Fit::ScaleDown),
+            &limits,
+        );
+        assert_eq!(r.unwrap().width, 100);
+        // absurd sizes must not overflow
+        let r = fit(
+            img,
+            &spec(Some(u32::MAX), Some(u32::MAX), Fit::Cover),
+            &limits,
+        );
+        assert!(matches!(r, Err(PipelineError::TooLarge(_))));
+    }
+
+    fn mostly(img: &Raster, rgb: [u8; 3]) -> f64 {
+        let hits = img
+            .data
+            .chunks_exact(img.channels as usize)
+            .filter(|p| p[..3].iter().zip(rgb).all(|(&a, b)| a.abs_diff(b) < 40))
+            .count();
+        hits as f64 / (img.width * img.height) as f64
+    }
+
+    #[test]
+    fn gravity_picks_the_region() {
+        let src = red_blue(400, 200);
+        let mut s = spec(Some(100), Some(100), Fit::Cover);
+        s.gravity = Gravity::Left;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height), (100, 100));
+        assert!(mostly(&out, [255, 0, 0]) > 0.95);
+        s.gravity = Gravity::Right;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert!(mostly(&out, [0, 0, 255]) > 0.95);
+        s.gravity = Gravity::Point {
+            x_milli: 900,
+            y_milli: 500,
+        };
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert!(mostly(&out, [0, 0, 255]) > 0.95);
+        // centre straddles both halves
+        s.gravity = Gravity::Center;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert!(mostly(&out, [255, 0, 0]) > 0.4 && mostly(&out, [0, 0, 255]) > 0.4);
+        // crop without scaling (box same height as the source) is an exact copy
+        let mut s = spec(Some(150), Some(200), Fit::Crop);
+        s.gravity = Gravity::Left;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height), (150, 200));
+        assert_eq!(mostly(&out, [255, 0, 0]), 1.0);
+        s.gravity = Gravity::BottomRight;
+        let out = fit(src, &s, &Limits::default()).unwrap();
+        assert_eq!(mostly(&out, [0, 0, 255]), 1.0);
+    }
+
+    #[test]
+    fn focal_point_window_is_clamped_and_centred() {
+        let mut s = spec(Some(100), Some(100), Fit::Cover);
+        s.gravity = Gravity::Point {
+            x_milli: 1000,
+            y_milli: 0,
+        };
+        let p = plan(400, 200, &s);
+        assert_eq!(
+            p.window,
+            Window {
+                left: 200.0,
+                top: 0.0,
+                width: 200.0,
+                height: 200.0
+            }
+        );
+        s.gravity = Gravity::Point {
+            x_milli: 500,
+            y_milli: 500,
+        };
+        let p = plan(400, 200, &s);
+        assert_eq!(p.window.left, 100.0);
+        s.gravity = Gravity::Point {
+            x_milli: 300,
+            y_milli: 500,
+        };
+        assert_eq!(plan(400, 200, &s).window.left, 20.0);
+    }
+
+    #[test]
+    fn top_gravity_on_portrait() {
+        // top half green, bottom half black
+        let mut data = Vec::new();
+        for y in 0..400 {
+            for _ in 0..100 {
+                data.extend_from_slice(if y < 200 { &[0, 255, 0] } else { &[0, 0, 0] });
+            }
+        }
+        let src = Raster::new(100, 400, 3, data);
+        let mut s = spec(Some(50), Some(50), Fit::Cover);
+        s.gravity = Gravity::Top;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert!(mostly(&out, [0, 255, 0]) > 0.95);
+        s.gravity = Gravity::Bottom;
+        let out = fit(src, &s, &Limits::default()).unwrap();
+        assert!(mostly(&out, [0, 0, 0]) > 0.95);
+    }
+
+    #[test]
+    fn pad_fills_bands_with_background() {
+        let src = solid(200, 100, &[10, 200, 10]);
+        let mut s = spec(Some(100), Some(100), Fit::Pad);
+        s.background = Some(Rgba([255, 0, 0, 255]));
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height, out.channels), (100, 100, 3));
+        // 200x100 -> 100x50 centred: bands are rows 0..25 and 75..100
+        assert_eq!(px(&out, 50, 10), &[255, 0, 0]);
+        assert_eq!(px(&out, 0, 24), &[255, 0, 0]);
+        assert_eq!(px(&out, 99, 75), &[255, 0, 0]);
+        assert_eq!(px(&out, 50, 50), &[10, 200, 10]);
+        assert_eq!(px(&out, 0, 25), &[10, 200, 10]);
+        // default background: white for RGB
+        s.background = None;
+        let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+        assert_eq!(px(&out, 0, 0), &[255, 255, 255]);
+        // translucent background promotes to RGBA, image opaque
+        s.background = Some(Rgba([0, 0, 0, 0]));
+        let out = fit(src, &s, &Limits::default()).unwrap();
+        assert_eq!(out.channels, 4);
+        assert_eq!(px(&out, 0, 0), &[0, 0, 0, 0]);
+        assert_eq!(px(&out, 50, 50), &[10, 200, 10, 255]);
+        // RGBA source defaults to a transparent band
+        let src = solid(100, 200, &[1, 2, 3, 255]);
+        let s = spec(Some(300), Some(300), Fit::Pad);
+        let out = fit(src, &s, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height, out.channels), (300, 300, 4));
+        assert_eq!(px(&out, 0, 150)[3], 0);
+        assert_eq!(px(&out, 150, 150), &[1, 2, 3, 255]);
+    }
+
+    #[test]
+    fn alpha_resize_has_no_dark_fringe() {
+        // left half transparent black, right half opaque white
+        let (w, h) = (64u32, 16u32);
+        let mut data = Vec::new();
+        for _ in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(if x < w / 2 { &[0, 0, 0, 0] } else { &[255; 4] });
+            }
+        }
+        let src = Raster::new(w, h, 4, data);
+        for target in [16, 400] {
+            let s = spec(Some(target), None, Fit::Contain);
+            let out = fit(src.clone(), &s, &Limits::default()).unwrap();
+            for p in out.data.chunks_exact(4) {
+                if p[3] > 0 {
+                    assert!(
+                        p[..3].iter().all(|&v| v >= 250),
+                        "fringe pixel {p:?} at {target}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resize_keeps_flat_colour() {
+        let src = solid(300, 200, &[12, 34, 56]);
+        for (w, f) in [(100, Fit::ScaleDown), (1000, Fit::Contain)] {
+            let out = fit(src.clone(), &spec(Some(w), None, f), &Limits::default()).unwrap();
+            assert!(out.data.chunks_exact(3).all(|p| p == [12, 34, 56]));
+        }
+    }
+
+    #[test]
+    fn min_decode_size_rules() {
+        let s = spec(Some(400), None, Fit::ScaleDown);
+        assert_eq!(min_decode_size(4000, 3000, &s), (400, 300));
+        // cover: the scaled size before cropping
+        let s = spec(Some(300), Some(300), Fit::Cover);
+        assert_eq!(min_decode_size(4000, 2000, &s), (600, 300));
+        let s = spec(Some(300), Some(300), Fit::Crop);
+        assert_eq!(min_decode_size(4000, 2000, &s), (600, 300));
+        // never larger than the source
+        let s = spec(Some(8000), Some(8000), Fit::Contain);
+        assert_eq!(min_decode_size(4000, 2000, &s), (4000, 2000));
+        assert_eq!(
+            min_decode_size(4000, 2000, &spec(None, None, Fit::Cover)),
+            (4000, 2000)
+        );
+        // a quarter turn: enough for the box on either side of the rotation
+        let mut s = spec(Some(100), None, Fit::ScaleDown);
+        s.rotate = Some(90);
+        // fit first: 100x50; rotate first: the 2000-wide side becomes 100 -> 200x100 upright
+        assert_eq!(min_decode_size(4000, 2000, &s), (200, 100));
+        let mut s = spec(None, Some(100), Fit::ScaleDown);
+        s.rotate = Some(270);
+        // fit first: 200x100; rotate first: height 100 on 2000x4000 -> 50x100, upright 100x50
+        assert_eq!(min_decode_size(4000, 2000, &s), (200, 100));
+        // pad decodes to the fitted image, not the canvas
+        let s = spec(Some(200), Some(200), Fit::Pad);
+        assert_eq!(min_decode_size(4000, 2000, &s), (200, 100));
+    }
+
+    fn numbered(w: u32, h: u32) -> Raster {
+        let data = (0..w * h)
+            .flat_map(|i| [i as u8, (i >> 8) as u8, 7])
+            .collect();
+        Raster::new(w, h, 3, data)
+    }
+
+    fn id(img: &Raster, x: u32, y: u32) -> u32 {
+        let p = px(img, x, y);
+        p[0] as u32 | (p[1] as u32) << 8
+    }
+
+    #[test]
+    fn rotate_and_flip_positions() {
+        let (w, h) = (5u32, 3u32);
+        let src = numbered(w, h);
+        let at = |x: u32, y: u32| y * w + x;
+        let run = |rotate: Option<u16>, flip: Flip| {
+            let s = TransformSpec {
+                rotate,
+                flip,
+                ..Default::default()
+            };
+            rotate_flip(src.clone(), &s)
+        };
+        // 90 clockwise: top-left of output is the source's bottom-left
+        let r = run(Some(90), Flip::None);
+        assert_eq!((r.width, r.height), (3, 5));
+        assert_eq!(id(&r, 0, 0), at(0, 2));
+        assert_eq!(id(&r, 2, 0), at(0, 0));
+        assert_eq!(id(&r, 2, 4), at(4, 0));
+        let r = run(Some(270), Flip::None);
+        assert_eq!((r.width, r.height), (3, 5));
+        assert_eq!(id(&r, 0, 0), at(4, 0));
+        assert_eq!(id(&r, 0, 4), at(0, 0));
+        let r = run(Some(180), Flip::None);
+        assert_eq!((r.width, r.height), (5, 3));
+        assert_eq!(id(&r, 0, 0), at(4, 2));
+        assert_eq!(id(&r, 1, 2), at(3, 0));
+        let r = run(None, Flip::Horizontal);
+        assert_eq!(id(&r, 0, 1), at(4, 1));
+        let r = run(None, Flip::Vertical);
+        assert_eq!(id(&r, 1, 0), at(1, 2));
+        let r = run(None, Flip::Both);
+        assert_eq!(r, run(Some(180), Flip::None));
+        assert_eq!(run(Some(180), Flip::Both), src);
+        // rotate first, then flip the rotated image
+        let r = run(Some(90), Flip::Horizontal);
+        assert_eq!(id(&r, 0, 0), at(0, 0));
+        assert_eq!(id(&r, 2, 4), at(4, 2));
+        let r = run(Some(90), Flip::Vertical);
+        assert_eq!(id(&r, 0, 0), at(4, 2));
+        assert_eq!(run(None, Flip::None), src);
+        // rgba keeps its channel order
+        let rgba = Raster::new(2, 1, 4, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        let s = TransformSpec {
+            flip: Flip::Horizontal,
+            ..Default::default()
+        };
+        assert_eq!(
+            rotate_flip(rgba.clone(), &s).data,
+            vec![5, 6, 7, 8, 1, 2, 3, 4]
+        );
+        let s = TransformSpec {
+            rotate: Some(90),
+            ..Default::default()
+        };
+        let r = rotate_flip(rgba, &s);
+        assert_eq!(
+            (r.width, r.height, r.data),
+            (1, 2, vec![1, 2, 3, 4, 5, 6, 7, 8])
+        );
+    }
+
+    #[test]
+    fn large_rotation_covers_every_tile() {
+        let src = numbered(70, 45);
+        let s = TransformSpec {
+            rotate: Some(270),
+            ..Default::default()
+        };
+        let r = rotate_flip(src.clone(), &s);
+        for oy in 0..r.height {
+            for ox in 0..r.width {
+                assert_eq!(id(&r, ox, oy), id(&src, 69 - oy, ox));
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Container metadata walkers: JPEG marker segments and WebP RIFF chunks, read for the EXIF
+//! orientation, the ICC profile, the Adobe APP14 marker and the animation frame count. Owns
+//! only reading; it never fails (a malformed segment just yields "no metadata") and never
+//! reads past the input: every offset goes through `slice::get`.
+
+use super::orient;
+
+/// What the pixel steps need to know about a source beyond its pixels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct SourceMeta {
+    /// EXIF Orientation 1..=8; 0 when absent (treated as 1).
+    pub orientation: u8,
+    /// Embedded ICC profile, reassembled.
+    pub icc: Option<Vec<u8>>,
+    /// JPEG APP14 "Adobe" marker present: CMYK samples are stored inverted.
+    pub adobe: bool,
+    /// ANMF chunks in a WebP (0 for a still image).
+    pub anim_frames: u32,
+    /// The ICC profile was already applied (CMYK is converted while decoding).
+    pub icc_applied: bool,
+}
+
+const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
+
+/// Walk JPEG segments from SOI up to the first SOS. APP2 ICC chunks are reassembled in
+/// sequence order and dropped unless the set is complete and consistent.
+pub(super) fn jpeg(input: &[u8]) -> SourceMeta {
+    let mut meta = SourceMeta::default();
+    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
+    let mut icc_count = 0u8;
+    let mut pos = 2usize; // after SOI
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while input.get(pos) == Some(&0xFF) && input.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (input.get(pos), input.get(pos + 1)) else {
+            break;
+        };
+        pos += 2;
+        if marker == 0x01 || (0xD0..=0xD8).contains(&marker) {
+            continue; // standalone markers carry no length
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            break; // entropy-coded data or end of image: no more headers
+        }
+        let Some(len) = input
+            .get(pos..pos + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            break;
+        };
+        let Some(data) = len
+            .checked_sub(2)
+            .and_then(|n| input.get(pos + 2..pos + 2 + n))
+        else {
+            break;
+        };
+        pos += len;
+        match marker {
+            0xE1 if meta.orientation == 0 => {
+                if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
+                    meta.orientation = orient::exif_orientation(tiff).unwrap_or(0);
+                }
+            }
+            0xE2 => {
+                if let Some([seq, count, chunk @ ..]) = data.strip_prefix(ICC_SIG) {
+                    icc_count = if icc_count == 0 { *count } else { icc_count };
+                    icc_chunks.push((*seq, chunk));
+                }
+            }
+            0xEE if data.starts_with(b"Adobe") => meta.adobe = true,
+            _ => {}
+        }
+    }
+    meta.icc = assemble_icc(icc_chunks, icc_count);
+    meta
+}
+
+/// Chunks must number 1..=count exactly once each; anything else is a broken profile.
+fn assemble_icc(mut chunks: Vec<(u8, &[u8])>, count: u8) -> Option<Vec<u8>> {
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_by_key(|c| c.0);
+    let in_order = chunks
+        .iter()
+        .enumerate()
+        .all(|(i, c)| usize::from(c.0) == i + 1);
+    if !in_order || chunks.len() != usize::from(count) {
+        log::warn!("ignoring JPEG ICC profile with inconsistent APP2 chunks");
+        return None;
+    }
+    let total = chunks.iter().map(|c| c.1.len()).sum();
+    let mut icc = Vec::with_capacity(total);
+    for (_, c) in chunks {
+        icc.extend_from_slice(c);
+    }
+    Some(icc)
+}
+
+/// Walk RIFF chunks after the "WEBP" tag: ICCP, EXIF and the ANMF frame count.
+pub(super) fn webp(input: &[u8]) -> SourceMeta {
+    let mut meta = SourceMeta::default();
+    let mut pos = 12usize;
+    while let (Some(kind), Some(size)) = (input.get(pos..pos + 4), input.get(pos + 4..pos + 8)) {
+        let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        let start = pos + 8;
+        let data = input.get(start..start.saturating_add(size)).unwrap_or(&[]);
+        match kind {
+            b"ICCP" if !data.is_empty() => meta.icc = Some(data.to_vec()),
+            b"EXIF" => {
+                // Some writers keep the JPEG-style "Exif\0\0" prefix inside the chunk.
+                let tiff = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
+                meta.orientation = orient::exif_orientation(tiff).unwrap_or(0);
+            }
+            b"ANMF" => meta.anim_frames = meta.anim_frames.saturating_add(1),
+            _ => {}
+        }
+        // Chunks are padded to an even size.
+        match start
+            .checked_add(size)
+            .and_then(|e| e.checked_add(size & 1))
+        {
+            Some(next) if next > pos => pos = next,
+            _ => break,
+        }
+    }
+    meta
+}

@@ -1,0 +1,182 @@
+//! The pipeline runner: one context, one ordered list of small steps (imgproxy style). Owns
+//! the step order and the timings; each step lives in its own file and only reads and
+//! updates the context. No step knows about HTTP, threads or caches: the caller runs
+//! `process` on the rayon pool and catches panics.
+
+use super::metadata::SourceMeta;
+use super::raster::Raster;
+use super::sniff::Probe;
+use super::{color, decode, effects, encode, flatten, geometry, orient, sniff};
+use super::{Limits, PipelineError, Processed, StepTimings};
+use crate::spec::{Accepts, OutputFormat, TransformSpec};
+use std::time::Instant;
+
+/// Which `StepTimings` bucket a step's wall time goes to (`Server-Timing` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Decode,
+    Resize,
+    Encode,
+}
+
+/// One step: reads what earlier steps left in the context and adds its own result.
+pub(super) type Step = fn(&mut Ctx<'_>) -> Result<(), PipelineError>;
+
+/// The whole pipeline, in order. Reading this list is reading the algorithm.
+pub(super) const STEPS: &[(&str, Phase, Step)] = &[
+    ("probe", Phase::Decode, sniff::step),
+    ("decode", Phase::Decode, decode::step),
+    ("orient", Phase::Decode, orient::step),
+    ("colour", Phase::Decode, color::step),
+    ("fit", Phase::Resize, fit_step),
+    ("rotate_flip", Phase::Resize, rotate_flip_step),
+    ("effects", Phase::Resize, effects_step),
+    ("choose_format", Phase::Resize, encode::choose_step),
+    ("flatten", Phase::Resize, flatten::step),
+    ("encode", Phase::Encode, encode::step),
+];
+
+/// Everything the steps share.
+pub(super) struct Ctx<'a> {
+    pub input: &'a [u8],
+    pub spec: &'a TransformSpec,
+    pub accepts: Accepts,
+    pub limits: &'a Limits,
+    /// Set by `probe`.
+    pub probe: Option<Probe>,
+    pub meta: SourceMeta,
+    /// Empty (0x0) until `decode`.
+    pub raster: Raster,
+    /// Set by `choose_format`.
+    pub format: Option<OutputFormat>,
+    /// Set by `encode`.
+    pub output: Vec<u8>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn new(
+        input: &'a [u8],
+        spec: &'a TransformSpec,
+        accepts: Accepts,
+        limits: &'a Limits,
+    ) -> Self {
+        Ctx {
+            input,
+            spec,
+            accepts,
+            limits,
+            probe: None,
+            meta: SourceMeta::default(),
+            raster: empty_raster(),
+            format: None,
+            output: Vec::new(),
+        }
+    }
+
+    /// The probe result; an error (not a panic) if a step runs before `probe`.
+    pub(super) fn probe(&self) -> Result<Probe, PipelineError> {
+        self.probe
+            .ok_or_else(|| PipelineError::Undecodable("internal: step ran before probe".into()))
+    }
+
+    /// Move the raster out for a step that consumes it, leaving an empty one behind.
+    pub(super) fn take_raster(&mut self) -> Raster {
+        std::mem::replace(&mut self.raster, empty_raster())
+    }
+}
+
+fn empty_raster() -> Raster {
+    Raster {
+        width: 0,
+        height: 0,
+        channels: 3,
+        data: Vec::new(),
+    }
+}
+
+/// A zeroed pixel buffer, or `TooLarge` when the allocator refuses: a failed allocation must
+/// cost one request, never abort the process.
+pub(super) fn alloc_pixels(len: usize) -> Result<Vec<u8>, PipelineError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| PipelineError::TooLarge(format!("cannot allocate {len} bytes for pixels")))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+fn fit_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let img = ctx.take_raster();
+    ctx.raster = geometry::fit(img, ctx.spec, ctx.limits)?;
+    Ok(())
+}
+
+fn rotate_flip_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let img = ctx.take_raster();
+    ctx.raster = geometry::rotate_flip(img, ctx.spec);
+    Ok(())
+}
+
+fn effects_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let img = ctx.take_raster();
+    ctx.raster = effects::apply(img, ctx.spec);
+    Ok(())
+}
+
+/// Run `steps` in order over `ctx`, adding each step's wall time to its phase.
+fn run(ctx: &mut Ctx<'_>, steps: &[(&str, Phase, Step)]) -> Result<StepTimings, PipelineError> {
+    let mut timings = StepTimings::default();
+    for (name, phase, step) in steps {
+        let start = Instant::now();
+        step(ctx)?;
+        let took = start.elapsed();
+        log::trace!("pipeline step {name}: {took:?}");
+        match phase {
+            Phase::Decode => timings.decode += took,
+            Phase::Resize => timings.resize += took,
+            Phase::Encode => timings.encode += took,
+        }
+    }
+    Ok(timings)
+}
+
+/// Source bytes + spec -> encoded image. See `STEPS` for what happens, in order.
+pub fn process(
+    input: &[u8],
+    spec: &TransformSpec,
+    accepts: Accepts,
+    limits: &Limits,
+) -> Result<Processed, PipelineError> {
+    let mut ctx = Ctx::new(input, spec, accepts, limits);
+    let timings = run(&mut ctx, STEPS)?;
+    let format = ctx.format.unwrap_or(OutputFormat::Jpeg);
+    Ok(Processed {
+        bytes: ctx.output,
+        format,
+        width: ctx.raster.width,
+        height: ctx.raster.height,
+        timings,
+    })
+}
+
+/// Only the decode phase (probe, decode, orient, colour): the upright sRGB raster that the
+/// resize steps would receive. For tests, benchmarks and tools; `spec` only steers
+/// shrink-on-load.
+pub fn decode_upright(
+    input: &[u8],
+    spec: &TransformSpec,
+    limits: &Limits,
+) -> Result<Raster, PipelineError> {
+    let mut ctx = Ctx::new(input, spec, Accepts::default(), limits);
+    let decode_steps: Vec<_> = STEPS
+        .iter()
+        .copied()
+        .filter(|s| s.1 == Phase::Decode)
+        .collect();
+    run(&mut ctx, &decode_steps)?;
+    Ok(ctx.raster)
+}
+
+/// Sniff and read the header only: format, stored size, frame count, with limits enforced.
+pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
+    sniff::probe_with_meta(input, limits).map(|(p, _)| p)
+}

@@ -1,0 +1,1030 @@
+//! Pipeline tests on real files: the small copies in `tests/fixtures/` (always present) and,
+//! for the full orientation set, `../shared/corpus` (present in CI and on dev machines).
+//! Geometry and effects are another engineer's; these tests use specs without width/height
+//! (or call decode-level functions) so they hold whatever `fit` does with no box.
+
+use super::decode::{self, MinSize};
+use super::metadata::{self, SourceMeta};
+use super::pipeline::{Ctx, STEPS};
+use super::sniff::{self, SourceFormat};
+use super::{color, encode, flatten, orient};
+use super::{decode_upright, process, Limits, PipelineError, Raster};
+use crate::spec::{Accepts, FormatRequest, OutputFormat, Rgba, TransformSpec};
+use std::path::{Path, PathBuf};
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+fn spec() -> TransformSpec {
+    TransformSpec::default()
+}
+
+fn fixed(format: OutputFormat) -> TransformSpec {
+    TransformSpec {
+        format: FormatRequest::Fixed(format),
+        ..TransformSpec::default()
+    }
+}
+
+fn run(input: &[u8], spec: &TransformSpec) -> super::Processed {
+    process(input, spec, Accepts::default(), &Limits::default()).expect("process")
+}
+
+fn upright(input: &[u8]) -> Raster {
+    decode_upright(input, &spec(), &Limits::default()).expect("decode")
+}
+
+/// Size as an independent decoder (the `image` crate) reads it.
+fn reference_size(input: &[u8]) -> (u32, u32) {
+    image::ImageReader::new(std::io::Cursor::new(input))
+        .with_guessed_format()
+        .unwrap()
+        .into_dimensions()
+        .unwrap()
+}
+
+/// Probe + decode with chosen steps skipped: the stored-frame raster and its metadata.
+fn decode_steps(input: &[u8], skip: &[&str]) -> (Raster, SourceMeta) {
+    let (s, l) = (spec(), Limits::default());
+    let mut ctx = Ctx::new(input, &s, Accepts::default(), &l);
+    for (name, phase, step) in STEPS {
+        if *phase == super::pipeline::Phase::Decode && !skip.contains(name) {
+            step(&mut ctx).unwrap();
+        }
+    }
+    (ctx.take_raster(), ctx.meta.clone())
+}
+
+/// Mean luma over a `n` x `n` grid of boxes: a tiny grayscale thumbnail.
+fn thumb(img: &Raster, n: usize) -> Vec<f64> {
+    let (w, h, ch) = (
+        img.width as usize,
+        img.height as usize,
+        usize::from(img.channels),
+    );
+    let mut sums = vec![(0f64, 0u32); n * n];
+    for y in 0..h {
+        for x in 0..w {
+            let p = &img.data[(y * w + x) * ch..];
+            let luma = 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+            let cell = &mut sums[(y * n / h) * n + x * n / w];
+            cell.0 += luma;
+            cell.1 += 1;
+        }
+    }
+    sums.iter()
+        .map(|(s, c)| s / f64::from((*c).max(1)))
+        .collect()
+}
+
+fn mean_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
+/// Same size and the same picture (mean abs luma difference on a 24x24 thumbnail).
+const SAME_PICTURE: f64 = 6.0;
+
+fn picture_distance(a: &Raster, b: &Raster) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height), "sizes differ");
+    mean_abs_diff(&thumb(a, 24), &thumb(b, 24))
+}
+
+fn mean_saturation(img: &Raster) -> f64 {
+    let ch = usize::from(img.channels);
+    let n = img.data.len() / ch;
+    img.data
+        .chunks_exact(ch)
+        .map(|p| {
+            let max = p[..3].iter().copied().max().unwrap_or(0);
+            let min = p[..3].iter().copied().min().unwrap_or(0);
+            if max == 0 {
+                0.0
+            } else {
+                f64::from(max - min) / f64::from(max)
+            }
+        })
+        .sum::<f64>()
+        / n as f64
+}
+
+fn pixel(img: &Raster, x: u32, y: u32) -> &[u8] {
+    let ch = usize::from(img.channels);
+    let at = (y as usize * img.width as usize + x as usize) * ch;
+    &img.data[at..at + ch]
+}
+
+// ---------------------------------------------------------------- structure
+
+#[test]
+fn steps_are_listed_in_pipeline_order() {
+    let names: Vec<&str> = STEPS.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "probe",
+            "decode",
+            "orient",
+            "colour",
+            "fit",
+            "rotate_flip",
+            "effects",
+            "choose_format",
+            "flatten",
+            "encode"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- sniff + probe
+
+#[test]
+fn sniff_names_each_format_by_magic() {
+    let cases = [
+        ("Landscape_1.jpg", SourceFormat::Jpeg),
+        ("dune-gray.jpg", SourceFormat::Jpeg),
+        ("pngsuite/basn6a08.png", SourceFormat::Png),
+        ("animated.gif", SourceFormat::Gif),
+        ("storm-lossy.webp", SourceFormat::Webp),
+        ("animated.webp", SourceFormat::Webp),
+    ];
+    for (name, format) in cases {
+        assert_eq!(sniff::sniff(&fixture(name)).unwrap(), format, "{name}");
+    }
+    assert_eq!(
+        sniff::sniff(b"II*\0\x08\0\0\0").unwrap(),
+        SourceFormat::Tiff
+    );
+    assert_eq!(
+        sniff::sniff(b"MM\0*\0\0\0\x08").unwrap(),
+        SourceFormat::Tiff
+    );
+}
+
+#[test]
+fn sniff_refuses_what_we_cannot_decode() {
+    let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_vec();
+    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("avif", fixture("yellowflower.avif")),
+        ("heic", heic),
+        ("svg", svg),
+        ("text", b"hello, I am not an image".to_vec()),
+        ("empty", Vec::new()),
+        ("BM text", b"BMW is a car brand, not a bitmap".to_vec()),
+        ("random", random_bytes(4096, 7)),
+    ];
+    for (what, input) in cases {
+        let err = process(&input, &spec(), Accepts::default(), &Limits::default()).unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Unsupported(_)),
+            "{what}: {err:?}"
+        );
+    }
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn probe_reads_size_and_frames_from_headers() {
+    let l = Limits::default();
+    for name in [
+        "Landscape_1.jpg",
+        "Landscape_6.jpg",
+        "twowings-p3.jpg",
+        "dune-gray.jpg",
+        "ladybird-cmyk.jpg",
+        "storm-lossy.webp",
+        "animated.gif",
+        "animated.webp",
+        "pngsuite/basn6a16.png",
+    ] {
+        let input = fixture(name);
+        let p = super::probe(&input, &l).unwrap();
+        assert_eq!((p.width, p.height), reference_size(&input), "{name}");
+        let frames = if name.starts_with("animated") { 3 } else { 1 };
+        assert_eq!(p.frames, frames, "{name}");
+    }
+}
+
+#[test]
+fn pixel_limit_is_enforced_from_the_header_before_decoding() {
+    let tiny = Limits {
+        max_source_pixels: 100,
+        ..Limits::default()
+    };
+    for name in [
+        "Landscape_1.jpg",
+        "ladybird-cmyk.jpg",
+        "pngsuite/basn6a08.png",
+        "animated.gif",
+        "storm-lossy.webp",
+        "animated.webp",
+    ] {
+        let err = process(&fixture(name), &spec(), Accepts::default(), &tiny).unwrap_err();
+        assert!(matches!(err, PipelineError::TooLarge(_)), "{name}: {err:?}");
+    }
+    // A JPEG whose header is intact but whose body is garbage: the limit answers first,
+    // which proves it runs before any pixel is decoded.
+    let mut broken = fixture("Landscape_1.jpg");
+    let sos = broken.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    broken.truncate(sos + 40);
+    broken.extend(std::iter::repeat_n(0x55, 1000));
+    let err = process(&broken, &spec(), Accepts::default(), &tiny).unwrap_err();
+    assert!(matches!(err, PipelineError::TooLarge(_)), "{err:?}");
+    let err = process(&broken, &spec(), Accepts::default(), &Limits::default()).unwrap_err();
+    assert!(matches!(err, PipelineError::Undecodable(_)), "{err:?}");
+}
+
+#[test]
+fn frame_limit_is_enforced_for_gif_and_webp() {
+    let two = Limits {
+        max_animation_frames: 2,
+        ..Limits::default()
+    };
+    let three = Limits {
+        max_animation_frames: 3,
+        ..Limits::default()
+    };
+    for name in ["animated.gif", "animated.webp"] {
+        let input = fixture(name);
+        let err = super::probe(&input, &two).unwrap_err();
+        assert!(matches!(err, PipelineError::TooLarge(_)), "{name}: {err:?}");
+        assert!(super::probe(&input, &three).is_ok(), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------- decode
+
+#[test]
+fn output_keeps_source_size_without_a_box() {
+    for name in [
+        "Landscape_1.jpg",
+        "twowings-p3.jpg",
+        "dune-gray.jpg",
+        "ladybird-cmyk.jpg",
+        "storm-lossy.webp",
+        "animated.gif",
+        "animated.webp",
+        "pngsuite/basn6a08.png",
+        "pngsuite/basn2c16.png",
+    ] {
+        let input = fixture(name);
+        let out = run(&input, &spec());
+        assert_eq!((out.width, out.height), reference_size(&input), "{name}");
+        let back = upright(&out.bytes);
+        assert_eq!(
+            (back.width, back.height),
+            (out.width, out.height),
+            "{name} re-decoded"
+        );
+    }
+}
+
+#[test]
+fn pixel_layouts_become_8_bit_rgb_or_rgba() {
+    // (file, channels): alpha only where the source has it.
+    let cases = [
+        ("pngsuite/basn0g08.png", 3), // gray
+        ("pngsuite/basn2c16.png", 3), // 16-bit RGB
+        ("pngsuite/basn3p08.png", 3), // palette
+        ("pngsuite/basn4a08.png", 4), // gray + alpha
+        ("pngsuite/basn6a08.png", 4), // RGBA
+        ("pngsuite/basn6a16.png", 4), // 16-bit RGBA
+        ("pngsuite/basi6a08.png", 4), // interlaced RGBA
+        ("pngsuite/tbbn3p08.png", 4), // palette + tRNS
+        ("dune-gray.jpg", 3),
+        ("storm-lossy.webp", 3),
+    ];
+    for (name, channels) in cases {
+        let img = upright(&fixture(name));
+        assert_eq!(img.channels, channels, "{name}");
+        assert_eq!(
+            img.data.len(),
+            (img.width * img.height * u32::from(channels)) as usize
+        );
+    }
+    let gray = upright(&fixture("dune-gray.jpg"));
+    assert!(gray
+        .data
+        .chunks_exact(3)
+        .all(|p| p[0].abs_diff(p[1]) <= 1 && p[1].abs_diff(p[2]) <= 1));
+}
+
+#[test]
+fn sixteen_bit_png_keeps_its_high_bytes() {
+    // basn2c16 stores R = G ramps and B = 0xFFFF - ramp; 8-bit must keep the ramp's top byte.
+    let img = upright(&fixture("pngsuite/basn2c16.png"));
+    let raw = image::load_from_memory(&fixture("pngsuite/basn2c16.png"))
+        .unwrap()
+        .into_rgb16();
+    for (ours, theirs) in img.data.iter().zip(raw.as_raw()) {
+        assert!(ours.abs_diff((theirs >> 8) as u8) <= 1);
+    }
+}
+
+#[test]
+fn animations_decode_their_first_frame() {
+    for name in ["animated.gif", "animated.webp"] {
+        let input = fixture(name);
+        let img = upright(&input);
+        assert_eq!((img.width, img.height), reference_size(&input), "{name}");
+        let first = image::load_from_memory(&input).unwrap().into_rgb8();
+        let first = Raster::new(first.width(), first.height(), 3, first.into_raw());
+        let rgb = flatten::flatten(img, [255; 3]);
+        assert!(
+            picture_distance(&rgb, &first) < 2.0,
+            "{name} is not frame 1"
+        );
+    }
+}
+
+#[test]
+fn jpeg_shrink_on_load_picks_the_smallest_sufficient_dct_scale() {
+    let pick = |w, h, mw, mh| {
+        let s = decode::jpeg_scale(w, h, mw, mh);
+        (s.num(), s.denom())
+    };
+    assert_eq!(pick(2000, 1000, 250, 125), (1, 8));
+    assert_eq!(pick(2000, 1000, 251, 125), (1, 4));
+    assert_eq!(pick(2000, 1000, 700, 10), (3, 8));
+    assert_eq!(pick(2000, 1000, 1000, 500), (1, 2));
+    assert_eq!(pick(2000, 1000, 1001, 500), (5, 8));
+    assert_eq!(pick(2000, 1000, 2000, 1000), (1, 1));
+    assert_eq!(pick(2000, 1000, 4000, 1000), (1, 1));
+}
+
+#[test]
+fn min_size_is_asked_upright_and_swapped_back_for_orientations_5_to_8() {
+    let upright_min: MinSize<'_> = &|w, h| (w / 2, h / 4);
+    // Stored 400x300: upright it is 300x400 for 5-8, so the min is 150x100 upright.
+    for o in 5..=8 {
+        assert_eq!(
+            decode::min_stored_size(400, 300, o, upright_min),
+            (100, 150),
+            "orientation {o}"
+        );
+    }
+    for o in 0..=4 {
+        assert_eq!(
+            decode::min_stored_size(400, 300, o, upright_min),
+            (200, 75),
+            "orientation {o}"
+        );
+    }
+}
+
+#[test]
+fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
+    // Landscape_6 is stored portrait with orientation 6: ask for a quarter of the upright
+    // width and a third of the upright height and check both stored axes still cover it.
+    let input = fixture("Landscape_6.jpg");
+    let (probe, mut meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
+    assert_eq!(meta.orientation, 6);
+    let (uw, uh) = (probe.height, probe.width);
+    let min: MinSize<'_> = &|w, h| (w / 4, h / 3);
+    let img = decode::decode_jpeg(&input, &probe, &mut meta, min).unwrap();
+    // Stored width must cover upright height / 3, stored height upright width / 4.
+    assert!(
+        img.width >= uh / 3 && img.height >= uw / 4,
+        "{}x{}",
+        img.width,
+        img.height
+    );
+    assert!(
+        img.width < probe.width / 2,
+        "no DCT scaling happened: {}",
+        img.width
+    );
+    let up = orient::apply(img, 6);
+    assert!(up.width >= uw / 4 && up.height >= uh / 3);
+
+    let input = fixture("storm-lossy.webp");
+    let (probe, meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
+    let min: MinSize<'_> = &|w, h| (w / 5, h / 5);
+    let img = decode::decode_webp(&input, &probe, &meta, min).unwrap();
+    assert_eq!(
+        (img.width, img.height),
+        (probe.width.div_ceil(5), probe.height.div_ceil(5))
+    );
+    let full = upright(&input);
+    let small_again = Raster::new(img.width, img.height, 3, img.data.clone());
+    assert!(mean_abs_diff(&thumb(&small_again, 16), &thumb(&full, 16)) < 3.0);
+}
+
+#[test]
+fn opaque_alpha_is_dropped_real_alpha_kept() {
+    let opaque = Raster::new(2, 1, 4, vec![1, 2, 3, 255, 4, 5, 6, 255]);
+    assert_eq!(
+        decode::drop_opaque_alpha(opaque),
+        Raster::new(2, 1, 3, vec![1, 2, 3, 4, 5, 6])
+    );
+    let clear = Raster::new(2, 1, 4, vec![1, 2, 3, 255, 4, 5, 6, 0]);
+    assert_eq!(decode::drop_opaque_alpha(clear.clone()), clear);
+}
+
+#[test]
+fn bmp_and_tiff_sources_decode_and_fall_back_to_png_or_jpeg() {
+    use image::ImageEncoder;
+    let (w, h) = (5u32, 4u32);
+    let rgba: Vec<u8> = (0..w * h)
+        .flat_map(|i| [i as u8 * 10, 90, 200, if i == 0 { 0 } else { 255 }])
+        .collect();
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let mut bmp = Vec::new();
+    image::codecs::bmp::BmpEncoder::new(&mut bmp)
+        .write_image(&rgba, w, h, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    image::codecs::tiff::TiffEncoder::new(&mut tiff)
+        .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let tiff = tiff.into_inner();
+    assert_eq!(sniff::sniff(&bmp).unwrap(), SourceFormat::Bmp);
+    assert_eq!(sniff::sniff(&tiff).unwrap(), SourceFormat::Tiff);
+
+    let out = run(&bmp, &spec());
+    assert_eq!(
+        (out.format, out.width, out.height),
+        (OutputFormat::Png, w, h)
+    );
+    let back = upright(&out.bytes);
+    assert_eq!(back.channels, 4);
+    assert_eq!(back.data, rgba);
+
+    let out = run(&tiff, &spec());
+    assert_eq!(
+        (out.format, out.width, out.height),
+        (OutputFormat::Jpeg, w, h)
+    );
+    assert_eq!(upright(&tiff).data, rgb);
+}
+
+// ---------------------------------------------------------------- broken input
+
+#[test]
+fn broken_pngsuite_files_are_refused_cleanly() {
+    let dir = fixture_path("pngsuite");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with('x') || !name.ends_with(".png") {
+            continue;
+        }
+        seen += 1;
+        let input = std::fs::read(&path).unwrap();
+        for format in [OutputFormat::Png, OutputFormat::Jpeg] {
+            match process(
+                &input,
+                &fixed(format),
+                Accepts::default(),
+                &Limits::default(),
+            ) {
+                Err(PipelineError::Unsupported(_) | PipelineError::Undecodable(_)) => {}
+                other => panic!(
+                    "{name}: expected a refusal, got {:?}",
+                    other.map(|p| p.format)
+                ),
+            }
+        }
+    }
+    assert!(seen >= 14, "only {seen} x*.png fixtures");
+}
+
+#[test]
+fn truncated_and_random_inputs_are_refused_cleanly() {
+    let jpeg = fixture("Landscape_1.jpg");
+    let png = fixture("pngsuite/basn6a16.png");
+    let webp = fixture("storm-lossy.webp");
+    let gif = fixture("animated.gif");
+    let mut cases: Vec<(String, Vec<u8>)> = vec![
+        ("jpeg half".into(), jpeg[..jpeg.len() / 2].to_vec()),
+        ("jpeg header only".into(), jpeg[..600].to_vec()),
+        ("png half".into(), png[..png.len() / 2].to_vec()),
+        ("png signature only".into(), png[..8].to_vec()),
+        ("webp half".into(), webp[..webp.len() / 2].to_vec()),
+        ("gif 100 bytes".into(), gif[..100].to_vec()),
+    ];
+    for n in [1usize, 3, 17, 64, 1000, 100_000] {
+        cases.push((format!("random {n}"), random_bytes(n, n as u64)));
+    }
+    for (what, input) in cases {
+        match process(&input, &spec(), Accepts::default(), &Limits::default()) {
+            Err(PipelineError::Unsupported(_) | PipelineError::Undecodable(_)) => {}
+            other => panic!(
+                "{what}: expected a refusal, got {:?}",
+                other.map(|p| p.format)
+            ),
+        }
+    }
+    // Valid magic followed by noise reaches each header parser and decoder: any answer
+    // (noise may claim a huge size: TooLarge) but never a panic.
+    for n in [1usize, 3, 17, 64, 1000, 100_000] {
+        for magic in [
+            &jpeg[..3],
+            &png[..8],
+            b"GIF89a".as_slice(),
+            b"RIFF\0\0\0\0WEBPVP8 ",
+        ] {
+            let mut v = magic.to_vec();
+            v.extend(random_bytes(n, n as u64 + 1));
+            let _ = process(&v, &spec(), Accepts::default(), &Limits::default());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- orientation
+
+#[test]
+fn exif_orientation_parser_is_bounds_checked() {
+    let ifd = |le: bool, typ: u16, value: u16| -> Vec<u8> {
+        let u16b = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        let u32b = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        let mut t = if le { b"II".to_vec() } else { b"MM".to_vec() };
+        t.extend(u16b(42));
+        t.extend(u32b(8));
+        t.extend(u16b(2)); // two entries: an unrelated tag, then Orientation
+        t.extend(u16b(0x010F));
+        t.extend(u16b(2));
+        t.extend(u32b(4));
+        t.extend(u32b(0));
+        t.extend(u16b(0x0112));
+        t.extend(u16b(typ));
+        t.extend(u32b(1));
+        t.extend(u16b(value));
+        t.extend([0, 0]);
+        t.extend(u32b(0));
+        t
+    };
+    for o in 1..=8 {
+        assert_eq!(orient::exif_orientation(&ifd(true, 3, o)), Some(o as u8));
+        assert_eq!(orient::exif_orientation(&ifd(false, 3, o)), Some(o as u8));
+    }
+    assert_eq!(orient::exif_orientation(&ifd(true, 3, 9)), None);
+    assert_eq!(orient::exif_orientation(&ifd(true, 4, 6)), None);
+    let good = ifd(true, 3, 6);
+    for cut in 0..good.len() - 6 {
+        assert_eq!(orient::exif_orientation(&good[..cut]), None, "cut at {cut}");
+    }
+    let mut far = good.clone();
+    far[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(orient::exif_orientation(&far), None);
+    let mut many = good;
+    many[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+    assert_eq!(orient::exif_orientation(&many), Some(6));
+}
+
+/// A minimal little-endian EXIF TIFF block holding only Orientation.
+fn exif_with_orientation(o: u16) -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend(8u32.to_le_bytes());
+    t.extend(1u16.to_le_bytes());
+    t.extend(0x0112u16.to_le_bytes());
+    t.extend(3u16.to_le_bytes());
+    t.extend(1u32.to_le_bytes());
+    t.extend([o as u8, 0, 0, 0]);
+    t.extend(0u32.to_le_bytes());
+    t
+}
+
+#[test]
+fn png_exif_orientation_and_icc_profile_are_applied() {
+    use image::ImageEncoder;
+    let pixels: Vec<u8> = (0..6u8)
+        .flat_map(|v| [v * 40, 200 - v * 30, 50 + v * 20])
+        .collect();
+    let encode_png = |exif: Option<Vec<u8>>, icc: Option<Vec<u8>>| -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = image::codecs::png::PngEncoder::new(&mut out);
+        if let Some(exif) = exif {
+            enc.set_exif_metadata(exif).unwrap();
+        }
+        if let Some(icc) = icc {
+            enc.set_icc_profile(icc).unwrap();
+        }
+        enc.write_image(&pixels, 3, 2, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    };
+    let icc = metadata::jpeg(&fixture("twowings-p3.jpg")).icc.unwrap();
+    let plain = upright(&encode_png(None, None));
+    let tagged = upright(&encode_png(
+        Some(exif_with_orientation(6)),
+        Some(icc.clone()),
+    ));
+    let mut expected = orient::apply(plain, 6);
+    color::to_srgb(&mut expected, &icc);
+    assert_eq!((tagged.width, tagged.height), (2, 3));
+    assert_eq!(tagged, expected);
+}
+
+#[test]
+fn orientation_transforms_match_their_definitions() {
+    // 3x2 image, pixel value = index: 0 1 2 / 3 4 5.
+    let src = Raster::new(3, 2, 3, (0..6u8).flat_map(|v| [v, v, v]).collect());
+    let values = |r: &Raster| -> Vec<u8> { r.data.chunks_exact(3).map(|p| p[0]).collect() };
+    let expect: [(u8, (u32, u32), [u8; 6]); 8] = [
+        (1, (3, 2), [0, 1, 2, 3, 4, 5]),
+        (2, (3, 2), [2, 1, 0, 5, 4, 3]), // mirror
+        (3, (3, 2), [5, 4, 3, 2, 1, 0]), // 180
+        (4, (3, 2), [3, 4, 5, 0, 1, 2]), // flip
+        (5, (2, 3), [0, 3, 1, 4, 2, 5]), // transpose
+        (6, (2, 3), [3, 0, 4, 1, 5, 2]), // 90 clockwise
+        (7, (2, 3), [5, 2, 4, 1, 3, 0]), // transverse
+        (8, (2, 3), [2, 5, 1, 4, 0, 3]), // 90 counter-clockwise
+    ];
+    for (o, size, pixels) in expect {
+        let out = orient::apply(src.clone(), o);
+        assert_eq!((out.width, out.height), size, "orientation {o}");
+        assert_eq!(values(&out), pixels, "orientation {o}");
+    }
+}
+
+/// Every `<Prefix>_<n>.jpg` must decode to the same upright picture as `<Prefix>_1.jpg`, and
+/// the comparison must be sharp enough to catch each wrong rotation.
+fn check_orientation_set(dir: &Path, prefix: &str, numbers: &[u8]) {
+    let read = |n: u8| std::fs::read(dir.join(format!("{prefix}_{n}.jpg"))).unwrap();
+    let reference = upright(&read(1));
+    for &n in numbers {
+        let input = read(n);
+        let img = upright(&input);
+        let d = picture_distance(&img, &reference);
+        assert!(d < SAME_PICTURE, "{prefix}_{n}: distance {d:.1}");
+        // Every other orientation applied to the stored pixels must be told apart: either
+        // the size is wrong or the picture is.
+        let (stored, meta) = decode_steps(&input, &["orient"]);
+        let right = if meta.orientation == 0 {
+            1
+        } else {
+            meta.orientation
+        };
+        for wrong in (1..=8).filter(|&o| o != right) {
+            let bad = orient::apply(stored.clone(), wrong);
+            if (bad.width, bad.height) == (reference.width, reference.height) {
+                let d = picture_distance(&bad, &reference);
+                assert!(
+                    d > 2.0 * SAME_PICTURE,
+                    "{prefix}_{n} with orientation {wrong}: {d:.1}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn orientation_fixtures_come_out_upright() {
+    let dir = fixture_path("");
+    check_orientation_set(&dir, "Landscape", &[1, 6]);
+}
+
+#[test]
+fn whole_orientation_corpus_comes_out_upright() {
+    let dir = corpus_dir().join("orientation");
+    assert!(dir.is_dir(), "corpus missing at {}", dir.display());
+    for prefix in ["Landscape", "Portrait"] {
+        check_orientation_set(&dir, prefix, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+}
+
+// ---------------------------------------------------------------- colour
+
+#[test]
+fn display_p3_jpeg_is_converted_to_srgb() {
+    let input = fixture("twowings-p3.jpg");
+    let meta = metadata::jpeg(&input);
+    assert!(
+        meta.icc.as_ref().is_some_and(|p| p.len() > 128),
+        "P3 profile not found"
+    );
+    let converted = upright(&input);
+    let (naive, _) = decode_steps(&input, &["colour"]);
+    let (s_conv, s_naive) = (mean_saturation(&converted), mean_saturation(&naive));
+    // P3 numbers read as sRGB look washed out; converted they must be more saturated.
+    assert!(
+        s_conv > s_naive * 1.05,
+        "saturation converted {s_conv:.3} vs naive {s_naive:.3}"
+    );
+    // Same picture, only colours moved.
+    assert!(picture_distance(&converted, &naive) < SAME_PICTURE);
+}
+
+#[test]
+fn p3_profile_maps_a_pixel_like_the_p3_to_srgb_matrix() {
+    // Display P3 (200, 100, 50) -> linear -> P3-to-sRGB matrix -> sRGB curve gives about
+    // (215, 93, 31): more red, less green and blue, as a colour-managed viewer shows it.
+    let icc = metadata::jpeg(&fixture("twowings-p3.jpg")).icc.unwrap();
+    let mut img = Raster::new(2, 1, 4, vec![200, 100, 50, 77, 128, 128, 128, 255]);
+    color::to_srgb(&mut img, &icc);
+    let close = |got: &[u8], want: [u8; 4]| got.iter().zip(want).all(|(&g, w)| g.abs_diff(w) <= 3);
+    assert!(
+        close(&img.data[..4], [215, 93, 31, 77]),
+        "{:?}",
+        &img.data[..4]
+    );
+    assert!(
+        close(&img.data[4..], [128, 128, 128, 255]),
+        "gray moved: {:?}",
+        &img.data[4..]
+    );
+}
+
+#[test]
+fn bad_or_srgb_profiles_are_ignored_without_error() {
+    let img = Raster::new(2, 1, 3, vec![10, 200, 30, 250, 128, 0]);
+    let mut bad = img.clone();
+    color::to_srgb(&mut bad, b"definitely not an ICC profile");
+    assert_eq!(bad, img);
+    let srgb = lcms2::Profile::new_srgb().icc().unwrap();
+    let mut same = img.clone();
+    color::to_srgb(&mut same, &srgb);
+    assert_eq!(same, img);
+}
+
+#[test]
+fn cmyk_jpeg_decodes_to_plausible_rgb() {
+    let input = fixture("ladybird-cmyk.jpg");
+    let header = turbojpeg::read_header(&input).unwrap();
+    assert!(matches!(
+        header.colorspace,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+    ));
+    let img = upright(&input);
+    assert_eq!(img.channels, 3);
+    // The CMYK file was made from the RGB LadyBird.jpg: it must look like it, not inverted.
+    let original = corpus_dir().join("photos/LadyBird.jpg");
+    if let Ok(rgb) = std::fs::read(original) {
+        let rgb = upright(&rgb);
+        let d = picture_distance(&img, &rgb);
+        assert!(d < SAME_PICTURE, "CMYK vs RGB original: {d:.1}");
+    }
+}
+
+#[test]
+fn naive_cmyk_formula_handles_both_conventions() {
+    // Cyan ink 100%, no black: normal storage (255 = ink) and Adobe inverted (0 = ink).
+    let (rgb, used) = color::cmyk_to_rgb(&[255, 0, 0, 0], None, false).unwrap();
+    assert_eq!((rgb, used), (vec![0, 255, 255], false));
+    let (rgb, _) = color::cmyk_to_rgb(&[0, 255, 255, 255], None, true).unwrap();
+    assert_eq!(rgb, vec![0, 255, 255]);
+    let (rgb, _) = color::cmyk_to_rgb(&[0, 0, 0, 255], None, false).unwrap();
+    assert_eq!(rgb, vec![0, 0, 0]);
+}
+
+#[test]
+fn jpeg_icc_chunks_are_reassembled_in_order() {
+    let seg = |marker: u8, body: &[u8]| -> Vec<u8> {
+        let mut s = vec![0xFF, marker];
+        s.extend(((body.len() + 2) as u16).to_be_bytes());
+        s.extend(body);
+        s
+    };
+    let icc = |seq: u8, count: u8, data: &[u8]| -> Vec<u8> {
+        let mut b = b"ICC_PROFILE\0".to_vec();
+        b.extend([seq, count]);
+        b.extend(data);
+        seg(0xE2, &b)
+    };
+    let mut jpeg = vec![0xFF, 0xD8];
+    jpeg.extend(icc(2, 2, b"world"));
+    jpeg.extend(seg(0xEE, b"Adobe\0\x64\0\0\0\0\x02"));
+    jpeg.extend(icc(1, 2, b"hello "));
+    jpeg.extend([0xFF, 0xDA, 0, 2]);
+    let meta = metadata::jpeg(&jpeg);
+    assert_eq!(meta.icc.as_deref(), Some(&b"hello world"[..]));
+    assert!(meta.adobe);
+    // A missing chunk drops the profile; truncation anywhere never panics.
+    let mut partial = vec![0xFF, 0xD8];
+    partial.extend(icc(2, 2, b"world"));
+    assert_eq!(metadata::jpeg(&partial).icc, None);
+    for cut in 0..jpeg.len() {
+        let _ = metadata::jpeg(&jpeg[..cut]);
+        let _ = metadata::webp(&jpeg[..cut]);
+    }
+}
+
+// ---------------------------------------------------------------- alpha, flatten, formats
+
+#[test]
+fn alpha_is_kept_in_png_and_webp_and_flattened_in_jpeg() {
+    let input = fixture("pngsuite/basn6a08.png");
+    let source = upright(&input);
+    assert_eq!(source.channels, 4);
+    // basn6a08's top-left corner is fully transparent.
+    let (x, y) = (0, 0);
+    assert_eq!(pixel(&source, x, y)[3], 0);
+
+    for format in [OutputFormat::Png, OutputFormat::Webp] {
+        let out = run(&input, &fixed(format));
+        let back = upright(&out.bytes);
+        assert_eq!(back.channels, 4, "{format:?} lost alpha");
+        assert_eq!(pixel(&back, x, y)[3], 0, "{format:?} at ({x},{y})");
+    }
+
+    for (bg, expect) in [
+        (None, [255u8, 255, 255]),
+        (Some(Rgba([255, 0, 0, 255])), [255, 0, 0]),
+    ] {
+        let s = TransformSpec {
+            background: bg,
+            ..fixed(OutputFormat::Jpeg)
+        };
+        let out = run(&input, &s);
+        let back = upright(&out.bytes);
+        assert_eq!(back.channels, 3);
+        let p = pixel(&back, x, y);
+        let close = p
+            .iter()
+            .zip(expect)
+            .all(|(&got, want)| got.abs_diff(want) <= 12);
+        assert!(close, "JPEG on {bg:?} at ({x},{y}): {p:?}");
+    }
+}
+
+#[test]
+fn flatten_blends_straight_alpha_onto_the_background() {
+    let img = Raster::new(3, 1, 4, vec![255, 0, 0, 255, 255, 0, 0, 0, 255, 0, 0, 128]);
+    let out = flatten::flatten(img, [0, 0, 255]);
+    assert_eq!(out.channels, 3);
+    assert_eq!(out.data, vec![255, 0, 0, 0, 0, 255, 128, 0, 127]);
+    assert_eq!(flatten::background_rgb(None), [255, 255, 255]);
+    assert_eq!(
+        flatten::background_rgb(Some(Rgba([0, 0, 0, 0]))),
+        [255, 255, 255]
+    );
+    assert_eq!(
+        flatten::background_rgb(Some(Rgba([0, 0, 0, 255]))),
+        [0, 0, 0]
+    );
+}
+
+fn assert_magic(bytes: &[u8], format: OutputFormat) {
+    let ok = match format {
+        OutputFormat::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+        OutputFormat::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        OutputFormat::Webp => bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(&b"WEBP"[..]),
+        OutputFormat::Avif => bytes.get(4..12) == Some(&b"ftypavif"[..]),
+    };
+    assert!(
+        ok,
+        "{format:?} magic: {:02x?}",
+        &bytes[..bytes.len().min(12)]
+    );
+}
+
+#[test]
+fn every_output_format_has_its_magic_bytes() {
+    let inputs = ["storm-lossy.webp", "pngsuite/basn6a08.png"];
+    for name in inputs {
+        let input = fixture(name);
+        for format in [
+            OutputFormat::Jpeg,
+            OutputFormat::Png,
+            OutputFormat::Webp,
+            OutputFormat::Avif,
+        ] {
+            let out = run(&input, &fixed(format));
+            assert_eq!(out.format, format);
+            assert_magic(&out.bytes, format);
+            assert_eq!(
+                (out.width, out.height),
+                reference_size(&input),
+                "{name} as {format:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn format_choice_follows_request_accept_and_alpha() {
+    use FormatRequest::*;
+    use OutputFormat::*;
+    let none = Accepts::default();
+    let webp = Accepts {
+        avif: false,
+        webp: true,
+    };
+    let all = Accepts {
+        avif: true,
+        webp: true,
+    };
+    let choose = encode::choose_format;
+    assert_eq!(choose(Fixed(Png), all, SourceFormat::Jpeg, false), Png);
+    assert_eq!(choose(Auto, all, SourceFormat::Jpeg, false), Avif);
+    assert_eq!(choose(Auto, webp, SourceFormat::Jpeg, true), Webp);
+    assert_eq!(choose(Auto, none, SourceFormat::Webp, true), Png);
+    assert_eq!(choose(Auto, none, SourceFormat::Png, false), Jpeg);
+    assert_eq!(choose(Original, all, SourceFormat::Jpeg, false), Jpeg);
+    assert_eq!(choose(Original, all, SourceFormat::Png, false), Png);
+    assert_eq!(choose(Original, none, SourceFormat::Webp, true), Webp);
+    assert_eq!(choose(Original, all, SourceFormat::Gif, true), Png);
+    assert_eq!(choose(Original, all, SourceFormat::Gif, false), Jpeg);
+    assert_eq!(choose(Original, all, SourceFormat::Bmp, false), Jpeg);
+    assert_eq!(choose(Original, all, SourceFormat::Tiff, true), Png);
+
+    // End to end: auto with an AVIF-capable client, and the original-format fallbacks.
+    let small = fixture("pngsuite/basn2c16.png");
+    let out = process(
+        &small,
+        &TransformSpec {
+            format: Auto,
+            ..spec()
+        },
+        all,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_magic(&out.bytes, Avif);
+    let out = process(
+        &small,
+        &TransformSpec {
+            format: Auto,
+            ..spec()
+        },
+        webp,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_magic(&out.bytes, Webp);
+    let jpeg = fixture("Landscape_1.jpg");
+    let out = run(&fixture("animated.gif"), &spec());
+    assert_magic(&out.bytes, out.format);
+    assert!(matches!(out.format, Jpeg | Png));
+    assert_magic(&run(&jpeg, &spec()).bytes, Jpeg);
+    assert_magic(&run(&fixture("storm-lossy.webp"), &spec()).bytes, Webp);
+}
+
+#[test]
+fn output_carries_no_metadata() {
+    // The P3 source has an ICC profile (APP2) and the orientation file EXIF (APP1).
+    for name in ["twowings-p3.jpg", "Landscape_6.jpg"] {
+        let out = run(&fixture(name), &spec());
+        let meta = metadata::jpeg(&out.bytes);
+        assert_eq!(meta.icc, None, "{name}");
+        assert_eq!(meta.orientation, 0, "{name}");
+        assert!(!out.bytes.windows(6).any(|w| w == b"Exif\0\0"), "{name}");
+    }
+}
+
+#[test]
+fn timings_are_recorded_per_phase() {
+    let out = run(&fixture("Landscape_1.jpg"), &spec());
+    assert!(out.timings.decode > std::time::Duration::ZERO);
+    assert!(out.timings.encode > std::time::Duration::ZERO);
+}
+
+/// Not a check: prints AVIF encode time and size per rav1e speed on a ~320x240 thumbnail
+/// (the numbers behind `AVIF_SPEED`). Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn avif_speed_timings() {
+    let input = fixture("twowings-p3.jpg");
+    let (probe, mut meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
+    let min: MinSize<'_> = &|w, h| (w / 8, h / 8);
+    let thumb = decode::decode_jpeg(&input, &probe, &mut meta, min).unwrap();
+    println!("thumbnail {}x{}", thumb.width, thumb.height);
+    for speed in [4u8, 6, 7, 8, 9, 10] {
+        let encoder = ravif::Encoder::new().with_quality(60.0).with_speed(speed);
+        use rgb::FromSlice;
+        let img = ravif::Img::new(
+            thumb.data.as_rgb(),
+            thumb.width as usize,
+            thumb.height as usize,
+        );
+        let _ = encoder.encode_rgb(img); // warm-up
+        let start = std::time::Instant::now();
+        let rounds = 5;
+        let mut size = 0;
+        for _ in 0..rounds {
+            size = encoder.encode_rgb(img).unwrap().avif_file.len();
+        }
+        println!(
+            "speed {speed}: {:?} per encode, {size} bytes",
+            start.elapsed() / rounds
+        );
+    }
+}

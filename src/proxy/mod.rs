@@ -1,0 +1,269 @@
+//! The edge: the only module that knows Pingora's proxy phases. Each phase is short and hands
+//! real work to a module that knows nothing of Pingora: `route`/`spec` decide what a request is,
+//! `cache` stores keys and bytes, the transform service (over a Unix socket) makes variants.
+
+use crate::cache::TieredStorage;
+use crate::config::{Config, Origin};
+use crate::metrics;
+use crate::origin;
+use crate::route::{self, Source};
+use crate::service::NEGOTIATED_FORMAT_HEADER;
+use crate::spec::{self, Accepts, FormatRequest};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::VARY;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_cache::cache_control::CacheControl;
+use pingora_cache::filters::resp_cacheable;
+use pingora_cache::key::HashBinary;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::{CacheKey, CacheMeta, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
+use pingora_error::{Error, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Responses without explicit freshness are not stored; stale serving only when the response
+/// asks for it (`stale-while-revalidate`, `stale-if-error`).
+const CACHE_DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::new(|_| None, 0, 0);
+
+/// What the edge decided a request is, kept for the later phases.
+#[derive(Debug, Default)]
+pub enum Route {
+    #[default]
+    Unrouted,
+    /// A transform: the canonical options and the source key make the cache key.
+    Image { canonical: String, source: String, vary_token: &'static str },
+    Passthrough,
+}
+
+pub struct EdgeCtx {
+    route: Route,
+    site: usize,
+    started: Instant,
+}
+
+pub struct Edge {
+    config: Arc<Config>,
+    storage: &'static TieredStorage,
+    lock: &'static CacheKeyLockImpl,
+}
+
+impl Edge {
+    pub fn new(config: Arc<Config>, storage: &'static TieredStorage) -> Edge {
+        let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(config.cache.lock_timeout));
+        Edge { config, storage, lock }
+    }
+
+    fn transform_peer(&self) -> Result<Box<HttpPeer>> {
+        let socket = self.config.transform_socket.to_string_lossy();
+        Ok(Box::new(HttpPeer::new_uds(&socket, false, String::new())?))
+    }
+}
+
+/// Answer from the edge without going upstream: short text, never cached.
+async fn respond(session: &mut Session, status: u16, message: &str) -> Result<bool> {
+    let body = Bytes::from(format!("{message}\n"));
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("content-type", "text/plain; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = EdgeCtx;
+
+    fn new_ctx(&self) -> EdgeCtx {
+        EdgeCtx { route: Route::Unrouted, site: 0, started: Instant::now() }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
+        let req = session.req_header();
+        let host = header_str(req, "host").or_else(|| req.uri.host()).unwrap_or("");
+        let Some((site_index, site)) = self.config.site_for(host) else {
+            return respond(session, 404, "unknown site").await;
+        };
+        ctx.site = site_index;
+        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let Some((options, source)) = route::split_image_path(path) else {
+            ctx.route = Route::Passthrough;
+            return Ok(false);
+        };
+        let spec = match spec::parse_options(options) {
+            Ok(s) => s,
+            Err(e) => return respond(session, 400, &e.0).await,
+        };
+        let source = match route::parse_source(source) {
+            Ok(s) => s,
+            Err(e) => return respond(session, 400, &e).await,
+        };
+        if let Source::Url { host, .. } = &source {
+            if !site.allowed_source_hosts.iter().any(|h| h == host) {
+                return respond(session, 403, "source host not allowed").await;
+            }
+        }
+        let vary_token = if spec.format == FormatRequest::Auto {
+            Accepts::from_accept_header(header_str(req, "accept").unwrap_or("")).vary_token(spec.format)
+        } else {
+            ""
+        };
+        ctx.route = Route::Image { canonical: spec.canonical(), source: source.key(), vary_token };
+        Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut EdgeCtx) -> Result<()> {
+        if !pingora_cache::filters::request_cacheable(session.req_header()) {
+            return Ok(());
+        }
+        session.cache.enable(self.storage, None, None, Some(self.lock), None);
+        session.cache.set_max_file_size_bytes(self.config.cache.max_entry_bytes as usize);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
+        // Getting this wrong leads to cache poisoning: everything that changes the response
+        // must be in the key or in the variance.
+        let primary = match &ctx.route {
+            Route::Image { canonical, source, .. } => format!("{}|img|{}|{}", ctx.site, canonical, source),
+            _ => {
+                let uri = &session.req_header().uri;
+                format!("{}|raw|{}", ctx.site, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+            }
+        };
+        Ok(CacheKey::new(primary, ""))
+    }
+
+    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut EdgeCtx, req: &RequestHeader) -> Option<HashBinary> {
+        let mut variance = VarianceBuilder::new();
+        match &ctx.route {
+            // Varies on the negotiated format, never the raw Accept string: browsers send dozens
+            // of Accept spellings that all mean the same three answers.
+            Route::Image { vary_token, .. } => {
+                if vary_token.is_empty() {
+                    return None;
+                }
+                variance.add_value("imgate-format", vary_token.as_bytes());
+            }
+            _ => {
+                let names: Vec<String> = meta
+                    .headers()
+                    .get_all(VARY)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                for name in names {
+                    let value = req.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+                    variance.add_owned_name_value(name, value);
+                }
+            }
+        }
+        variance.finalize()
+    }
+
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, _ctx: &mut EdgeCtx) -> Result<RespCacheable> {
+        let vary_star = resp.headers.get_all(VARY).iter().any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|n| n.trim() == "*")));
+        if vary_star {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        }
+        let cc = CacheControl::from_resp_headers(resp);
+        let authorized = session.req_header().headers.contains_key("authorization");
+        Ok(resp_cacheable(cc.as_ref(), resp.clone(), authorized, &CACHE_DEFAULTS))
+    }
+
+    fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &EdgeCtx) -> bool {
+        // Background revalidation (stale-while-revalidate) runs as a subrequest.
+        true
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
+        let site = &self.config.sites[ctx.site];
+        match (&ctx.route, &site.origin) {
+            (Route::Passthrough, Origin::Http(o)) => Ok(Box::new(origin::http_peer(o, &self.config.performance))),
+            (Route::Unrouted, _) => Error::e_explain(pingora_error::ErrorType::InternalError, "request was never routed"),
+            _ => self.transform_peer(),
+        }
+    }
+
+    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut EdgeCtx) -> Result<()> {
+        req.remove_header(NEGOTIATED_FORMAT_HEADER);
+        match &ctx.route {
+            Route::Image { vary_token, .. } if !vary_token.is_empty() => {
+                req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+            }
+            Route::Passthrough => {
+                if let Origin::Http(o) = &self.config.sites[ctx.site].origin {
+                    req.insert_header("host", o.host_header())?;
+                    if !o.base_path.is_empty() {
+                        let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                        let uri: http::Uri = format!("{}{}", o.base_path, pq)
+                            .parse()
+                            .map_err(|_| Error::explain(pingora_error::ErrorType::InvalidHTTPHeader, "bad upstream path"))?;
+                        req.set_uri(uri);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut EdgeCtx) -> Result<()> {
+        let status = cache_status(session);
+        if matches!(session.cache.phase(), CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating) {
+            // Timings of the original miss would mislead on a hit.
+            resp.remove_header("server-timing");
+        }
+        resp.insert_header("cache-status", status)?;
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&pingora_error::Error>, ctx: &mut EdgeCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = match ctx.route {
+            Route::Image { .. } => "image",
+            Route::Passthrough => "passthrough",
+            Route::Unrouted => "error",
+        };
+        let cache = cache_label(session);
+        metrics::REQUESTS.with_label_values(&[route, &status.to_string(), cache]).inc();
+        metrics::REQUEST_DURATION.with_label_values(&[route, cache]).observe(ctx.started.elapsed().as_secs_f64());
+    }
+}
+
+/// RFC 9211 `Cache-Status` value for this response.
+fn cache_status(session: &Session) -> &'static str {
+    if !session.cache.enabled() && !matches!(session.cache.phase(), CachePhase::Hit) {
+        return "imgate; fwd=bypass";
+    }
+    match session.cache.phase() {
+        CachePhase::Hit => "imgate; hit",
+        CachePhase::Stale | CachePhase::StaleUpdating => "imgate; hit; fwd=stale",
+        CachePhase::Revalidated => "imgate; hit; fwd=stale; fwd-status=304",
+        CachePhase::Expired | CachePhase::RevalidatedNoCache(_) => "imgate; fwd=stale",
+        CachePhase::Miss => "imgate; fwd=miss",
+        _ => "imgate; fwd=bypass",
+    }
+}
+
+/// Cache outcome as a metrics label.
+fn cache_label(session: &Session) -> &'static str {
+    match session.cache.phase() {
+        CachePhase::Hit => "hit",
+        CachePhase::Stale | CachePhase::StaleUpdating => "stale",
+        CachePhase::Revalidated => "revalidated",
+        CachePhase::Miss | CachePhase::Expired | CachePhase::RevalidatedNoCache(_) => "miss",
+        _ => "bypass",
+    }
+}

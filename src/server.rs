@@ -1,0 +1,56 @@
+//! Wiring: builds the Pingora server and its services (edge, transform service, admin,
+//! readiness) from a validated [`Config`]. The binary and the tests start imgate through here.
+
+use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
+use crate::cache::TieredStorage;
+use crate::config::Config;
+use crate::proxy::Edge;
+use crate::service::{TransformApp, TransformService};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+/// Which parts of imgate this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Edge + transform service (over a Unix socket) + admin: the normal deployment.
+    All,
+    /// Only the transform service, listening on `listen` over TCP, plus admin; lets the CPU tier
+    /// scale apart from the edge.
+    Transform,
+}
+
+/// Build a ready-to-run Pingora server.
+pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
+    crate::metrics::init();
+    let server_conf = std::mem::take(&mut config.server);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+    let config = Arc::new(config);
+    let service = Arc::new(TransformService::new(config.clone()));
+
+    let mut transform = Service::new("imgate transform".to_string(), TransformApp { service });
+    match role {
+        Role::All => {
+            let socket = config.transform_socket.to_string_lossy().to_string();
+            // A socket left by a crashed run would make the bind fail.
+            let _ = std::fs::remove_file(&socket);
+            transform.add_uds(&socket, Some(std::fs::Permissions::from_mode(0o600)));
+            let storage = TieredStorage::new(config.cache.memory_bytes).leak();
+            let mut edge = pingora_proxy::http_proxy_service_with_name(&server.configuration, Edge::new(config.clone(), storage), "imgate edge");
+            edge.add_tcp(&config.listen);
+            server.add_service(edge);
+        }
+        Role::Transform => transform.add_tcp(&config.listen),
+    }
+    server.add_service(transform);
+
+    let readiness = Arc::new(Readiness::default());
+    let mut admin = Service::new("imgate admin".to_string(), AdminApp { readiness: readiness.clone() });
+    admin.add_tcp(&config.admin_listen);
+    server.add_service(admin);
+    server.add_service(background_service("imgate readiness", ReadinessWatcher { readiness }));
+    Ok(server)
+}

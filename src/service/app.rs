@@ -1,0 +1,50 @@
+//! The transform service as a Pingora HTTP app: reads the request, hands it to
+//! [`TransformService`], writes the [`Reply`]. No logic of its own.
+
+use super::{Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER};
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+pub struct TransformApp {
+    pub service: Arc<TransformService>,
+}
+
+#[async_trait]
+impl ServeHttp for TransformApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let host = header("host").or_else(|| req.uri.host()).unwrap_or("");
+        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let reply = if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            Reply {
+                status: 405,
+                headers: vec![("allow", "GET, HEAD".into()), ("content-type", "text/plain".into())],
+                body: b"method not allowed\n".to_vec(),
+            }
+        } else {
+            let request = TransformRequest {
+                host,
+                path,
+                negotiated: header(NEGOTIATED_FORMAT_HEADER),
+                accept: header("accept"),
+                if_none_match: header("if-none-match"),
+            };
+            self.service.handle(&request).await
+        };
+        let mut builder = Response::builder().status(reply.status);
+        for (name, value) in &reply.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        builder = builder.header("content-length", reply.body.len().to_string());
+        builder.body(reply.body).unwrap_or_else(|e| {
+            log::error!("building reply failed: {e}");
+            let mut r = Response::new(b"internal error\n".to_vec());
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
+    }
+}

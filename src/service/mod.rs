@@ -1,0 +1,261 @@
+//! The transform service: answers `/cdn-cgi/image/<options>/<source>` by fetching the original,
+//! running the pipeline on the CPU pool and building a cacheable response; for `file://`
+//! origins it also serves the directory as a plain website (the passthrough route). It is reached
+//! by the edge over a Unix socket and can run alone (`--role transform`). It knows HTTP requests
+//! and responses, not Pingora proxy phases or the edge cache.
+
+mod app;
+pub mod processor;
+
+pub use app::TransformApp;
+
+use crate::config::{Config, HttpOrigin, Origin, Site};
+use crate::error::{Blame, ImgateError};
+use crate::origin::{Fetched, OriginError, OriginFetcher};
+use crate::pipeline::{self, Processed};
+use crate::route::{self, Source};
+use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
+use crate::metrics;
+use blake2::{Blake2b, Digest};
+use processor::Processor;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Internal request header by which the edge tells the service which format it negotiated for
+/// `format=auto` (`avif`, `webp` or `fallback`). The edge varies its cache on the same token, so
+/// the two can never disagree.
+pub const NEGOTIATED_FORMAT_HEADER: &str = "x-imgate-format";
+
+/// A complete answer: status, headers and body. The HTTP layer writes it out as is.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// An error answer: the public message only, never cached.
+    pub fn error(e: &ImgateError) -> Reply {
+        let mut headers = vec![("content-type", "text/plain; charset=utf-8".to_string()), ("cache-control", "no-store".to_string())];
+        if let Some(secs) = e.retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        Reply { status: e.status, headers, body: format!("{}\n", e.public).into_bytes() }
+    }
+}
+
+/// What the service needs to answer one request, taken from the HTTP request by the app layer.
+#[derive(Debug, Clone)]
+pub struct TransformRequest<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The edge's negotiated token, when called by the edge.
+    pub negotiated: Option<&'a str>,
+    /// The client's `Accept`, used when running alone.
+    pub accept: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+}
+
+pub struct TransformService {
+    config: Arc<Config>,
+    fetcher: OriginFetcher,
+    processor: Processor,
+}
+
+impl TransformService {
+    pub fn new(config: Arc<Config>) -> TransformService {
+        let perf = &config.performance;
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        TransformService {
+            fetcher: OriginFetcher::new(perf, config.max_source_bytes),
+            processor: Processor::new(threads, perf.max_concurrent_processing, perf.processing_queue),
+            config,
+        }
+    }
+
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// Answer one request. Never panics on bad input: every failure becomes an error reply.
+    pub async fn handle(&self, req: &TransformRequest<'_>) -> Reply {
+        let Some((_, site)) = self.config.site_for(req.host) else {
+            return Reply::error(&ImgateError::new(404, "unknown site", format!("no site for host {}", req.host), Blame::Downstream));
+        };
+        let result = match route::split_image_path(req.path) {
+            Some((options, source)) => self.transform(site, options, source, req).await,
+            None => self.serve_file(site, req).await,
+        };
+        result.unwrap_or_else(|e| {
+            log::info!("{} {}: {}", req.host, req.path, e);
+            Reply::error(&e)
+        })
+    }
+
+    async fn transform(&self, site: &Site, options: &str, source: &str, req: &TransformRequest<'_>) -> Result<Reply, ImgateError> {
+        let spec = spec::parse_options(options)?;
+        let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
+        let accepts = negotiated_accepts(&spec, req);
+        let (origin, path) = origin_for(site, &source)?;
+
+        let started = Instant::now();
+        let original = self.fetcher.fetch(&origin, &path).await.map_err(origin_error)?;
+        let fetch_time = started.elapsed();
+
+        let limits = self.config.limits.clone();
+        let input = original.body.clone();
+        let job_spec = spec.clone();
+        let processed = self.processor.run(move || pipeline::process(&input, &job_spec, accepts, &limits)).await?;
+        record_steps(&processed);
+        Ok(self.image_reply(site, &spec, &original, processed, fetch_time, req.if_none_match))
+    }
+
+    fn image_reply(
+        &self,
+        site: &Site,
+        spec: &TransformSpec,
+        original: &Fetched,
+        out: Processed,
+        fetch_time: Duration,
+        if_none_match: Option<&str>,
+    ) -> Reply {
+        let etag = strong_etag(&out.bytes);
+        let mut headers = Vec::with_capacity(10);
+        headers.push(("content-type", out.format.mime().to_string()));
+        headers.push(("cache-control", cache_control(site, original)));
+        headers.push(("etag", etag.clone()));
+        let last_modified = original.last_modified.unwrap_or_else(SystemTime::now);
+        headers.push(("last-modified", httpdate::fmt_http_date(last_modified)));
+        if spec.format == FormatRequest::Auto {
+            headers.push(("vary", "Accept".to_string()));
+        }
+        if let Some(tags) = &original.tags {
+            headers.push(("surrogate-key", tags.clone()));
+        }
+        let t = out.timings;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut timing = String::new();
+        let _ = write!(
+            timing,
+            "fetch;dur={:.1}, decode;dur={:.1}, resize;dur={:.1}, encode;dur={:.1}",
+            ms(fetch_time),
+            ms(t.decode),
+            ms(t.resize),
+            ms(t.encode)
+        );
+        headers.push(("server-timing", timing));
+        headers.push(("x-imgate-dimensions", format!("{}x{}", out.width, out.height)));
+        if if_none_match.is_some_and(|inm| etag_matches(inm, &etag)) {
+            return Reply { status: 304, headers, body: Vec::new() };
+        }
+        Reply { status: 200, headers, body: out.bytes }
+    }
+
+    /// Serve a file of a `file://` origin unchanged (the passthrough route for directory origins).
+    async fn serve_file(&self, site: &Site, req: &TransformRequest<'_>) -> Result<Reply, ImgateError> {
+        let Origin::Dir(_) = &site.origin else {
+            return Err(ImgateError::new(404, "not found", "passthrough for an HTTP origin reached the transform service", Blame::Internal));
+        };
+        let path = if req.path.ends_with('/') { format!("{}index.html", req.path) } else { req.path.to_string() };
+        let original = self.fetcher.fetch(&site.origin, &path).await.map_err(origin_error)?;
+        let mut headers = vec![
+            ("cache-control", format!("public, max-age={}", site.ttl.default.as_secs())),
+            ("content-type", original.content_type.clone().unwrap_or_else(|| "application/octet-stream".into())),
+        ];
+        if let Some(lm) = original.last_modified {
+            headers.push(("last-modified", httpdate::fmt_http_date(lm)));
+        }
+        if let Some(etag) = &original.etag {
+            headers.push(("etag", etag.clone()));
+            if req.if_none_match.is_some_and(|inm| etag_matches(inm, etag)) {
+                return Ok(Reply { status: 304, headers, body: Vec::new() });
+            }
+        }
+        Ok(Reply { status: 200, headers, body: original.body.to_vec() })
+    }
+}
+
+/// The formats to consider for `format=auto`: the edge's token when present, else `Accept`.
+fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accepts {
+    if spec.format != FormatRequest::Auto {
+        return Accepts::default();
+    }
+    match req.negotiated {
+        Some("avif") => Accepts { avif: true, webp: true },
+        Some("webp") => Accepts { avif: false, webp: true },
+        Some(_) => Accepts::default(),
+        None => Accepts::from_accept_header(req.accept.unwrap_or("")),
+    }
+}
+
+/// The origin and path an original comes from: the site's origin, or an allowed absolute URL.
+fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateError> {
+    match source {
+        Source::Path(p) => Ok((site.origin.clone(), p.clone())),
+        Source::Url { https, host, port, path } => {
+            if !site.allowed_source_hosts.iter().any(|h| h == host) {
+                return Err(ImgateError::new(403, "source host not allowed", format!("{host} not on the allow-list"), Blame::Downstream));
+            }
+            let origin = HttpOrigin { tls: *https, host: host.clone(), port: port.unwrap_or(if *https { 443 } else { 80 }), base_path: String::new() };
+            Ok((Origin::Http(origin), path.clone()))
+        }
+    }
+}
+
+fn origin_error(e: OriginError) -> ImgateError {
+    let cause = e.to_string();
+    match e {
+        OriginError::NotFound => ImgateError::new(404, "source image not found", cause, Blame::Upstream),
+        OriginError::Status(s) if (400..500).contains(&s) => {
+            ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
+        }
+        OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
+        OriginError::TooLarge { .. } => ImgateError::new(413, "source image too large", cause, Blame::Downstream),
+        OriginError::Unreachable(_) => ImgateError::new(502, "origin unreachable", cause, Blame::Upstream),
+        OriginError::Timeout(_) => ImgateError::new(504, "origin timed out", cause, Blame::Upstream),
+        OriginError::BadPath(_) => ImgateError::new(400, "bad source path", cause, Blame::Downstream),
+    }
+}
+
+/// `Cache-Control` for a variant: the origin's freshness bounded by the site's TTL policy.
+/// An origin that forbids storing keeps that promise for the variants too.
+fn cache_control(site: &Site, original: &Fetched) -> String {
+    if original.no_store {
+        return "private, no-store".into();
+    }
+    let ttl = site.ttl.bound(original.ttl).as_secs();
+    format!("public, max-age={ttl}, stale-while-revalidate=60, stale-if-error=86400")
+}
+
+/// A strong validator from the encoded bytes: equal bytes, equal tag.
+fn strong_etag(bytes: &[u8]) -> String {
+    let hash = Blake2b::<blake2::digest::consts::U16>::digest(bytes);
+    format!("\"{}\"", hex::encode(hash))
+}
+
+/// `If-None-Match` matching (weak comparison, RFC 9110 13.1.2).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| bare(t) == bare(etag))
+}
+
+fn record_steps(p: &Processed) {
+    metrics::STEP_DURATION.with_label_values(&["decode"]).observe(p.timings.decode.as_secs_f64());
+    metrics::STEP_DURATION.with_label_values(&["resize"]).observe(p.timings.resize.as_secs_f64());
+    metrics::STEP_DURATION.with_label_values(&["encode"]).observe(p.timings.encode.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_matching_is_weak_and_handles_lists() {
+        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
+        assert!(etag_matches("W/\"b\"", "\"b\""));
+        assert!(etag_matches("*", "\"b\""));
+        assert!(!etag_matches("\"c\"", "\"b\""));
+    }
+}

@@ -1,0 +1,344 @@
+//! Shared test harness: a real origin (HTTP/1.1 over TCP, serving real files), the real
+//! `imgate` binary started on ephemeral ports, a small HTTP client that shows exactly what went
+//! over the wire, and image comparison (exact dimensions, SSIM for look).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A real origin server on 127.0.0.1 serving `root`. Special paths for fault tests:
+/// `/slow/<ms>/<file>` waits first; `/status/<code>/<anything>` answers that status;
+/// `/chunked/<file>` streams without Content-Length; `/nocache/<file>` sends `no-store`.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestOrigin {
+    pub fn start(root: impl Into<PathBuf>) -> TestOrigin {
+        let root: PathBuf = root.into();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (root, hits) = (root.clone(), h.clone());
+                std::thread::spawn(move || serve_conn(conn, &root, &hits));
+            }
+        });
+        TestOrigin { addr, hits, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests the origin received for `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        *self.hits.lock().unwrap().get(path).unwrap_or(&0)
+    }
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        let mut rest = path.trim_start_matches('/').to_string();
+        let mut cache_control = "public, max-age=3600";
+        let mut chunked = false;
+        if let Some(r) = rest.strip_prefix("slow/") {
+            let (ms, file) = r.split_once('/').unwrap_or((r, ""));
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+            rest = file.to_string();
+        }
+        if let Some(r) = rest.strip_prefix("status/") {
+            let code = r.split('/').next().unwrap_or("500");
+            let _ = write!(out, "HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix("chunked/") {
+            chunked = true;
+            rest = r.to_string();
+        }
+        if let Some(r) = rest.strip_prefix("nocache/") {
+            cache_control = "no-store";
+            rest = r.to_string();
+        }
+        let file = root.join(rest.split('?').next().unwrap_or(""));
+        let Ok(body) = std::fs::read(&file) else {
+            let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+            continue;
+        };
+        let ctype = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+            "jpg" | "jpeg" => "image/jpeg",
+            "png" => "image/png",
+            "webp" => "image/webp",
+            "gif" => "image/gif",
+            "html" => "text/html; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nCache-Control: {cache_control}\r\nETag: \"{}\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            body.len()
+        );
+        let ok = if chunked {
+            let mut w = head.into_bytes();
+            w.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+            for c in body.chunks(16 * 1024) {
+                w.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                w.extend_from_slice(c);
+                w.extend_from_slice(b"\r\n");
+            }
+            w.extend_from_slice(b"0\r\n\r\n");
+            out.write_all(&w)
+        } else {
+            out.write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes()).and_then(|_| out.write_all(&body))
+        };
+        if ok.is_err() {
+            return;
+        }
+    }
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real `imgate` binary running a config written for the test.
+pub struct Imgate {
+    pub addr: String,
+    pub admin: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Imgate {
+    /// Start imgate with `origin` for every host and `extra` YAML appended to the config.
+    pub fn start(origin: &str, extra: &str) -> Imgate {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let config = format!(
+            "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n\
+             listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
+             transform_socket: {}/transform.sock\n{extra}\n\
+             sites:\n  - hosts: ['*']\n    origin: {origin}\n    allowed_source_hosts: ['127.0.0.1']\n",
+            dir.path().display()
+        );
+        let config_path = dir.path().join("imgate.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_imgate"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("imgate binary starts");
+        let imgate = Imgate { addr: format!("127.0.0.1:{port}"), admin: format!("127.0.0.1:{admin_port}"), child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if get(&imgate.admin, "/readyz", &[]).map(|r| r.status == 200).unwrap_or(false)
+                && TcpStream::connect(&imgate.addr).is_ok()
+            {
+                return imgate;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("imgate did not become ready");
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        get(&self.addr, path, &[]).expect("request completes")
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        get(&self.addr, path, headers).expect("request completes")
+    }
+
+    /// Still running (not crashed)?
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Imgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; headers exactly as given (Host defaults to the
+/// address).
+pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    request(addr, "GET", path, headers)
+}
+
+pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw, method == "HEAD")
+}
+
+fn parse_response(raw: &[u8], head: bool) -> std::io::Result<Response> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let head_text = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head_text.split("\r\n");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked && !head {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("bad chunk"))?;
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).split(';').next().unwrap().trim(), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            rest = &rest[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    Ok(Response { status, headers, body })
+}
+
+/// Decode an output image (JPEG, PNG, WebP, GIF) into RGBA8.
+pub fn decode(bytes: &[u8]) -> image::RgbaImage {
+    image::load_from_memory(bytes).expect("output decodes").to_rgba8()
+}
+
+/// Format from magic bytes.
+pub fn sniff(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "jpeg"
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "png"
+    } else if bytes.len() > 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "webp"
+    } else if bytes.len() > 12 && &bytes[4..8] == b"ftyp" && (&bytes[8..12] == b"avif" || &bytes[8..12] == b"avis") {
+        "avif"
+    } else {
+        "unknown"
+    }
+}
+
+/// Mean SSIM of two images' luma over 8x8 windows; `b` is resized to `a`'s size first.
+pub fn ssim(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
+    let b = if a.dimensions() != b.dimensions() {
+        image::imageops::resize(b, a.width(), a.height(), image::imageops::FilterType::Triangle)
+    } else {
+        b.clone()
+    };
+    let luma = |img: &image::RgbaImage| -> Vec<f64> {
+        img.pixels().map(|p| 0.2126 * p[0] as f64 + 0.7152 * p[1] as f64 + 0.0722 * p[2] as f64).collect()
+    };
+    let (la, lb) = (luma(a), luma(&b));
+    let (w, h) = (a.width() as usize, a.height() as usize);
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let (mut total, mut n) = (0.0, 0);
+    for y in (0..h.saturating_sub(7)).step_by(4) {
+        for x in (0..w.saturating_sub(7)).step_by(4) {
+            let (mut ma, mut mb, mut va, mut vb, mut cov) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for dy in 0..8 {
+                for dx in 0..8 {
+                    let i = (y + dy) * w + x + dx;
+                    ma += la[i];
+                    mb += lb[i];
+                }
+            }
+            ma /= 64.0;
+            mb /= 64.0;
+            for dy in 0..8 {
+                for dx in 0..8 {
+                    let i = (y + dy) * w + x + dx;
+                    va += (la[i] - ma).powi(2);
+                    vb += (lb[i] - mb).powi(2);
+                    cov += (la[i] - ma) * (lb[i] - mb);
+                }
+            }
+            va /= 63.0;
+            vb /= 63.0;
+            cov /= 63.0;
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            n += 1;
+        }
+    }
+    if n == 0 {
+        1.0
+    } else {
+        total / n as f64
+    }
+}
+
+/// A reference downscale of a fixture with the `image` crate, for look comparisons.
+pub fn reference(file: &Path, w: u32, h: u32) -> image::RgbaImage {
+    let img = image::open(file).expect("fixture decodes").to_rgba8();
+    image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
+}

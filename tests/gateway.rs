@@ -1,0 +1,238 @@
+//! End-to-end tests of the real `imgate` binary in front of a real origin serving real images.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+
+fn origin() -> TestOrigin {
+    TestOrigin::start(fixtures())
+}
+
+fn dims(r: &Response) -> (u32, u32) {
+    let img = decode(&r.body);
+    (img.width(), img.height())
+}
+
+/// FreshFlower.jpg is 1600x1203.
+const FLOWER: &str = "photos/FreshFlower.jpg";
+
+#[test]
+fn every_fit_gives_exact_dimensions_and_looks_right() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let cases: &[(&str, (u32, u32))] = &[
+        ("width=300", (300, 226)),
+        ("height=301", (400, 301)),
+        ("width=150,dpr=2", (300, 226)),
+        ("width=400,height=400,fit=scale-down", (400, 301)),
+        ("width=3000,fit=scale-down", (1600, 1203)),
+        ("width=2000,height=2000,fit=contain", (2000, 1504)),
+        ("width=300,height=300,fit=cover", (300, 300)),
+        ("width=300,height=100,fit=cover,gravity=top", (300, 100)),
+        ("width=200,height=300,fit=cover,gravity=0.2x0.8", (200, 300)),
+        ("width=300,height=300,fit=crop", (300, 300)),
+        ("width=2000,height=100,fit=crop", (1600, 100)),
+        ("width=300,height=300,fit=pad,background=red", (300, 300)),
+        ("width=300,rotate=90", (226, 300)),
+        ("width=300,flip=hv", (300, 226)),
+        ("width=300,blur=20", (300, 226)),
+        ("width=300,sharpen=3", (300, 226)),
+        ("width=300,grayscale", (300, 226)),
+        ("width=300,quality=40", (300, 226)),
+        ("width=300,metadata=keep,anim=false", (300, 226)),
+    ];
+    for (options, expected) in cases {
+        let r = gw.get(&format!("/cdn-cgi/image/{options},format=jpeg/{FLOWER}"));
+        assert_eq!(r.status, 200, "{options}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(sniff(&r.body), "jpeg", "{options}");
+        assert_eq!(dims(&r), *expected, "{options}");
+    }
+    // Look: a plain downscale matches a reference downscale; a flipped one must not.
+    let src = fixtures().join(FLOWER);
+    let reference = reference(&src, 300, 226);
+    let plain = decode(&gw.get(&format!("/cdn-cgi/image/width=300,format=png/{FLOWER}")).body);
+    let s = ssim(&reference, &plain);
+    assert!(s > 0.9, "plain downscale SSIM {s}");
+    let flipped = decode(&gw.get(&format!("/cdn-cgi/image/width=300,flip=hv,format=png/{FLOWER}")).body);
+    let s = ssim(&reference, &flipped);
+    assert!(s < 0.6, "flipped image should not look like the original, SSIM {s}");
+    let gray = decode(&gw.get(&format!("/cdn-cgi/image/width=300,grayscale,format=png/{FLOWER}")).body);
+    assert!(gray.pixels().all(|p| p[0] == p[1] && p[1] == p[2]), "grayscale output has colour");
+}
+
+#[test]
+fn output_formats_and_auto_negotiation() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    for (format, magic) in [("jpeg", "jpeg"), ("png", "png"), ("webp", "webp"), ("avif", "avif")] {
+        let r = gw.get(&format!("/cdn-cgi/image/width=120,format={format}/{FLOWER}"));
+        assert_eq!(r.status, 200, "{format}");
+        assert_eq!(sniff(&r.body), magic);
+        assert_eq!(r.header("content-type"), Some(format!("image/{format}").as_str()));
+        assert_eq!(r.header("vary"), None, "fixed format must not vary");
+    }
+    // Original format kept when none is asked for.
+    let r = gw.get("/cdn-cgi/image/width=100/storm-lossy.webp");
+    assert_eq!(sniff(&r.body), "webp");
+
+    let url = format!("/cdn-cgi/image/width=140,format=auto/{FLOWER}");
+    let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let cases = [(chrome, "avif"), ("image/webp,*/*", "webp"), ("image/*,*/*;q=0.8", "jpeg"), ("", "jpeg")];
+    for (accept, want) in cases {
+        let r = gw.get_with(&url, &[("Accept", accept)]);
+        assert_eq!(r.status, 200);
+        assert_eq!(sniff(&r.body), want, "Accept: {accept}");
+        assert_eq!(r.header("vary"), Some("Accept"));
+    }
+    // A different Accept spelling that negotiates the same format is a hit on the same entry.
+    let r = gw.get_with(&url, &[("Accept", "image/avif,*/*")]);
+    assert_eq!(sniff(&r.body), "avif");
+    assert_eq!(r.header("cache-status"), Some("imgate; hit"));
+}
+
+#[test]
+fn alpha_kept_in_png_and_webp_flattened_on_jpeg() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let src = image::open(fixtures().join("pngsuite/basn6a08.png")).unwrap().to_rgba8();
+    let (x, y, _) = src.enumerate_pixels().find(|(_, _, p)| p[3] == 0).map(|(x, y, p)| (x, y, *p)).expect("fixture has transparent pixels");
+    for format in ["png", "webp"] {
+        let out = decode(&gw.get(&format!("/cdn-cgi/image/format={format}/pngsuite/basn6a08.png")).body);
+        assert_eq!(out.dimensions(), src.dimensions());
+        assert!(out.get_pixel(x, y)[3] < 16, "{format} lost alpha at {x},{y}");
+    }
+    let out = decode(&gw.get("/cdn-cgi/image/format=jpeg,background=red/pngsuite/basn6a08.png").body);
+    let p = out.get_pixel(x, y);
+    assert!(p[0] > 200 && p[1] < 60 && p[2] < 60, "transparent pixel not flattened on red: {p:?}");
+    // format=auto for a client without AVIF/WebP gives PNG when the image has alpha.
+    let r = gw.get("/cdn-cgi/image/format=auto/pngsuite/basn6a08.png");
+    assert_eq!(sniff(&r.body), "png");
+}
+
+#[test]
+fn orientation_is_applied_end_to_end() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let upright = decode(&gw.get("/cdn-cgi/image/width=200,format=png/Landscape_1.jpg").body);
+    let rotated = decode(&gw.get("/cdn-cgi/image/width=200,format=png/Landscape_6.jpg").body);
+    assert_eq!(upright.dimensions(), rotated.dimensions());
+    let s = ssim(&upright, &rotated);
+    assert!(s > 0.8, "EXIF orientation 6 not applied, SSIM {s}");
+}
+
+#[test]
+fn cache_hit_conditional_304_and_one_origin_request_for_concurrent_misses() {
+    let o = origin();
+    let gw = Arc::new(Imgate::start(&o.url(), ""));
+    let url = "/cdn-cgi/image/width=200/photos/GreenMeadow.jpg";
+    let first = gw.get(url);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("cache-status"), Some("imgate; fwd=miss"));
+    let timing = first.header("server-timing").expect("Server-Timing on a miss");
+    for step in ["fetch", "decode", "resize", "encode"] {
+        assert!(timing.contains(step), "{timing}");
+    }
+    assert!(first.header("cache-control").unwrap().contains("max-age=3600"));
+    assert!(first.header("last-modified").is_some());
+    let second = gw.get(url);
+    assert_eq!(second.header("cache-status"), Some("imgate; hit"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(o.hits("/photos/GreenMeadow.jpg"), 1);
+    // Equivalent spelling of the same options shares the entry.
+    let alias = gw.get("/cdn-cgi/image/w=200,dpr=1/photos/GreenMeadow.jpg");
+    assert_eq!(alias.header("cache-status"), Some("imgate; hit"));
+
+    let etag = first.header("etag").expect("ETag").to_string();
+    assert!(etag.starts_with('"'), "strong ETag expected: {etag}");
+    let r = gw.get_with(url, &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+
+    // 20 concurrent requests for one new variant: one origin request (the cache lock).
+    let url = "/cdn-cgi/image/width=321,quality=61/photos/GreenMeadow.jpg";
+    let before = o.hits("/photos/GreenMeadow.jpg");
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let gw = gw.clone();
+            std::thread::spawn(move || gw.get(url))
+        })
+        .collect();
+    let bodies: Vec<Response> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(bodies.iter().all(|r| r.status == 200 && r.body == bodies[0].body));
+    assert_eq!(o.hits("/photos/GreenMeadow.jpg") - before, 1, "concurrent misses must collapse into one fetch");
+}
+
+#[test]
+fn passthrough_returns_origin_bytes_unchanged() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let r = gw.get("/photos/FreshFlower.jpg");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(fixtures().join(FLOWER)).unwrap());
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    let r = gw.get("/no/such/file.jpg");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn errors_map_to_statuses_and_the_server_keeps_serving() {
+    let o = origin();
+    let closed = free_port();
+    let mut gw = Imgate::start(
+        &o.url(),
+        "performance_overrides: {origin_timeout_seconds: 1}\nlimits: {max_source_bytes: 150KB, max_source_pixels: 3000000}",
+    );
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("/cdn-cgi/image/foo=1/{FLOWER}"), 400, "foo"),
+        (format!("/cdn-cgi/image/width=abc/{FLOWER}"), 400, "width"),
+        (format!("/cdn-cgi/image/width=0/{FLOWER}"), 400, "width"),
+        (format!("/cdn-cgi/image/quality=101/{FLOWER}"), 400, "quality"),
+        (format!("/cdn-cgi/image/fit=stretch/{FLOWER}"), 400, "fit"),
+        ("/cdn-cgi/image/width=100/".to_string(), 400, ""),
+        ("/cdn-cgi/image/width=100/photos/missing.jpg".to_string(), 404, ""),
+        ("/cdn-cgi/image/width=100/status/403/x.jpg".to_string(), 403, ""),
+        ("/cdn-cgi/image/width=100/status/500/x.jpg".to_string(), 502, ""),
+        ("/cdn-cgi/image/width=100/photos/GreenMeadow.jpg".to_string(), 413, ""),
+        ("/cdn-cgi/image/width=100/chunked/photos/GreenMeadow.jpg".to_string(), 413, ""),
+        ("/cdn-cgi/image/width=100/notes.txt".to_string(), 415, ""),
+        ("/cdn-cgi/image/width=100/truncated.jpg".to_string(), 422, ""),
+        (format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"), 502, ""),
+        (format!("/cdn-cgi/image/width=100/http://{}/slow/3000/{FLOWER}", o.addr), 504, ""),
+        (format!("/cdn-cgi/image/width=100/https://evil.example/{FLOWER}"), 403, ""),
+    ];
+    for (url, status, names) in &cases {
+        let r = gw.get(url);
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, *status, "{url}: {body}");
+        assert!(body.contains(names), "{url}: message should name '{names}': {body}");
+        assert!(!body.contains("/work/") && !body.contains("src/"), "{url}: internals leaked: {body}");
+    }
+    // Every deliberately corrupt PngSuite file gets a clean 4xx.
+    for entry in std::fs::read_dir(fixtures().join("pngsuite")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with('x') && name.ends_with(".png") {
+            let r = gw.get(&format!("/cdn-cgi/image/width=16/pngsuite/{name}"));
+            assert!((400..500).contains(&r.status), "{name}: {}", r.status);
+        }
+    }
+    assert!(gw.alive(), "imgate crashed on bad input");
+    let r = gw.get(&format!("/cdn-cgi/image/width=100/{FLOWER}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(dims(&r), (100, 75));
+}
+
+#[test]
+fn admin_endpoints_and_metrics() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    assert_eq!(gw.get(&format!("/cdn-cgi/image/width=50/{FLOWER}")).status, 200);
+    assert_eq!(get(&gw.admin, "/livez", &[]).unwrap().status, 200);
+    assert_eq!(get(&gw.admin, "/readyz", &[]).unwrap().status, 200);
+    let m = get(&gw.admin, "/metrics", &[]).unwrap();
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8(m.body).unwrap();
+    assert!(text.contains("imgate_requests_total{cache=\"miss\",route=\"image\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("imgate_request_duration_seconds_bucket"));
+    assert!(text.contains("imgate_transform_step_duration_seconds_count{step=\"decode\"} 1"));
+}
