@@ -1,1 +1,72 @@
-fn main() {}
+//! Criterion benches of the whole image pipeline (`imgate::pipeline::process`: sniff, decode,
+//! orient, resize, encode) on one real photo, one bench per output format plus a no-resize and a
+//! large-resize case. It owns nothing but these measurements; HTTP, caches and origins are
+//! left out on purpose so a regression here is the pipeline's and nobody else's.
+//!
+//! Sample sizes are small so the whole file runs in a couple of minutes on a 2-core machine;
+//! compare runs with `cargo bench --bench pipeline -- --save-baseline NAME` / `--baseline NAME`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use imgate::pipeline::{process, Limits};
+use imgate::spec::{parse_options, Accepts};
+use std::hint::black_box;
+use std::time::Duration;
+
+// The server binary runs on mimalloc; the benches use it too so allocation-heavy steps cost
+// what they cost in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// 1600x1203 progressive JPEG, the size of a typical phone photo after a CMS has had its way.
+const PHOTO: &str = "tests/fixtures/photos/FreshFlower.jpg";
+
+/// (bench name, options). Names stay stable so saved baselines keep matching.
+const CASES: &[(&str, &str)] = &[
+    ("w300_jpeg", "width=300,quality=80,format=jpeg"),
+    ("w300_webp", "width=300,quality=80,format=webp"),
+    ("w300_avif", "width=300,quality=80,format=avif"),
+    ("w300_png", "width=300,quality=80,format=png"),
+    // No width: the cost is decode + re-encode at full size, i.e. the codecs alone.
+    ("full_jpeg_no_resize", "format=jpeg"),
+    // A large target keeps the resize filter busy over many output pixels.
+    ("w1200_jpeg", "width=1200,quality=80,format=jpeg"),
+];
+
+fn read_photo() -> Vec<u8> {
+    let path = format!("{}/{PHOTO}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+fn pipeline(c: &mut Criterion) {
+    let bytes = read_photo();
+    let limits = Limits::default();
+    let accepts = Accepts {
+        avif: true,
+        webp: true,
+    };
+    let mut group = c.benchmark_group("pipeline/FreshFlower_1600x1203");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for &(name, options) in CASES {
+        let spec = parse_options(options).unwrap_or_else(|e| panic!("{options}: {e}"));
+        // Fail loudly before timing: a case that errors would otherwise bench the error path.
+        let out = process(&bytes, &spec, accepts, &limits)
+            .unwrap_or_else(|e| panic!("{options}: pipeline failed: {e}"));
+        eprintln!(
+            "{name}: {} -> {}x{} {} ({} bytes)",
+            options,
+            out.width,
+            out.height,
+            out.format.name(),
+            out.bytes.len()
+        );
+        group.bench_with_input(BenchmarkId::from_parameter(name), &spec, |b, spec| {
+            b.iter(|| process(black_box(&bytes), black_box(spec), accepts, &limits).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

@@ -34,7 +34,7 @@ fn every_fit_gives_exact_dimensions_and_looks_right() {
         ("width=300,height=300,fit=crop", (300, 300)),
         ("width=2000,height=100,fit=crop", (1600, 100)),
         ("width=300,height=300,fit=pad,background=red", (300, 300)),
-        ("width=300,rotate=90", (226, 300)),
+        ("width=300,rotate=90", (300, 399)),
         ("width=300,flip=hv", (300, 226)),
         ("width=300,blur=20", (300, 226)),
         ("width=300,sharpen=3", (300, 226)),
@@ -235,4 +235,42 @@ fn admin_endpoints_and_metrics() {
     assert!(text.contains("imgate_requests_total{cache=\"miss\",route=\"image\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("imgate_request_duration_seconds_bucket"));
     assert!(text.contains("imgate_transform_step_duration_seconds_count{step=\"decode\"} 1"));
+}
+
+#[test]
+fn stale_while_revalidate_and_stale_if_error_are_honoured() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let swr = "/cc/max-age=1,stale-while-revalidate=600/photos/GreenMeadow.jpg";
+    let sie = "/cc/max-age=1,stale-if-error=600/photos/FreshFlower.jpg";
+    assert_eq!(gw.get(swr).header("cache-status"), Some("imgate; fwd=miss"));
+    assert_eq!(gw.get(sie).header("cache-status"), Some("imgate; fwd=miss"));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Stale but within stale-while-revalidate: answered from cache at once, refreshed behind.
+    let r = gw.get(swr);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-status"), Some("imgate; hit; fwd=stale"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while o.hits(swr) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(o.hits(swr), 2, "background revalidation did not reach the origin");
+    // Origin down: stale-if-error serves the stored copy instead of an error.
+    o.stop();
+    let r = gw.get(sie);
+    assert_eq!(r.status, 200, "stale-if-error not honoured");
+    assert_eq!(r.body, std::fs::read(fixtures().join(FLOWER)).unwrap());
+}
+
+#[test]
+fn head_requests_get_headers_only() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let r = request(&gw.addr, "HEAD", &format!("/cdn-cgi/image/width=64,format=png/{FLOWER}"), &[]).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert!(r.body.is_empty());
+    let r = gw.get(&format!("/cdn-cgi/image/width=64,format=png/{FLOWER}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(sniff(&r.body), "png");
 }

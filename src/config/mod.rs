@@ -363,7 +363,7 @@ impl Config {
         self.sites
             .iter()
             .enumerate()
-            .find(|(_, s)| s.hosts.iter().any(|h| *h == host))
+            .find(|(_, s)| s.hosts.contains(&host))
             .or_else(|| self.sites.iter().enumerate().find(|(_, s)| s.hosts.iter().any(|h| h == "*")))
     }
 }

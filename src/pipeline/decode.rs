@@ -81,11 +81,18 @@ fn jpeg_err(e: turbojpeg::Error) -> PipelineError {
     PipelineError::Undecodable(format!("JPEG: {e}"))
 }
 
-/// libjpeg-turbo reports recoverable problems as errors after finishing the decode. The one
-/// we let through is junk between segments, common in files from old cameras and shown fine
-/// by every browser; truncation and corrupt data stay errors.
+/// libjpeg-turbo reports recoverable problems ("warnings") as errors after finishing the
+/// decode, and the API does not say which kind it was. We let through, by message, the
+/// encoder quirks that leave every pixel decoded and that browsers show fine: junk between
+/// segments and odd scan parameters. Truncation and corrupt entropy data stay errors.
+const TOLERATED_JPEG_WARNINGS: &[&str] = &[
+    "extraneous bytes before marker",
+    "Invalid SOS parameters for sequential JPEG",
+];
+
 fn tolerable(e: &turbojpeg::Error) -> bool {
-    matches!(e, turbojpeg::Error::TurboJpegError(msg) if msg.contains("extraneous bytes before marker"))
+    matches!(e, turbojpeg::Error::TurboJpegError(msg)
+        if TOLERATED_JPEG_WARNINGS.iter().any(|w| msg.contains(w)))
 }
 
 /// JPEG through libjpeg-turbo: RGB for YCbCr/RGB/gray sources, CMYK (converted right away

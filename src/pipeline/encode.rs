@@ -25,7 +25,8 @@ const AVIF_QUALITY: u8 = 60;
 /// rav1e speed preset, 1 (slowest) ..= 10. Measured with `avif_speed_timings` (tests.rs) on
 /// a 320x200 thumbnail, quality 60, 2 busy cores, dependencies at opt-level 3:
 /// speed 4: 272 ms, 3102 B; 6: 252 ms, 3110 B; 7: 224 ms, 3156 B; 8: 205 ms, 3156 B;
-/// 9: 82 ms, 3228 B; 10: 40 ms, 3733 B. Speed 9 is 2.5x faster than 8 for 2% more bytes,
+/// 9: 82 ms, 3228 B; 10: 40 ms, 3733 B (a rerun under heavier load: 8: 301 ms, 9: 128 ms,
+/// 10: 66 ms). Speed 9 is about 2.4x faster than 8 for 2% more bytes,
 /// while 10 costs 16% more bytes: 9 is the request-path choice.
 const AVIF_SPEED: u8 = 9;
 /// WebP's format limit.

@@ -70,10 +70,19 @@ fn needed_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
 /// Resize/crop/pad `img` (already upright, sRGB) to what `spec` asks for
 /// (width/height x dpr, fit, gravity, background for pad).
 pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
-    if img.width == 0 || img.height == 0 {
+    let size = (img.width, img.height);
+    fit_from(img, size, spec, limits)
+}
+
+/// Like [`fit`], for an image that shrink-on-load delivered smaller than the original:
+/// `original` is the upright size of the full source, and every output size is computed from
+/// it, so the result never depends on the decoder's scale (a 1600x1203 photo at width 100 is
+/// 100x75 whether it was decoded at full size or at 1/8).
+pub fn fit_from(img: Raster, original: (u32, u32), spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
+    if img.width == 0 || img.height == 0 || original.0 == 0 || original.1 == 0 {
         return Err(PipelineError::Undecodable("image has no pixels".into()));
     }
-    let plan = plan(img.width, img.height, spec);
+    let plan = plan(original.0, original.1, spec);
     let (cw, ch) = plan.canvas;
     if cw > limits.max_output_dimension || ch > limits.max_output_dimension {
         return Err(PipelineError::TooLarge(format!(
@@ -82,7 +91,21 @@ pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster,
         )));
     }
 
-    let win = plan.window;
+    // Map the crop window from original coordinates onto the pixels we actually have.
+    let (fx, fy) = (img.width as f64 / original.0 as f64, img.height as f64 / original.1 as f64);
+    let win = if (img.width, img.height) == original {
+        plan.window
+    } else {
+        let w = plan.window;
+        let width = (w.width * fx).min(img.width as f64);
+        let height = (w.height * fy).min(img.height as f64);
+        Window {
+            left: (w.left * fx).clamp(0.0, img.width as f64 - width),
+            top: (w.top * fy).clamp(0.0, img.height as f64 - height),
+            width,
+            height,
+        }
+    };
     let (sw, sh) = plan.scaled;
     let img = if win.is_full(img.width, img.height) && (sw, sh) == (img.width, img.height) {
         img

@@ -28,8 +28,9 @@ pub(super) const STEPS: &[(&str, Phase, Step)] = &[
     ("decode", Phase::Decode, decode::step),
     ("orient", Phase::Decode, orient::step),
     ("colour", Phase::Decode, color::step),
-    ("fit", Phase::Resize, fit_step),
+    // Rotate first: `width`/`height` name the axes after `rotate`, as Cloudflare defines them.
     ("rotate_flip", Phase::Resize, rotate_flip_step),
+    ("fit", Phase::Resize, fit_step),
     ("effects", Phase::Resize, effects_step),
     ("choose_format", Phase::Resize, encode::choose_step),
     ("flatten", Phase::Resize, flatten::step),
@@ -104,9 +105,19 @@ pub(super) fn alloc_pixels(len: usize) -> Result<Vec<u8>, PipelineError> {
     Ok(v)
 }
 
+/// Sizes come from the original's upright size (after EXIF orientation and `rotate`), never
+/// from the shrink-on-load raster, so the output does not depend on the decoder's scale.
 fn fit_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let probe = ctx.probe()?;
+    let mut original = (probe.width, probe.height);
+    if (5..=8).contains(&ctx.meta.orientation) {
+        original = (original.1, original.0);
+    }
+    if matches!(ctx.spec.rotate, Some(90) | Some(270)) {
+        original = (original.1, original.0);
+    }
     let img = ctx.take_raster();
-    ctx.raster = geometry::fit(img, ctx.spec, ctx.limits)?;
+    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.limits)?;
     Ok(())
 }
 

@@ -137,8 +137,8 @@ fn steps_are_listed_in_pipeline_order() {
             "decode",
             "orient",
             "colour",
-            "fit",
             "rotate_flip",
+            "fit",
             "effects",
             "choose_format",
             "flatten",
@@ -484,6 +484,33 @@ fn bmp_and_tiff_sources_decode_and_fall_back_to_png_or_jpeg() {
     assert_eq!(upright(&tiff).data, rgb);
 }
 
+#[test]
+fn shrink_on_load_feeds_fit_the_right_upright_size() {
+    // Needs the real geometry step: a 300 px wide box from 1800x1200 sources, stored upright
+    // and stored rotated (orientation 6), must both come out 300x200 and alike.
+    let box_300 = TransformSpec {
+        width: Some(300),
+        ..spec()
+    };
+    let a = run(&fixture("Landscape_1.jpg"), &box_300);
+    let b = run(&fixture("Landscape_6.jpg"), &box_300);
+    assert_eq!((a.width, a.height), (300, 200));
+    assert_eq!((b.width, b.height), (300, 200));
+    let d = picture_distance(&upright(&a.bytes), &upright(&b.bytes));
+    assert!(d < SAME_PICTURE, "distance {d:.1}");
+    let w = run(
+        &fixture("storm-lossy.webp"),
+        &TransformSpec {
+            width: Some(192),
+            ..spec()
+        },
+    );
+    assert_eq!(
+        (w.format, w.width, w.height),
+        (OutputFormat::Webp, 192, 128)
+    );
+}
+
 // ---------------------------------------------------------------- broken input
 
 #[test]
@@ -749,6 +776,33 @@ fn p3_profile_maps_a_pixel_like_the_p3_to_srgb_matrix() {
     assert!(
         close(&img.data[4..], [128, 128, 128, 255]),
         "gray moved: {:?}",
+        &img.data[4..]
+    );
+}
+
+#[test]
+fn gray_profile_maps_gray_levels_through_its_curve() {
+    // A gamma-1.8 gray profile: level 128 is linear 0.288, which sRGB encodes as about 146.
+    let white = lcms2::CIExyY {
+        x: 0.3127,
+        y: 0.3290,
+        Y: 1.0,
+    };
+    let icc = lcms2::Profile::new_gray(&white, &lcms2::ToneCurve::new(1.8))
+        .unwrap()
+        .icc()
+        .unwrap();
+    let mut img = Raster::new(2, 1, 4, vec![128, 128, 128, 40, 255, 255, 255, 255]);
+    color::to_srgb(&mut img, &icc);
+    let px = &img.data[..4];
+    assert!(
+        px[0].abs_diff(146) <= 3 && px[0] == px[1] && px[1] == px[2],
+        "{px:?}"
+    );
+    assert_eq!(px[3], 40, "alpha must not move");
+    assert!(
+        img.data[4..7].iter().all(|&v| v >= 253),
+        "white moved: {:?}",
         &img.data[4..]
     );
 }

@@ -187,6 +187,16 @@ impl ProxyHttp for Edge {
         true
     }
 
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut EdgeCtx, error: Option<&pingora_error::Error>) -> bool {
+        // Pingora has already checked the entry's stale-while-revalidate / stale-if-error
+        // window (RFC 5861); inside it, serving stale is what the origin asked for. Errors
+        // count only when they come from upstream (down, timing out or answering 5xx).
+        match error {
+            None => true,
+            Some(e) => e.esource() == &pingora_error::ErrorSource::Upstream,
+        }
+    }
+
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
         let site = &self.config.sites[ctx.site];
         match (&ctx.route, &site.origin) {

@@ -18,7 +18,8 @@ pub fn fixtures() -> PathBuf {
 
 /// A real origin server on 127.0.0.1 serving `root`. Special paths for fault tests:
 /// `/slow/<ms>/<file>` waits first; `/status/<code>/<anything>` answers that status;
-/// `/chunked/<file>` streams without Content-Length; `/nocache/<file>` sends `no-store`.
+/// `/chunked/<file>` streams without Content-Length; `/nocache/<file>` sends `no-store`;
+/// `/cc/<cache-control>/<file>` sends that `Cache-Control`.
 pub struct TestOrigin {
     pub addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, usize>>>,
@@ -39,8 +40,8 @@ impl TestOrigin {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (root, hits) = (root.clone(), h.clone());
-                std::thread::spawn(move || serve_conn(conn, &root, &hits));
+                let (root, hits, stop) = (root.clone(), h.clone(), s.clone());
+                std::thread::spawn(move || serve_conn(conn, &root, &hits, &stop));
             }
         });
         TestOrigin { addr, hits, stop }
@@ -48,6 +49,12 @@ impl TestOrigin {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Take the origin down: refuse new connections and close kept-alive ones.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
     }
 
     /// Requests the origin received for `path` so far.
@@ -58,17 +65,17 @@ impl TestOrigin {
 
 impl Drop for TestOrigin {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.addr);
+        self.stop();
     }
 }
 
-fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>) {
+fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicBool) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        // A stopped origin also drops kept-alive connections: it is down, not half-down.
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::Relaxed) {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
@@ -80,7 +87,7 @@ fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>
         }
         *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
         let mut rest = path.trim_start_matches('/').to_string();
-        let mut cache_control = "public, max-age=3600";
+        let mut cache_control = "public, max-age=3600".to_string();
         let mut chunked = false;
         if let Some(r) = rest.strip_prefix("slow/") {
             let (ms, file) = r.split_once('/').unwrap_or((r, ""));
@@ -97,8 +104,13 @@ fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>
             rest = r.to_string();
         }
         if let Some(r) = rest.strip_prefix("nocache/") {
-            cache_control = "no-store";
+            cache_control = "no-store".to_string();
             rest = r.to_string();
+        }
+        if let Some(r) = rest.strip_prefix("cc/") {
+            let (cc, file) = r.split_once('/').unwrap_or((r, ""));
+            cache_control = cc.to_string();
+            rest = file.to_string();
         }
         let file = root.join(rest.split('?').next().unwrap_or(""));
         let Ok(body) = std::fs::read(&file) else {
