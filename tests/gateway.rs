@@ -114,8 +114,8 @@ fn alpha_kept_in_png_and_webp_flattened_on_jpeg() {
 fn orientation_is_applied_end_to_end() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    let upright = decode(&gw.get("/cdn-cgi/image/width=200,format=png/Landscape_1.jpg").body);
-    let rotated = decode(&gw.get("/cdn-cgi/image/width=200,format=png/Landscape_6.jpg").body);
+    let upright = decode(&gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_1.jpg").body);
+    let rotated = decode(&gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_6.jpg").body);
     assert_eq!(upright.dimensions(), rotated.dimensions());
     let s = ssim(&upright, &rotated);
     assert!(s > 0.8, "EXIF orientation 6 not applied, SSIM {s}");

@@ -1,7 +1,6 @@
-//! Pipeline tests on real files: the small copies in `tests/fixtures/` (always present) and,
-//! for the full orientation set, `../shared/corpus` (present in CI and on dev machines).
-//! Geometry and effects are another engineer's; these tests use specs without width/height
-//! (or call decode-level functions) so they hold whatever `fit` does with no box.
+//! Pipeline tests on real files: copies of `../shared/corpus` images in `tests/fixtures/`
+//! (including the full EXIF orientation set), so they pass from a fresh clone. Most use specs
+//! without width/height or decode-level functions; geometry has its own unit tests.
 
 use super::decode::{self, MinSize};
 use super::metadata::{self, SourceMeta};
@@ -21,10 +20,6 @@ fn fixture_path(name: &str) -> PathBuf {
 fn fixture(name: &str) -> Vec<u8> {
     let path = fixture_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
 fn spec() -> TransformSpec {
@@ -152,7 +147,7 @@ fn steps_are_listed_in_pipeline_order() {
 #[test]
 fn sniff_names_each_format_by_magic() {
     let cases = [
-        ("Landscape_1.jpg", SourceFormat::Jpeg),
+        ("orientation/Landscape_1.jpg", SourceFormat::Jpeg),
         ("dune-gray.jpg", SourceFormat::Jpeg),
         ("pngsuite/basn6a08.png", SourceFormat::Png),
         ("animated.gif", SourceFormat::Gif),
@@ -210,8 +205,8 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 fn probe_reads_size_and_frames_from_headers() {
     let l = Limits::default();
     for name in [
-        "Landscape_1.jpg",
-        "Landscape_6.jpg",
+        "orientation/Landscape_1.jpg",
+        "orientation/Landscape_6.jpg",
         "twowings-p3.jpg",
         "dune-gray.jpg",
         "ladybird-cmyk.jpg",
@@ -235,7 +230,7 @@ fn pixel_limit_is_enforced_from_the_header_before_decoding() {
         ..Limits::default()
     };
     for name in [
-        "Landscape_1.jpg",
+        "orientation/Landscape_1.jpg",
         "ladybird-cmyk.jpg",
         "pngsuite/basn6a08.png",
         "animated.gif",
@@ -247,7 +242,7 @@ fn pixel_limit_is_enforced_from_the_header_before_decoding() {
     }
     // A JPEG whose header is intact but whose body is garbage: the limit answers first,
     // which proves it runs before any pixel is decoded.
-    let mut broken = fixture("Landscape_1.jpg");
+    let mut broken = fixture("orientation/Landscape_1.jpg");
     let sos = broken.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
     broken.truncate(sos + 40);
     broken.extend(std::iter::repeat_n(0x55, 1000));
@@ -280,7 +275,7 @@ fn frame_limit_is_enforced_for_gif_and_webp() {
 #[test]
 fn output_keeps_source_size_without_a_box() {
     for name in [
-        "Landscape_1.jpg",
+        "orientation/Landscape_1.jpg",
         "twowings-p3.jpg",
         "dune-gray.jpg",
         "ladybird-cmyk.jpg",
@@ -399,7 +394,7 @@ fn min_size_is_asked_upright_and_swapped_back_for_orientations_5_to_8() {
 fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
     // Landscape_6 is stored portrait with orientation 6: ask for a quarter of the upright
     // width and a third of the upright height and check both stored axes still cover it.
-    let input = fixture("Landscape_6.jpg");
+    let input = fixture("orientation/Landscape_6.jpg");
     let (probe, mut meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
     assert_eq!(meta.orientation, 6);
     let (uw, uh) = (probe.height, probe.width);
@@ -492,8 +487,8 @@ fn shrink_on_load_feeds_fit_the_right_upright_size() {
         width: Some(300),
         ..spec()
     };
-    let a = run(&fixture("Landscape_1.jpg"), &box_300);
-    let b = run(&fixture("Landscape_6.jpg"), &box_300);
+    let a = run(&fixture("orientation/Landscape_1.jpg"), &box_300);
+    let b = run(&fixture("orientation/Landscape_6.jpg"), &box_300);
     assert_eq!((a.width, a.height), (300, 200));
     assert_eq!((b.width, b.height), (300, 200));
     let d = picture_distance(&upright(&a.bytes), &upright(&b.bytes));
@@ -545,7 +540,7 @@ fn broken_pngsuite_files_are_refused_cleanly() {
 
 #[test]
 fn truncated_and_random_inputs_are_refused_cleanly() {
-    let jpeg = fixture("Landscape_1.jpg");
+    let jpeg = fixture("orientation/Landscape_1.jpg");
     let png = fixture("pngsuite/basn6a16.png");
     let webp = fixture("storm-lossy.webp");
     let gif = fixture("animated.gif");
@@ -725,14 +720,14 @@ fn check_orientation_set(dir: &Path, prefix: &str, numbers: &[u8]) {
 
 #[test]
 fn orientation_fixtures_come_out_upright() {
-    let dir = fixture_path("");
+    let dir = fixture_path("orientation");
     check_orientation_set(&dir, "Landscape", &[1, 6]);
 }
 
 #[test]
 fn whole_orientation_corpus_comes_out_upright() {
-    let dir = corpus_dir().join("orientation");
-    assert!(dir.is_dir(), "corpus missing at {}", dir.display());
+    let dir = fixture_path("orientation");
+    assert!(dir.is_dir(), "fixtures missing at {}", dir.display());
     for prefix in ["Landscape", "Portrait"] {
         check_orientation_set(&dir, prefix, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
     }
@@ -830,12 +825,9 @@ fn cmyk_jpeg_decodes_to_plausible_rgb() {
     let img = upright(&input);
     assert_eq!(img.channels, 3);
     // The CMYK file was made from the RGB LadyBird.jpg: it must look like it, not inverted.
-    let original = corpus_dir().join("photos/LadyBird.jpg");
-    if let Ok(rgb) = std::fs::read(original) {
-        let rgb = upright(&rgb);
-        let d = picture_distance(&img, &rgb);
-        assert!(d < SAME_PICTURE, "CMYK vs RGB original: {d:.1}");
-    }
+    let rgb = upright(&fixture("photos/LadyBird.jpg"));
+    let d = picture_distance(&img, &rgb);
+    assert!(d < SAME_PICTURE, "CMYK vs RGB original: {d:.1}");
 }
 
 #[test]
@@ -1024,7 +1016,7 @@ fn format_choice_follows_request_accept_and_alpha() {
     )
     .unwrap();
     assert_magic(&out.bytes, Webp);
-    let jpeg = fixture("Landscape_1.jpg");
+    let jpeg = fixture("orientation/Landscape_1.jpg");
     let out = run(&fixture("animated.gif"), &spec());
     assert_magic(&out.bytes, out.format);
     assert!(matches!(out.format, Jpeg | Png));
@@ -1035,7 +1027,7 @@ fn format_choice_follows_request_accept_and_alpha() {
 #[test]
 fn output_carries_no_metadata() {
     // The P3 source has an ICC profile (APP2) and the orientation file EXIF (APP1).
-    for name in ["twowings-p3.jpg", "Landscape_6.jpg"] {
+    for name in ["twowings-p3.jpg", "orientation/Landscape_6.jpg"] {
         let out = run(&fixture(name), &spec());
         let meta = metadata::jpeg(&out.bytes);
         assert_eq!(meta.icc, None, "{name}");
@@ -1046,7 +1038,7 @@ fn output_carries_no_metadata() {
 
 #[test]
 fn timings_are_recorded_per_phase() {
-    let out = run(&fixture("Landscape_1.jpg"), &spec());
+    let out = run(&fixture("orientation/Landscape_1.jpg"), &spec());
     assert!(out.timings.decode > std::time::Duration::ZERO);
     assert!(out.timings.encode > std::time::Duration::ZERO);
 }
