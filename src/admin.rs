@@ -43,7 +43,11 @@ fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<V
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => text(200, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render()),
+            "/metrics" => text(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                crate::metrics::render(),
+            ),
             "/livez" => text(200, "text/plain", "ok\n"),
             "/readyz" if self.readiness.is_ready() => text(200, "text/plain", "ready\n"),
             "/readyz" => text(503, "text/plain", "shutting down\n"),

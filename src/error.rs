@@ -31,8 +31,19 @@ pub struct ImgateError {
 }
 
 impl ImgateError {
-    pub fn new(status: u16, public: impl Into<String>, cause: impl Into<String>, blame: Blame) -> Self {
-        ImgateError { status, public: public.into(), cause: cause.into(), blame, retry_after: None }
+    pub fn new(
+        status: u16,
+        public: impl Into<String>,
+        cause: impl Into<String>,
+        blame: Blame,
+    ) -> Self {
+        ImgateError {
+            status,
+            public: public.into(),
+            cause: cause.into(),
+            blame,
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(public: impl Into<String>) -> Self {
@@ -43,7 +54,12 @@ impl ImgateError {
     pub fn overloaded(retry_after: u32) -> Self {
         ImgateError {
             retry_after: Some(retry_after),
-            ..ImgateError::new(503, "server busy, retry later", "processing queue full", Blame::Internal)
+            ..ImgateError::new(
+                503,
+                "server busy, retry later",
+                "processing queue full",
+                Blame::Internal,
+            )
         }
     }
 }
@@ -66,17 +82,24 @@ impl From<PipelineError> for ImgateError {
     fn from(e: PipelineError) -> Self {
         let cause = e.to_string();
         match e {
-            PipelineError::TooLarge(_) => ImgateError::new(413, "image too large", cause, Blame::Downstream),
+            PipelineError::TooLarge(_) => {
+                ImgateError::new(413, "image too large", cause, Blame::Downstream)
+            }
             PipelineError::Unsupported(_) => {
                 ImgateError::new(415, "unsupported image format", cause, Blame::Downstream)
             }
             PipelineError::Undecodable(_) => {
                 ImgateError::new(422, "image could not be decoded", cause, Blame::Downstream)
             }
-            PipelineError::BadOptions(ref m) => {
-                ImgateError::new(400, format!("invalid options for this image: {m}"), cause, Blame::Downstream)
+            PipelineError::BadOptions(ref m) => ImgateError::new(
+                400,
+                format!("invalid options for this image: {m}"),
+                cause,
+                Blame::Downstream,
+            ),
+            PipelineError::Encode(_) => {
+                ImgateError::new(500, "encoding failed", cause, Blame::Internal)
             }
-            PipelineError::Encode(_) => ImgateError::new(500, "encoding failed", cause, Blame::Internal),
         }
     }
 }

@@ -4,12 +4,14 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 use std::time::Duration;
 
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
@@ -40,11 +42,19 @@ pub static ORIGIN_FETCH_DURATION: Lazy<Histogram> = Lazy::new(|| {
 });
 
 pub static ORIGIN_FETCH_BYTES: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter!("imgate_origin_fetch_bytes_total", "Bytes of originals downloaded").expect("metric registers once")
+    register_int_counter!(
+        "imgate_origin_fetch_bytes_total",
+        "Bytes of originals downloaded"
+    )
+    .expect("metric registers once")
 });
 
 pub static ORIGIN_FETCH_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter!("imgate_origin_fetch_errors_total", "Original downloads that failed").expect("metric registers once")
+    register_int_counter!(
+        "imgate_origin_fetch_errors_total",
+        "Original downloads that failed"
+    )
+    .expect("metric registers once")
 });
 
 pub static STEP_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
@@ -58,39 +68,64 @@ pub static STEP_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
 });
 
 pub static ACTIVE_DOWNLOADS: Lazy<IntGauge> = Lazy::new(|| {
-    register_int_gauge!("imgate_active_downloads", "Originals being downloaded now").expect("metric registers once")
+    register_int_gauge!("imgate_active_downloads", "Originals being downloaded now")
+        .expect("metric registers once")
 });
 
 pub static ACTIVE_PROCESSING: Lazy<IntGauge> = Lazy::new(|| {
-    register_int_gauge!("imgate_active_processing_jobs", "Images being decoded, resized or encoded now")
-        .expect("metric registers once")
+    register_int_gauge!(
+        "imgate_active_processing_jobs",
+        "Images being decoded, resized or encoded now"
+    )
+    .expect("metric registers once")
 });
 
 pub static QUEUE_LENGTH: Lazy<IntGauge> = Lazy::new(|| {
-    register_int_gauge!("imgate_processing_queue_length", "Jobs waiting for a processing slot").expect("metric registers once")
+    register_int_gauge!(
+        "imgate_processing_queue_length",
+        "Jobs waiting for a processing slot"
+    )
+    .expect("metric registers once")
 });
 
 pub static REJECTED_OVERLOAD: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter!("imgate_processing_rejected_total", "Jobs refused with 503 because the queue was full")
-        .expect("metric registers once")
+    register_int_counter!(
+        "imgate_processing_rejected_total",
+        "Jobs refused with 503 because the queue was full"
+    )
+    .expect("metric registers once")
 });
 
 pub static CACHE_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec!("imgate_cache_lookups_total", "Cache lookups by tier and result (hit|miss)", &["tier", "result"])
-        .expect("metric registers once")
+    register_int_counter_vec!(
+        "imgate_cache_lookups_total",
+        "Cache lookups by tier and result (hit|miss)",
+        &["tier", "result"]
+    )
+    .expect("metric registers once")
 });
 
 pub static CACHE_ENTRIES: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
-    prometheus::register_int_gauge_vec!("imgate_cache_entries", "Entries stored, by tier", &["tier"]).expect("metric registers once")
+    prometheus::register_int_gauge_vec!(
+        "imgate_cache_entries",
+        "Entries stored, by tier",
+        &["tier"]
+    )
+    .expect("metric registers once")
 });
 
 pub static CACHE_BYTES: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
-    prometheus::register_int_gauge_vec!("imgate_cache_bytes", "Bytes stored, by tier", &["tier"]).expect("metric registers once")
+    prometheus::register_int_gauge_vec!("imgate_cache_bytes", "Bytes stored, by tier", &["tier"])
+        .expect("metric registers once")
 });
 
 pub static CACHE_EVICTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec!("imgate_cache_evictions_total", "Entries evicted to stay within budget, by tier", &["tier"])
-        .expect("metric registers once")
+    register_int_counter_vec!(
+        "imgate_cache_evictions_total",
+        "Entries evicted to stay within budget, by tier",
+        &["tier"]
+    )
+    .expect("metric registers once")
 });
 
 /// Touch every series so `/metrics` lists them all from the first scrape.

@@ -10,7 +10,12 @@ pub enum Source {
     /// A path on the site's own origin, starting with `/` (query kept).
     Path(String),
     /// An absolute URL; allowed only when its host is on the site's allow-list.
-    Url { https: bool, host: String, port: Option<u16>, path: String },
+    Url {
+        https: bool,
+        host: String,
+        port: Option<u16>,
+        path: String,
+    },
 }
 
 impl Source {
@@ -18,7 +23,12 @@ impl Source {
     pub fn key(&self) -> String {
         match self {
             Source::Path(p) => p.clone(),
-            Source::Url { https, host, port, path } => {
+            Source::Url {
+                https,
+                host,
+                port,
+                path,
+            } => {
                 let scheme = if *https { "https" } else { "http" };
                 match port {
                     Some(p) => format!("{scheme}://{host}:{p}{path}"),
@@ -42,7 +52,12 @@ pub fn parse_source(raw: &str) -> Result<Source, String> {
     if raw.is_empty() {
         return Err("missing source image path".into());
     }
-    for (scheme, https) in [("https://", true), ("http://", false), ("https:/", true), ("http:/", false)] {
+    for (scheme, https) in [
+        ("https://", true),
+        ("http://", false),
+        ("https:/", true),
+        ("http:/", false),
+    ] {
         if let Some(rest) = raw.strip_prefix(scheme) {
             // `https:/host/...` happens when a client or proxy merges slashes.
             let (authority, path) = match rest.find('/') {
@@ -50,17 +65,34 @@ pub fn parse_source(raw: &str) -> Result<Source, String> {
                 None => (rest, "/"),
             };
             let (host, port) = match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| "bad port in source URL".to_string())?)),
+                Some((h, p)) => (
+                    h,
+                    Some(
+                        p.parse::<u16>()
+                            .map_err(|_| "bad port in source URL".to_string())?,
+                    ),
+                ),
                 None => (authority, None),
             };
             if host.is_empty() || host.contains('@') {
                 return Err("bad host in source URL".into());
             }
-            return Ok(Source::Url { https, host: host.to_ascii_lowercase(), port, path: path.to_string() });
+            return Ok(Source::Url {
+                https,
+                host: host.to_ascii_lowercase(),
+                port,
+                path: path.to_string(),
+            });
         }
     }
     let path = format!("/{}", raw.trim_start_matches('/'));
-    if path.split(['?', '#']).next().unwrap_or("").split('/').any(|seg| seg == "..") {
+    if path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .any(|seg| seg == "..")
+    {
         return Err("source path may not contain '..'".into());
     }
     Ok(Source::Path(path))
@@ -72,20 +104,36 @@ mod tests {
 
     #[test]
     fn splits_transform_paths() {
-        assert_eq!(split_image_path("/cdn-cgi/image/w=300/photos/cat.jpg"), Some(("w=300", "photos/cat.jpg")));
-        assert_eq!(split_image_path("/cdn-cgi/image/w=300"), Some(("w=300", "")));
+        assert_eq!(
+            split_image_path("/cdn-cgi/image/w=300/photos/cat.jpg"),
+            Some(("w=300", "photos/cat.jpg"))
+        );
+        assert_eq!(
+            split_image_path("/cdn-cgi/image/w=300"),
+            Some(("w=300", ""))
+        );
         assert_eq!(split_image_path("/photos/cat.jpg"), None);
     }
 
     #[test]
     fn parses_sources() {
-        assert_eq!(parse_source("photos/cat.jpg"), Ok(Source::Path("/photos/cat.jpg".into())));
         assert_eq!(
-            parse_source("https://Img.Example.com/a/b.jpg"),
-            Ok(Source::Url { https: true, host: "img.example.com".into(), port: None, path: "/a/b.jpg".into() })
+            parse_source("photos/cat.jpg"),
+            Ok(Source::Path("/photos/cat.jpg".into()))
         );
         assert_eq!(
-            parse_source("https:/img.example.com:8443/a.jpg").unwrap().key(),
+            parse_source("https://Img.Example.com/a/b.jpg"),
+            Ok(Source::Url {
+                https: true,
+                host: "img.example.com".into(),
+                port: None,
+                path: "/a/b.jpg".into()
+            })
+        );
+        assert_eq!(
+            parse_source("https:/img.example.com:8443/a.jpg")
+                .unwrap()
+                .key(),
             "https://img.example.com:8443/a.jpg"
         );
         assert!(parse_source("").is_err());

@@ -39,7 +39,11 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
             let _ = std::fs::remove_file(&socket);
             transform.add_uds(&socket, Some(std::fs::Permissions::from_mode(0o600)));
             let storage = TieredStorage::new(config.cache.memory_bytes).leak();
-            let mut edge = pingora_proxy::http_proxy_service_with_name(&server.configuration, Edge::new(config.clone(), storage), "imgate edge");
+            let mut edge = pingora_proxy::http_proxy_service_with_name(
+                &server.configuration,
+                Edge::new(config.clone(), storage),
+                "imgate edge",
+            );
             edge.add_tcp(&config.listen);
             server.add_service(edge);
         }
@@ -48,9 +52,17 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     server.add_service(transform);
 
     let readiness = Arc::new(Readiness::default());
-    let mut admin = Service::new("imgate admin".to_string(), AdminApp { readiness: readiness.clone() });
+    let mut admin = Service::new(
+        "imgate admin".to_string(),
+        AdminApp {
+            readiness: readiness.clone(),
+        },
+    );
     admin.add_tcp(&config.admin_listen);
     server.add_service(admin);
-    server.add_service(background_service("imgate readiness", ReadinessWatcher { readiness }));
+    server.add_service(background_service(
+        "imgate readiness",
+        ReadinessWatcher { readiness },
+    ));
     Ok(server)
 }

@@ -44,32 +44,66 @@ fn every_fit_gives_exact_dimensions_and_looks_right() {
     ];
     for (options, expected) in cases {
         let r = gw.get(&format!("/cdn-cgi/image/{options},format=jpeg/{FLOWER}"));
-        assert_eq!(r.status, 200, "{options}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            200,
+            "{options}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(sniff(&r.body), "jpeg", "{options}");
         assert_eq!(dims(&r), *expected, "{options}");
     }
     // Look: a plain downscale matches a reference downscale; a flipped one must not.
     let src = fixtures().join(FLOWER);
     let reference = reference(&src, 300, 226);
-    let plain = decode(&gw.get(&format!("/cdn-cgi/image/width=300,format=png/{FLOWER}")).body);
+    let plain = decode(
+        &gw.get(&format!("/cdn-cgi/image/width=300,format=png/{FLOWER}"))
+            .body,
+    );
     let s = ssim(&reference, &plain);
     assert!(s > 0.9, "plain downscale SSIM {s}");
-    let flipped = decode(&gw.get(&format!("/cdn-cgi/image/width=300,flip=hv,format=png/{FLOWER}")).body);
+    let flipped = decode(
+        &gw.get(&format!(
+            "/cdn-cgi/image/width=300,flip=hv,format=png/{FLOWER}"
+        ))
+        .body,
+    );
     let s = ssim(&reference, &flipped);
-    assert!(s < 0.6, "flipped image should not look like the original, SSIM {s}");
-    let gray = decode(&gw.get(&format!("/cdn-cgi/image/width=300,grayscale,format=png/{FLOWER}")).body);
-    assert!(gray.pixels().all(|p| p[0] == p[1] && p[1] == p[2]), "grayscale output has colour");
+    assert!(
+        s < 0.6,
+        "flipped image should not look like the original, SSIM {s}"
+    );
+    let gray = decode(
+        &gw.get(&format!(
+            "/cdn-cgi/image/width=300,grayscale,format=png/{FLOWER}"
+        ))
+        .body,
+    );
+    assert!(
+        gray.pixels().all(|p| p[0] == p[1] && p[1] == p[2]),
+        "grayscale output has colour"
+    );
 }
 
 #[test]
 fn output_formats_and_auto_negotiation() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    for (format, magic) in [("jpeg", "jpeg"), ("png", "png"), ("webp", "webp"), ("avif", "avif")] {
-        let r = gw.get(&format!("/cdn-cgi/image/width=120,format={format}/{FLOWER}"));
+    for (format, magic) in [
+        ("jpeg", "jpeg"),
+        ("png", "png"),
+        ("webp", "webp"),
+        ("avif", "avif"),
+    ] {
+        let r = gw.get(&format!(
+            "/cdn-cgi/image/width=120,format={format}/{FLOWER}"
+        ));
         assert_eq!(r.status, 200, "{format}");
         assert_eq!(sniff(&r.body), magic);
-        assert_eq!(r.header("content-type"), Some(format!("image/{format}").as_str()));
+        assert_eq!(
+            r.header("content-type"),
+            Some(format!("image/{format}").as_str())
+        );
         assert_eq!(r.header("vary"), None, "fixed format must not vary");
     }
     // Original format kept when none is asked for.
@@ -78,7 +112,12 @@ fn output_formats_and_auto_negotiation() {
 
     let url = format!("/cdn-cgi/image/width=140,format=auto/{FLOWER}");
     let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-    let cases = [(chrome, "avif"), ("image/webp,*/*", "webp"), ("image/*,*/*;q=0.8", "jpeg"), ("", "jpeg")];
+    let cases = [
+        (chrome, "avif"),
+        ("image/webp,*/*", "webp"),
+        ("image/*,*/*;q=0.8", "jpeg"),
+        ("", "jpeg"),
+    ];
     for (accept, want) in cases {
         let r = gw.get_with(&url, &[("Accept", accept)]);
         assert_eq!(r.status, 200);
@@ -95,16 +134,36 @@ fn output_formats_and_auto_negotiation() {
 fn alpha_kept_in_png_and_webp_flattened_on_jpeg() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    let src = image::open(fixtures().join("pngsuite/basn6a08.png")).unwrap().to_rgba8();
-    let (x, y, _) = src.enumerate_pixels().find(|(_, _, p)| p[3] == 0).map(|(x, y, p)| (x, y, *p)).expect("fixture has transparent pixels");
+    let src = image::open(fixtures().join("pngsuite/basn6a08.png"))
+        .unwrap()
+        .to_rgba8();
+    let (x, y, _) = src
+        .enumerate_pixels()
+        .find(|(_, _, p)| p[3] == 0)
+        .map(|(x, y, p)| (x, y, *p))
+        .expect("fixture has transparent pixels");
     for format in ["png", "webp"] {
-        let out = decode(&gw.get(&format!("/cdn-cgi/image/format={format}/pngsuite/basn6a08.png")).body);
+        let out = decode(
+            &gw.get(&format!(
+                "/cdn-cgi/image/format={format}/pngsuite/basn6a08.png"
+            ))
+            .body,
+        );
         assert_eq!(out.dimensions(), src.dimensions());
-        assert!(out.get_pixel(x, y)[3] < 16, "{format} lost alpha at {x},{y}");
+        assert!(
+            out.get_pixel(x, y)[3] < 16,
+            "{format} lost alpha at {x},{y}"
+        );
     }
-    let out = decode(&gw.get("/cdn-cgi/image/format=jpeg,background=red/pngsuite/basn6a08.png").body);
+    let out = decode(
+        &gw.get("/cdn-cgi/image/format=jpeg,background=red/pngsuite/basn6a08.png")
+            .body,
+    );
     let p = out.get_pixel(x, y);
-    assert!(p[0] > 200 && p[1] < 60 && p[2] < 60, "transparent pixel not flattened on red: {p:?}");
+    assert!(
+        p[0] > 200 && p[1] < 60 && p[2] < 60,
+        "transparent pixel not flattened on red: {p:?}"
+    );
     // format=auto for a client without AVIF/WebP gives PNG when the image has alpha.
     let r = gw.get("/cdn-cgi/image/format=auto/pngsuite/basn6a08.png");
     assert_eq!(sniff(&r.body), "png");
@@ -114,8 +173,14 @@ fn alpha_kept_in_png_and_webp_flattened_on_jpeg() {
 fn orientation_is_applied_end_to_end() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    let upright = decode(&gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_1.jpg").body);
-    let rotated = decode(&gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_6.jpg").body);
+    let upright = decode(
+        &gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_1.jpg")
+            .body,
+    );
+    let rotated = decode(
+        &gw.get("/cdn-cgi/image/width=200,format=png/orientation/Landscape_6.jpg")
+            .body,
+    );
     assert_eq!(upright.dimensions(), rotated.dimensions());
     let s = ssim(&upright, &rotated);
     assert!(s > 0.8, "EXIF orientation 6 not applied, SSIM {s}");
@@ -129,11 +194,16 @@ fn cache_hit_conditional_304_and_one_origin_request_for_concurrent_misses() {
     let first = gw.get(url);
     assert_eq!(first.status, 200);
     assert_eq!(first.header("cache-status"), Some("imgate; fwd=miss"));
-    let timing = first.header("server-timing").expect("Server-Timing on a miss");
+    let timing = first
+        .header("server-timing")
+        .expect("Server-Timing on a miss");
     for step in ["fetch", "decode", "resize", "encode"] {
         assert!(timing.contains(step), "{timing}");
     }
-    assert!(first.header("cache-control").unwrap().contains("max-age=3600"));
+    assert!(first
+        .header("cache-control")
+        .unwrap()
+        .contains("max-age=3600"));
     assert!(first.header("last-modified").is_some());
     let second = gw.get(url);
     assert_eq!(second.header("cache-status"), Some("imgate; hit"));
@@ -159,8 +229,14 @@ fn cache_hit_conditional_304_and_one_origin_request_for_concurrent_misses() {
         })
         .collect();
     let bodies: Vec<Response> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(bodies.iter().all(|r| r.status == 200 && r.body == bodies[0].body));
-    assert_eq!(o.hits("/photos/GreenMeadow.jpg") - before, 1, "concurrent misses must collapse into one fetch");
+    assert!(bodies
+        .iter()
+        .all(|r| r.status == 200 && r.body == bodies[0].body));
+    assert_eq!(
+        o.hits("/photos/GreenMeadow.jpg") - before,
+        1,
+        "concurrent misses must collapse into one fetch"
+    );
 }
 
 #[test]
@@ -187,26 +263,75 @@ fn errors_map_to_statuses_and_the_server_keeps_serving() {
         (format!("/cdn-cgi/image/foo=1/{FLOWER}"), 400, "foo"),
         (format!("/cdn-cgi/image/width=abc/{FLOWER}"), 400, "width"),
         (format!("/cdn-cgi/image/width=0/{FLOWER}"), 400, "width"),
-        (format!("/cdn-cgi/image/quality=101/{FLOWER}"), 400, "quality"),
+        (
+            format!("/cdn-cgi/image/quality=101/{FLOWER}"),
+            400,
+            "quality",
+        ),
         (format!("/cdn-cgi/image/fit=stretch/{FLOWER}"), 400, "fit"),
         ("/cdn-cgi/image/width=100/".to_string(), 400, ""),
-        ("/cdn-cgi/image/width=100/photos/missing.jpg".to_string(), 404, ""),
-        ("/cdn-cgi/image/width=100/status/403/x.jpg".to_string(), 403, ""),
-        ("/cdn-cgi/image/width=100/status/500/x.jpg".to_string(), 502, ""),
-        ("/cdn-cgi/image/width=100/photos/GreenMeadow.jpg".to_string(), 413, ""),
-        ("/cdn-cgi/image/width=100/chunked/photos/GreenMeadow.jpg".to_string(), 413, ""),
+        (
+            "/cdn-cgi/image/width=100/photos/missing.jpg".to_string(),
+            404,
+            "",
+        ),
+        (
+            "/cdn-cgi/image/width=100/status/403/x.jpg".to_string(),
+            403,
+            "",
+        ),
+        (
+            "/cdn-cgi/image/width=100/status/500/x.jpg".to_string(),
+            502,
+            "",
+        ),
+        (
+            "/cdn-cgi/image/width=100/photos/GreenMeadow.jpg".to_string(),
+            413,
+            "",
+        ),
+        (
+            "/cdn-cgi/image/width=100/chunked/photos/GreenMeadow.jpg".to_string(),
+            413,
+            "",
+        ),
         ("/cdn-cgi/image/width=100/notes.txt".to_string(), 415, ""),
-        ("/cdn-cgi/image/width=100/truncated.jpg".to_string(), 422, ""),
-        (format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"), 502, ""),
-        (format!("/cdn-cgi/image/width=100/http://{}/slow/3000/{FLOWER}", o.addr), 504, ""),
-        (format!("/cdn-cgi/image/width=100/https://evil.example/{FLOWER}"), 403, ""),
+        (
+            "/cdn-cgi/image/width=100/truncated.jpg".to_string(),
+            422,
+            "",
+        ),
+        (
+            format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"),
+            502,
+            "",
+        ),
+        (
+            format!(
+                "/cdn-cgi/image/width=100/http://{}/slow/3000/{FLOWER}",
+                o.addr
+            ),
+            504,
+            "",
+        ),
+        (
+            format!("/cdn-cgi/image/width=100/https://evil.example/{FLOWER}"),
+            403,
+            "",
+        ),
     ];
     for (url, status, names) in &cases {
         let r = gw.get(url);
         let body = String::from_utf8_lossy(&r.body);
         assert_eq!(r.status, *status, "{url}: {body}");
-        assert!(body.contains(names), "{url}: message should name '{names}': {body}");
-        assert!(!body.contains("/work/") && !body.contains("src/"), "{url}: internals leaked: {body}");
+        assert!(
+            body.contains(names),
+            "{url}: message should name '{names}': {body}"
+        );
+        assert!(
+            !body.contains("/work/") && !body.contains("src/"),
+            "{url}: internals leaked: {body}"
+        );
     }
     // Every deliberately corrupt PngSuite file gets a clean 4xx.
     for entry in std::fs::read_dir(fixtures().join("pngsuite")).unwrap() {
@@ -226,13 +351,19 @@ fn errors_map_to_statuses_and_the_server_keeps_serving() {
 fn admin_endpoints_and_metrics() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    assert_eq!(gw.get(&format!("/cdn-cgi/image/width=50/{FLOWER}")).status, 200);
+    assert_eq!(
+        gw.get(&format!("/cdn-cgi/image/width=50/{FLOWER}")).status,
+        200
+    );
     assert_eq!(get(&gw.admin, "/livez", &[]).unwrap().status, 200);
     assert_eq!(get(&gw.admin, "/readyz", &[]).unwrap().status, 200);
     let m = get(&gw.admin, "/metrics", &[]).unwrap();
     assert_eq!(m.status, 200);
     let text = String::from_utf8(m.body).unwrap();
-    assert!(text.contains("imgate_requests_total{cache=\"miss\",route=\"image\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("imgate_requests_total{cache=\"miss\",route=\"image\",status=\"200\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("imgate_request_duration_seconds_bucket"));
     assert!(text.contains("imgate_transform_step_duration_seconds_count{step=\"decode\"} 1"));
 }
@@ -254,7 +385,11 @@ fn stale_while_revalidate_and_stale_if_error_are_honoured() {
     while o.hits(swr) < 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(o.hits(swr), 2, "background revalidation did not reach the origin");
+    assert_eq!(
+        o.hits(swr),
+        2,
+        "background revalidation did not reach the origin"
+    );
     // Origin down: stale-if-error serves the stored copy instead of an error.
     o.stop();
     let r = gw.get(sie);
@@ -266,11 +401,36 @@ fn stale_while_revalidate_and_stale_if_error_are_honoured() {
 fn head_requests_get_headers_only() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");
-    let r = request(&gw.addr, "HEAD", &format!("/cdn-cgi/image/width=64,format=png/{FLOWER}"), &[]).unwrap();
+    let r = request(
+        &gw.addr,
+        "HEAD",
+        &format!("/cdn-cgi/image/width=64,format=png/{FLOWER}"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("image/png"));
     assert!(r.body.is_empty());
     let r = gw.get(&format!("/cdn-cgi/image/width=64,format=png/{FLOWER}"));
     assert_eq!(r.status, 200);
     assert_eq!(sniff(&r.body), "png");
+}
+
+#[test]
+fn transform_role_runs_the_service_alone() {
+    let o = origin();
+    let gw = Imgate::start_with_args(&o.url(), "", &["--role", "transform"]);
+    // No edge in front: the service negotiates from Accept itself and nothing is cached.
+    let r = gw.get_with(
+        &format!("/cdn-cgi/image/width=90,format=auto/{FLOWER}"),
+        &[("Accept", "image/webp,*/*")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(sniff(&r.body), "webp");
+    assert_eq!(r.header("vary"), Some("Accept"));
+    assert_eq!(r.header("cache-status"), None);
+    assert_eq!(dims(&r), (90, 68));
+    let r = gw.get(&format!("/cdn-cgi/image/width=90,format=auto/{FLOWER}"));
+    assert_eq!(sniff(&r.body), "jpeg");
+    assert_eq!(gw.get("/cdn-cgi/image/nope=1/x.jpg").status, 400);
 }

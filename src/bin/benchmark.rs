@@ -41,19 +41,22 @@ OPTIONS:
                          over the timed phase and its peak RSS (/proc/PID/status every 100 ms)
     --accept VALUE       send this Accept header (matters for format=auto templates)
     --seed N             start of the miss counter (modulo its key space) and the mixed PRNG
-                         seed (default: from the clock for miss, so repeated runs against one server stay misses; 1 for
-                         mixed, so runs are comparable)
+                         seed (default: from the clock for miss, so repeated runs against one
+                         server stay misses; 1 for mixed, so runs are comparable)
     --max-requests N     stop after this many requests even if time is left (default 10000000)
     --allow-remote       allow a non-loopback target
     -h, --help           this text
 
 MISS UNIQUENESS:
-    Request n of the run (n counted from --seed by one shared atomic counter) maps by mixed radix
-    to image = n mod I, width = 200 + (n / I) mod 1001, quality = 51 + (n / (I*1001)) mod 50.
-    The map is one-to-one over I*1001*50 consecutive values of n (150150 with three images), so
-    no two requests of a run share a cache key unless the run is longer than that, which is
-    reported. If the template has no {q}, its quality option is replaced by quality={q} for
-    miss (or one is added), since the default template pins quality=80.
+    Request n of the run (n counted from --seed by one shared atomic counter, I images) maps to
+    image = n mod I and, with m = n / I, width = 200 + (389*m mod 1001), quality = 51 + m mod 50.
+    As 1001 and 50 are coprime (Chinese remainder theorem) and 389 is coprime to 1001, the map
+    is one-to-one over I*1001*50 consecutive values of n (150150 with three images), so no two
+    requests of a run share a cache key unless the run is longer than that, which is reported.
+    The stride spreads even a short run over the whole 200..=1200 width and 51..=100 quality
+    range, so miss results do not depend on where the seed starts. If the template has no {q},
+    its quality option is replaced by quality={q} for miss (or one is added), since the default
+    template pins quality=80.
 
 OUTPUT:
     Latency is measured from writing the request to reading the last body byte, for every
@@ -65,6 +68,8 @@ const MISS_WIDTH_MIN: u64 = 200;
 const MISS_WIDTHS: u64 = 1001; // 200..=1200
 const MISS_QUALITY_MIN: u64 = 51;
 const MISS_QUALITIES: u64 = 50; // 51..=100
+/// Coprime to MISS_WIDTHS (7*11*13), so multiplying by it permutes the width indices.
+const MISS_WIDTH_STRIDE: u64 = 389;
 const HIT_WIDTH: u64 = 300;
 const FIXED_QUALITY: u64 = 80;
 const MIXED_VARIANTS: usize = 200;
@@ -317,14 +322,16 @@ impl Plan {
             .replace("{f}", &self.images[image % self.images.len()])
     }
 
-    /// Mixed-radix decode of the counter: image varies fastest so consecutive requests spread
-    /// over the sources, then width, then quality.
+    /// Decodes the counter so consecutive requests rotate over the sources and sweep the whole
+    /// width and quality range, yet never repeat within the key space (see MISS UNIQUENESS).
     fn miss_path(&self, n: u64) -> String {
         let n = n % self.miss_space;
         let image = n % self.miss_images;
-        let rest = n / self.miss_images;
-        let width = MISS_WIDTH_MIN + rest % self.miss_widths;
-        let quality = MISS_QUALITY_MIN + (rest / self.miss_widths) % self.miss_qualities;
+        let m = n / self.miss_images;
+        // m -> (m mod widths, m mod qualities) is one-to-one because the moduli are coprime;
+        // the stride only reorders widths.
+        let width = MISS_WIDTH_MIN + (m % self.miss_widths) * MISS_WIDTH_STRIDE % self.miss_widths;
+        let quality = MISS_QUALITY_MIN + m % self.miss_qualities;
         self.path(width, quality, image as usize)
     }
 
@@ -975,4 +982,105 @@ fn run(args: &Args, addr: SocketAddr) -> Result<(), String> {
         return Err("no request completed".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn args(extra: &[&str]) -> Args {
+        let raw: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        parse_args(&raw).unwrap().unwrap()
+    }
+
+    #[test]
+    fn miss_paths_are_unique_over_the_whole_key_space() {
+        let plan = Plan::new(&args(&["--scenario", "miss", "--seed", "12345"]));
+        assert_eq!(plan.miss_space, 3 * 1001 * 50);
+        let mut seen = HashSet::new();
+        for n in plan.seed..plan.seed + plan.miss_space {
+            assert!(seen.insert(plan.miss_path(n)), "repeat at {n}");
+        }
+        // And the next lap starts over.
+        assert!(!seen.insert(plan.miss_path(plan.seed + plan.miss_space)));
+    }
+
+    #[test]
+    fn short_miss_runs_sweep_the_width_range() {
+        let plan = Plan::new(&args(&["--scenario", "miss", "--seed", "0"]));
+        let widths: Vec<u64> = (0..300)
+            .map(|n| {
+                let p = plan.miss_path(n);
+                let w = p.split("width=").nth(1).unwrap().split(',').next().unwrap();
+                w.parse().unwrap()
+            })
+            .collect();
+        assert!(widths.iter().any(|&w| w < 300) && widths.iter().any(|&w| w > 1100));
+    }
+
+    #[test]
+    fn miss_template_gets_a_quality_placeholder() {
+        assert_eq!(
+            with_quality_placeholder(DEFAULT_TEMPLATE),
+            "/cdn-cgi/image/width={w},quality={q},format=jpeg/{f}"
+        );
+        assert_eq!(
+            with_quality_placeholder("/cdn-cgi/image/w={w},q=70/{f}"),
+            "/cdn-cgi/image/w={w},quality={q}/{f}"
+        );
+        assert_eq!(
+            with_quality_placeholder("/cdn-cgi/image/w={w}/{f}"),
+            "/cdn-cgi/image/w={w},quality={q}/{f}"
+        );
+    }
+
+    #[test]
+    fn zipf_favours_low_ranks_and_stays_in_range() {
+        let plan = Plan::new(&args(&["--scenario", "mixed"]));
+        let mut rng = XorShift::new(1);
+        let mut counts = vec![0u32; MIXED_VARIANTS];
+        for _ in 0..100_000 {
+            counts[plan.zipf_rank(&mut rng)] += 1;
+        }
+        // s = 1 over 200 ranks: rank 0 gets 1/H(200) ~ 17%, rank 1 half of that.
+        assert!((15_000..19_000).contains(&counts[0]), "{}", counts[0]);
+        assert!(counts[1] * 2 > counts[0] * 8 / 10 && counts[1] * 2 < counts[0] * 12 / 10);
+    }
+
+    #[test]
+    fn parses_content_length_chunked_and_close_delimited_bodies() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncache-status: imgate; hit\r\n\r\nhelloHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: 1\r\n\r\nHTTP/1.0 503 Busy\r\n\r\nrest";
+        let mut r = BufReader::new(&raw[..]);
+        let a = read_response(&mut r).unwrap();
+        assert_eq!((a.status, a.body_bytes, a.keep_alive), (200, 5, true));
+        assert_eq!(a.cache_status.as_deref(), Some("imgate; hit"));
+        let b = read_response(&mut r).unwrap();
+        assert_eq!((b.status, b.body_bytes, b.keep_alive), (404, 5, true));
+        let c = read_response(&mut r).unwrap();
+        assert_eq!((c.status, c.body_bytes, c.keep_alive), (503, 4, false));
+    }
+
+    #[test]
+    fn rejects_truncated_and_garbled_responses() {
+        let truncated = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+        assert!(read_response(&mut BufReader::new(&truncated[..])).is_err());
+        assert!(read_response(&mut BufReader::new(&b"garbage\r\n\r\n"[..])).is_err());
+    }
+
+    #[test]
+    fn refuses_remote_targets_unless_allowed() {
+        assert!(resolve_target("127.0.0.1:8080", false).is_ok());
+        assert!(resolve_target("10.1.2.3:80", false).is_err());
+        assert!(resolve_target("10.1.2.3:80", true).is_ok());
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 50.0), 50.0);
+        assert_eq!(percentile_ms(&v, 99.0), 99.0);
+        assert_eq!(percentile_ms(&v, 100.0), 100.0);
+        assert_eq!(percentile_ms(&[], 50.0), 0.0);
+    }
 }

@@ -20,7 +20,10 @@ the sample images in conf/samples. Environment: IMGATE_LISTEN, IMGATE_ADMIN_LIST
 IMGATE_ORIGIN, IMGATE_CACHE_DIR override the config; RUST_LOG sets the log level.";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,pingora_cache::meta=error")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,pingora_cache::meta=error"),
+    )
+    .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path: Option<PathBuf> = None;
     let mut role = Role::All;
@@ -66,7 +69,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    log::info!("imgate edge on http://{}, admin on http://{}", config.listen, config.admin_listen);
+    log::info!(
+        "imgate edge on http://{}, admin on http://{}",
+        config.listen,
+        config.admin_listen
+    );
     match server::build(config, role) {
         Ok(server) => server.run_forever(),
         Err(e) => {

@@ -33,7 +33,9 @@ impl MemoryTier {
             .weigher(|_k: &String, v: &Arc<StoredEntry>| v.weight())
             .eviction_listener(|_k, _v, cause| {
                 if cause.was_evicted() {
-                    metrics::CACHE_EVICTIONS.with_label_values(&["memory"]).inc();
+                    metrics::CACHE_EVICTIONS
+                        .with_label_values(&["memory"])
+                        .inc();
                 }
             })
             .build();
@@ -43,7 +45,9 @@ impl MemoryTier {
     pub fn get(&self, key: &str) -> Option<Arc<StoredEntry>> {
         let hit = self.entries.get(key);
         let result = if hit.is_some() { "hit" } else { "miss" };
-        metrics::CACHE_LOOKUPS.with_label_values(&["memory", result]).inc();
+        metrics::CACHE_LOOKUPS
+            .with_label_values(&["memory", result])
+            .inc();
         hit
     }
 
@@ -62,7 +66,13 @@ impl MemoryTier {
     pub fn replace_meta(&self, key: &str, meta: (Vec<u8>, Vec<u8>)) -> bool {
         match self.entries.get(key) {
             Some(old) => {
-                self.entries.insert(key.to_string(), Arc::new(StoredEntry { meta, body: old.body.clone() }));
+                self.entries.insert(
+                    key.to_string(),
+                    Arc::new(StoredEntry {
+                        meta,
+                        body: old.body.clone(),
+                    }),
+                );
                 true
             }
             None => false,
@@ -76,8 +86,12 @@ impl MemoryTier {
     }
 
     fn publish_size(&self) {
-        metrics::CACHE_ENTRIES.with_label_values(&["memory"]).set(self.entries.entry_count() as i64);
-        metrics::CACHE_BYTES.with_label_values(&["memory"]).set(self.entries.weighted_size() as i64);
+        metrics::CACHE_ENTRIES
+            .with_label_values(&["memory"])
+            .set(self.entries.entry_count() as i64);
+        metrics::CACHE_BYTES
+            .with_label_values(&["memory"])
+            .set(self.entries.weighted_size() as i64);
     }
 }
 
@@ -86,7 +100,10 @@ mod tests {
     use super::*;
 
     fn entry(n: usize) -> StoredEntry {
-        StoredEntry { meta: (vec![0; 10], vec![0; 10]), body: Bytes::from(vec![7u8; n]) }
+        StoredEntry {
+            meta: (vec![0; 10], vec![0; 10]),
+            body: Bytes::from(vec![7u8; n]),
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use memory::{MemoryTier, StoredEntry};
 use pingora_cache::key::CacheHashKey;
-use pingora_cache::storage::{HandleHit, HandleMiss, MissFinishType, PurgeOutcome, PurgeTarget, PurgeType};
+use pingora_cache::storage::{
+    HandleHit, HandleMiss, MissFinishType, PurgeOutcome, PurgeTarget, PurgeType,
+};
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, HitHandler, MissHandler, Storage};
 use pingora_error::{Error, ErrorType, Result};
@@ -23,7 +25,9 @@ pub struct TieredStorage {
 
 impl TieredStorage {
     pub fn new(memory_bytes: u64) -> TieredStorage {
-        TieredStorage { memory: MemoryTier::new(memory_bytes) }
+        TieredStorage {
+            memory: MemoryTier::new(memory_bytes),
+        }
     }
 
     /// Leak one for Pingora, which wants `&'static dyn Storage`. Created once per process.
@@ -38,7 +42,11 @@ impl TieredStorage {
 
 #[async_trait]
 impl Storage for TieredStorage {
-    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hash = key.combined();
         let Some(entry) = self.memory.get(&hash) else {
             return Ok(None);
@@ -53,19 +61,50 @@ impl Storage for TieredStorage {
             }
         };
         let end = entry.body.len();
-        Ok(Some((meta, Box::new(Hit { entry, done: false, start: 0, end }))))
+        Ok(Some((
+            meta,
+            Box::new(Hit {
+                entry,
+                done: false,
+                start: 0,
+                end,
+            }),
+        )))
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
-        Ok(Box::new(Miss { storage: self, key: key.combined(), meta: meta.serialize()?, body: BytesMut::new() }))
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        Ok(Box::new(Miss {
+            storage: self,
+            key: key.combined(),
+            meta: meta.serialize()?,
+            body: BytesMut::new(),
+        }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, _purge_type: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         let hash = target.key().combined();
-        Ok(if self.memory.remove(&hash) { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+        Ok(if self.memory.remove(&hash) {
+            PurgeOutcome::Purged(None)
+        } else {
+            PurgeOutcome::NotFound
+        })
     }
 
-    async fn expire(&'static self, target: PurgeTarget<'_>, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn expire(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         let hash = target.key().combined();
         let Some(entry) = self.memory.get(&hash) else {
             return Ok(PurgeOutcome::NotFound);
@@ -76,7 +115,12 @@ impl Storage for TieredStorage {
         Ok(PurgeOutcome::Expired)
     }
 
-    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
         // The entry may have been evicted between lookup and revalidation: not an error.
         Ok(self.memory.replace_meta(&key.combined(), meta.serialize()?))
     }
@@ -109,7 +153,12 @@ impl HandleHit for Hit {
         Ok(Some(self.entry.body.slice(self.start..self.end)))
     }
 
-    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -120,7 +169,10 @@ impl HandleHit for Hit {
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
         let len = self.entry.body.len();
         if start >= len {
-            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} past end {len}"));
+            return Error::e_explain(
+                ErrorType::InternalError,
+                format!("seek start {start} past end {len}"),
+            );
         }
         self.start = start;
         self.end = end.map_or(len, |e| e.min(len));
@@ -159,7 +211,13 @@ impl HandleMiss for Miss {
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let size = self.body.len();
-        self.storage.memory.insert(self.key, StoredEntry { meta: self.meta, body: self.body.freeze() });
+        self.storage.memory.insert(
+            self.key,
+            StoredEntry {
+                meta: self.meta,
+                body: self.body.freeze(),
+            },
+        );
         Ok(MissFinishType::Created(size))
     }
 }

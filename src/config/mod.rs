@@ -180,7 +180,11 @@ pub fn parse_origin(s: &str, base_dir: &Path) -> Result<Origin, String> {
             return Err("file:// origin needs a directory".into());
         }
         let p = Path::new(rest);
-        let p = if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        };
         return Ok(Origin::Dir(p));
     }
     let (tls, rest) = if let Some(r) = s.strip_prefix("http://") {
@@ -188,16 +192,19 @@ pub fn parse_origin(s: &str, base_dir: &Path) -> Result<Origin, String> {
     } else if let Some(r) = s.strip_prefix("https://") {
         (true, r)
     } else {
-        return Err(format!("'{s}' must start with http://, https:// or file://"));
+        return Err(format!(
+            "'{s}' must start with http://, https:// or file://"
+        ));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| format!("bad port in '{s}'"))?)
-        }
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h,
+            p.parse::<u16>().map_err(|_| format!("bad port in '{s}'"))?,
+        ),
         _ => (authority, if tls { 443 } else { 80 }),
     };
     if host.is_empty() {
@@ -205,7 +212,10 @@ pub fn parse_origin(s: &str, base_dir: &Path) -> Result<Origin, String> {
     }
     Ok(Origin::Http(HttpOrigin {
         tls,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port,
         base_path: path.to_string(),
     }))
@@ -241,28 +251,55 @@ impl Config {
             key: "-".into(),
             message: format!("cannot read: {e}"),
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         Config::from_yaml(&text, &file, &base, env)
     }
 
     /// The embedded example config.
     pub fn embedded_default(env: &EnvOverrides) -> Result<Config, ConfigError> {
-        Config::from_yaml(DEFAULT_CONFIG, "<embedded conf/imgate.yaml>", Path::new(DEFAULT_CONFIG_DIR), env)
+        Config::from_yaml(
+            DEFAULT_CONFIG,
+            "<embedded conf/imgate.yaml>",
+            Path::new(DEFAULT_CONFIG_DIR),
+            env,
+        )
     }
 
     /// Parse and validate YAML text; `file` names it in errors, `base_dir` anchors relative paths.
-    pub fn from_yaml(text: &str, file: &str, base_dir: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+    pub fn from_yaml(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+        env: &EnvOverrides,
+    ) -> Result<Config, ConfigError> {
         let wire: WireConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
             file: file.into(),
-            key: e.location().map(|l| format!("line {}", l.line())).unwrap_or_else(|| "-".into()),
+            key: e
+                .location()
+                .map(|l| format!("line {}", l.line()))
+                .unwrap_or_else(|| "-".into()),
             message: e.to_string(),
         })?;
         Config::validate(wire, file, base_dir, env)
     }
 
-    fn validate(w: WireConfig, file: &str, base_dir: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
-        let err = |key: &str, message: String| ConfigError { file: file.into(), key: key.into(), message };
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    fn validate(
+        w: WireConfig,
+        file: &str,
+        base_dir: &Path,
+        env: &EnvOverrides,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message,
+        };
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
 
         let mut performance = match w.performance.as_deref() {
             None => PerformanceConfig::default_for(cpus),
@@ -276,7 +313,10 @@ impl Config {
         let o = &w.performance_overrides;
         let positive = |key: &str, v: Option<usize>| -> Result<Option<usize>, ConfigError> {
             match v {
-                Some(0) => Err(err(&format!("performance_overrides.{key}"), "must be at least 1".into())),
+                Some(0) => Err(err(
+                    &format!("performance_overrides.{key}"),
+                    "must be at least 1".into(),
+                )),
                 v => Ok(v),
             }
         };
@@ -291,7 +331,10 @@ impl Config {
         }
         if let Some(v) = o.origin_timeout_seconds {
             if v == 0 {
-                return Err(err("performance_overrides.origin_timeout_seconds", "must be at least 1".into()));
+                return Err(err(
+                    "performance_overrides.origin_timeout_seconds",
+                    "must be at least 1".into(),
+                ));
             }
             performance.origin_timeout = Duration::from_secs(v);
         }
@@ -310,14 +353,27 @@ impl Config {
 
         let defaults = Limits::default();
         let limits = Limits {
-            max_source_pixels: w.limits.max_source_pixels.unwrap_or(defaults.max_source_pixels),
-            max_output_dimension: w.limits.max_output_dimension.unwrap_or(defaults.max_output_dimension),
-            max_animation_frames: w.limits.max_animation_frames.unwrap_or(defaults.max_animation_frames),
+            max_source_pixels: w
+                .limits
+                .max_source_pixels
+                .unwrap_or(defaults.max_source_pixels),
+            max_output_dimension: w
+                .limits
+                .max_output_dimension
+                .unwrap_or(defaults.max_output_dimension),
+            max_animation_frames: w
+                .limits
+                .max_animation_frames
+                .unwrap_or(defaults.max_animation_frames),
         };
         if limits.max_source_pixels == 0 || limits.max_output_dimension == 0 {
             return Err(err("limits", "limits must be positive".into()));
         }
-        let max_source_bytes = w.limits.max_source_bytes.map(|b| b.0).unwrap_or(performance.max_image_bytes);
+        let max_source_bytes = w
+            .limits
+            .max_source_bytes
+            .map(|b| b.0)
+            .unwrap_or(performance.max_image_bytes);
         if max_source_bytes == 0 {
             return Err(err("limits.max_source_bytes", "must be positive".into()));
         }
@@ -337,15 +393,29 @@ impl Config {
             sites.push(validate_site(s, i, env, base_dir).map_err(|(k, m)| err(&k, m))?);
         }
 
-        let listen = env.listen.clone().or(w.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let admin_listen = env.admin_listen.clone().or(w.admin_listen).unwrap_or_else(|| "127.0.0.1:9090".into());
+        let listen = env
+            .listen
+            .clone()
+            .or(w.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let admin_listen = env
+            .admin_listen
+            .clone()
+            .or(w.admin_listen)
+            .unwrap_or_else(|| "127.0.0.1:9090".into());
         for (key, addr) in [("listen", &listen), ("admin_listen", &admin_listen)] {
-            addr.parse::<std::net::SocketAddr>()
-                .map_err(|_| err(key, format!("'{addr}' is not an address like 127.0.0.1:8080")))?;
+            addr.parse::<std::net::SocketAddr>().map_err(|_| {
+                err(
+                    key,
+                    format!("'{addr}' is not an address like 127.0.0.1:8080"),
+                )
+            })?;
         }
         let transform_socket = match w.transform_socket {
             Some(p) => PathBuf::from(p),
-            None => std::env::temp_dir().join(format!("imgate-transform-{}.sock", std::process::id())),
+            None => {
+                std::env::temp_dir().join(format!("imgate-transform-{}.sock", std::process::id()))
+            }
         };
 
         let mut server = w.pingora.unwrap_or_default();
@@ -353,7 +423,17 @@ impl Config {
             server.threads = cpus;
         }
         server.upstream_keepalive_pool_size = performance.pool_size;
-        Ok(Config { server, listen, admin_listen, transform_socket, performance, cache, limits, max_source_bytes, sites })
+        Ok(Config {
+            server,
+            listen,
+            admin_listen,
+            transform_socket,
+            performance,
+            cache,
+            limits,
+            max_source_bytes,
+            sites,
+        })
     }
 
     /// The site answering for `host` (port stripped, case-insensitive): an exact match first,
@@ -364,18 +444,31 @@ impl Config {
             .iter()
             .enumerate()
             .find(|(_, s)| s.hosts.contains(&host))
-            .or_else(|| self.sites.iter().enumerate().find(|(_, s)| s.hosts.iter().any(|h| h == "*")))
+            .or_else(|| {
+                self.sites
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.hosts.iter().any(|h| h == "*"))
+            })
     }
 }
 
-fn validate_site(s: WireSite, i: usize, env: &EnvOverrides, base_dir: &Path) -> Result<Site, (String, String)> {
+fn validate_site(
+    s: WireSite,
+    i: usize,
+    env: &EnvOverrides,
+    base_dir: &Path,
+) -> Result<Site, (String, String)> {
     let key = |k: &str| format!("sites[{i}].{k}");
     let origin_text = env.origin.clone().unwrap_or(s.origin);
     let origin = parse_origin(&origin_text, base_dir).map_err(|m| (key("origin"), m))?;
     let hosts: Vec<String> = if s.hosts.is_empty() {
         vec!["*".into()]
     } else {
-        s.hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect()
+        s.hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect()
     };
     if hosts.iter().any(|h| h.is_empty()) {
         return Err((key("hosts"), "empty host name".into()));
@@ -384,12 +477,23 @@ fn validate_site(s: WireSite, i: usize, env: &EnvOverrides, base_dir: &Path) -> 
     let max = Duration::from_secs(s.ttl.max_seconds.unwrap_or(365 * 24 * 3600));
     let default = Duration::from_secs(s.ttl.default_seconds.unwrap_or(24 * 3600));
     if min > max {
-        return Err((key("ttl"), format!("min_seconds ({}) exceeds max_seconds ({})", min.as_secs(), max.as_secs())));
+        return Err((
+            key("ttl"),
+            format!(
+                "min_seconds ({}) exceeds max_seconds ({})",
+                min.as_secs(),
+                max.as_secs()
+            ),
+        ));
     }
     Ok(Site {
         hosts,
         origin,
-        allowed_source_hosts: s.allowed_source_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        allowed_source_hosts: s
+            .allowed_source_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         ttl: TtlPolicy { min, max, default },
     })
 }
@@ -397,7 +501,10 @@ fn validate_site(s: WireSite, i: usize, env: &EnvOverrides, base_dir: &Path) -> 
 /// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
 pub fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map(|(h, _)| &host[..h.len() + 1]).unwrap_or(host);
+        return host
+            .split_once(']')
+            .map(|(h, _)| &host[..h.len() + 1])
+            .unwrap_or(host);
     }
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }

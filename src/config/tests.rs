@@ -1,7 +1,12 @@
 use super::*;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
-    Config::from_yaml(yaml, "test.yaml", Path::new("/etc/imgate"), &EnvOverrides::default())
+    Config::from_yaml(
+        yaml,
+        "test.yaml",
+        Path::new("/etc/imgate"),
+        &EnvOverrides::default(),
+    )
 }
 
 #[test]
@@ -29,7 +34,13 @@ fn presets_and_overrides() {
     assert_eq!(c.performance.origin_timeout, Duration::from_secs(45));
     assert_eq!(c.performance.pool_size, 3);
     let c = parse("performance: high_throughput\nsites: [{origin: 'http://a'}]").unwrap();
-    assert_eq!((c.performance.max_concurrent_downloads, c.performance.pool_size), (50, 100));
+    assert_eq!(
+        (
+            c.performance.max_concurrent_downloads,
+            c.performance.pool_size
+        ),
+        (50, 100)
+    );
     let e = parse("performance: turbo\nsites: [{origin: 'http://a'}]").unwrap_err();
     assert_eq!(e.key, "performance");
 }
@@ -39,16 +50,28 @@ fn origins_parse_and_bad_ones_name_the_key() {
     let base = Path::new("/etc/imgate");
     assert_eq!(
         parse_origin("https://img.example.com/base/", base).unwrap(),
-        Origin::Http(HttpOrigin { tls: true, host: "img.example.com".into(), port: 443, base_path: "/base".into() })
+        Origin::Http(HttpOrigin {
+            tls: true,
+            host: "img.example.com".into(),
+            port: 443,
+            base_path: "/base".into()
+        })
     );
-    assert_eq!(parse_origin("file://samples", base).unwrap(), Origin::Dir("/etc/imgate/samples".into()));
+    assert_eq!(
+        parse_origin("file://samples", base).unwrap(),
+        Origin::Dir("/etc/imgate/samples".into())
+    );
     let e = parse("sites: [{origin: 'ftp://a'}]").unwrap_err();
     assert_eq!(e.key, "sites[0].origin");
 }
 
 #[test]
 fn env_overrides_win() {
-    let env = EnvOverrides { listen: Some("0.0.0.0:80".into()), origin: Some("http://o:81".into()), ..Default::default() };
+    let env = EnvOverrides {
+        listen: Some("0.0.0.0:80".into()),
+        origin: Some("http://o:81".into()),
+        ..Default::default()
+    };
     let c = Config::from_yaml("sites: [{origin: 'file:///x'}]", "t", Path::new("/"), &env).unwrap();
     assert_eq!(c.listen, "0.0.0.0:80");
     assert!(matches!(&c.sites[0].origin, Origin::Http(o) if o.port == 81));
@@ -59,12 +82,23 @@ fn sizes_and_ttl_bounds() {
     assert_eq!(wire::parse_byte_size("256MiB").unwrap(), 256 << 20);
     assert_eq!(wire::parse_byte_size("10").unwrap(), 10);
     assert!(wire::parse_byte_size("10XB").is_err());
-    let e = parse("sites: [{origin: 'http://a', ttl: {min_seconds: 10, max_seconds: 5}}]").unwrap_err();
+    let e =
+        parse("sites: [{origin: 'http://a', ttl: {min_seconds: 10, max_seconds: 5}}]").unwrap_err();
     assert_eq!(e.key, "sites[0].ttl");
-    let ttl = TtlPolicy { min: Duration::from_secs(60), max: Duration::from_secs(3600), default: Duration::from_secs(600) };
+    let ttl = TtlPolicy {
+        min: Duration::from_secs(60),
+        max: Duration::from_secs(3600),
+        default: Duration::from_secs(600),
+    };
     assert_eq!(ttl.bound(None), Duration::from_secs(600));
-    assert_eq!(ttl.bound(Some(Duration::from_secs(5))), Duration::from_secs(60));
-    assert_eq!(ttl.bound(Some(Duration::from_secs(99999))), Duration::from_secs(3600));
+    assert_eq!(
+        ttl.bound(Some(Duration::from_secs(5))),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        ttl.bound(Some(Duration::from_secs(99999))),
+        Duration::from_secs(3600)
+    );
 }
 
 #[test]

@@ -89,7 +89,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_byte_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_byte_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -100,7 +102,9 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("bad size '{s}': expected e.g. 256MB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad size '{s}': expected e.g. 256MB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -108,5 +112,6 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         other => return Err(format!("bad size unit '{other}' in '{s}'")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' overflows"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' overflows"))
 }

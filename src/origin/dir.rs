@@ -37,7 +37,9 @@ pub async fn fetch(root: &Path, url_path: &str, max_bytes: u64) -> Result<Fetche
     if meta.len() > max_bytes {
         return Err(OriginError::TooLarge { limit: max_bytes });
     }
-    let body = tokio::fs::read(&file).await.map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    let body = tokio::fs::read(&file)
+        .await
+        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
     let modified = meta.modified().ok();
     let etag = modified
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
@@ -55,7 +57,11 @@ pub async fn fetch(root: &Path, url_path: &str, max_bytes: u64) -> Result<Fetche
 
 /// A content type from the file extension, for serving the directory as a plain website.
 pub fn content_type_for(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "jpg" | "jpeg" => "image/jpeg",
         "png" => "image/png",
@@ -79,8 +85,14 @@ mod tests {
     #[test]
     fn resolve_refuses_escapes() {
         let root = Path::new("/srv/img");
-        assert_eq!(resolve(root, "/a/b.jpg").unwrap(), PathBuf::from("/srv/img/a/b.jpg"));
-        assert_eq!(resolve(root, "/a/./b.jpg?x=1").unwrap(), PathBuf::from("/srv/img/a/b.jpg"));
+        assert_eq!(
+            resolve(root, "/a/b.jpg").unwrap(),
+            PathBuf::from("/srv/img/a/b.jpg")
+        );
+        assert_eq!(
+            resolve(root, "/a/./b.jpg?x=1").unwrap(),
+            PathBuf::from("/srv/img/a/b.jpg")
+        );
         assert!(resolve(root, "/../etc/passwd").is_err());
         assert!(resolve(root, "/a/%2e%2e/%2e%2e/etc/passwd").is_err());
     }

@@ -12,7 +12,11 @@ use pingora_http::RequestHeader;
 
 /// The peer for an origin, with the configured timeouts. TLS origins offer h2 and h1 by ALPN.
 pub fn peer_for(origin: &HttpOrigin, perf: &PerformanceConfig) -> HttpPeer {
-    let mut peer = HttpPeer::new((origin.host.as_str(), origin.port), origin.tls, origin.host.clone());
+    let mut peer = HttpPeer::new(
+        (origin.host.as_str(), origin.port),
+        origin.tls,
+        origin.host.clone(),
+    );
     peer.options.connection_timeout = Some(perf.origin_connect_timeout);
     peer.options.read_timeout = Some(perf.origin_timeout);
     peer.options.write_timeout = Some(perf.origin_timeout);
@@ -31,24 +35,55 @@ pub async fn fetch(
     max_bytes: u64,
 ) -> Result<Fetched, OriginError> {
     let peer = peer_for(origin, perf);
-    let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(|e| classify(&e))?;
+    let (mut session, _reused) = connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|e| classify(&e))?;
     let uri = format!("{}{}", origin.base_path, path);
-    let mut req = RequestHeader::build("GET", uri.as_bytes(), None).map_err(|e| OriginError::BadPath(e.to_string()))?;
-    let set = |req: &mut RequestHeader, k: &'static str, v: String| req.insert_header(k, v).map(|_| ());
+    let mut req = RequestHeader::build("GET", uri.as_bytes(), None)
+        .map_err(|e| OriginError::BadPath(e.to_string()))?;
+    let set =
+        |req: &mut RequestHeader, k: &'static str, v: String| req.insert_header(k, v).map(|_| ());
     set(&mut req, "host", origin.host_header()).map_err(|e| OriginError::BadPath(e.to_string()))?;
-    set(&mut req, "user-agent", concat!("imgate/", env!("CARGO_PKG_VERSION")).into()).ok();
+    set(
+        &mut req,
+        "user-agent",
+        concat!("imgate/", env!("CARGO_PKG_VERSION")).into(),
+    )
+    .ok();
     set(&mut req, "accept", "image/*,*/*;q=0.8".into()).ok();
-    session.write_request_header(Box::new(req)).await.map_err(|e| classify(&e))?;
-    session.finish_request_body().await.map_err(|e| classify(&e))?;
-    session.read_response_header().await.map_err(|e| classify(&e))?;
-    let resp = session.response_header().ok_or_else(|| OriginError::Unreachable("no response header".into()))?;
+    session
+        .write_request_header(Box::new(req))
+        .await
+        .map_err(|e| classify(&e))?;
+    session
+        .finish_request_body()
+        .await
+        .map_err(|e| classify(&e))?;
+    session
+        .read_response_header()
+        .await
+        .map_err(|e| classify(&e))?;
+    let resp = session
+        .response_header()
+        .ok_or_else(|| OriginError::Unreachable("no response header".into()))?;
     let status = resp.status.as_u16();
-    let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        resp.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let cache_control = header("cache-control");
     let declared_len = header("content-length").and_then(|l| l.parse::<u64>().ok());
     let meta = (
         header("content-type"),
-        freshness(cache_control.as_deref(), header("expires").as_deref(), header("date").as_deref(), header("age").as_deref()),
+        freshness(
+            cache_control.as_deref(),
+            header("expires").as_deref(),
+            header("date").as_deref(),
+            header("age").as_deref(),
+        ),
         forbids_storing(cache_control.as_deref()),
         header("last-modified").and_then(|l| httpdate::parse_http_date(&l).ok()),
         header("etag"),
@@ -64,17 +99,32 @@ pub async fn fetch(
     if declared_len.is_some_and(|l| l > max_bytes) {
         return Err(OriginError::TooLarge { limit: max_bytes });
     }
-    let mut body = BytesMut::with_capacity(declared_len.unwrap_or(64 * 1024).min(max_bytes) as usize);
-    while let Some(chunk) = session.read_response_body().await.map_err(|e| classify(&e))? {
+    let mut body =
+        BytesMut::with_capacity(declared_len.unwrap_or(64 * 1024).min(max_bytes) as usize);
+    while let Some(chunk) = session
+        .read_response_body()
+        .await
+        .map_err(|e| classify(&e))?
+    {
         if body.len() as u64 + chunk.len() as u64 > max_bytes {
             // The connection is mid-body: drop it instead of returning it to the pool.
             return Err(OriginError::TooLarge { limit: max_bytes });
         }
         body.extend_from_slice(&chunk);
     }
-    connector.release_http_session(session, &peer, Some(perf.keepalive)).await;
+    connector
+        .release_http_session(session, &peer, Some(perf.keepalive))
+        .await;
     let (content_type, ttl, no_store, last_modified, etag, tags) = meta;
-    Ok(Fetched { body: Bytes::from(body), content_type, ttl, no_store, last_modified, etag, tags })
+    Ok(Fetched {
+        body: Bytes::from(body),
+        content_type,
+        ttl,
+        no_store,
+        last_modified,
+        etag,
+        tags,
+    })
 }
 
 /// Timeouts become 504, everything else that stops us reaching the origin 502.
@@ -86,4 +136,3 @@ fn classify(e: &pingora_error::Error) -> OriginError {
         _ => OriginError::Unreachable(e.to_string()),
     }
 }
-

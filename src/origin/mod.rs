@@ -76,23 +76,37 @@ impl OriginFetcher {
         let timeout = self.perf.origin_timeout;
         let started = Instant::now();
         let result = tokio::time::timeout(timeout, async {
-            let _permit = self.downloads.acquire().await.map_err(|_| OriginError::Unreachable("shutting down".into()))?;
+            let _permit = self
+                .downloads
+                .acquire()
+                .await
+                .map_err(|_| OriginError::Unreachable("shutting down".into()))?;
             let _active = metrics::ActiveGuard::new(&metrics::ACTIVE_DOWNLOADS);
             match origin {
-                Origin::Http(o) => http::fetch(&self.connector, o, path, &self.perf, self.max_bytes).await,
+                Origin::Http(o) => {
+                    http::fetch(&self.connector, o, path, &self.perf, self.max_bytes).await
+                }
                 Origin::Dir(d) => dir::fetch(d, path, self.max_bytes).await,
             }
         })
         .await
         .unwrap_or(Err(OriginError::Timeout(timeout)));
-        metrics::observe_origin_fetch(started.elapsed(), result.as_ref().map(|f| f.body.len()).map_err(|_| ()));
+        metrics::observe_origin_fetch(
+            started.elapsed(),
+            result.as_ref().map(|f| f.body.len()).map_err(|_| ()),
+        );
         result
     }
 }
 
 /// Freshness lifetime from response headers (RFC 9111 4.2.1): `s-maxage`, then `max-age`,
 /// then `Expires - Date`; minus `Age`. `None` when the origin says nothing.
-pub fn freshness(cache_control: Option<&str>, expires: Option<&str>, date: Option<&str>, age: Option<&str>) -> Option<Duration> {
+pub fn freshness(
+    cache_control: Option<&str>,
+    expires: Option<&str>,
+    date: Option<&str>,
+    age: Option<&str>,
+) -> Option<Duration> {
     let mut max_age = None;
     let mut s_maxage = None;
     if let Some(cc) = cache_control {
@@ -111,7 +125,9 @@ pub fn freshness(cache_control: Option<&str>, expires: Option<&str>, date: Optio
     }
     let lifetime = s_maxage.or(max_age).map(Duration::from_secs).or_else(|| {
         let expires = httpdate::parse_http_date(expires?).ok()?;
-        let date = date.and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or_else(SystemTime::now);
+        let date = date
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .unwrap_or_else(SystemTime::now);
         Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
     })?;
     let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
@@ -122,7 +138,12 @@ pub fn freshness(cache_control: Option<&str>, expires: Option<&str>, date: Optio
 pub fn forbids_storing(cache_control: Option<&str>) -> bool {
     cache_control.is_some_and(|cc| {
         cc.split(',').any(|d| {
-            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            let name = d
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             name == "no-store" || name == "private"
         })
     })
@@ -134,9 +155,18 @@ mod tests {
 
     #[test]
     fn freshness_prefers_s_maxage_and_subtracts_age() {
-        assert_eq!(freshness(Some("max-age=100, s-maxage=50"), None, None, Some("10")), Some(Duration::from_secs(40)));
-        assert_eq!(freshness(Some("public, max-age=100"), None, None, None), Some(Duration::from_secs(100)));
-        assert_eq!(freshness(Some("max-age=5"), None, None, Some("60")), Some(Duration::ZERO));
+        assert_eq!(
+            freshness(Some("max-age=100, s-maxage=50"), None, None, Some("10")),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(
+            freshness(Some("public, max-age=100"), None, None, None),
+            Some(Duration::from_secs(100))
+        );
+        assert_eq!(
+            freshness(Some("max-age=5"), None, None, Some("60")),
+            Some(Duration::ZERO)
+        );
         assert_eq!(freshness(Some("public"), None, None, None), None);
         assert_eq!(freshness(None, None, None, None), None);
     }
@@ -145,7 +175,10 @@ mod tests {
     fn freshness_from_expires_minus_date() {
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         let expires = "Sun, 06 Nov 1994 08:59:37 GMT";
-        assert_eq!(freshness(None, Some(expires), Some(date), None), Some(Duration::from_secs(600)));
+        assert_eq!(
+            freshness(None, Some(expires), Some(date), None),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(freshness(None, Some("0"), Some(date), None), None);
     }
 

@@ -78,7 +78,12 @@ pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster,
 /// `original` is the upright size of the full source, and every output size is computed from
 /// it, so the result never depends on the decoder's scale (a 1600x1203 photo at width 100 is
 /// 100x75 whether it was decoded at full size or at 1/8).
-pub fn fit_from(img: Raster, original: (u32, u32), spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
+pub fn fit_from(
+    img: Raster,
+    original: (u32, u32),
+    spec: &TransformSpec,
+    limits: &Limits,
+) -> Result<Raster, PipelineError> {
     if img.width == 0 || img.height == 0 || original.0 == 0 || original.1 == 0 {
         return Err(PipelineError::Undecodable("image has no pixels".into()));
     }
@@ -92,7 +97,10 @@ pub fn fit_from(img: Raster, original: (u32, u32), spec: &TransformSpec, limits:
     }
 
     // Map the crop window from original coordinates onto the pixels we actually have.
-    let (fx, fy) = (img.width as f64 / original.0 as f64, img.height as f64 / original.1 as f64);
+    let (fx, fy) = (
+        img.width as f64 / original.0 as f64,
+        img.height as f64 / original.1 as f64,
+    );
     let win = if (img.width, img.height) == original {
         plan.window
     } else {

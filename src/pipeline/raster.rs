@@ -13,8 +13,16 @@ pub struct Raster {
 impl Raster {
     pub fn new(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Raster {
         debug_assert!(channels == 3 || channels == 4);
-        debug_assert_eq!(data.len(), width as usize * height as usize * channels as usize);
-        Raster { width, height, channels, data }
+        debug_assert_eq!(
+            data.len(),
+            width as usize * height as usize * channels as usize
+        );
+        Raster {
+            width,
+            height,
+            channels,
+            data,
+        }
     }
 
     pub fn has_alpha(&self) -> bool {

@@ -17,7 +17,10 @@ use pingora_cache::cache_control::CacheControl;
 use pingora_cache::filters::resp_cacheable;
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
-use pingora_cache::{CacheKey, CacheMeta, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable,
+    VarianceBuilder,
+};
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
@@ -34,7 +37,11 @@ pub enum Route {
     #[default]
     Unrouted,
     /// A transform: the canonical options and the source key make the cache key.
-    Image { canonical: String, source: String, vary_token: &'static str },
+    Image {
+        canonical: String,
+        source: String,
+        vary_token: &'static str,
+    },
     Passthrough,
 }
 
@@ -52,8 +59,13 @@ pub struct Edge {
 
 impl Edge {
     pub fn new(config: Arc<Config>, storage: &'static TieredStorage) -> Edge {
-        let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(config.cache.lock_timeout));
-        Edge { config, storage, lock }
+        let lock: &'static CacheKeyLockImpl =
+            Box::leak(CacheLock::new_boxed(config.cache.lock_timeout));
+        Edge {
+            config,
+            storage,
+            lock,
+        }
     }
 
     fn transform_peer(&self) -> Result<Box<HttpPeer>> {
@@ -83,12 +95,18 @@ impl ProxyHttp for Edge {
     type CTX = EdgeCtx;
 
     fn new_ctx(&self) -> EdgeCtx {
-        EdgeCtx { route: Route::Unrouted, site: 0, started: Instant::now() }
+        EdgeCtx {
+            route: Route::Unrouted,
+            site: 0,
+            started: Instant::now(),
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
         let req = session.req_header();
-        let host = header_str(req, "host").or_else(|| req.uri.host()).unwrap_or("");
+        let host = header_str(req, "host")
+            .or_else(|| req.uri.host())
+            .unwrap_or("");
         let Some((site_index, site)) = self.config.site_for(host) else {
             return respond(session, 404, "unknown site").await;
         };
@@ -112,11 +130,16 @@ impl ProxyHttp for Edge {
             }
         }
         let vary_token = if spec.format == FormatRequest::Auto {
-            Accepts::from_accept_header(header_str(req, "accept").unwrap_or("")).vary_token(spec.format)
+            Accepts::from_accept_header(header_str(req, "accept").unwrap_or(""))
+                .vary_token(spec.format)
         } else {
             ""
         };
-        ctx.route = Route::Image { canonical: spec.canonical(), source: source.key(), vary_token };
+        ctx.route = Route::Image {
+            canonical: spec.canonical(),
+            source: source.key(),
+            vary_token,
+        };
         Ok(false)
     }
 
@@ -124,8 +147,12 @@ impl ProxyHttp for Edge {
         if !pingora_cache::filters::request_cacheable(session.req_header()) {
             return Ok(());
         }
-        session.cache.enable(self.storage, None, None, Some(self.lock), None);
-        session.cache.set_max_file_size_bytes(self.config.cache.max_entry_bytes as usize);
+        session
+            .cache
+            .enable(self.storage, None, None, Some(self.lock), None);
+        session
+            .cache
+            .set_max_file_size_bytes(self.config.cache.max_entry_bytes as usize);
         Ok(())
     }
 
@@ -133,16 +160,27 @@ impl ProxyHttp for Edge {
         // Getting this wrong leads to cache poisoning: everything that changes the response
         // must be in the key or in the variance.
         let primary = match &ctx.route {
-            Route::Image { canonical, source, .. } => format!("{}|img|{}|{}", ctx.site, canonical, source),
+            Route::Image {
+                canonical, source, ..
+            } => format!("{}|img|{}|{}", ctx.site, canonical, source),
             _ => {
                 let uri = &session.req_header().uri;
-                format!("{}|raw|{}", ctx.site, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+                format!(
+                    "{}|raw|{}",
+                    ctx.site,
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                )
             }
         };
         Ok(CacheKey::new(primary, ""))
     }
 
-    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut EdgeCtx, req: &RequestHeader) -> Option<HashBinary> {
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        ctx: &mut EdgeCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
         let mut variance = VarianceBuilder::new();
         match &ctx.route {
             // Varies on the negotiated format, never the raw Accept string: browsers send dozens
@@ -164,7 +202,11 @@ impl ProxyHttp for Edge {
                     .filter(|n| !n.is_empty())
                     .collect();
                 for name in names {
-                    let value = req.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+                    let value = req
+                        .headers
+                        .get(name.as_str())
+                        .map(|v| v.as_bytes().to_vec())
+                        .unwrap_or_default();
                     variance.add_owned_name_value(name, value);
                 }
             }
@@ -172,14 +214,27 @@ impl ProxyHttp for Edge {
         variance.finalize()
     }
 
-    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, _ctx: &mut EdgeCtx) -> Result<RespCacheable> {
-        let vary_star = resp.headers.get_all(VARY).iter().any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|n| n.trim() == "*")));
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut EdgeCtx,
+    ) -> Result<RespCacheable> {
+        let vary_star = resp.headers.get_all(VARY).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|n| n.trim() == "*"))
+        });
         if vary_star {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         }
         let cc = CacheControl::from_resp_headers(resp);
         let authorized = session.req_header().headers.contains_key("authorization");
-        Ok(resp_cacheable(cc.as_ref(), resp.clone(), authorized, &CACHE_DEFAULTS))
+        Ok(resp_cacheable(
+            cc.as_ref(),
+            resp.clone(),
+            authorized,
+            &CACHE_DEFAULTS,
+        ))
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &EdgeCtx) -> bool {
@@ -187,7 +242,12 @@ impl ProxyHttp for Edge {
         true
     }
 
-    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut EdgeCtx, error: Option<&pingora_error::Error>) -> bool {
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut EdgeCtx,
+        error: Option<&pingora_error::Error>,
+    ) -> bool {
         // Pingora has already checked the entry's stale-while-revalidate / stale-if-error
         // window (RFC 5861); inside it, serving stale is what the origin asked for. Errors
         // count only when they come from upstream (down, timing out or answering 5xx).
@@ -197,16 +257,30 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Box<HttpPeer>> {
         let site = &self.config.sites[ctx.site];
         match (&ctx.route, &site.origin) {
-            (Route::Passthrough, Origin::Http(o)) => Ok(Box::new(origin::http_peer(o, &self.config.performance))),
-            (Route::Unrouted, _) => Error::e_explain(pingora_error::ErrorType::InternalError, "request was never routed"),
+            (Route::Passthrough, Origin::Http(o)) => {
+                Ok(Box::new(origin::http_peer(o, &self.config.performance)))
+            }
+            (Route::Unrouted, _) => Error::e_explain(
+                pingora_error::ErrorType::InternalError,
+                "request was never routed",
+            ),
             _ => self.transform_peer(),
         }
     }
 
-    async fn upstream_request_filter(&self, _session: &mut Session, req: &mut RequestHeader, ctx: &mut EdgeCtx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
         req.remove_header(NEGOTIATED_FORMAT_HEADER);
         match &ctx.route {
             Route::Image { vary_token, .. } if !vary_token.is_empty() => {
@@ -217,9 +291,13 @@ impl ProxyHttp for Edge {
                     req.insert_header("host", o.host_header())?;
                     if !o.base_path.is_empty() {
                         let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                        let uri: http::Uri = format!("{}{}", o.base_path, pq)
-                            .parse()
-                            .map_err(|_| Error::explain(pingora_error::ErrorType::InvalidHTTPHeader, "bad upstream path"))?;
+                        let uri: http::Uri =
+                            format!("{}{}", o.base_path, pq).parse().map_err(|_| {
+                                Error::explain(
+                                    pingora_error::ErrorType::InvalidHTTPHeader,
+                                    "bad upstream path",
+                                )
+                            })?;
                         req.set_uri(uri);
                     }
                 }
@@ -229,9 +307,17 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut EdgeCtx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut EdgeCtx,
+    ) -> Result<()> {
         let status = cache_status(session);
-        if matches!(session.cache.phase(), CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating) {
+        if matches!(
+            session.cache.phase(),
+            CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
+        ) {
             // Timings of the original miss would mislead on a hit.
             resp.remove_header("server-timing");
         }
@@ -239,7 +325,12 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&pingora_error::Error>, ctx: &mut EdgeCtx) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora_error::Error>,
+        ctx: &mut EdgeCtx,
+    ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = match ctx.route {
             Route::Image { .. } => "image",
@@ -247,8 +338,12 @@ impl ProxyHttp for Edge {
             Route::Unrouted => "error",
         };
         let cache = cache_label(session);
-        metrics::REQUESTS.with_label_values(&[route, &status.to_string(), cache]).inc();
-        metrics::REQUEST_DURATION.with_label_values(&[route, cache]).observe(ctx.started.elapsed().as_secs_f64());
+        metrics::REQUESTS
+            .with_label_values(&[route, &status.to_string(), cache])
+            .inc();
+        metrics::REQUEST_DURATION
+            .with_label_values(&[route, cache])
+            .observe(ctx.started.elapsed().as_secs_f64());
     }
 }
 

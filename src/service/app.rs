@@ -22,7 +22,10 @@ impl ServeHttp for TransformApp {
         let reply = if req.method != http::Method::GET && req.method != http::Method::HEAD {
             Reply {
                 status: 405,
-                headers: vec![("allow", "GET, HEAD".into()), ("content-type", "text/plain".into())],
+                headers: vec![
+                    ("allow", "GET, HEAD".into()),
+                    ("content-type", "text/plain".into()),
+                ],
                 body: b"method not allowed\n".to_vec(),
             }
         } else {

@@ -11,11 +11,11 @@ pub use app::TransformApp;
 
 use crate::config::{Config, HttpOrigin, Origin, Site};
 use crate::error::{Blame, ImgateError};
+use crate::metrics;
 use crate::origin::{Fetched, OriginError, OriginFetcher};
 use crate::pipeline::{self, Processed};
 use crate::route::{self, Source};
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
-use crate::metrics;
 use blake2::{Blake2b, Digest};
 use processor::Processor;
 use std::fmt::Write;
@@ -38,11 +38,18 @@ pub struct Reply {
 impl Reply {
     /// An error answer: the public message only, never cached.
     pub fn error(e: &ImgateError) -> Reply {
-        let mut headers = vec![("content-type", "text/plain; charset=utf-8".to_string()), ("cache-control", "no-store".to_string())];
+        let mut headers = vec![
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ];
         if let Some(secs) = e.retry_after {
             headers.push(("retry-after", secs.to_string()));
         }
-        Reply { status: e.status, headers, body: format!("{}\n", e.public).into_bytes() }
+        Reply {
+            status: e.status,
+            headers,
+            body: format!("{}\n", e.public).into_bytes(),
+        }
     }
 }
 
@@ -67,10 +74,16 @@ pub struct TransformService {
 impl TransformService {
     pub fn new(config: Arc<Config>) -> TransformService {
         let perf = &config.performance;
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         TransformService {
             fetcher: OriginFetcher::new(perf, config.max_source_bytes),
-            processor: Processor::new(threads, perf.max_concurrent_processing, perf.processing_queue),
+            processor: Processor::new(
+                threads,
+                perf.max_concurrent_processing,
+                perf.processing_queue,
+            ),
             config,
         }
     }
@@ -82,7 +95,12 @@ impl TransformService {
     /// Answer one request. Never panics on bad input: every failure becomes an error reply.
     pub async fn handle(&self, req: &TransformRequest<'_>) -> Reply {
         let Some((_, site)) = self.config.site_for(req.host) else {
-            return Reply::error(&ImgateError::new(404, "unknown site", format!("no site for host {}", req.host), Blame::Downstream));
+            return Reply::error(&ImgateError::new(
+                404,
+                "unknown site",
+                format!("no site for host {}", req.host),
+                Blame::Downstream,
+            ));
         };
         let result = match route::split_image_path(req.path) {
             Some((options, source)) => self.transform(site, options, source, req).await,
@@ -94,22 +112,42 @@ impl TransformService {
         })
     }
 
-    async fn transform(&self, site: &Site, options: &str, source: &str, req: &TransformRequest<'_>) -> Result<Reply, ImgateError> {
+    async fn transform(
+        &self,
+        site: &Site,
+        options: &str,
+        source: &str,
+        req: &TransformRequest<'_>,
+    ) -> Result<Reply, ImgateError> {
         let spec = spec::parse_options(options)?;
         let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
         let accepts = negotiated_accepts(&spec, req);
         let (origin, path) = origin_for(site, &source)?;
 
         let started = Instant::now();
-        let original = self.fetcher.fetch(&origin, &path).await.map_err(origin_error)?;
+        let original = self
+            .fetcher
+            .fetch(&origin, &path)
+            .await
+            .map_err(origin_error)?;
         let fetch_time = started.elapsed();
 
         let limits = self.config.limits.clone();
         let input = original.body.clone();
         let job_spec = spec.clone();
-        let processed = self.processor.run(move || pipeline::process(&input, &job_spec, accepts, &limits)).await?;
+        let processed = self
+            .processor
+            .run(move || pipeline::process(&input, &job_spec, accepts, &limits))
+            .await?;
         record_steps(&processed);
-        Ok(self.image_reply(site, &spec, &original, processed, fetch_time, req.if_none_match))
+        Ok(self.image_reply(
+            site,
+            &spec,
+            &original,
+            processed,
+            fetch_time,
+            req.if_none_match,
+        ))
     }
 
     fn image_reply(
@@ -146,23 +184,60 @@ impl TransformService {
             ms(t.encode)
         );
         headers.push(("server-timing", timing));
-        headers.push(("x-imgate-dimensions", format!("{}x{}", out.width, out.height)));
+        headers.push((
+            "x-imgate-dimensions",
+            format!("{}x{}", out.width, out.height),
+        ));
         if if_none_match.is_some_and(|inm| etag_matches(inm, &etag)) {
-            return Reply { status: 304, headers, body: Vec::new() };
+            return Reply {
+                status: 304,
+                headers,
+                body: Vec::new(),
+            };
         }
-        Reply { status: 200, headers, body: out.bytes }
+        Reply {
+            status: 200,
+            headers,
+            body: out.bytes,
+        }
     }
 
     /// Serve a file of a `file://` origin unchanged (the passthrough route for directory origins).
-    async fn serve_file(&self, site: &Site, req: &TransformRequest<'_>) -> Result<Reply, ImgateError> {
+    async fn serve_file(
+        &self,
+        site: &Site,
+        req: &TransformRequest<'_>,
+    ) -> Result<Reply, ImgateError> {
         let Origin::Dir(_) = &site.origin else {
-            return Err(ImgateError::new(404, "not found", "passthrough for an HTTP origin reached the transform service", Blame::Internal));
+            return Err(ImgateError::new(
+                404,
+                "not found",
+                "passthrough for an HTTP origin reached the transform service",
+                Blame::Internal,
+            ));
         };
-        let path = if req.path.ends_with('/') { format!("{}index.html", req.path) } else { req.path.to_string() };
-        let original = self.fetcher.fetch(&site.origin, &path).await.map_err(origin_error)?;
+        let path = if req.path.ends_with('/') {
+            format!("{}index.html", req.path)
+        } else {
+            req.path.to_string()
+        };
+        let original = self
+            .fetcher
+            .fetch(&site.origin, &path)
+            .await
+            .map_err(origin_error)?;
         let mut headers = vec![
-            ("cache-control", format!("public, max-age={}", site.ttl.default.as_secs())),
-            ("content-type", original.content_type.clone().unwrap_or_else(|| "application/octet-stream".into())),
+            (
+                "cache-control",
+                format!("public, max-age={}", site.ttl.default.as_secs()),
+            ),
+            (
+                "content-type",
+                original
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+            ),
         ];
         if let Some(lm) = original.last_modified {
             headers.push(("last-modified", httpdate::fmt_http_date(lm)));
@@ -170,10 +245,18 @@ impl TransformService {
         if let Some(etag) = &original.etag {
             headers.push(("etag", etag.clone()));
             if req.if_none_match.is_some_and(|inm| etag_matches(inm, etag)) {
-                return Ok(Reply { status: 304, headers, body: Vec::new() });
+                return Ok(Reply {
+                    status: 304,
+                    headers,
+                    body: Vec::new(),
+                });
             }
         }
-        Ok(Reply { status: 200, headers, body: original.body.to_vec() })
+        Ok(Reply {
+            status: 200,
+            headers,
+            body: original.body.to_vec(),
+        })
     }
 }
 
@@ -183,8 +266,14 @@ fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accep
         return Accepts::default();
     }
     match req.negotiated {
-        Some("avif") => Accepts { avif: true, webp: true },
-        Some("webp") => Accepts { avif: false, webp: true },
+        Some("avif") => Accepts {
+            avif: true,
+            webp: true,
+        },
+        Some("webp") => Accepts {
+            avif: false,
+            webp: true,
+        },
         Some(_) => Accepts::default(),
         None => Accepts::from_accept_header(req.accept.unwrap_or("")),
     }
@@ -194,11 +283,26 @@ fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accep
 fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateError> {
     match source {
         Source::Path(p) => Ok((site.origin.clone(), p.clone())),
-        Source::Url { https, host, port, path } => {
+        Source::Url {
+            https,
+            host,
+            port,
+            path,
+        } => {
             if !site.allowed_source_hosts.iter().any(|h| h == host) {
-                return Err(ImgateError::new(403, "source host not allowed", format!("{host} not on the allow-list"), Blame::Downstream));
+                return Err(ImgateError::new(
+                    403,
+                    "source host not allowed",
+                    format!("{host} not on the allow-list"),
+                    Blame::Downstream,
+                ));
             }
-            let origin = HttpOrigin { tls: *https, host: host.clone(), port: port.unwrap_or(if *https { 443 } else { 80 }), base_path: String::new() };
+            let origin = HttpOrigin {
+                tls: *https,
+                host: host.clone(),
+                port: port.unwrap_or(if *https { 443 } else { 80 }),
+                base_path: String::new(),
+            };
             Ok((Origin::Http(origin), path.clone()))
         }
     }
@@ -207,15 +311,25 @@ fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateEr
 fn origin_error(e: OriginError) -> ImgateError {
     let cause = e.to_string();
     match e {
-        OriginError::NotFound => ImgateError::new(404, "source image not found", cause, Blame::Upstream),
+        OriginError::NotFound => {
+            ImgateError::new(404, "source image not found", cause, Blame::Upstream)
+        }
         OriginError::Status(s) if (400..500).contains(&s) => {
             ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
         }
         OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
-        OriginError::TooLarge { .. } => ImgateError::new(413, "source image too large", cause, Blame::Downstream),
-        OriginError::Unreachable(_) => ImgateError::new(502, "origin unreachable", cause, Blame::Upstream),
-        OriginError::Timeout(_) => ImgateError::new(504, "origin timed out", cause, Blame::Upstream),
-        OriginError::BadPath(_) => ImgateError::new(400, "bad source path", cause, Blame::Downstream),
+        OriginError::TooLarge { .. } => {
+            ImgateError::new(413, "source image too large", cause, Blame::Downstream)
+        }
+        OriginError::Unreachable(_) => {
+            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
+        }
+        OriginError::Timeout(_) => {
+            ImgateError::new(504, "origin timed out", cause, Blame::Upstream)
+        }
+        OriginError::BadPath(_) => {
+            ImgateError::new(400, "bad source path", cause, Blame::Downstream)
+        }
     }
 }
 
@@ -242,9 +356,15 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 }
 
 fn record_steps(p: &Processed) {
-    metrics::STEP_DURATION.with_label_values(&["decode"]).observe(p.timings.decode.as_secs_f64());
-    metrics::STEP_DURATION.with_label_values(&["resize"]).observe(p.timings.resize.as_secs_f64());
-    metrics::STEP_DURATION.with_label_values(&["encode"]).observe(p.timings.encode.as_secs_f64());
+    metrics::STEP_DURATION
+        .with_label_values(&["decode"])
+        .observe(p.timings.decode.as_secs_f64());
+    metrics::STEP_DURATION
+        .with_label_values(&["resize"])
+        .observe(p.timings.resize.as_secs_f64());
+    metrics::STEP_DURATION
+        .with_label_values(&["encode"])
+        .observe(p.timings.encode.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -26,7 +26,12 @@ impl Processor {
             .thread_name(|i| format!("imgate-cpu-{i}"))
             .build()
             .expect("rayon pool starts");
-        Processor { pool, slots: Arc::new(Semaphore::new(concurrency.max(1))), waiting: AtomicUsize::new(0), max_waiting }
+        Processor {
+            pool,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+        }
     }
 
     /// Run `job` on the pool. A panic inside it (a decoder bug on a hostile image) costs this
@@ -74,7 +79,12 @@ impl Processor {
                     crate::error::Blame::Downstream,
                 ))
             }
-            Err(_) => Err(ImgateError::new(500, "internal error", "processing job dropped", crate::error::Blame::Internal)),
+            Err(_) => Err(ImgateError::new(
+                500,
+                "internal error",
+                "processing job dropped",
+                crate::error::Blame::Internal,
+            )),
         }
     }
 }

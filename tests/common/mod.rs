@@ -69,7 +69,12 @@ impl Drop for TestOrigin {
     }
 }
 
-fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicBool) {
+fn serve_conn(
+    conn: TcpStream,
+    root: &Path,
+    hits: &Mutex<HashMap<String, usize>>,
+    stop: &AtomicBool,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -114,7 +119,10 @@ fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>
         }
         let file = root.join(rest.split('?').next().unwrap_or(""));
         let Ok(body) = std::fs::read(&file) else {
-            let _ = write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+            let _ = write!(
+                out,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"
+            );
             continue;
         };
         let ctype = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -140,7 +148,8 @@ fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>
             w.extend_from_slice(b"0\r\n\r\n");
             out.write_all(&w)
         } else {
-            out.write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes()).and_then(|_| out.write_all(&body))
+            out.write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+                .and_then(|_| out.write_all(&body))
         };
         if ok.is_err() {
             return;
@@ -150,7 +159,11 @@ fn serve_conn(conn: TcpStream, root: &Path, hits: &Mutex<HashMap<String, usize>>
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The real `imgate` binary running a config written for the test.
@@ -164,6 +177,11 @@ pub struct Imgate {
 impl Imgate {
     /// Start imgate with `origin` for every host and `extra` YAML appended to the config.
     pub fn start(origin: &str, extra: &str) -> Imgate {
+        Imgate::start_with_args(origin, extra, &[])
+    }
+
+    /// Like [`Imgate::start`], with extra command-line arguments (e.g. `--role transform`).
+    pub fn start_with_args(origin: &str, extra: &str, args: &[&str]) -> Imgate {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let config = format!(
@@ -178,14 +196,22 @@ impl Imgate {
         let child = Command::new(env!("CARGO_BIN_EXE_imgate"))
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("imgate binary starts");
-        let imgate = Imgate { addr: format!("127.0.0.1:{port}"), admin: format!("127.0.0.1:{admin_port}"), child, _dir: dir };
+        let imgate = Imgate {
+            addr: format!("127.0.0.1:{port}"),
+            admin: format!("127.0.0.1:{admin_port}"),
+            child,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if get(&imgate.admin, "/readyz", &[]).map(|r| r.status == 200).unwrap_or(false)
+            if get(&imgate.admin, "/readyz", &[])
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
                 && TcpStream::connect(&imgate.addr).is_ok()
             {
                 return imgate;
@@ -225,7 +251,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -235,7 +264,12 @@ pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<
     request(addr, "GET", path, headers)
 }
 
-pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -254,21 +288,42 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -
 
 fn parse_response(raw: &[u8], head: bool) -> std::io::Result<Response> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
     let head_text = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head_text.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad status line"))?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let mut body = raw[end + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked && !head {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("bad chunk"))?;
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).split(';').next().unwrap().trim(), 16)
-                .map_err(|_| bad("bad chunk size"))?;
+            let nl = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("bad chunk"))?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..nl])
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim(),
+                16,
+            )
+            .map_err(|_| bad("bad chunk size"))?;
             rest = &rest[nl + 2..];
             if size == 0 {
                 break;
@@ -278,12 +333,18 @@ fn parse_response(raw: &[u8], head: bool) -> std::io::Result<Response> {
         }
         body = out;
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Decode an output image (JPEG, PNG, WebP, GIF) into RGBA8.
 pub fn decode(bytes: &[u8]) -> image::RgbaImage {
-    image::load_from_memory(bytes).expect("output decodes").to_rgba8()
+    image::load_from_memory(bytes)
+        .expect("output decodes")
+        .to_rgba8()
 }
 
 /// Format from magic bytes.
@@ -294,7 +355,10 @@ pub fn sniff(bytes: &[u8]) -> &'static str {
         "png"
     } else if bytes.len() > 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         "webp"
-    } else if bytes.len() > 12 && &bytes[4..8] == b"ftyp" && (&bytes[8..12] == b"avif" || &bytes[8..12] == b"avis") {
+    } else if bytes.len() > 12
+        && &bytes[4..8] == b"ftyp"
+        && (&bytes[8..12] == b"avif" || &bytes[8..12] == b"avis")
+    {
         "avif"
     } else {
         "unknown"
@@ -304,12 +368,19 @@ pub fn sniff(bytes: &[u8]) -> &'static str {
 /// Mean SSIM of two images' luma over 8x8 windows; `b` is resized to `a`'s size first.
 pub fn ssim(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
     let b = if a.dimensions() != b.dimensions() {
-        image::imageops::resize(b, a.width(), a.height(), image::imageops::FilterType::Triangle)
+        image::imageops::resize(
+            b,
+            a.width(),
+            a.height(),
+            image::imageops::FilterType::Triangle,
+        )
     } else {
         b.clone()
     };
     let luma = |img: &image::RgbaImage| -> Vec<f64> {
-        img.pixels().map(|p| 0.2126 * p[0] as f64 + 0.7152 * p[1] as f64 + 0.0722 * p[2] as f64).collect()
+        img.pixels()
+            .map(|p| 0.2126 * p[0] as f64 + 0.7152 * p[1] as f64 + 0.0722 * p[2] as f64)
+            .collect()
     };
     let (la, lb) = (luma(a), luma(&b));
     let (w, h) = (a.width() as usize, a.height() as usize);
@@ -338,7 +409,8 @@ pub fn ssim(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
             va /= 63.0;
             vb /= 63.0;
             cov /= 63.0;
-            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
             n += 1;
         }
     }
