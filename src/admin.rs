@@ -1,76 +1,126 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/livez` (the process answers) and
-//! `/readyz` (ready to take traffic: false once shutdown has begun). Kept off the edge listener
+//! `/readyz` (ready to take traffic: 503 once shutdown has begun). Kept off the edge listener
 //! so it can be firewalled apart.
+//!
+//! It is a background service with its own small HTTP/1.1 loop rather than a Pingora listening
+//! service on purpose: Pingora closes its listeners the moment SIGTERM arrives, and a readiness
+//! probe that only ever sees "connection refused" cannot tell draining from dead. This one keeps
+//! answering (`/readyz` 503) through the grace period until the process exits.
 
 use async_trait::async_trait;
-use http::Response;
-use pingora::apps::http_app::ServeHttp;
-use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
-/// Readiness shared between the admin app and the shutdown watcher.
-#[derive(Default)]
-pub struct Readiness(AtomicBool);
+/// Largest request head the admin listener reads; anything bigger is refused.
+const MAX_HEAD: usize = 8 * 1024;
 
-impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+pub struct AdminServer {
+    addr: String,
+    ready: AtomicBool,
+}
+
+impl AdminServer {
+    pub fn new(addr: &str) -> AdminServer {
+        AdminServer {
+            addr: addr.to_string(),
+            ready: AtomicBool::new(false),
+        }
     }
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
-pub struct AdminApp {
-    pub readiness: Arc<Readiness>,
-}
-
-fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
-    let body = body.into();
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("content-length", body.len().to_string())
-        .header("cache-control", "no-store")
-        .body(body)
-        .expect("static response parts are valid")
-}
-
-#[async_trait]
-impl ServeHttp for AdminApp {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match session.req_header().uri.path() {
-            "/metrics" => text(
+    /// Status, content type and body for a path.
+    fn answer(&self, path: &str) -> (u16, &'static str, Vec<u8>) {
+        match path {
+            "/metrics" => (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::render(),
+                crate::metrics::render().into_bytes(),
             ),
-            "/livez" => text(200, "text/plain", "ok\n"),
-            "/readyz" if self.readiness.is_ready() => text(200, "text/plain", "ready\n"),
-            "/readyz" => text(503, "text/plain", "shutting down\n"),
-            _ => text(404, "text/plain", "not found\n"),
+            "/livez" => (200, "text/plain", b"ok\n".to_vec()),
+            "/readyz" if self.ready.load(Ordering::Acquire) => {
+                (200, "text/plain", b"ready\n".to_vec())
+            }
+            "/readyz" => (503, "text/plain", b"not ready\n".to_vec()),
+            _ => (404, "text/plain", b"not found\n".to_vec()),
         }
+    }
+
+    async fn serve(&self, mut conn: TcpStream) {
+        let mut head = Vec::with_capacity(512);
+        let mut buf = [0u8; 1024];
+        // A slow or silent client costs one task for a few seconds, never the listener.
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(read, Ok(true)) {
+            return;
+        }
+        let line = String::from_utf8_lossy(&head);
+        let mut parts = line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let path = target.split('?').next().unwrap_or("/");
+        let (status, ctype, body) = if method == "GET" || method == "HEAD" {
+            self.answer(path)
+        } else {
+            (405, "text/plain", b"method not allowed\n".to_vec())
+        };
+        let reason = match status {
+            200 => "OK",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            _ => "Service Unavailable",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        if method != "HEAD" {
+            out.extend_from_slice(&body);
+        }
+        let _ = conn.write_all(&out).await;
+        let _ = conn.shutdown().await;
     }
 }
 
-/// Marks the process ready when services start and not ready as soon as shutdown begins, so a
-/// load balancer drains it during the grace period.
-pub struct ReadinessWatcher {
-    pub readiness: Arc<Readiness>,
-}
-
 #[async_trait]
-impl BackgroundService for ReadinessWatcher {
+impl BackgroundService for AdminServer {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        self.readiness.set(true);
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
+        let listener = match TcpListener::bind(&self.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("admin listener cannot bind {}: {e}", self.addr);
+                return;
+            }
+        };
+        self.ready.store(true, Ordering::Release);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((conn, _)) = accepted {
+                        // One connection at a time: admin traffic is a scrape and a probe.
+                        self.serve(conn).await;
+                    }
+                }
+                changed = shutdown.changed(), if !draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        draining = true;
+                        self.ready.store(false, Ordering::Release);
+                        log::info!("shutting down: /readyz now answers 503");
+                    }
+                }
             }
         }
-        self.readiness.set(false);
     }
 }

@@ -1,7 +1,7 @@
-//! Wiring: builds the Pingora server and its services (edge, transform service, admin,
-//! readiness) from a validated [`Config`]. The binary and the tests start imgate through here.
+//! Wiring: builds the Pingora server and its services (edge, transform service, admin) from
+//! a validated [`Config`]. The binary starts imgate through here.
 
-use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
+use crate::admin::AdminServer;
 use crate::cache::TieredStorage;
 use crate::config::Config;
 use crate::proxy::Edge;
@@ -51,18 +51,9 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     }
     server.add_service(transform);
 
-    let readiness = Arc::new(Readiness::default());
-    let mut admin = Service::new(
-        "imgate admin".to_string(),
-        AdminApp {
-            readiness: readiness.clone(),
-        },
-    );
-    admin.add_tcp(&config.admin_listen);
-    server.add_service(admin);
     server.add_service(background_service(
-        "imgate readiness",
-        ReadinessWatcher { readiness },
+        "imgate admin",
+        AdminServer::new(&config.admin_listen),
     ));
     Ok(server)
 }

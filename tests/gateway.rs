@@ -434,3 +434,29 @@ fn transform_role_runs_the_service_alone() {
     assert_eq!(sniff(&r.body), "jpeg");
     assert_eq!(gw.get("/cdn-cgi/image/nope=1/x.jpg").status, 400);
 }
+
+#[test]
+fn readyz_turns_503_on_sigterm_and_the_process_exits() {
+    let o = origin();
+    let pingora = "pingora:\n  threads: 1\n  grace_period_seconds: 2\n  graceful_shutdown_timeout_seconds: 1\n";
+    let mut gw = Imgate::start_custom(&o.url(), pingora, "", &[]);
+    assert_eq!(get(&gw.admin, "/readyz", &[]).unwrap().status, 200);
+    gw.terminate();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut seen = 0;
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = get(&gw.admin, "/readyz", &[]) {
+            seen = r.status;
+            if seen == 503 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(seen, 503, "/readyz must answer 503 while draining");
+    assert_eq!(get(&gw.admin, "/livez", &[]).unwrap().status, 200);
+    let status = gw
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("imgate exits after the grace period");
+    assert!(status.success(), "{status:?}");
+}

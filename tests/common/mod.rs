@@ -182,11 +182,16 @@ impl Imgate {
 
     /// Like [`Imgate::start`], with extra command-line arguments (e.g. `--role transform`).
     pub fn start_with_args(origin: &str, extra: &str, args: &[&str]) -> Imgate {
+        let pingora = "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
+        Imgate::start_custom(origin, pingora, extra, args)
+    }
+
+    /// Full control: the `pingora:` section too (e.g. a grace period for shutdown tests).
+    pub fn start_custom(origin: &str, pingora: &str, extra: &str, args: &[&str]) -> Imgate {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let config = format!(
-            "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n\
-             listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
+            "{pingora}listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
              transform_socket: {}/transform.sock\n{extra}\n\
              sites:\n  - hosts: ['*']\n    origin: {origin}\n    allowed_source_hosts: ['127.0.0.1']\n",
             dir.path().display()
@@ -197,7 +202,7 @@ impl Imgate {
             .arg("--config")
             .arg(&config_path)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,pingora_cache::meta=error")
             .stdout(Stdio::null())
             .spawn()
             .expect("imgate binary starts");
@@ -227,6 +232,28 @@ impl Imgate {
 
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         get(&self.addr, path, headers).expect("request completes")
+    }
+
+    /// Send SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit, up to `limit`; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Still running (not crashed)?
