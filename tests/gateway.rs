@@ -460,3 +460,37 @@ fn readyz_turns_503_on_sigterm_and_the_process_exits() {
         .expect("imgate exits after the grace period");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn animation_and_metadata_survive_the_gateway() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let r = gw.get_with(
+        "/cdn-cgi/image/width=100,format=auto/animated.gif",
+        &[("Accept", "image/avif,image/webp,*/*")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(sniff(&r.body), "webp");
+    let frames = r.body.windows(4).filter(|w| w == b"ANMF").count();
+    assert_eq!(
+        frames, 3,
+        "animated GIF should become a 3-frame animated WebP"
+    );
+    let r = gw.get("/cdn-cgi/image/width=100,anim=false,format=webp/animated.gif");
+    assert_eq!(
+        r.body.windows(4).filter(|w| w == b"ANMF").count(),
+        0,
+        "anim=false gives a still"
+    );
+
+    let has_exif = |b: &[u8]| b.windows(6).any(|w| w == b"Exif\0\0");
+    let keep =
+        gw.get("/cdn-cgi/image/width=120,format=jpeg,metadata=keep/orientation/Landscape_6.jpg");
+    assert!(has_exif(&keep.body), "metadata=keep must carry EXIF");
+    let none = gw.get("/cdn-cgi/image/width=120,format=jpeg/orientation/Landscape_6.jpg");
+    assert!(!has_exif(&none.body), "metadata is stripped by default");
+    assert_eq!(
+        decode(&keep.body).dimensions(),
+        decode(&none.body).dimensions()
+    );
+}

@@ -2,9 +2,9 @@
 //! decision and the encoder settings (quality defaults, speed). Must not change pixels: by
 //! the time we get here the raster is final (flattened if the format has no alpha).
 //!
-//! Metadata: nothing is ever written besides pixels, so EXIF, XMP and ICC are stripped (the
+//! Metadata: the encoders write nothing besides pixels, so EXIF, XMP and ICC are stripped (the
 //! pixels are sRGB, which every decoder assumes without a profile). `metadata=copyright` and
-//! `metadata=keep` are accepted by the spec but ignored for now.
+//! `metadata=keep` are applied afterwards by the `metadata` step (`keep_metadata.rs`).
 
 use super::pipeline::Ctx;
 use super::raster::Raster;
@@ -19,7 +19,7 @@ use std::ffi::{c_int, c_void};
 /// Default JPEG quality: the usual web sweet spot.
 const JPEG_QUALITY: u8 = 85;
 /// Default WebP quality; about JPEG 85 in perceived quality at a smaller size.
-const WEBP_QUALITY: u8 = 82;
+pub(super) const WEBP_QUALITY: u8 = 82;
 /// Default AVIF quality (ravif's scale); visually about JPEG 85.
 const AVIF_QUALITY: u8 = 60;
 /// rav1e speed preset, 1 (slowest) ..= 10. Measured with `avif_speed_timings` (tests.rs) on
@@ -30,7 +30,7 @@ const AVIF_QUALITY: u8 = 60;
 /// while 10 costs 16% more bytes: 9 is the request-path choice.
 const AVIF_SPEED: u8 = 9;
 /// WebP's format limit.
-const WEBP_MAX_DIMENSION: u32 = 16383;
+pub(super) const WEBP_MAX_DIMENSION: u32 = 16383;
 
 /// Pipeline step: decide the output format (needed before `flatten`).
 pub(super) fn choose_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {

@@ -18,6 +18,30 @@ pub(super) struct SourceMeta {
     pub anim_frames: u32,
     /// The ICC profile was already applied (CMYK is converted while decoding).
     pub icc_applied: bool,
+    /// The raw TIFF structure of the first EXIF block (without the `Exif\0\0` prefix), kept
+    /// only for `metadata=copyright|keep`; `None` when absent or over `MAX_EXIF_BYTES`.
+    pub exif: Option<Vec<u8>>,
+}
+
+/// Largest source EXIF we keep a copy of. A JPEG APP1 cannot carry more than 64 KB anyway;
+/// WebP and PNG chunks could be huge, and a hostile one must not be copied per request.
+pub(super) const MAX_EXIF_BYTES: usize = 256 * 1024;
+
+/// A bounded owned copy of an EXIF TIFF block; blocks that do not even start like TIFF are
+/// not worth keeping.
+fn keep_exif(tiff: &[u8]) -> Option<Vec<u8>> {
+    let tiff_like = matches!(tiff.get(0..2), Some(b"II") | Some(b"MM"));
+    if !tiff_like {
+        return None;
+    }
+    if tiff.len() > MAX_EXIF_BYTES {
+        log::debug!(
+            "source EXIF of {} bytes is over the limit; not kept",
+            tiff.len()
+        );
+        return None;
+    }
+    Some(tiff.to_vec())
 }
 
 const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
@@ -58,9 +82,15 @@ pub(super) fn jpeg(input: &[u8]) -> SourceMeta {
         };
         pos += len;
         match marker {
-            0xE1 if meta.orientation == 0 => {
+            0xE1 if meta.orientation == 0 || meta.exif.is_none() => {
                 if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
-                    meta.orientation = orient::exif_orientation(tiff).unwrap_or(0);
+                    if meta.orientation == 0 {
+                        meta.orientation = orient::exif_orientation(tiff).unwrap_or(0);
+                    }
+                    // The first block is the one viewers read; later ones are not kept.
+                    if meta.exif.is_none() {
+                        meta.exif = keep_exif(tiff);
+                    }
                 }
             }
             0xE2 => {
@@ -113,6 +143,7 @@ pub(super) fn webp(input: &[u8]) -> SourceMeta {
                 // Some writers keep the JPEG-style "Exif\0\0" prefix inside the chunk.
                 let tiff = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
                 meta.orientation = orient::exif_orientation(tiff).unwrap_or(0);
+                meta.exif = keep_exif(tiff);
             }
             b"ANMF" => meta.anim_frames = meta.anim_frames.saturating_add(1),
             _ => {}
@@ -127,4 +158,25 @@ pub(super) fn webp(input: &[u8]) -> SourceMeta {
         }
     }
     meta
+}
+
+/// The EXIF TIFF block of a PNG's `eXIf` chunk, walking chunks up to the first `IDAT` (the
+/// PNG spec puts `eXIf` before it). PNG sources are not walked at probe time, so the
+/// metadata step asks for this lazily, only when a request keeps metadata.
+pub(super) fn png_exif(input: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = 8usize; // after the signature
+    loop {
+        let size = input.get(pos..pos.checked_add(4)?)?;
+        let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        let kind = input.get(pos + 4..pos + 8)?;
+        let start = pos + 8;
+        let data = input.get(start..start.checked_add(size)?)?;
+        match kind {
+            b"eXIf" => return keep_exif(data),
+            b"IDAT" | b"IEND" => return None,
+            _ => {}
+        }
+        // Length, type, data, CRC.
+        pos = start.checked_add(size)?.checked_add(4)?;
+    }
 }

@@ -6,10 +6,12 @@ pub mod effects;
 pub mod geometry;
 pub mod raster;
 
+mod anim;
 mod color;
 mod decode;
 mod encode;
 mod flatten;
+mod keep_metadata;
 mod metadata;
 mod orient;
 // The runner's file is named after the module on purpose (the brief's layout).
@@ -18,6 +20,10 @@ mod pipeline;
 mod sniff;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_anim;
+#[cfg(test)]
+mod tests_metadata;
 
 pub use pipeline::{decode_upright, probe, process};
 pub use raster::Raster;

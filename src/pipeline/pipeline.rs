@@ -3,10 +3,11 @@
 //! updates the context. No step knows about HTTP, threads or caches: the caller runs
 //! `process` on the rayon pool and catches panics.
 
+use super::keep_metadata;
 use super::metadata::SourceMeta;
 use super::raster::Raster;
 use super::sniff::Probe;
-use super::{color, decode, effects, encode, flatten, geometry, orient, sniff};
+use super::{anim, color, decode, effects, encode, flatten, geometry, orient, sniff};
 use super::{Limits, PipelineError, Processed, StepTimings};
 use crate::spec::{Accepts, OutputFormat, TransformSpec};
 use std::time::Instant;
@@ -35,6 +36,17 @@ pub(super) const STEPS: &[(&str, Phase, Step)] = &[
     ("choose_format", Phase::Resize, encode::choose_step),
     ("flatten", Phase::Resize, flatten::step),
     ("encode", Phase::Encode, encode::step),
+    // After encode: EXIF is spliced into the finished file (a no-op for metadata=none).
+    ("metadata", Phase::Encode, keep_metadata::step),
+];
+
+/// What replaces everything after `probe` when `anim::wanted` says the output is an animated
+/// WebP: every frame goes through the per-frame steps above, then one animation encoder.
+pub(super) const ANIM_STEPS: &[(&str, Phase, Step)] = &[
+    ("decode_frames", Phase::Decode, anim::decode_step),
+    ("encode_frames", Phase::Encode, anim::encode_step),
+    // Inserts EXIF into the VP8X container like it does for still WebP.
+    ("metadata", Phase::Encode, keep_metadata::step),
 ];
 
 /// Everything the steps share.
@@ -52,6 +64,8 @@ pub(super) struct Ctx<'a> {
     pub format: Option<OutputFormat>,
     /// Set by `encode`.
     pub output: Vec<u8>,
+    /// Set by `decode_frames` on the animated path (`ANIM_STEPS`), taken by `encode_frames`.
+    pub animation: Option<anim::Animation>,
 }
 
 impl<'a> Ctx<'a> {
@@ -71,6 +85,7 @@ impl<'a> Ctx<'a> {
             raster: empty_raster(),
             format: None,
             output: Vec::new(),
+            animation: None,
         }
     }
 
@@ -150,7 +165,7 @@ fn run(ctx: &mut Ctx<'_>, steps: &[(&str, Phase, Step)]) -> Result<StepTimings, 
     Ok(timings)
 }
 
-/// Source bytes + spec -> encoded image. See `STEPS` for what happens, in order.
+/// Source bytes + spec -> encoded image. See `STEPS` (and `ANIM_STEPS`) for what happens.
 pub fn process(
     input: &[u8],
     spec: &TransformSpec,
@@ -158,7 +173,18 @@ pub fn process(
     limits: &Limits,
 ) -> Result<Processed, PipelineError> {
     let mut ctx = Ctx::new(input, spec, accepts, limits);
-    let timings = run(&mut ctx, STEPS)?;
+    // `probe` (always first in STEPS) runs on every path; what it finds picks the rest.
+    let (head, still) = STEPS.split_at(1);
+    let mut timings = run(&mut ctx, head)?;
+    let rest = if anim::wanted(&ctx)? {
+        ANIM_STEPS
+    } else {
+        still
+    };
+    let more = run(&mut ctx, rest)?;
+    timings.decode += more.decode;
+    timings.resize += more.resize;
+    timings.encode += more.encode;
     let format = ctx.format.unwrap_or(OutputFormat::Jpeg);
     Ok(Processed {
         bytes: ctx.output,

@@ -137,7 +137,8 @@ fn steps_are_listed_in_pipeline_order() {
             "effects",
             "choose_format",
             "flatten",
-            "encode"
+            "encode",
+            "metadata"
         ]
     );
 }
