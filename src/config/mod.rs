@@ -127,6 +127,14 @@ pub struct Site {
     pub ttl: TtlPolicy,
 }
 
+impl Site {
+    /// May an absolute source URL point at `host` (lower-case)? Checked by the edge before
+    /// anything is fetched and again by the transform service, which can run alone.
+    pub fn allows_source_host(&self, host: &str) -> bool {
+        self.allowed_source_hosts.iter().any(|h| h == host)
+    }
+}
+
 /// Bounds on the freshness given to transformed images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TtlPolicy {

@@ -337,17 +337,8 @@ pub(super) fn encode_animation(
     if enc.0.is_null() {
         return Err(fail("encoder init"));
     }
-    let mut config = webp::WebPConfig::new_with_preset(
-        webp::WebPPreset::WEBP_PRESET_DEFAULT,
-        f32::from(quality),
-    )
-    .map_err(|()| fail("config init"))?;
-    // Same speed/size balance as still WebP (see `encode`).
-    config.method = 4;
-    // SAFETY: `config` is an initialised config struct.
-    if unsafe { webp::WebPValidateConfig(&config) } == 0 {
-        return Err(fail("invalid config"));
-    }
+    // Same settings as still WebP.
+    let config = super::encode::webp_config(quality)?;
     let mut timestamp: u64 = 0;
     let ms = |t: u64| c_int::try_from(t).unwrap_or(c_int::MAX);
     for frame in frames {

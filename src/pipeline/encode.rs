@@ -195,12 +195,10 @@ impl Drop for Picture {
     }
 }
 
-/// Lossy WebP (method 4: libwebp's default speed/size balance), alpha kept when present.
-fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
+/// The lossy WebP settings shared by still and animated output: `quality`, method 4 (libwebp's
+/// default speed/size balance).
+pub(super) fn webp_config(quality: u8) -> Result<webp::WebPConfig, PipelineError> {
     let fail = |what: &str| PipelineError::Encode(format!("WebP: {what}"));
-    if img.width > WEBP_MAX_DIMENSION || img.height > WEBP_MAX_DIMENSION {
-        return Err(fail("larger than 16383 pixels"));
-    }
     let mut config = webp::WebPConfig::new_with_preset(
         webp::WebPPreset::WEBP_PRESET_DEFAULT,
         f32::from(quality),
@@ -211,6 +209,16 @@ fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
     if unsafe { webp::WebPValidateConfig(&config) } == 0 {
         return Err(fail("invalid config"));
     }
+    Ok(config)
+}
+
+/// Lossy WebP (see [`webp_config`]), alpha kept when present.
+fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let fail = |what: &str| PipelineError::Encode(format!("WebP: {what}"));
+    if img.width > WEBP_MAX_DIMENSION || img.height > WEBP_MAX_DIMENSION {
+        return Err(fail("larger than 16383 pixels"));
+    }
+    let config = webp_config(quality)?;
     let mut pic = Picture(webp::WebPPicture::new().map_err(|()| fail("picture init"))?);
     pic.0.width = img.width as i32;
     pic.0.height = img.height as i32;

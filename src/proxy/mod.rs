@@ -125,7 +125,7 @@ impl ProxyHttp for Edge {
             Err(e) => return respond(session, 400, &e).await,
         };
         if let Source::Url { host, .. } = &source {
-            if !site.allowed_source_hosts.iter().any(|h| h == host) {
+            if !site.allows_source_host(host) {
                 return respond(session, 403, "source host not allowed").await;
             }
         }

@@ -289,7 +289,7 @@ fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateEr
             port,
             path,
         } => {
-            if !site.allowed_source_hosts.iter().any(|h| h == host) {
+            if !site.allows_source_host(host) {
                 return Err(ImgateError::new(
                     403,
                     "source host not allowed",
