@@ -351,19 +351,7 @@ pub(super) fn encode_animation(
         pic.0.use_argb = 1;
         pic.0.width = w as c_int;
         pic.0.height = h as c_int;
-        let stride = (w * u32::from(img.channels)) as c_int;
-        // SAFETY: `img.data` holds h rows of `stride` bytes (Raster's invariant); libwebp
-        // copies them into the picture's own buffer.
-        let imported = unsafe {
-            if img.has_alpha() {
-                webp::WebPPictureImportRGBA(&mut pic.0, img.data.as_ptr(), stride)
-            } else {
-                webp::WebPPictureImportRGB(&mut pic.0, img.data.as_ptr(), stride)
-            }
-        };
-        if imported == 0 {
-            return Err(fail("import failed"));
-        }
+        super::encode::import_picture(&mut pic.0, img)?;
         // SAFETY: encoder, picture and config are live and initialised; the encoder copies
         // what it needs from the picture before returning.
         if unsafe { webp::WebPAnimEncoderAdd(enc.0, &mut pic.0, ms(timestamp), &config) } == 0 {

@@ -212,6 +212,28 @@ pub(super) fn webp_config(quality: u8) -> Result<webp::WebPConfig, PipelineError
     Ok(config)
 }
 
+/// Copy `img`'s pixels into a libwebp picture whose width and height are already set to the
+/// raster's; shared by still and animated WebP.
+pub(super) fn import_picture(
+    pic: &mut webp::WebPPicture,
+    img: &Raster,
+) -> Result<(), PipelineError> {
+    let stride = (img.width * u32::from(img.channels)) as i32;
+    // SAFETY: `img.data` holds height rows of `stride` bytes (Raster's invariant); libwebp
+    // copies them into the picture's own buffer.
+    let imported = unsafe {
+        if img.has_alpha() {
+            webp::WebPPictureImportRGBA(pic, img.data.as_ptr(), stride)
+        } else {
+            webp::WebPPictureImportRGB(pic, img.data.as_ptr(), stride)
+        }
+    };
+    if imported == 0 {
+        return Err(PipelineError::Encode("WebP: import failed".into()));
+    }
+    Ok(())
+}
+
 /// Lossy WebP (see [`webp_config`]), alpha kept when present.
 fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let fail = |what: &str| PipelineError::Encode(format!("WebP: {what}"));
@@ -222,18 +244,7 @@ fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
     let mut pic = Picture(webp::WebPPicture::new().map_err(|()| fail("picture init"))?);
     pic.0.width = img.width as i32;
     pic.0.height = img.height as i32;
-    let stride = (img.width * u32::from(img.channels)) as i32;
-    // SAFETY: `img.data` holds height rows of `stride` bytes; libwebp copies it into the picture.
-    let imported = unsafe {
-        if img.has_alpha() {
-            webp::WebPPictureImportRGBA(&mut pic.0, img.data.as_ptr(), stride)
-        } else {
-            webp::WebPPictureImportRGB(&mut pic.0, img.data.as_ptr(), stride)
-        }
-    };
-    if imported == 0 {
-        return Err(fail("import failed"));
-    }
+    import_picture(&mut pic.0, img)?;
     // Lossy WebP of a photo runs near 1-2 bits a pixel; start there to avoid regrowing.
     let mut out: Vec<u8> = Vec::with_capacity(img.data.len() / 12 + 1024);
     pic.0.writer = Some(write_to_vec);

@@ -189,7 +189,13 @@ fn type_size(kind: u16) -> Option<usize> {
 #[cfg(test)]
 pub(super) fn ifd0_fields(tiff: &[u8]) -> Option<Vec<(u16, u16, Vec<u8>)>> {
     let t = Tiff::new(tiff)?;
-    let entries = t.ifd(t.offset_at(4)?)?;
+    fields_at(&t, t.offset_at(4)?)
+}
+
+/// The entries of the IFD at `offset` as (tag, type, value bytes); for tests.
+#[cfg(test)]
+fn fields_at(t: &Tiff<'_>, offset: usize) -> Option<Vec<(u16, u16, Vec<u8>)>> {
+    let entries = t.ifd(offset)?;
     Some(
         entries
             .iter()
@@ -205,13 +211,7 @@ pub(super) fn sub_ifd_fields(tiff: &[u8], pointer: u16) -> Option<Vec<(u16, u16,
     let t = Tiff::new(tiff)?;
     let ifd0 = t.ifd(t.offset_at(4)?)?;
     let e = ifd0.iter().find(|e| e.tag == pointer)?;
-    let entries = t.ifd(t.offset_at(e.value_at)?)?;
-    Some(
-        entries
-            .iter()
-            .map(|e| (e.tag, e.kind, t.value(e).to_vec()))
-            .collect(),
-    )
+    fields_at(&t, t.offset_at(e.value_at)?)
 }
 
 /// Offset of the IFD after IFD0 (0 = none); for tests.
