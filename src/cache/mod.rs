@@ -34,10 +34,6 @@ impl TieredStorage {
     pub fn leak(self) -> &'static TieredStorage {
         Box::leak(Box::new(self))
     }
-
-    pub fn memory(&self) -> &MemoryTier {
-        &self.memory
-    }
 }
 
 #[async_trait]

@@ -88,10 +88,6 @@ impl TransformService {
         }
     }
 
-    pub fn processor(&self) -> &Processor {
-        &self.processor
-    }
-
     /// Answer one request. Never panics on bad input: every failure becomes an error reply.
     pub async fn handle(&self, req: &TransformRequest<'_>) -> Reply {
         let Some((_, site)) = self.config.site_for(req.host) else {
