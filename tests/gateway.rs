@@ -494,3 +494,41 @@ fn animation_and_metadata_survive_the_gateway() {
         decode(&none.body).dimensions()
     );
 }
+
+#[test]
+fn missing_originals_are_cached_briefly_and_unsafe_methods_invalidate() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    // Negative caching: a 404, on the image route and on passthrough, is asked for once.
+    for path in [
+        "/cdn-cgi/image/width=100/photos/missing.jpg",
+        "/photos/missing.jpg",
+    ] {
+        let first = gw.get(path);
+        assert_eq!(first.status, 404, "{path}");
+        let second = gw.get(path);
+        assert_eq!(second.status, 404, "{path}");
+        assert!(
+            second.header("cache-status").unwrap().contains("hit"),
+            "{path}: {:?}",
+            second.header("cache-status")
+        );
+    }
+    assert_eq!(
+        o.hits("/photos/missing.jpg"),
+        2,
+        "one fetch per route, then hits"
+    );
+
+    // RFC 9111 §4.4: a successful POST to a stored URL makes the next GET go to the origin.
+    let page = "/photos/LadyBird.jpg";
+    assert_eq!(gw.get(page).status, 200);
+    assert!(gw.get(page).header("cache-status").unwrap().contains("hit"));
+    assert_eq!(o.hits(page), 1);
+    let posted = request(&gw.addr, "POST", page, &[("content-length", "0")]).unwrap();
+    assert_eq!(posted.status, 200);
+    assert_eq!(o.hits(page), 2, "the POST itself goes to the origin");
+    let after = gw.get(page);
+    assert!(after.header("cache-status").unwrap().contains("miss"));
+    assert_eq!(o.hits(page), 3);
+}

@@ -142,6 +142,8 @@ pub struct TtlPolicy {
     pub max: Duration,
     /// Used when the origin says nothing about freshness.
     pub default: Duration,
+    /// How long a `404` without explicit freshness is cached (negative caching); zero: never.
+    pub negative: Duration,
 }
 
 impl TtlPolicy {
@@ -484,6 +486,13 @@ fn validate_site(
     let min = Duration::from_secs(s.ttl.min_seconds.unwrap_or(60));
     let max = Duration::from_secs(s.ttl.max_seconds.unwrap_or(365 * 24 * 3600));
     let default = Duration::from_secs(s.ttl.default_seconds.unwrap_or(24 * 3600));
+    let negative = Duration::from_secs(s.ttl.negative_seconds.unwrap_or(10));
+    if negative > Duration::from_secs(3600) {
+        return Err((
+            key("ttl.negative_seconds"),
+            "at most 3600: a missing image should not stay missing for long".into(),
+        ));
+    }
     if min > max {
         return Err((
             key("ttl"),
@@ -502,7 +511,12 @@ fn validate_site(
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect(),
-        ttl: TtlPolicy { min, max, default },
+        ttl: TtlPolicy {
+            min,
+            max,
+            default,
+            negative,
+        },
     })
 }
 

@@ -85,10 +85,13 @@ fn sizes_and_ttl_bounds() {
     let e =
         parse("sites: [{origin: 'http://a', ttl: {min_seconds: 10, max_seconds: 5}}]").unwrap_err();
     assert_eq!(e.key, "sites[0].ttl");
+    let e = parse("sites: [{origin: 'http://a', ttl: {negative_seconds: 86400}}]").unwrap_err();
+    assert_eq!(e.key, "sites[0].ttl.negative_seconds");
     let ttl = TtlPolicy {
         min: Duration::from_secs(60),
         max: Duration::from_secs(3600),
         default: Duration::from_secs(600),
+        negative: Duration::from_secs(10),
     };
     assert_eq!(ttl.bound(None), Duration::from_secs(600));
     assert_eq!(

@@ -73,6 +73,7 @@ pub struct WireTtl {
     pub min_seconds: Option<u64>,
     pub max_seconds: Option<u64>,
     pub default_seconds: Option<u64>,
+    pub negative_seconds: Option<u64>,
 }
 
 /// A byte count written as a number (`1048576`) or with a unit (`512KB`, `256MiB`, `1GB`).

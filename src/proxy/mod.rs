@@ -1,6 +1,9 @@
 //! The edge: the only module that knows Pingora's proxy phases. Each phase is short and hands
 //! real work to a module that knows nothing of Pingora: `route`/`spec` decide what a request is,
-//! `cache` stores keys and bytes, the transform service (over a Unix socket) makes variants.
+//! `cache` stores keys and bytes, the transform service (over a Unix socket) makes variants,
+//! `http_cache` says what RFC 9111 allows.
+
+mod http_cache;
 
 use crate::cache::TieredStorage;
 use crate::config::{Config, Origin};
@@ -13,23 +16,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::VARY;
 use pingora::upstreams::peer::HttpPeer;
-use pingora_cache::cache_control::CacheControl;
-use pingora_cache::filters::resp_cacheable;
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::storage::{PurgeTarget, PurgeType};
 use pingora_cache::{
-    CacheKey, CacheMeta, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable,
-    VarianceBuilder,
+    CacheKey, CacheMeta, CachePhase, NoCacheReason, RespCacheable, Storage, VarianceBuilder,
 };
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::Instant;
-
-/// Responses without explicit freshness are not stored; stale serving only when the response
-/// asks for it (`stale-while-revalidate`, `stale-if-error`).
-const CACHE_DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::new(|_| None, 0, 0);
+use std::time::{Instant, SystemTime};
 
 /// What the edge decided a request is, kept for the later phases.
 #[derive(Debug, Default)]
@@ -49,6 +46,11 @@ pub struct EdgeCtx {
     route: Route,
     site: usize,
     started: Instant,
+    /// When the upstream response header arrived: the reference for its `Age` and `Date`.
+    response_time: Option<SystemTime>,
+    /// A `304` received while revalidating, merged into the stored response by
+    /// `response_cache_filter`.
+    not_modified: Option<Box<ResponseHeader>>,
 }
 
 pub struct Edge {
@@ -65,6 +67,42 @@ impl Edge {
             config,
             storage,
             lock,
+        }
+    }
+
+    /// RFC 9111 §4.4: a successful unsafe request invalidates what is stored for its URL and
+    /// for the same-site URLs in `Location` and `Content-Location`, in every variant (dropping
+    /// the primary entry makes every variant unreachable).
+    async fn invalidate(&self, session: &Session, resp: &ResponseHeader, ctx: &EdgeCtx) {
+        let req = session.req_header();
+        let host = header_str(req, "host").unwrap_or("");
+        let mut paths = vec![req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())];
+        for name in ["location", "content-location"] {
+            let Some(value) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            if let Some(path) = same_site_path(value, host) {
+                paths.push(path);
+            }
+        }
+        let span = pingora_cache::trace::Span::inactive();
+        for path in paths {
+            let key = CacheKey::new(raw_key(ctx.site, &path), "").to_compact();
+            if let Err(e) = self
+                .storage
+                .purge(
+                    PurgeTarget::Active(&key),
+                    PurgeType::Invalidation,
+                    &span.handle(),
+                )
+                .await
+            {
+                log::warn!("invalidating {path} after {}: {e}", req.method);
+            }
         }
     }
 
@@ -99,6 +137,8 @@ impl ProxyHttp for Edge {
             route: Route::Unrouted,
             site: 0,
             started: Instant::now(),
+            response_time: None,
+            not_modified: None,
         }
     }
 
@@ -165,10 +205,9 @@ impl ProxyHttp for Edge {
             } => format!("{}|img|{}|{}", ctx.site, canonical, source),
             _ => {
                 let uri = &session.req_header().uri;
-                format!(
-                    "{}|raw|{}",
+                raw_key(
                     ctx.site,
-                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
                 )
             }
         };
@@ -218,7 +257,7 @@ impl ProxyHttp for Edge {
         &self,
         session: &Session,
         resp: &ResponseHeader,
-        _ctx: &mut EdgeCtx,
+        ctx: &mut EdgeCtx,
     ) -> Result<RespCacheable> {
         let vary_star = resp.headers.get_all(VARY).iter().any(|v| {
             v.to_str()
@@ -227,13 +266,22 @@ impl ProxyHttp for Edge {
         if vary_star {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         }
-        let cc = CacheControl::from_resp_headers(resp);
+        // Revalidated by a 304: Pingora merged only a few fields; RFC 9111 wants them all.
+        let merged = match (ctx.not_modified.take(), session.cache.maybe_cache_meta()) {
+            (Some(not_modified), Some(stored)) => Some(http_cache::merge_not_modified(
+                stored.response_header(),
+                &not_modified,
+            )),
+            _ => None,
+        };
+        let policy = http_cache::Policy {
+            negative_ttl: self.config.sites[ctx.site].ttl.negative,
+        };
         let authorized = session.req_header().headers.contains_key("authorization");
-        Ok(resp_cacheable(
-            cc.as_ref(),
-            resp.clone(),
+        Ok(policy.cacheability(
+            merged.as_ref().unwrap_or(resp),
             authorized,
-            &CACHE_DEFAULTS,
+            ctx.response_time.unwrap_or_else(SystemTime::now),
         ))
     }
 
@@ -287,6 +335,7 @@ impl ProxyHttp for Edge {
                 req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
             }
             Route::Passthrough => {
+                req.append_header("surrogate-capability", http_cache::SURROGATE_CAPABILITY)?;
                 if let Origin::Http(o) = &self.config.sites[ctx.site].origin {
                     req.insert_header("host", o.host_header())?;
                     if !o.base_path.is_empty() {
@@ -307,12 +356,33 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        ctx.response_time = Some(SystemTime::now());
+        http_cache::strip_hop_by_hop(resp);
+        if resp.status.as_u16() == 304 {
+            ctx.not_modified = Some(Box::new(resp.clone()));
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut EdgeCtx,
+        ctx: &mut EdgeCtx,
     ) -> Result<()> {
+        if http_cache::invalidates(&session.req_header().method)
+            && (200..400).contains(&resp.status.as_u16())
+        {
+            self.invalidate(session, resp, ctx).await;
+        }
+        // Surrogate-Control is addressed to surrogates like us, not to the client.
+        resp.remove_header("surrogate-control");
         let status = cache_status(session);
         if matches!(
             session.cache.phase(),
@@ -345,6 +415,24 @@ impl ProxyHttp for Edge {
             .with_label_values(&[route, cache])
             .observe(ctx.started.elapsed().as_secs_f64());
     }
+}
+
+/// Primary cache key of a passthrough response.
+fn raw_key(site: usize, path_and_query: &str) -> String {
+    format!("{site}|raw|{path_and_query}")
+}
+
+/// The path of `url` when it is relative or on `host`; `None` for other hosts.
+fn same_site_path(url: &str, host: &str) -> Option<String> {
+    if url.starts_with('/') && !url.starts_with("//") {
+        return Some(url.to_string());
+    }
+    let uri: http::Uri = url.parse().ok()?;
+    let authority = uri.authority()?;
+    if !authority.as_str().eq_ignore_ascii_case(host) {
+        return None;
+    }
+    Some(uri.path_and_query().map_or("/", |p| p.as_str()).to_string())
 }
 
 /// RFC 9211 `Cache-Status` value for this response.

@@ -104,7 +104,16 @@ impl TransformService {
         };
         result.unwrap_or_else(|e| {
             log::info!("{} {}: {}", req.host, req.path, e);
-            Reply::error(&e)
+            let mut reply = Reply::error(&e);
+            if e.status == 404 && !site.ttl.negative.is_zero() {
+                // Negative caching: a missing original is asked for again soon, not at once.
+                reply.headers.retain(|(name, _)| *name != "cache-control");
+                let ttl = site.ttl.negative.as_secs();
+                reply
+                    .headers
+                    .push(("cache-control", format!("public, max-age={ttl}")));
+            }
+            reply
         })
     }
 

@@ -1,0 +1,302 @@
+use super::*;
+use pingora_cache::RespCacheable::{Cacheable, Uncacheable};
+
+fn resp(status: u16, headers: &[(&str, &str)]) -> ResponseHeader {
+    let mut r = ResponseHeader::build(status, None).unwrap();
+    for (n, v) in headers {
+        r.append_header(n.to_string(), *v).unwrap();
+    }
+    r
+}
+
+const POLICY: Policy = Policy {
+    negative_ttl: Duration::from_secs(10),
+};
+
+fn meta(r: &ResponseHeader, now: SystemTime) -> CacheMeta {
+    match POLICY.cacheability(r, false, now) {
+        Cacheable(m) => m,
+        Uncacheable(why) => panic!("expected cacheable, got {why:?} for {r:?}"),
+    }
+}
+
+fn stored(r: &ResponseHeader) -> bool {
+    matches!(
+        POLICY.cacheability(r, false, SystemTime::now()),
+        Cacheable(_)
+    )
+}
+
+fn fresh_for(m: &CacheMeta, now: SystemTime) -> i64 {
+    match m.fresh_until().duration_since(now) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+fn date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t)
+}
+
+#[test]
+fn age_is_subtracted_from_freshness() {
+    let now = SystemTime::now();
+    let m = meta(
+        &resp(200, &[("cache-control", "max-age=3600"), ("age", "3000")]),
+        now,
+    );
+    assert!(
+        (599..=600).contains(&fresh_for(&m, now)),
+        "{}",
+        fresh_for(&m, now)
+    );
+    // Age on hits counts from the origin's age, not from when we stored it.
+    assert!(m.age().as_secs() >= 3000);
+    assert!(
+        m.headers().get("age").is_none(),
+        "Age is recomputed, never stored"
+    );
+}
+
+#[test]
+fn old_date_makes_a_response_arrive_stale() {
+    let now = SystemTime::now();
+    let then = now - Duration::from_secs(7200);
+    let r = resp(
+        200,
+        &[
+            ("date", &date(then)),
+            ("expires", &date(then + Duration::from_secs(3600))),
+        ],
+    );
+    assert!(fresh_for(&meta(&r, now), now) < 0);
+    // Expires is relative to Date, not to our clock.
+    let r = resp(
+        200,
+        &[("cache-control", "max-age=100"), ("date", &date(then))],
+    );
+    assert!(fresh_for(&meta(&r, now), now) < 0);
+}
+
+#[test]
+fn invalid_age_or_expires_means_stale_on_arrival() {
+    let now = SystemTime::now();
+    for age in ["abc", "-1", "1.0", "7200,0", "0, 0", "10;a=b"] {
+        let m = meta(
+            &resp(200, &[("cache-control", "max-age=3600"), ("age", age)]),
+            now,
+        );
+        assert!(fresh_for(&m, now) <= 0, "Age: {age}");
+    }
+    let two_lines = resp(
+        200,
+        &[
+            ("cache-control", "max-age=3600"),
+            ("age", "0"),
+            ("age", "0"),
+        ],
+    );
+    assert!(fresh_for(&meta(&two_lines, now), now) <= 0);
+    let bad_expires = resp(200, &[("expires", "yesterday-ish")]);
+    assert!(fresh_for(&meta(&bad_expires, now), now) <= 0);
+}
+
+#[test]
+fn no_explicit_freshness_is_not_stored_except_negative_404() {
+    assert!(!stored(&resp(
+        200,
+        &[("last-modified", "Wed, 01 Jan 2020 00:00:00 GMT")]
+    )));
+    let now = SystemTime::now();
+    let m = meta(&resp(404, &[]), now);
+    assert!((9..=10).contains(&fresh_for(&m, now)));
+    let off = Policy {
+        negative_ttl: Duration::ZERO,
+    };
+    assert!(matches!(
+        off.cacheability(&resp(404, &[]), false, now),
+        Uncacheable(_)
+    ));
+}
+
+#[test]
+fn storability_directives() {
+    assert!(!stored(&resp(
+        200,
+        &[("cache-control", "max-age=60, no-store")]
+    )));
+    assert!(!stored(&resp(
+        200,
+        &[("cache-control", "max-age=60, private")]
+    )));
+    assert!(!stored(&resp(
+        200,
+        &[("cache-control", "public"), ("vary", "a")]
+    )));
+    let now = SystemTime::now();
+    let nc = meta(
+        &resp(200, &[("cache-control", "max-age=60, no-cache")]),
+        now,
+    );
+    assert!(
+        fresh_for(&nc, now) <= 0,
+        "no-cache is stored but always revalidated"
+    );
+    // Authorization needs public / s-maxage / must-revalidate.
+    let plain = resp(200, &[("cache-control", "max-age=60")]);
+    assert!(matches!(
+        POLICY.cacheability(&plain, true, now),
+        Uncacheable(_)
+    ));
+    let public = resp(200, &[("cache-control", "public, max-age=60")]);
+    assert!(matches!(
+        POLICY.cacheability(&public, true, now),
+        Cacheable(_)
+    ));
+}
+
+#[test]
+fn must_understand_overrides_no_store_only_for_known_statuses() {
+    let cc = [("cache-control", "max-age=60, must-understand, no-store")];
+    assert!(stored(&resp(200, &cc)));
+    assert!(!stored(&resp(599, &cc)));
+}
+
+#[test]
+fn targeted_fields_replace_cache_control() {
+    let now = SystemTime::now();
+    // CDN-Cache-Control wins over Cache-Control in both directions.
+    let m = meta(
+        &resp(
+            200,
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=120"),
+            ],
+        ),
+        now,
+    );
+    assert!((119..=120).contains(&fresh_for(&m, now)));
+    assert!(!stored(&resp(
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "no-store")
+        ]
+    )));
+    // Surrogate-Control: untargeted and targeted at us apply, other targets don't.
+    let m = meta(
+        &resp(
+            200,
+            &[
+                ("cache-control", "no-store"),
+                ("surrogate-control", "max-age=30;imgate"),
+            ],
+        ),
+        now,
+    );
+    assert!((29..=30).contains(&fresh_for(&m, now)));
+    assert!(!stored(&resp(
+        200,
+        &[("surrogate-control", "max-age=30;someone-else")]
+    )));
+    assert!(!stored(&resp(
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("surrogate-control", "no-store")
+        ]
+    )));
+    assert!(!stored(&resp(
+        200,
+        &[("surrogate-control", "max-age =100")]
+    )));
+    let big = meta(
+        &resp(200, &[("surrogate-control", "foo, MaX-aGe=99999999999")]),
+        now,
+    );
+    assert!(fresh_for(&big, now) >= 2_147_483_000);
+}
+
+#[test]
+fn stale_serving_follows_directives() {
+    let now = SystemTime::now();
+    let m = meta(
+        &resp(
+            200,
+            &[(
+                "cache-control",
+                "max-age=1, stale-while-revalidate=30, stale-if-error=60",
+            )],
+        ),
+        now,
+    );
+    assert_eq!(
+        (m.stale_while_revalidate_sec(), m.stale_if_error_sec()),
+        (30, 60)
+    );
+    for cc in [
+        "max-age=1, must-revalidate, stale-if-error=60",
+        "s-maxage=1, stale-if-error=60",
+    ] {
+        let m = meta(&resp(200, &[("cache-control", cc)]), now);
+        assert_eq!(m.stale_if_error_sec(), 0, "{cc}");
+    }
+}
+
+#[test]
+fn hop_by_hop_and_connection_listed_fields_are_removed() {
+    let mut r = resp(
+        200,
+        &[
+            ("connection", "a, B"),
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("keep-alive", "timeout=5"),
+        ],
+    );
+    strip_hop_by_hop(&mut r);
+    let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["c"]);
+}
+
+#[test]
+fn not_modified_updates_every_field_but_the_body_framing() {
+    let stored = resp(
+        200,
+        &[
+            ("etag", "\"a\""),
+            ("content-length", "5"),
+            ("x-test", "old"),
+            ("set-cookie", "a=b"),
+            ("content-type", "text/plain"),
+        ],
+    );
+    let nm = resp(
+        304,
+        &[
+            ("etag", "\"b\""),
+            ("content-length", "0"),
+            ("x-test", "new"),
+            ("set-cookie", "a=c"),
+            ("content-type", "text/html"),
+        ],
+    );
+    let merged = merge_not_modified(&stored, &nm);
+    assert_eq!(merged.status.as_u16(), 200);
+    let get = |n: &str| merged.headers.get(n).unwrap().to_str().unwrap().to_string();
+    assert_eq!(get("etag"), "\"a\"");
+    assert_eq!(get("content-length"), "5");
+    assert_eq!(get("x-test"), "new");
+    assert_eq!(get("set-cookie"), "a=c");
+    assert_eq!(get("content-type"), "text/html");
+}
+
+#[test]
+fn unsafe_methods_invalidate() {
+    use http::Method;
+    assert!(invalidates(&Method::POST) && invalidates(&Method::DELETE));
+    assert!(invalidates(&Method::from_bytes(b"M-SEARCH").unwrap()));
+    assert!(!invalidates(&Method::GET) && !invalidates(&Method::HEAD));
+}
