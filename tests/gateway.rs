@@ -366,6 +366,34 @@ fn admin_endpoints_and_metrics() {
     );
     assert!(text.contains("imgate_request_duration_seconds_bucket"));
     assert!(text.contains("imgate_transform_step_duration_seconds_count{step=\"decode\"} 1"));
+    promtool_accepts(&text);
+}
+
+/// The exposition must pass Prometheus' own linter (`promtool check metrics`: naming rules,
+/// base units, `_total` counters, HELP and TYPE lines). `./dev test` installs promtool.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install Debian's `prometheus` package (./dev test does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
