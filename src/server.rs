@@ -26,6 +26,8 @@ pub enum Role {
 pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     crate::metrics::init();
     let server_conf = std::mem::take(&mut config.server);
+    // Pingora owns the server section now; the origin fetcher still needs the CA it names.
+    config.server.ca_file = server_conf.ca_file.clone();
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
     let config = Arc::new(config);

@@ -58,9 +58,12 @@ pub struct OriginFetcher {
 }
 
 impl OriginFetcher {
-    pub fn new(perf: &PerformanceConfig, max_bytes: u64) -> OriginFetcher {
+    /// `ca_file` (Pingora's `ca_file` server setting) replaces the system roots for TLS
+    /// origins, as it does for passthrough; certificates are always verified.
+    pub fn new(perf: &PerformanceConfig, max_bytes: u64, ca_file: Option<String>) -> OriginFetcher {
         let mut options = ConnectorOptions::new(perf.pool_size);
         options.keepalive_pool_size = perf.pool_size;
+        options.ca_file = ca_file;
         OriginFetcher {
             connector: Connector::new(Some(options)),
             downloads: Semaphore::new(perf.max_concurrent_downloads),

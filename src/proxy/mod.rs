@@ -402,6 +402,21 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if session.cache.enabled() && session.cache.is_cache_lock_writer() {
+            // Pingora can end a request while it still holds the cache write lock (seen when
+            // the client closes right after the last body byte of a miss). Dropped that way the
+            // lock counts as dangling and readers waiting on it stall until the lock timeout;
+            // released here they retry at once.
+            log::debug!(
+                "releasing a cache write lock left at the end of a request ({:?}, {:?}, status {status}, error {:?})",
+                ctx.route,
+                session.cache.phase(),
+                _e.map(|e| e.etype())
+            );
+            session
+                .cache
+                .release_write_lock(NoCacheReason::InternalError);
+        }
         let route = match ctx.route {
             Route::Image { .. } => "image",
             Route::Passthrough => "passthrough",

@@ -78,7 +78,11 @@ impl TransformService {
             .map(|n| n.get())
             .unwrap_or(1);
         TransformService {
-            fetcher: OriginFetcher::new(perf, config.max_source_bytes),
+            fetcher: OriginFetcher::new(
+                perf,
+                config.max_source_bytes,
+                config.server.ca_file.clone(),
+            ),
             processor: Processor::new(
                 threads,
                 perf.max_concurrent_processing,
