@@ -6,21 +6,20 @@
 
 mod app;
 pub mod processor;
+mod resize;
 
 pub use app::TransformApp;
+pub use resize::{ResizeRequest, ResizeService, Resized};
 
-use crate::config::{Config, HttpOrigin, Origin, Site};
+use crate::config::{Config, Origin, Site};
 use crate::error::{Blame, ImgateError};
-use crate::metrics;
-use crate::origin::{Fetched, OriginError, OriginFetcher};
-use crate::pipeline::{self, Processed};
-use crate::route::{self, Source};
+use crate::origin::Fetched;
+use crate::route;
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
 use blake2::{Blake2b, Digest};
-use processor::Processor;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Internal request header by which the edge tells the service which format it negotiated for
 /// `format=auto` (`avif`, `webp` or `fallback`). The edge varies its cache on the same token, so
@@ -67,32 +66,17 @@ pub struct TransformRequest<'a> {
 
 pub struct TransformService {
     config: Arc<Config>,
-    fetcher: OriginFetcher,
-    processor: Processor,
+    resizer: ResizeService,
 }
 
 impl TransformService {
     pub fn new(config: Arc<Config>) -> TransformService {
-        let perf = &config.performance;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
         TransformService {
-            fetcher: OriginFetcher::new(
-                perf,
-                config.max_source_bytes,
-                config.server.ca_file.clone(),
-            ),
-            processor: Processor::new(
-                threads,
-                perf.max_concurrent_processing,
-                perf.processing_queue,
-            ),
+            resizer: ResizeService::with_config(config.clone()),
             config,
         }
     }
 
-    /// Answer one request. Never panics on bad input: every failure becomes an error reply.
     pub async fn handle(&self, req: &TransformRequest<'_>) -> Reply {
         let Some((_, site)) = self.config.site_for(req.host) else {
             return Reply::error(&ImgateError::new(
@@ -131,47 +115,21 @@ impl TransformService {
         let spec = spec::parse_options(options)?;
         let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
         let accepts = negotiated_accepts(&spec, req);
-        let (origin, path) = origin_for(site, &source)?;
-
-        let started = Instant::now();
-        let original = self
-            .fetcher
-            .fetch(&origin, &path)
-            .await
-            .map_err(origin_error)?;
-        let fetch_time = started.elapsed();
-
-        let limits = self.config.limits.clone();
-        let input = original.body.clone();
-        let job_spec = spec.clone();
-        let processed = self
-            .processor
-            .run(move || pipeline::process(&input, &job_spec, accepts, &limits))
-            .await?;
-        record_steps(&processed);
-        Ok(self.image_reply(
-            site,
-            &spec,
-            &original,
-            processed,
-            fetch_time,
-            req.if_none_match,
-        ))
+        let made = self.resizer.render(site, spec, &source, accepts).await?;
+        Ok(self.image_reply(site, made, req.if_none_match))
     }
 
-    fn image_reply(
-        &self,
-        site: &Site,
-        spec: &TransformSpec,
-        original: &Fetched,
-        out: Processed,
-        fetch_time: Duration,
-        if_none_match: Option<&str>,
-    ) -> Reply {
+    fn image_reply(&self, site: &Site, made: Resized, if_none_match: Option<&str>) -> Reply {
+        let Resized {
+            spec,
+            image: out,
+            original,
+            fetch_time,
+        } = made;
         let etag = strong_etag(&out.bytes);
         let mut headers = Vec::with_capacity(10);
         headers.push(("content-type", out.format.mime().to_string()));
-        headers.push(("cache-control", cache_control(site, original)));
+        headers.push(("cache-control", cache_control(site, &original)));
         headers.push(("etag", etag.clone()));
         let last_modified = original.last_modified.unwrap_or_else(SystemTime::now);
         headers.push(("last-modified", httpdate::fmt_http_date(last_modified)));
@@ -230,11 +188,7 @@ impl TransformService {
         } else {
             req.path.to_string()
         };
-        let original = self
-            .fetcher
-            .fetch(&site.origin, &path)
-            .await
-            .map_err(origin_error)?;
+        let original = self.resizer.fetch(&site.origin, &path).await?;
         let mut headers = vec![
             (
                 "cache-control",
@@ -288,60 +242,6 @@ fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accep
     }
 }
 
-/// The origin and path an original comes from: the site's origin, or an allowed absolute URL.
-fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateError> {
-    match source {
-        Source::Path(p) => Ok((site.origin.clone(), p.clone())),
-        Source::Url {
-            https,
-            host,
-            port,
-            path,
-        } => {
-            if !site.allows_source_host(host) {
-                return Err(ImgateError::new(
-                    403,
-                    "source host not allowed",
-                    format!("{host} not on the allow-list"),
-                    Blame::Downstream,
-                ));
-            }
-            let origin = HttpOrigin {
-                tls: *https,
-                host: host.clone(),
-                port: port.unwrap_or(if *https { 443 } else { 80 }),
-                base_path: String::new(),
-            };
-            Ok((Origin::Http(origin), path.clone()))
-        }
-    }
-}
-
-fn origin_error(e: OriginError) -> ImgateError {
-    let cause = e.to_string();
-    match e {
-        OriginError::NotFound => {
-            ImgateError::new(404, "source image not found", cause, Blame::Upstream)
-        }
-        OriginError::Status(s) if (400..500).contains(&s) => {
-            ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
-        }
-        OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
-        OriginError::TooLarge { .. } => {
-            ImgateError::new(413, "source image too large", cause, Blame::Downstream)
-        }
-        OriginError::Unreachable(_) => {
-            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
-        }
-        OriginError::Timeout(_) => {
-            ImgateError::new(504, "origin timed out", cause, Blame::Upstream)
-        }
-        OriginError::BadPath(_) => {
-            ImgateError::new(400, "bad source path", cause, Blame::Downstream)
-        }
-    }
-}
-
 /// `Cache-Control` for a variant: the origin's freshness bounded by the site's TTL policy.
 /// An origin that forbids storing keeps that promise for the variants too.
 fn cache_control(site: &Site, original: &Fetched) -> String {
@@ -362,18 +262,6 @@ fn strong_etag(bytes: &[u8]) -> String {
 pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
     if_none_match.trim() == "*" || if_none_match.split(',').any(|t| bare(t) == bare(etag))
-}
-
-fn record_steps(p: &Processed) {
-    metrics::STEP_DURATION
-        .with_label_values(&["decode"])
-        .observe(p.timings.decode.as_secs_f64());
-    metrics::STEP_DURATION
-        .with_label_values(&["resize"])
-        .observe(p.timings.resize.as_secs_f64());
-    metrics::STEP_DURATION
-        .with_label_values(&["encode"])
-        .observe(p.timings.encode.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -1,0 +1,247 @@
+//! `ResizeService`, the library entry point: fetch an original from a site's origin, run the
+//! pipeline on the CPU pool, return the encoded image. No HTTP serving and no cache: the
+//! transform service builds responses on top of it, and programs can use it on their own
+//! (batch jobs, cache warming, tests).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use imgate::service::{ResizeRequest, ResizeService};
+//! let service = ResizeService::new()?; // the embedded example config
+//! let out = service.resize(&ResizeRequest::new("width=300,format=webp", "/FreshFlower.jpg")).await?;
+//! println!("{}x{} {} bytes", out.image.width, out.image.height, out.image.bytes.len());
+//! # Ok(()) }
+//! ```
+
+use super::processor::Processor;
+use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
+use crate::error::{Blame, ImgateError};
+use crate::metrics;
+use crate::origin::{Fetched, OriginError, OriginFetcher};
+use crate::pipeline::{self, Processed};
+use crate::route::{self, Source};
+use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// One image to make: transform options in the URL syntax (`width=300,format=auto`), a source
+/// (a path on the site's origin or an allowed absolute URL) and the formats the client takes.
+#[derive(Debug, Clone)]
+pub struct ResizeRequest {
+    /// Picks the site (and so the origin); `""` means the first site.
+    pub host: String,
+    pub options: String,
+    pub source: String,
+    /// For `format=auto`: which modern formats the client accepts.
+    pub accepts: Accepts,
+}
+
+impl ResizeRequest {
+    /// A request on the first site that accepts neither AVIF nor WebP for `format=auto`.
+    pub fn new(options: &str, source: &str) -> ResizeRequest {
+        ResizeRequest {
+            host: String::new(),
+            options: options.to_string(),
+            source: source.to_string(),
+            accepts: Accepts::default(),
+        }
+    }
+}
+
+/// An image made: the encoded output and what the original said about itself.
+#[derive(Debug)]
+pub struct Resized {
+    pub spec: TransformSpec,
+    pub image: Processed,
+    pub original: Fetched,
+    pub fetch_time: Duration,
+}
+
+pub struct ResizeService {
+    config: Arc<Config>,
+    fetcher: OriginFetcher,
+    processor: Processor,
+}
+
+impl ResizeService {
+    /// A service on the embedded example config (sample images from a local directory).
+    pub fn new() -> Result<ResizeService, ConfigError> {
+        let config = Config::embedded_default(&EnvOverrides::default())?;
+        Ok(ResizeService::with_config(Arc::new(config)))
+    }
+
+    /// A service on a validated config: its sites, limits, performance settings and CA file.
+    pub fn with_config(config: Arc<Config>) -> ResizeService {
+        let perf = &config.performance;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        ResizeService {
+            fetcher: OriginFetcher::new(
+                perf,
+                config.max_source_bytes,
+                config.server.ca_file.clone(),
+            ),
+            processor: Processor::new(
+                threads,
+                perf.max_concurrent_processing,
+                perf.processing_queue,
+            ),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Make one image. Errors carry the HTTP status a server would answer with.
+    pub async fn resize(&self, req: &ResizeRequest) -> Result<Resized, ImgateError> {
+        let site = self.site(&req.host)?;
+        let spec = spec::parse_options(&req.options)?;
+        let source = route::parse_source(&req.source).map_err(ImgateError::bad_request)?;
+        let accepts = if spec.format == FormatRequest::Auto {
+            req.accepts
+        } else {
+            Accepts::default()
+        };
+        self.render(site, spec, &source, accepts).await
+    }
+
+    /// Make many images, at most `max_concurrent` at a time (downloads and CPU work are also
+    /// bounded by the service's own limits). Results come back in request order.
+    pub async fn resize_batch(
+        &self,
+        requests: Vec<ResizeRequest>,
+        max_concurrent: usize,
+    ) -> Vec<Result<Resized, ImgateError>> {
+        let gate = Semaphore::new(max_concurrent.max(1));
+        let jobs = requests.iter().map(|req| async {
+            // Never closed, so acquiring cannot fail.
+            let _permit = gate.acquire().await.expect("semaphore open");
+            self.resize(req).await
+        });
+        futures::future::join_all(jobs).await
+    }
+
+    fn site(&self, host: &str) -> Result<&Site, ImgateError> {
+        if host.is_empty() {
+            return self.config.sites.first().ok_or_else(no_site);
+        }
+        self.config
+            .site_for(host)
+            .map(|(_, s)| s)
+            .ok_or_else(no_site)
+    }
+
+    /// Fetch and transform, for a site and an already parsed spec and source.
+    pub(crate) async fn render(
+        &self,
+        site: &Site,
+        spec: TransformSpec,
+        source: &Source,
+        accepts: Accepts,
+    ) -> Result<Resized, ImgateError> {
+        let (origin, path) = origin_for(site, source)?;
+        let started = Instant::now();
+        let original = self
+            .fetcher
+            .fetch(&origin, &path)
+            .await
+            .map_err(origin_error)?;
+        let fetch_time = started.elapsed();
+
+        let limits = self.config.limits.clone();
+        let input = original.body.clone();
+        let job_spec = spec.clone();
+        let image = self
+            .processor
+            .run(move || pipeline::process(&input, &job_spec, accepts, &limits))
+            .await?;
+        record_steps(&image);
+        Ok(Resized {
+            spec,
+            image,
+            original,
+            fetch_time,
+        })
+    }
+
+    /// Fetch a file unchanged (the passthrough route of directory origins).
+    pub(crate) async fn fetch(&self, origin: &Origin, path: &str) -> Result<Fetched, ImgateError> {
+        self.fetcher.fetch(origin, path).await.map_err(origin_error)
+    }
+}
+
+fn no_site() -> ImgateError {
+    ImgateError::new(404, "unknown site", "no site matches", Blame::Downstream)
+}
+
+/// The origin and path an original comes from: the site's origin, or an allowed absolute URL.
+fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateError> {
+    match source {
+        Source::Path(p) => Ok((site.origin.clone(), p.clone())),
+        Source::Url {
+            https,
+            host,
+            port,
+            path,
+        } => {
+            if !site.allows_source_host(host) {
+                return Err(ImgateError::new(
+                    403,
+                    "source host not allowed",
+                    format!("{host} not on the allow-list"),
+                    Blame::Downstream,
+                ));
+            }
+            let origin = HttpOrigin {
+                tls: *https,
+                host: host.clone(),
+                port: port.unwrap_or(if *https { 443 } else { 80 }),
+                base_path: String::new(),
+            };
+            Ok((Origin::Http(origin), path.clone()))
+        }
+    }
+}
+
+fn origin_error(e: OriginError) -> ImgateError {
+    let cause = e.to_string();
+    match e {
+        OriginError::NotFound => {
+            ImgateError::new(404, "source image not found", cause, Blame::Upstream)
+        }
+        OriginError::Status(s) if (400..500).contains(&s) => {
+            ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
+        }
+        OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
+        OriginError::TooLarge { .. } => {
+            ImgateError::new(413, "source image too large", cause, Blame::Downstream)
+        }
+        OriginError::Unreachable(_) => {
+            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
+        }
+        OriginError::Timeout(_) => {
+            ImgateError::new(504, "origin timed out", cause, Blame::Upstream)
+        }
+        OriginError::BadPath(_) => {
+            ImgateError::new(400, "bad source path", cause, Blame::Downstream)
+        }
+    }
+}
+
+fn record_steps(p: &Processed) {
+    for (step, took) in [
+        ("decode", p.timings.decode),
+        ("resize", p.timings.resize),
+        ("encode", p.timings.encode),
+    ] {
+        metrics::STEP_DURATION
+            .with_label_values(&[step])
+            .observe(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+use super::*;
+
+fn service() -> ResizeService {
+    ResizeService::new().expect("embedded config is valid")
+}
+
+#[tokio::test]
+async fn resize_on_the_embedded_config_makes_exact_sizes() {
+    let out = service()
+        .resize(&ResizeRequest::new(
+            "width=300,format=webp",
+            "/FreshFlower.jpg",
+        ))
+        .await
+        .unwrap();
+    assert_eq!((out.image.width, out.image.height), (300, 226));
+    assert_eq!(&out.image.bytes[8..12], b"WEBP");
+    assert!(out.original.body.len() > out.image.bytes.len());
+}
+
+#[tokio::test]
+async fn batch_keeps_order_reports_each_error_and_respects_the_bound() {
+    let s = service();
+    let widths = [100u32, 200, 50, 320, 64];
+    let mut requests: Vec<ResizeRequest> = widths
+        .iter()
+        .map(|w| ResizeRequest::new(&format!("width={w},format=jpeg"), "/GreenMeadow.jpg"))
+        .collect();
+    requests.insert(2, ResizeRequest::new("width=100", "/missing.jpg"));
+    requests.push(ResizeRequest::new("width=0", "/GreenMeadow.jpg"));
+    let results = s.resize_batch(requests, 2).await;
+    assert_eq!(results.len(), 7);
+    let made: Vec<u32> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|m| m.image.width))
+        .collect();
+    assert_eq!(made, widths);
+    assert_eq!(results[2].as_ref().unwrap_err().status, 404);
+    assert_eq!(results[6].as_ref().unwrap_err().status, 400);
+}
+
+#[tokio::test]
+async fn auto_format_follows_what_the_request_accepts() {
+    let s = service();
+    let mut req = ResizeRequest::new("width=64,format=auto", "/GreenMeadow.jpg");
+    let jpeg = s.resize(&req).await.unwrap();
+    assert_eq!(&jpeg.image.bytes[..2], &[0xFF, 0xD8]);
+    req.accepts = Accepts {
+        avif: false,
+        webp: true,
+    };
+    let webp = s.resize(&req).await.unwrap();
+    assert_eq!(&webp.image.bytes[8..12], b"WEBP");
+}
