@@ -159,19 +159,19 @@ impl ProxyHttp for Edge {
     fn cache_key_callback(&self, session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
         // Getting this wrong leads to cache poisoning: everything that changes the response
         // must be in the key or in the variance.
-        let primary = match &ctx.route {
+        let keyed = match &ctx.route {
             Route::Image {
                 canonical, source, ..
-            } => format!("{}|img|{}|{}", ctx.site, canonical, source),
-            _ => {
-                let uri = &session.req_header().uri;
-                format!(
-                    "{}|raw|{}",
-                    ctx.site,
-                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-                )
-            }
+            } => route::KeyedRoute::Image { canonical, source },
+            _ => route::KeyedRoute::Raw {
+                path_and_query: session
+                    .req_header()
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str()),
+            },
         };
+        let primary = route::primary_key(ctx.site, keyed);
         Ok(CacheKey::new(primary, ""))
     }
 
@@ -353,6 +353,9 @@ fn cache_status(session: &Session) -> &'static str {
         return "imgate; fwd=bypass";
     }
     match session.cache.phase() {
+        CachePhase::Hit if crate::cache::served_from_disk(session.cache.cache_meta()) => {
+            "imgate; hit; detail=disk"
+        }
         CachePhase::Hit => "imgate; hit",
         CachePhase::Stale | CachePhase::StaleUpdating => "imgate; hit; fwd=stale",
         CachePhase::Revalidated => "imgate; hit; fwd=stale; fwd-status=304",
