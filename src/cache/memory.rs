@@ -70,6 +70,9 @@ impl MemoryTier {
     pub fn insert(&self, key: String, entry: StoredEntry) -> Arc<StoredEntry> {
         let entry = Arc::new(entry);
         self.entries.insert(key, entry.clone());
+        // Apply admission and eviction now rather than on moka's next housekeeping pass, so the
+        // budget holds between inserts. Inserts are misses (or promotions): rare next to hits.
+        self.entries.run_pending_tasks();
         self.publish_size();
         entry
     }
