@@ -490,16 +490,20 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
     let o = TestOrigin::start(fixtures());
     let cache = tempfile::tempdir().unwrap();
     let extra = cache_yaml(cache.path(), "64MiB", "256MiB");
+    // Transforms (CPU-bound misses) interleaved with 1 MB passthrough copies (write-bound
+    // misses: distinct keys through the query string), so the kill lands among disk writes.
     let formats = ["png", "jpeg", "webp"];
+    let big = "/ladybird-cmyk.jpg";
     let urls: Arc<Vec<String>> = Arc::new(
-        (0..48)
-            .map(|i| {
-                let file = if i % 2 == 0 { FLOWER } else { MEADOW };
-                format!(
-                    "/cdn-cgi/image/width={},format={}{file}",
+        (0..96)
+            .map(|i| match i % 2 {
+                0 => format!("{big}?v={i}"),
+                _ => format!(
+                    "/cdn-cgi/image/width={},format={}{}",
                     200 + i,
-                    formats[i % 3]
-                )
+                    formats[i % 3],
+                    if i % 4 == 1 { FLOWER } else { MEADOW }
+                ),
             })
             .collect(),
     );
@@ -518,7 +522,7 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
             })
         })
         .collect();
-    wait_for("a dozen answers", || answered.load(Ordering::SeqCst) >= 12);
+    wait_for("30 answers", || answered.load(Ordering::SeqCst) >= 30);
     gw.kill9();
     for w in workers {
         w.join().unwrap();
@@ -532,6 +536,7 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
     assert_eq!(tmp_files(cache.path()), 0, "temp files cleaned at startup");
     let indexed = metric(&gw.admin, "imgate_cache_entries{tier=\"disk\"}") as usize;
     let fresh = Imgate::start(&o.url(), "");
+    let original = std::fs::read(fixtures().join(&big[1..])).unwrap();
     let (mut from_disk, mut refilled) = (0, 0);
     for u in urls.iter() {
         let r = gw.get(u);
@@ -547,6 +552,10 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
             DISK_HIT => from_disk += 1,
             MISS => refilled += 1,
             other => panic!("{u}: unexpected cache status {other:?}"),
+        }
+        if u.starts_with(big) {
+            assert_eq!(r.body, original, "{u}");
+            continue;
         }
         let want = fresh.get(u);
         let (got_img, want_img) = (decode(&r.body), decode(&want.body));
