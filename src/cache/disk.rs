@@ -155,9 +155,10 @@ pub fn encode_to(entry: &DiskEntry, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// Parse and verify a whole entry file.
-pub fn decode(bytes: &[u8]) -> Result<DiskEntry, FormatError> {
-    let lengths = Lengths::parse(bytes)?;
+/// Parse and verify a whole entry file. The body shares `bytes`' buffer: no copy on the hit
+/// path.
+pub fn decode(bytes: Bytes) -> Result<DiskEntry, FormatError> {
+    let lengths = Lengths::parse(&bytes)?;
     let expected = lengths.file_len();
     if (bytes.len() as u64) < expected {
         return Err(FormatError::Truncated("body"));
@@ -170,25 +171,26 @@ pub fn decode(bytes: &[u8]) -> Result<DiskEntry, FormatError> {
     }
     let mut at = HEADER_LEN;
     let mut take = |n: u64| {
-        let part = &bytes[at..at + n as usize];
+        let range = at..at + n as usize;
         at += n as usize;
-        part
+        range
     };
     let primary = take(u64::from(lengths.primary));
     let tags = take(u64::from(lengths.tags));
     let meta0 = take(u64::from(lengths.meta0));
     let meta1 = take(u64::from(lengths.meta1));
     let body = take(lengths.body);
-    let sum = checksum(&bytes[..CHECKSUM_AT], &[primary, tags, meta0, meta1, body]);
+    let parts = [&primary, &tags, &meta0, &meta1, &body].map(|r| &bytes[r.clone()]);
+    let sum = checksum(&bytes[..CHECKSUM_AT], &parts);
     if sum[..] != bytes[CHECKSUM_AT..HEADER_LEN] {
         return Err(FormatError::Checksum);
     }
-    let (primary, tags) = texts(primary, tags)?;
+    let (primary, tags) = texts(parts[0], parts[1])?;
     Ok(DiskEntry {
         primary,
         tags,
-        meta: (meta0.to_vec(), meta1.to_vec()),
-        body: Bytes::copy_from_slice(body),
+        meta: (parts[2].to_vec(), parts[3].to_vec()),
+        body: bytes.slice(body),
     })
 }
 
@@ -398,7 +400,7 @@ impl DiskTier {
     pub fn read(&self, hash: &str) -> Option<DiskEntry> {
         let path = self.path_of(hash);
         let bytes = match fs::read(&path) {
-            Ok(b) => b,
+            Ok(b) => Bytes::from(b),
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
                     log::warn!("cannot read cache file {}: {e}", path.display());
@@ -410,7 +412,7 @@ impl DiskTier {
                 return None;
             }
         };
-        match decode(&bytes) {
+        match decode(bytes) {
             Ok(entry) => {
                 self.lock().touch(hash);
                 Some(entry)

@@ -15,6 +15,10 @@ fn encoded(entry: &DiskEntry) -> Vec<u8> {
     out
 }
 
+fn decode(bytes: &[u8]) -> Result<DiskEntry, FormatError> {
+    super::decode(Bytes::copy_from_slice(bytes))
+}
+
 #[test]
 fn roundtrip() {
     let e = sample();
