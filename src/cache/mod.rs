@@ -137,6 +137,10 @@ impl TieredStorage {
         crate::metrics::CACHE_LOOKUPS
             .with_label_values(&["disk", result])
             .inc();
+        if indexed && found.is_none() {
+            // The file was gone or damaged (and is now deleted): neither tier holds it.
+            self.index.forget(hash);
+        }
         let entry = found?;
         let mut meta = match CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) {
             Ok(m) => m,
