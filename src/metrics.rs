@@ -128,6 +128,33 @@ pub static CACHE_EVICTIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static CACHE_DISK_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cache_disk_errors_total",
+        "Disk tier failures by kind: corrupt (entry failed its checks and was deleted), read, write",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CACHE_PURGES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cache_purges_total",
+        "Purge targets handled by the admin API, by kind (url|source|prefix|tag|everything) and mode (hard|soft)",
+        &["kind", "mode"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CACHE_PURGED_ENTRIES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cache_purged_entries_total",
+        "Entries removed (hard) or expired (soft) by purges, by tier and mode",
+        &["tier", "mode"]
+    )
+    .expect("metric registers once")
+});
+
 /// Touch every series so `/metrics` lists them all from the first scrape.
 pub fn init() {
     Lazy::force(&REQUESTS);
@@ -142,12 +169,25 @@ pub fn init() {
     Lazy::force(&ACTIVE_PROCESSING);
     Lazy::force(&QUEUE_LENGTH);
     Lazy::force(&REJECTED_OVERLOAD);
-    for result in ["hit", "miss"] {
-        CACHE_LOOKUPS.with_label_values(&["memory", result]);
+    for tier in ["memory", "disk"] {
+        for result in ["hit", "miss"] {
+            CACHE_LOOKUPS.with_label_values(&[tier, result]);
+        }
+        CACHE_ENTRIES.with_label_values(&[tier]);
+        CACHE_BYTES.with_label_values(&[tier]);
+        CACHE_EVICTIONS.with_label_values(&[tier]);
+        for mode in ["hard", "soft"] {
+            CACHE_PURGED_ENTRIES.with_label_values(&[tier, mode]);
+        }
     }
-    CACHE_ENTRIES.with_label_values(&["memory"]);
-    CACHE_BYTES.with_label_values(&["memory"]);
-    CACHE_EVICTIONS.with_label_values(&["memory"]);
+    for kind in ["corrupt", "read", "write"] {
+        CACHE_DISK_ERRORS.with_label_values(&[kind]);
+    }
+    for kind in ["url", "source", "prefix", "tag", "everything"] {
+        for mode in ["hard", "soft"] {
+            CACHE_PURGES.with_label_values(&[kind, mode]);
+        }
+    }
 }
 
 /// Render every registered series in the Prometheus text format.

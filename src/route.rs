@@ -39,6 +39,39 @@ impl Source {
     }
 }
 
+/// What a cache entry holds, as its primary key names it. The edge builds keys with
+/// [`primary_key`] and the purge API takes them apart with [`parse_primary_key`]; one format in
+/// one place, so a purge can never miss an entry because of a spelling drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedRoute<'a> {
+    /// A transform: canonical options and the source key ([`Source::key`]).
+    Image { canonical: &'a str, source: &'a str },
+    /// Anything else, by path and query as requested.
+    Raw { path_and_query: &'a str },
+}
+
+/// The primary cache key: `"{site}|img|{canonical}|{source}"` or `"{site}|raw|{path_and_query}"`.
+/// Getting this wrong leads to cache poisoning: whatever changes a response must be in it (or
+/// in the variance).
+pub fn primary_key(site: usize, route: KeyedRoute<'_>) -> String {
+    match route {
+        KeyedRoute::Image { canonical, source } => format!("{site}|img|{canonical}|{source}"),
+        KeyedRoute::Raw { path_and_query } => format!("{site}|raw|{path_and_query}"),
+    }
+}
+
+/// The site and route of a key made by [`primary_key`]; `None` for anything else. Canonical
+/// options never contain `|`, so the first `|` after them starts the source.
+pub fn parse_primary_key(key: &str) -> Option<(usize, KeyedRoute<'_>)> {
+    let (site, rest) = key.split_once('|')?;
+    let site = site.parse().ok()?;
+    if let Some(path_and_query) = rest.strip_prefix("raw|") {
+        return Some((site, KeyedRoute::Raw { path_and_query }));
+    }
+    let (canonical, source) = rest.strip_prefix("img|")?.split_once('|')?;
+    Some((site, KeyedRoute::Image { canonical, source }))
+}
+
 /// `Some((options, source))` for a transform path; `None` for any other path. The source is
 /// returned raw; [`parse_source`] validates it.
 pub fn split_image_path(path_and_query: &str) -> Option<(&str, &str)> {
@@ -139,5 +172,33 @@ mod tests {
         assert!(parse_source("").is_err());
         assert!(parse_source("../etc/passwd").is_err());
         assert!(parse_source("https://user@evil/a.jpg").is_err());
+    }
+
+    #[test]
+    fn primary_keys_roundtrip() {
+        for route in [
+            KeyedRoute::Image {
+                canonical: "width=300",
+                source: "/a|b.jpg?x=1",
+            },
+            KeyedRoute::Raw {
+                path_and_query: "/a|b?c",
+            },
+        ] {
+            let key = primary_key(3, route);
+            assert_eq!(parse_primary_key(&key), Some((3, route)), "{key}");
+        }
+        assert_eq!(
+            primary_key(
+                0,
+                KeyedRoute::Image {
+                    canonical: "width=300",
+                    source: "/cat.jpg"
+                }
+            ),
+            "0|img|width=300|/cat.jpg"
+        );
+        assert_eq!(parse_primary_key("x|raw|/a"), None);
+        assert_eq!(parse_primary_key("0|other|/a"), None);
     }
 }

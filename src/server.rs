@@ -1,7 +1,7 @@
 //! Wiring: builds the Pingora server and its services (edge, transform service, admin) from
 //! a validated [`Config`]. The binary starts imgate through here.
 
-use crate::admin::AdminServer;
+use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
 use crate::config::Config;
 use crate::proxy::Edge;
@@ -34,13 +34,27 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     let service = Arc::new(TransformService::new(config.clone()));
 
     let mut transform = Service::new("imgate transform".to_string(), TransformApp { service });
+    let mut cache_api = None;
     match role {
         Role::All => {
             let socket = config.transform_socket.to_string_lossy().to_string();
             // A socket left by a crashed run would make the bind fail.
             let _ = std::fs::remove_file(&socket);
             transform.add_uds(&socket, Some(std::fs::Permissions::from_mode(0o600)));
-            let storage = TieredStorage::new(config.cache.memory_bytes).leak();
+            let storage = match &config.cache.dir {
+                Some(dir) => TieredStorage::with_disk(
+                    config.cache.memory_bytes,
+                    dir,
+                    config.cache.disk_bytes,
+                )
+                .map_err(|e| anyhow::anyhow!("cache.dir {}: {e}", dir.display()))?,
+                None => TieredStorage::new(config.cache.memory_bytes),
+            }
+            .leak();
+            cache_api = Some(CacheApi {
+                config: config.clone(),
+                storage,
+            });
             let mut edge = pingora_proxy::http_proxy_service_with_name(
                 &server.configuration,
                 Edge::new(config.clone(), storage),
@@ -55,7 +69,7 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
 
     server.add_service(background_service(
         "imgate admin",
-        AdminServer::new(&config.admin_listen),
+        AdminServer::new(&config.admin_listen, cache_api),
     ));
     Ok(server)
 }

@@ -26,16 +26,22 @@ pub struct MemoryTier {
     entries: Cache<String, Arc<StoredEntry>>,
 }
 
+/// Called with the key of each entry evicted for space (not for explicit removal).
+pub type OnEvict = Box<dyn Fn(&str) + Send + Sync>;
+
 impl MemoryTier {
-    pub fn new(budget_bytes: u64) -> MemoryTier {
+    pub fn new(budget_bytes: u64, on_evict: Option<OnEvict>) -> MemoryTier {
         let entries = Cache::builder()
             .max_capacity(budget_bytes)
             .weigher(|_k: &String, v: &Arc<StoredEntry>| v.weight())
-            .eviction_listener(|_k, _v, cause| {
+            .eviction_listener(move |k: Arc<String>, _v, cause| {
                 if cause.was_evicted() {
                     metrics::CACHE_EVICTIONS
                         .with_label_values(&["memory"])
                         .inc();
+                    if let Some(f) = &on_evict {
+                        f(&k);
+                    }
                 }
             })
             .build();
@@ -51,9 +57,24 @@ impl MemoryTier {
         hit
     }
 
-    pub fn insert(&self, key: String, entry: StoredEntry) {
-        self.entries.insert(key, Arc::new(entry));
+    /// The entry, without counting a lookup (promotion, purge).
+    pub fn peek(&self, key: &str) -> Option<Arc<StoredEntry>> {
+        self.entries.get(key)
+    }
+
+    /// Is the entry held? Not counted as a lookup.
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn insert(&self, key: String, entry: StoredEntry) -> Arc<StoredEntry> {
+        let entry = Arc::new(entry);
+        self.entries.insert(key, entry.clone());
+        // Apply admission and eviction now rather than on moka's next housekeeping pass, so the
+        // budget holds between inserts. Inserts are misses (or promotions): rare next to hits.
+        self.entries.run_pending_tasks();
         self.publish_size();
+        entry
     }
 
     pub fn remove(&self, key: &str) -> bool {
@@ -108,7 +129,7 @@ mod tests {
 
     #[test]
     fn stays_within_byte_budget() {
-        let tier = MemoryTier::new(100_000);
+        let tier = MemoryTier::new(100_000, None);
         for i in 0..100 {
             tier.insert(format!("k{i}"), entry(10_000));
         }
@@ -118,7 +139,7 @@ mod tests {
 
     #[test]
     fn replace_meta_keeps_body() {
-        let tier = MemoryTier::new(1 << 20);
+        let tier = MemoryTier::new(1 << 20, None);
         tier.insert("k".into(), entry(5));
         assert!(tier.replace_meta("k", (vec![1], vec![2])));
         let e = tier.get("k").unwrap();

@@ -1,11 +1,18 @@
 //! The edge cache behind `pingora_cache::Storage`: keys in, serialized metas and bodies out.
-//! Today one tier (memory); the disk tier slots in under it in [`TieredStorage`] without the
-//! proxy noticing. Never sees transform options or HTTP requests.
+//! Two tiers: memory (moka) over an optional disk tier. A lookup tries memory, then disk (a disk
+//! hit is promoted to memory); a finished miss goes to both. A purge index maps primary keys
+//! and tags to the stored variants so the admin purge API can find them. Never sees transform
+//! options or HTTP requests: purge targets arrive as primary-key strings and predicates.
 
+pub mod disk;
+pub mod index;
 pub mod memory;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use disk::{DiskEntry, DiskTier};
+pub use index::PurgeQuery;
+use index::{tags_from_headers, PurgeIndex};
 use memory::{MemoryTier, StoredEntry};
 use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{
@@ -15,18 +22,75 @@ use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, HitHandler, MissHandler, Storage};
 use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+type Meta = (Vec<u8>, Vec<u8>);
+
+/// Marker put in the extensions of a [`CacheMeta`] returned for a disk hit, so the edge can say
+/// which tier answered (`Cache-Status: imgate; hit; detail=disk`).
+#[derive(Debug, Clone, Copy)]
+struct FromDisk;
+
+/// Did this hit come from the disk tier?
+pub fn served_from_disk(meta: &CacheMeta) -> bool {
+    meta.extensions().get::<FromDisk>().is_some()
+}
+
+/// Entries removed or expired by one purge, per tier.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub memory: u64,
+    pub disk: u64,
+}
 
 /// The storage the edge enables on every cacheable request.
 pub struct TieredStorage {
     memory: MemoryTier,
+    disk: Option<Arc<DiskTier>>,
+    index: Arc<PurgeIndex>,
 }
 
 impl TieredStorage {
+    /// Memory only.
     pub fn new(memory_bytes: u64) -> TieredStorage {
+        TieredStorage::build(memory_bytes, None, Arc::default())
+    }
+
+    /// Memory over a disk tier in `dir`. Scans the directory (blocking: call at startup) to
+    /// rebuild the recency and purge indexes.
+    pub fn with_disk(memory_bytes: u64, dir: &Path, disk_bytes: u64) -> std::io::Result<Self> {
+        let (disk, scanned) = DiskTier::open(dir, disk_bytes)?;
+        let index = Arc::new(PurgeIndex::default());
+        for e in &scanned {
+            index.record(&e.hash, &e.primary, &e.tags);
+        }
+        log::info!(
+            "disk cache {}: {} entries, {} bytes",
+            dir.display(),
+            disk.usage().0,
+            disk.usage().1
+        );
+        Ok(TieredStorage::build(
+            memory_bytes,
+            Some(Arc::new(disk)),
+            index,
+        ))
+    }
+
+    fn build(memory_bytes: u64, disk: Option<Arc<DiskTier>>, index: Arc<PurgeIndex>) -> Self {
+        // An entry evicted from memory stays in the purge index while disk still holds it.
+        let (evict_index, evict_disk) = (index.clone(), disk.clone());
+        let on_evict: memory::OnEvict = Box::new(move |hash: &str| {
+            if !evict_disk.as_ref().is_some_and(|d| d.contains(hash)) {
+                evict_index.forget(hash);
+            }
+        });
         TieredStorage {
-            memory: MemoryTier::new(memory_bytes),
+            memory: MemoryTier::new(memory_bytes, Some(on_evict)),
+            disk,
+            index,
         }
     }
 
@@ -34,6 +98,118 @@ impl TieredStorage {
     pub fn leak(self) -> &'static TieredStorage {
         Box::leak(Box::new(self))
     }
+
+    /// Run blocking disk work on tokio's blocking pool. `None` without a disk tier or when the
+    /// task died (a panic in file code costs the operation, not the worker).
+    async fn on_disk<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&DiskTier) -> T + Send + 'static,
+    ) -> Option<T> {
+        let disk = self.disk.clone()?;
+        match tokio::task::spawn_blocking(move || work(&disk)).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                log::error!("disk cache task failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Drop the purge-index entries of hashes the disk evicted, unless memory still holds them.
+    fn forget_evicted(&self, hashes: Vec<String>) {
+        for h in hashes {
+            if !self.memory.contains(&h) {
+                self.index.forget(&h);
+            }
+        }
+    }
+
+    async fn lookup_disk(&'static self, hash: &str) -> Option<(CacheMeta, Arc<StoredEntry>)> {
+        let disk = self.disk.as_ref()?;
+        let indexed = disk.contains(hash);
+        let found = if indexed {
+            let h = hash.to_string();
+            self.on_disk(move |d| d.read(&h)).await.flatten()
+        } else {
+            None
+        };
+        let result = if found.is_some() { "hit" } else { "miss" };
+        crate::metrics::CACHE_LOOKUPS
+            .with_label_values(&["disk", result])
+            .inc();
+        if indexed && found.is_none() {
+            // The file was gone or damaged (and is now deleted): neither tier holds it.
+            self.index.forget(hash);
+        }
+        let entry = found?;
+        let mut meta = match CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("dropping unreadable disk cache entry {hash}: {e}");
+                let h = hash.to_string();
+                self.on_disk(move |d| d.remove(&h)).await;
+                self.index.forget(hash);
+                return None;
+            }
+        };
+        meta.extensions_mut().insert(FromDisk);
+        // Promote: the next hit is served from memory.
+        let stored = self.memory.insert(
+            hash.to_string(),
+            StoredEntry {
+                meta: entry.meta,
+                body: entry.body,
+            },
+        );
+        Some((meta, stored))
+    }
+
+    /// Purge what `query` selects from both tiers: delete, or with `soft` mark expired so the
+    /// next request revalidates (or serves stale where the response allowed it).
+    pub async fn purge_selected(&'static self, query: &PurgeQuery<'_>, soft: bool) -> PurgeCounts {
+        let hashes = self.index.select(query);
+        let mut counts = PurgeCounts::default();
+        for h in &hashes {
+            let done = if soft {
+                self.memory
+                    .peek(h)
+                    .and_then(|e| expired(&e.meta))
+                    .is_some_and(|m| self.memory.replace_meta(h, m))
+            } else {
+                self.memory.remove(h)
+            };
+            counts.memory += u64::from(done);
+        }
+        let on_disk = hashes.clone();
+        counts.disk = self
+            .on_disk(move |d| {
+                let mut n = 0u64;
+                for h in &on_disk {
+                    let done = if soft {
+                        d.replace_meta(h, expired)
+                    } else {
+                        d.remove(h)
+                    };
+                    n += u64::from(done);
+                }
+                n
+            })
+            .await
+            .unwrap_or(0);
+        if !soft {
+            for h in &hashes {
+                self.index.forget(h);
+            }
+        }
+        counts
+    }
+}
+
+/// The meta with its freshness ended now; `None` if it cannot be read.
+fn expired(meta: &Meta) -> Option<Meta> {
+    let mut m = CacheMeta::deserialize(&meta.0, &meta.1).ok()?;
+    m.expire_at(SystemTime::now());
+    m.serialize().ok()
 }
 
 #[async_trait]
@@ -44,17 +220,20 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hash = key.combined();
-        let Some(entry) = self.memory.get(&hash) else {
-            return Ok(None);
-        };
-        let meta = match CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) {
-            Ok(m) => m,
-            Err(e) => {
-                // A meta we cannot read is a miss, and removed so it cannot fail again.
-                log::warn!("dropping unreadable cache entry {hash}: {e}");
-                self.memory.remove(&hash);
-                return Ok(None);
-            }
+        let (meta, entry) = match self.memory.get(&hash) {
+            Some(entry) => match CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) {
+                Ok(m) => (m, entry),
+                Err(e) => {
+                    // A meta we cannot read is a miss, and removed so it cannot fail again.
+                    log::warn!("dropping unreadable cache entry {hash}: {e}");
+                    self.memory.remove(&hash);
+                    return Ok(None);
+                }
+            },
+            None => match self.lookup_disk(&hash).await {
+                Some(found) => found,
+                None => return Ok(None),
+            },
         };
         let end = entry.body.len();
         Ok(Some((
@@ -74,9 +253,19 @@ impl Storage for TieredStorage {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
+        let headers = meta.headers();
+        let values = |name: &'static str| {
+            headers
+                .get_all(name)
+                .into_iter()
+                .filter_map(|v| v.to_str().ok())
+        };
+        let tags = tags_from_headers(values("surrogate-key"), values("cache-tag"));
         Ok(Box::new(Miss {
             storage: self,
             key: key.combined(),
+            primary: String::from_utf8_lossy(key.primary_key()).into_owned(),
+            tags,
             meta: meta.serialize()?,
             body: BytesMut::new(),
         }))
@@ -89,7 +278,11 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
         let hash = target.key().combined();
-        Ok(if self.memory.remove(&hash) {
+        let in_memory = self.memory.remove(&hash);
+        let h = hash.clone();
+        let on_disk = self.on_disk(move |d| d.remove(&h)).await.unwrap_or(false);
+        self.index.forget(&hash);
+        Ok(if in_memory || on_disk {
             PurgeOutcome::Purged(None)
         } else {
             PurgeOutcome::NotFound
@@ -102,13 +295,20 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
         let hash = target.key().combined();
-        let Some(entry) = self.memory.get(&hash) else {
-            return Ok(PurgeOutcome::NotFound);
-        };
-        let mut meta = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1)?;
-        meta.expire_at(SystemTime::now());
-        self.memory.replace_meta(&hash, meta.serialize()?);
-        Ok(PurgeOutcome::Expired)
+        let in_memory = self
+            .memory
+            .peek(&hash)
+            .and_then(|e| expired(&e.meta))
+            .is_some_and(|m| self.memory.replace_meta(&hash, m));
+        let on_disk = self
+            .on_disk(move |d| d.replace_meta(&hash, expired))
+            .await
+            .unwrap_or(false);
+        Ok(if in_memory || on_disk {
+            PurgeOutcome::Expired
+        } else {
+            PurgeOutcome::NotFound
+        })
     }
 
     async fn update_meta(
@@ -118,7 +318,14 @@ impl Storage for TieredStorage {
         _trace: &SpanHandle,
     ) -> Result<bool> {
         // The entry may have been evicted between lookup and revalidation: not an error.
-        Ok(self.memory.replace_meta(&key.combined(), meta.serialize()?))
+        let hash = key.combined();
+        let meta = meta.serialize()?;
+        let in_memory = self.memory.replace_meta(&hash, meta.clone());
+        let on_disk = self
+            .on_disk(move |d| d.replace_meta(&hash, |_| Some(meta)))
+            .await
+            .unwrap_or(false);
+        Ok(in_memory || on_disk)
     }
 
     fn support_streaming_partial_write(&self) -> bool {
@@ -194,7 +401,9 @@ impl HandleHit for Hit {
 struct Miss {
     storage: &'static TieredStorage,
     key: String,
-    meta: (Vec<u8>, Vec<u8>),
+    primary: String,
+    tags: Vec<String>,
+    meta: Meta,
     body: BytesMut,
 }
 
@@ -207,11 +416,31 @@ impl HandleMiss for Miss {
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let size = self.body.len();
-        self.storage.memory.insert(
+        let storage = self.storage;
+        let entry = DiskEntry {
+            primary: self.primary,
+            tags: self.tags,
+            meta: self.meta,
+            body: self.body.freeze(),
+        };
+        storage.index.record(&self.key, &entry.primary, &entry.tags);
+        // The disk write completes (or fails cleanly, leaving no file) before the miss is done.
+        let (hash, written) = (self.key.clone(), entry.clone());
+        match storage.on_disk(move |d| d.write(&hash, &written)).await {
+            Some(Ok(evicted)) => storage.forget_evicted(evicted),
+            Some(Err(e)) => {
+                log::warn!("disk cache write failed for {}: {e}", self.key);
+                crate::metrics::CACHE_DISK_ERRORS
+                    .with_label_values(&["write"])
+                    .inc();
+            }
+            None => {}
+        }
+        storage.memory.insert(
             self.key,
             StoredEntry {
-                meta: self.meta,
-                body: self.body.freeze(),
+                meta: entry.meta,
+                body: entry.body,
             },
         );
         Ok(MissFinishType::Created(size))

@@ -35,6 +35,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub limits: Limits,
     pub max_source_bytes: u64,
+    /// Bearer token of the admin purge/warm API; `None` = the API answers 403.
+    pub admin_token: Option<String>,
     pub sites: Vec<Site>,
 }
 
@@ -111,9 +113,10 @@ pub struct CacheConfig {
     pub max_entry_bytes: u64,
     /// How long concurrent misses wait for the one request that is fetching.
     pub lock_timeout: Duration,
-    /// Directory of the disk tier (the disk tier itself lands with the cache issue; the
-    /// directory is validated and reserved now so deployments can mount it).
+    /// Directory of the disk tier; `None` = memory only.
     pub dir: Option<PathBuf>,
+    /// Byte budget of the disk tier (whole entry files).
+    pub disk_bytes: u64,
 }
 
 /// One site: the hosts it answers for and where its originals come from.
@@ -238,6 +241,7 @@ pub struct EnvOverrides {
     pub admin_listen: Option<String>,
     pub origin: Option<String>,
     pub cache_dir: Option<String>,
+    pub admin_token: Option<String>,
 }
 
 impl EnvOverrides {
@@ -248,6 +252,7 @@ impl EnvOverrides {
             admin_listen: get("IMGATE_ADMIN_LISTEN"),
             origin: get("IMGATE_ORIGIN"),
             cache_dir: get("IMGATE_CACHE_DIR"),
+            admin_token: get("IMGATE_ADMIN_TOKEN"),
         }
     }
 }
@@ -393,7 +398,28 @@ impl Config {
             max_entry_bytes: w.cache.max_entry_size.map(|b| b.0).unwrap_or(32 << 20),
             lock_timeout: Duration::from_secs(w.cache.lock_timeout_seconds.unwrap_or(30)),
             dir: env.cache_dir.clone().or(w.cache.dir).map(PathBuf::from),
+            disk_bytes: w.cache.disk_size.map(|b| b.0).unwrap_or(1 << 30),
         };
+        for (key, v) in [
+            ("cache.memory_size", cache.memory_bytes),
+            ("cache.disk_size", cache.disk_bytes),
+        ] {
+            if v == 0 {
+                return Err(err(key, "must be positive".into()));
+            }
+        }
+        if cache.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(err("cache.dir", "must not be empty".into()));
+        }
+        let admin_token = env.admin_token.clone().or(w.admin.token);
+        if let Some(t) = &admin_token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(err(
+                    "admin.token",
+                    "must be at least 16 printable characters without spaces".into(),
+                ));
+            }
+        }
 
         if w.sites.is_empty() {
             return Err(err("sites", "at least one site is required".into()));
@@ -442,6 +468,7 @@ impl Config {
             cache,
             limits,
             max_source_bytes,
+            admin_token,
             sites,
         })
     }

@@ -110,3 +110,34 @@ fn site_lookup_prefers_exact_host() {
     assert_eq!(c.site_for("img.example.com:8080").unwrap().0, 1);
     assert_eq!(c.site_for("other").unwrap().0, 0);
 }
+
+#[test]
+fn cache_tiers_and_admin_token() {
+    let c = parse("sites: [{origin: 'http://a'}]").unwrap();
+    assert_eq!(c.cache.dir, None);
+    assert_eq!(c.cache.disk_bytes, 1 << 30);
+    assert_eq!(c.admin_token, None);
+    let c = parse(
+        "cache: {dir: /var/cache/imgate, disk_size: 2GiB, memory_size: 64MB}\n\
+         admin: {token: abcdefghijklmnop}\nsites: [{origin: 'http://a'}]",
+    )
+    .unwrap();
+    assert_eq!(c.cache.dir, Some(PathBuf::from("/var/cache/imgate")));
+    assert_eq!(c.cache.disk_bytes, 2 << 30);
+    assert_eq!(c.cache.memory_bytes, 64 << 20);
+    assert_eq!(c.admin_token.as_deref(), Some("abcdefghijklmnop"));
+    let e = parse("cache: {disk_size: 0}\nsites: [{origin: 'http://a'}]").unwrap_err();
+    assert_eq!(e.key, "cache.disk_size");
+    let e = parse("admin: {token: short}\nsites: [{origin: 'http://a'}]").unwrap_err();
+    assert_eq!(e.key, "admin.token");
+    let e = parse("admin: {tokn: abcdefghijklmnop}\nsites: [{origin: 'http://a'}]").unwrap_err();
+    assert!(e.message.contains("tokn"), "{e}");
+    let env = EnvOverrides {
+        cache_dir: Some("/tmp/c".into()),
+        admin_token: Some("0123456789abcdef0123".into()),
+        ..Default::default()
+    };
+    let c = Config::from_yaml("sites: [{origin: 'http://a'}]", "t", Path::new("/"), &env).unwrap();
+    assert_eq!(c.cache.dir, Some(PathBuf::from("/tmp/c")));
+    assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef0123"));
+}

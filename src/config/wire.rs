@@ -21,7 +21,16 @@ pub struct WireConfig {
     #[serde(default)]
     pub limits: WireLimits,
     #[serde(default)]
+    pub admin: WireAdmin,
+    #[serde(default)]
     pub sites: Vec<WireSite>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireAdmin {
+    /// Bearer token for `POST /purge` and `POST /warm`; absent = those endpoints refuse.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -44,6 +53,7 @@ pub struct WireCache {
     pub max_entry_size: Option<ByteSize>,
     pub lock_timeout_seconds: Option<u64>,
     pub dir: Option<String>,
+    pub disk_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

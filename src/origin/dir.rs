@@ -51,7 +51,7 @@ pub async fn fetch(root: &Path, url_path: &str, max_bytes: u64) -> Result<Fetche
         no_store: false,
         last_modified: modified,
         etag,
-        tags: None,
+        tags: Vec::new(),
     })
 }
 

@@ -87,7 +87,10 @@ pub async fn fetch(
         forbids_storing(cache_control.as_deref()),
         header("last-modified").and_then(|l| httpdate::parse_http_date(&l).ok()),
         header("etag"),
-        header("surrogate-key").or_else(|| header("cache-tag")),
+        ["surrogate-key", "cache-tag"]
+            .into_iter()
+            .filter_map(|name| Some((name, header(name)?)))
+            .collect::<Vec<_>>(),
     );
     if status == 404 || status == 410 {
         return Err(OriginError::NotFound);

@@ -26,8 +26,9 @@ pub struct Fetched {
     pub no_store: bool,
     pub last_modified: Option<SystemTime>,
     pub etag: Option<String>,
-    /// `Surrogate-Key` / `Cache-Tag` values, kept for purge by tag.
-    pub tags: Option<String>,
+    /// `Surrogate-Key` / `Cache-Tag` headers as the origin sent them (name, value), forwarded
+    /// on variants so the edge cache can record them for purge by tag.
+    pub tags: Vec<(&'static str, String)>,
 }
 
 /// Why an original could not be had. The service maps each to a status.

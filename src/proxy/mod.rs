@@ -91,7 +91,10 @@ impl Edge {
         }
         let span = pingora_cache::trace::Span::inactive();
         for path in paths {
-            let key = CacheKey::new(raw_key(ctx.site, &path), "").to_compact();
+            let raw = route::KeyedRoute::Raw {
+                path_and_query: &path,
+            };
+            let key = CacheKey::new(route::primary_key(ctx.site, raw), "").to_compact();
             if let Err(e) = self
                 .storage
                 .purge(
@@ -199,18 +202,19 @@ impl ProxyHttp for Edge {
     fn cache_key_callback(&self, session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
         // Getting this wrong leads to cache poisoning: everything that changes the response
         // must be in the key or in the variance.
-        let primary = match &ctx.route {
+        let keyed = match &ctx.route {
             Route::Image {
                 canonical, source, ..
-            } => format!("{}|img|{}|{}", ctx.site, canonical, source),
-            _ => {
-                let uri = &session.req_header().uri;
-                raw_key(
-                    ctx.site,
-                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-                )
-            }
+            } => route::KeyedRoute::Image { canonical, source },
+            _ => route::KeyedRoute::Raw {
+                path_and_query: session
+                    .req_header()
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str()),
+            },
         };
+        let primary = route::primary_key(ctx.site, keyed);
         Ok(CacheKey::new(primary, ""))
     }
 
@@ -432,11 +436,6 @@ impl ProxyHttp for Edge {
     }
 }
 
-/// Primary cache key of a passthrough response.
-fn raw_key(site: usize, path_and_query: &str) -> String {
-    format!("{site}|raw|{path_and_query}")
-}
-
 /// The path of `url` when it is relative or on `host`; `None` for other hosts.
 fn same_site_path(url: &str, host: &str) -> Option<String> {
     if url.starts_with('/') && !url.starts_with("//") {
@@ -456,6 +455,9 @@ fn cache_status(session: &Session) -> &'static str {
         return "imgate; fwd=bypass";
     }
     match session.cache.phase() {
+        CachePhase::Hit if crate::cache::served_from_disk(session.cache.cache_meta()) => {
+            "imgate; hit; detail=disk"
+        }
         CachePhase::Hit => "imgate; hit",
         CachePhase::Stale | CachePhase::StaleUpdating => "imgate; hit; fwd=stale",
         CachePhase::Revalidated => "imgate; hit; fwd=stale; fwd-status=304",

@@ -136,8 +136,8 @@ impl TransformService {
         if spec.format == FormatRequest::Auto {
             headers.push(("vary", "Accept".to_string()));
         }
-        if let Some(tags) = &original.tags {
-            headers.push(("surrogate-key", tags.clone()));
+        for (name, value) in &original.tags {
+            headers.push((name, value.clone()));
         }
         let t = out.timings;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;

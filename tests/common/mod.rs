@@ -453,3 +453,149 @@ pub fn reference(file: &Path, w: u32, h: u32) -> image::RgbaImage {
     let img = image::open(file).expect("fixture decodes").to_rgba8();
     image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
 }
+
+// ---- Helpers for the cache tests (tests/cache.rs) ----
+
+impl Imgate {
+    /// SIGKILL: no shutdown, no flush; what a crash or an OOM kill does.
+    pub fn kill9(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+/// One HTTP/1.1 request with a body and `Connection: close`.
+pub fn send_body(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw, false)
+}
+
+/// The value of one series (`name{labels}` exactly as rendered, labels sorted) on `/metrics`;
+/// 0 when absent.
+pub fn metric(admin: &str, series: &str) -> f64 {
+    let text = String::from_utf8(get(admin, "/metrics", &[]).unwrap().body).unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// A front for a [`TestOrigin`] that adds purge tags to its answers:
+/// `/tag/<a+b>/<path>` answers like `<path>` plus `Surrogate-Key: a b`, and
+/// `/ctag/<a,b>/<path>` plus `Cache-Tag: a,b`. Other paths pass unchanged.
+pub struct TagFront {
+    pub addr: SocketAddr,
+}
+
+impl TagFront {
+    pub fn start(origin: SocketAddr) -> TagFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || tag_conn(conn, origin));
+            }
+        });
+        TagFront { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn tag_conn(conn: TcpStream, origin: SocketAddr) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let tagged = |prefix: &str, name: &str, sep: &str| {
+            let rest = path.strip_prefix(prefix)?;
+            let (tags, file) = rest.split_once('/').unwrap_or((rest, ""));
+            Some((
+                format!("{name}: {}\r\n", tags.replace('+', sep)),
+                format!("/{file}"),
+            ))
+        };
+        let (extra, upstream_path) = tagged("/tag/", "Surrogate-Key", " ")
+            .or_else(|| tagged("/ctag/", "Cache-Tag", ","))
+            .unwrap_or((String::new(), path.clone()));
+        let Ok(up) = TcpStream::connect(origin) else {
+            return;
+        };
+        let mut up_out = up.try_clone().unwrap();
+        let _ = write!(
+            up_out,
+            "GET {upstream_path} HTTP/1.1\r\nHost: origin\r\n\r\n"
+        );
+        let mut up_in = BufReader::new(up);
+        let mut head = Vec::new();
+        let mut length = 0usize;
+        let mut first = true;
+        loop {
+            let mut h = String::new();
+            if up_in.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            head.extend_from_slice(h.as_bytes());
+            if first {
+                head.extend_from_slice(extra.as_bytes());
+                first = false;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        if up_in.read_exact(&mut body).is_err() {
+            return;
+        }
+        head.extend_from_slice(&body);
+        if out.write_all(&head).is_err() {
+            return;
+        }
+    }
+}
