@@ -560,3 +560,33 @@ fn missing_originals_are_cached_briefly_and_unsafe_methods_invalidate() {
     assert!(after.header("cache-status").unwrap().contains("miss"));
     assert_eq!(o.hits(page), 3);
 }
+
+#[test]
+fn concurrent_variants_of_one_original_share_one_download() {
+    // 12 different widths of one photo at once: one origin request, not 12, so a burst of
+    // thumbnails of a large original holds it in memory once.
+    let o = origin();
+    let gw = Arc::new(Imgate::start(&o.url(), ""));
+    let path = "/slow/300/photos/GreenMeadow.jpg";
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let gw = gw.clone();
+            std::thread::spawn(move || {
+                let w = 100 + i * 10;
+                let r = gw.get(&format!("/cdn-cgi/image/width={w},format=jpeg{path}"));
+                assert_eq!(r.status, 200);
+                assert_eq!(dims(&r).0, w);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(o.hits(path), 1);
+    // Once the burst is over, the next miss fetches afresh (nothing is kept beyond it).
+    assert_eq!(
+        gw.get(&format!("/cdn-cgi/image/width=99{path}")).status,
+        200
+    );
+    assert_eq!(o.hits(path), 2);
+}
