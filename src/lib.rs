@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 pub mod proxy;
+pub mod rewrite;
 pub mod route;
 pub mod server;
 pub mod service;

@@ -25,7 +25,9 @@ use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+mod html;
 
 /// Responses without explicit freshness are not stored; stale serving only when the response
 /// asks for it (`stale-while-revalidate`, `stale-if-error`).
@@ -49,6 +51,8 @@ pub struct EdgeCtx {
     route: Route,
     site: usize,
     started: Instant,
+    /// The page being rewritten, from its upstream header to its last body chunk.
+    html: Option<crate::rewrite::HtmlBody>,
 }
 
 pub struct Edge {
@@ -99,6 +103,7 @@ impl ProxyHttp for Edge {
             route: Route::Unrouted,
             site: 0,
             started: Instant::now(),
+            html: None,
         }
     }
 
@@ -166,8 +171,9 @@ impl ProxyHttp for Edge {
             _ => {
                 let uri = &session.req_header().uri;
                 format!(
-                    "{}|raw|{}",
+                    "{}|{}|{}",
                     ctx.site,
+                    html::raw_key_kind(&self.config.sites[ctx.site]),
                     uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
                 )
             }
@@ -311,7 +317,7 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut EdgeCtx,
+        ctx: &mut EdgeCtx,
     ) -> Result<()> {
         let status = cache_status(session);
         if matches!(
@@ -322,7 +328,40 @@ impl ProxyHttp for Edge {
             resp.remove_header("server-timing");
         }
         resp.insert_header("cache-status", status)?;
+        if matches!(ctx.route, Route::Passthrough) {
+            html::compress_for_client(&self.config.sites[ctx.site], session, resp);
+        }
         Ok(())
+    }
+
+    // HTML rewriting (issue 4): upstream filters, so the cache stores the rewritten page.
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        if matches!(ctx.route, Route::Passthrough) {
+            let site = &self.config.sites[ctx.site];
+            ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(page) = ctx.html.as_mut() {
+            html::feed(page, body, end_of_stream)?;
+            if end_of_stream {
+                ctx.html = None;
+            }
+        }
+        Ok(None)
     }
 
     async fn logging(
