@@ -192,3 +192,37 @@ fn pages_pass_unchanged_when_rewriting_is_off() {
         std::fs::read(fixtures().join("html/gallery.html")).unwrap()
     );
 }
+
+/// Latency the rewrite adds through the real server: a generated 1 MiB page, every request a
+/// miss (`?v=`), rewriting off and on measured alternately in the same run.
+#[test]
+#[ignore = "timing: cargo test --test html -- --ignored --nocapture"]
+fn rewrite_latency_on_a_1mib_page_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("page.html"),
+        imgate::rewrite::sample::page(1 << 20, 20),
+    )
+    .unwrap();
+    let origin = TestOrigin::start(dir.path());
+    let off = Imgate::start(&origin.url(), "");
+    let on = rewriting_gateway(&origin);
+    let (mut t_off, mut t_on) = (Vec::new(), Vec::new());
+    for round in 0..40 {
+        for (gw, times) in [(&off, &mut t_off), (&on, &mut t_on)] {
+            let start = std::time::Instant::now();
+            let r = gw.get(&format!("/page.html?v={round}"));
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(r.status, 200);
+        }
+    }
+    let median = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let (off_ms, on_ms) = (median(&mut t_off), median(&mut t_on));
+    println!(
+        "1 MiB page, miss: rewrite off {off_ms:.2} ms, on {on_ms:.2} ms, added {:.2} ms (median of 40)",
+        on_ms - off_ms
+    );
+}

@@ -4,7 +4,6 @@
 
 use super::url::{format_srcset, image_source, image_url, parse_srcset};
 use super::RewriteOptions;
-use crate::spec;
 
 /// The attributes the rules read (raw values as written, entities undecoded).
 #[derive(Debug, Default, Clone)]
@@ -24,6 +23,8 @@ pub type Changes = Vec<(&'static str, String)>;
 
 /// Options with nothing but `format=auto` for an image of unknown display size.
 const AUTO: &str = "format=auto";
+/// The largest `width` the edge accepts (`spec`'s limit).
+const MAX_WIDTH: u32 = 12_000;
 
 /// `<img>` number `index` (0-based, in document order) in a page under `dir`.
 pub fn rewrite_img(tag: &ImageTag, index: usize, dir: &str, o: &RewriteOptions) -> Changes {
@@ -126,19 +127,18 @@ fn descriptor_options(descriptor: &str, width: Option<u32>) -> String {
 }
 
 /// `width=W[,dpr=D],format=auto`, or plain `format=auto` when the edge would refuse the
-/// combination (width over the limit, a density outside 1-4): the image still loads.
+/// combination (width over the limit, a density outside 1-4): the image still loads. Checked
+/// here rather than with `spec::parse_options`, which costs more than the rest of a tag.
 fn options(width: Option<u32>, dpr: Option<&str>) -> String {
-    let Some(w) = width else {
+    let Some(w) = width.filter(|w| (1..=MAX_WIDTH).contains(w)) else {
         return AUTO.into();
     };
-    let text = match dpr {
-        Some(d) if d != "1" => format!("width={w},dpr={d},{AUTO}"),
-        _ => format!("width={w},{AUTO}"),
-    };
-    if spec::parse_options(&text).is_ok() {
-        text
-    } else {
-        AUTO.into()
+    match dpr {
+        None | Some("1") => format!("width={w},{AUTO}"),
+        Some(d) if d.parse::<f32>().is_ok_and(|v| (1.0..=4.0).contains(&v)) => {
+            format!("width={w},dpr={d},{AUTO}")
+        }
+        Some(_) => AUTO.into(),
     }
 }
 
@@ -151,4 +151,38 @@ fn display_width(value: &str) -> Option<u32> {
         return None;
     }
     v[..digits].parse().ok().filter(|w| *w > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    #[test]
+    fn generated_options_are_accepted_by_the_edge() {
+        for (w, d) in [
+            (Some(1), None),
+            (Some(12_000), Some("4")),
+            (Some(300), Some("1.5")),
+        ] {
+            let o = options(w, d);
+            assert!(o.starts_with("width="), "{o}");
+            assert!(spec::parse_options(&o).is_ok(), "{o}");
+        }
+        for (w, d) in [
+            (Some(12_001), None),
+            (Some(0), None),
+            (Some(300), Some("5")),
+            (None, Some("2")),
+        ] {
+            assert_eq!(options(w, d), AUTO);
+        }
+        assert_eq!(descriptor_options("480w", None), "width=480,format=auto");
+        assert_eq!(
+            descriptor_options("2x", Some(100)),
+            "width=100,dpr=2,format=auto"
+        );
+        assert_eq!(descriptor_options("1.5x", None), AUTO);
+        assert_eq!(descriptor_options("100h", Some(100)), AUTO);
+    }
 }

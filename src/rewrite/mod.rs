@@ -12,6 +12,8 @@
 pub mod body;
 pub mod image;
 pub mod page;
+#[doc(hidden)]
+pub mod sample;
 pub mod url;
 
 pub use body::{HtmlBody, RewriteError};

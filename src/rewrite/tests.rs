@@ -209,3 +209,71 @@ fn fingerprint_follows_the_options() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<HtmlBody>();
 }
+
+/// Dev-profile timing (lol_html, encoding_rs and flate2 are built with opt-level 3 there; the
+/// glue with opt-level 1). `benches/rewrite.rs` is the release-profile measurement.
+#[test]
+#[ignore = "timing: cargo test --lib rewrite_throughput -- --ignored --nocapture"]
+fn rewrite_throughput_of_a_1mib_page() {
+    for image_every in [1, 20] {
+        time_rewrite(&sample::page(1 << 20, image_every));
+    }
+}
+
+fn time_rewrite(page: &[u8]) {
+    let ctype = "text/html; charset=utf-8";
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let start = std::time::Instant::now();
+        let out = rewrite_in(page, "/blog/index.html", ctype, &[16 * 1024]);
+        times.push(start.elapsed());
+        assert!(out.len() > page.len());
+    }
+    // The floor: lol_html parsing the same page with no handler.
+    let mut floor = Vec::new();
+    for _ in 0..30 {
+        let start = std::time::Instant::now();
+        let mut parser = lol_html::HtmlRewriter::new(lol_html::Settings::new(), |_: &[u8]| {});
+        for chunk in page.chunks(16 * 1024) {
+            parser.write(chunk).unwrap();
+        }
+        parser.end().unwrap();
+        floor.push(start.elapsed());
+    }
+    // Matching only: the same selectors, handlers that read one attribute and change nothing.
+    let mut matching = Vec::new();
+    for _ in 0..30 {
+        let start = std::time::Instant::now();
+        let settings = lol_html::Settings::new()
+            .append_element_content_handler(lol_html::element!("img", |el| {
+                let _ = el.get_attribute("src");
+                Ok(())
+            }))
+            .append_element_content_handler(lol_html::element!("picture > source", |el| {
+                let _ = el.get_attribute("srcset");
+                Ok(())
+            }));
+        let mut parser = lol_html::HtmlRewriter::new(settings, |_: &[u8]| {});
+        for chunk in page.chunks(16 * 1024) {
+            parser.write(chunk).unwrap();
+        }
+        parser.end().unwrap();
+        matching.push(start.elapsed());
+    }
+    let images = page.windows(4).filter(|w| w == b"<img").count();
+    println!("{images} <img> in the page");
+    for (what, mut t) in [
+        ("rewrite", times),
+        ("lol_html floor", floor),
+        ("matching only", matching),
+    ] {
+        t.sort();
+        let median = t[t.len() / 2];
+        println!(
+            "{what}: 1 MiB page in 16 KiB chunks: median {:.2} ms, best {:.2} ms, {:.0} MB/s",
+            median.as_secs_f64() * 1e3,
+            t[0].as_secs_f64() * 1e3,
+            page.len() as f64 / median.as_secs_f64() / 1e6
+        );
+    }
+}
