@@ -45,6 +45,15 @@ pub fn start(
     limit: u64,
 ) -> Option<HtmlBody> {
     let rewrite = site.html_rewrite.as_ref()?;
+    if resp.status == 304 {
+        // A revalidation: its headers are merged into the stored page's; when that is a
+        // rewritten page they must describe it the same way.
+        let stored = session.cache.maybe_cache_meta();
+        if stored.is_some_and(|m| identity_html(m.headers())) {
+            describe_rewritten(resp);
+        }
+        return None;
+    }
     if resp.status != 200 {
         return None;
     }
@@ -66,6 +75,12 @@ pub fn start(
     resp.remove_header(&CONTENT_LENGTH);
     resp.remove_header(&CONTENT_ENCODING);
     resp.remove_header(&ACCEPT_RANGES);
+    describe_rewritten(resp);
+    Some(body)
+}
+
+/// Validators and `Vary` of a rewritten page: a weak ETag, no `Accept-Encoding` variance.
+fn describe_rewritten(resp: &mut ResponseHeader) {
     if let Some(etag) = resp.headers.get(ETAG).cloned() {
         if etag.as_bytes().starts_with(b"\"") {
             let weak = [b"W/", etag.as_bytes()].concat();
@@ -88,7 +103,6 @@ pub fn start(
     if !vary.is_empty() {
         let _ = resp.insert_header(VARY, vary.join(", "));
     }
-    Some(body)
 }
 
 /// Rewrite one chunk of the upstream body in place.
@@ -103,13 +117,7 @@ pub fn feed(html: &mut HtmlBody, body: &mut Option<Bytes>, end: bool) -> Result<
 
 /// Gzip a rewritten (identity-coded HTML) page for a client that accepts gzip, hit or miss.
 pub fn compress_for_client(site: &Site, session: &mut Session, resp: &mut ResponseHeader) {
-    let identity_html = resp.headers.get(CONTENT_ENCODING).is_none()
-        && resp
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_html);
-    if site.html_rewrite.is_none() || resp.status != 200 || !identity_html {
+    if site.html_rewrite.is_none() || resp.status != 200 || !identity_html(&resp.headers) {
         return;
     }
     let accepts_gzip = session
@@ -147,4 +155,13 @@ pub fn compress_for_client(site: &Site, session: &mut Session, resp: &mut Respon
         compression.adjust_algorithm_level(Algorithm::Gzip, CLIENT_COMPRESSION_LEVEL);
         compression.request_filter(&accept);
     }
+}
+
+/// Identity-coded HTML: what a rewritten page looks like (stored or on its way out).
+fn identity_html(headers: &http::HeaderMap) -> bool {
+    headers.get(CONTENT_ENCODING).is_none()
+        && headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_html)
 }
