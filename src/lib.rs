@@ -14,6 +14,7 @@ pub mod origin;
 pub mod pipeline;
 pub mod proxy;
 pub mod purge;
+pub mod rewrite;
 pub mod route;
 pub mod server;
 pub mod service;

@@ -5,10 +5,11 @@
 pub mod wire;
 
 use crate::pipeline::Limits;
+use crate::rewrite::{HtmlRewrite, RewriteOptions};
 use pingora::server::configuration::ServerConf;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wire::{WireConfig, WireSite};
+use wire::{WireConfig, WireHtmlRewrite, WireSite};
 
 /// The example config, compiled in: what `imgate` runs with when given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../conf/imgate.yaml");
@@ -128,6 +129,8 @@ pub struct Site {
     /// Hosts an absolute `https://` source URL may point at.
     pub allowed_source_hosts: Vec<String>,
     pub ttl: TtlPolicy,
+    /// HTML pages passing through get their images rewritten to the edge; `None` when off.
+    pub html_rewrite: Option<HtmlRewrite>,
 }
 
 impl Site {
@@ -242,6 +245,8 @@ pub struct EnvOverrides {
     pub origin: Option<String>,
     pub cache_dir: Option<String>,
     pub admin_token: Option<String>,
+    /// `IMGATE_HTML_REWRITE=on|off`: the HTML rewrite of the first site.
+    pub html_rewrite: Option<String>,
 }
 
 impl EnvOverrides {
@@ -253,6 +258,7 @@ impl EnvOverrides {
             origin: get("IMGATE_ORIGIN"),
             cache_dir: get("IMGATE_CACHE_DIR"),
             admin_token: get("IMGATE_ADMIN_TOKEN"),
+            html_rewrite: get("IMGATE_HTML_REWRITE"),
         }
     }
 }
@@ -425,7 +431,21 @@ impl Config {
             return Err(err("sites", "at least one site is required".into()));
         }
         let mut sites = Vec::with_capacity(w.sites.len());
-        for (i, s) in w.sites.into_iter().enumerate() {
+        let html_switch = match env.html_rewrite.as_deref() {
+            None => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(other) => {
+                return Err(err(
+                    "IMGATE_HTML_REWRITE",
+                    format!("'{other}' must be on or off"),
+                ))
+            }
+        };
+        for (i, mut s) in w.sites.into_iter().enumerate() {
+            if let (0, Some(on)) = (i, html_switch) {
+                s.html_rewrite.get_or_insert_with(Default::default).enabled = on;
+            }
             sites.push(validate_site(s, i, env, base_dir).map_err(|(k, m)| err(&k, m))?);
         }
 
@@ -530,21 +550,64 @@ fn validate_site(
             ),
         ));
     }
+    let allowed_source_hosts: Vec<String> = s
+        .allowed_source_hosts
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let html_rewrite = match s.html_rewrite {
+        Some(h) if h.enabled => Some(
+            validate_html_rewrite(h, &hosts, &allowed_source_hosts)
+                .map_err(|(k, m)| (key(&format!("html_rewrite.{k}")), m))?,
+        ),
+        _ => None,
+    };
     Ok(Site {
         hosts,
         origin,
-        allowed_source_hosts: s
-            .allowed_source_hosts
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect(),
+        allowed_source_hosts,
         ttl: TtlPolicy {
             min,
             max,
             default,
             negative,
         },
+        html_rewrite,
     })
+}
+
+/// Defaults from [`RewriteOptions::default`]; errors name the key below `html_rewrite`.
+fn validate_html_rewrite(
+    h: WireHtmlRewrite,
+    hosts: &[String],
+    allowed_source_hosts: &[String],
+) -> Result<HtmlRewrite, (String, String)> {
+    let defaults = RewriteOptions::default();
+    let mut widths = h.widths.unwrap_or(defaults.widths);
+    widths.sort_unstable();
+    widths.dedup();
+    if widths.is_empty() || widths.iter().any(|w| !(1..=12_000).contains(w)) {
+        return Err(("widths".into(), "a list of widths from 1 to 12000".into()));
+    }
+    let mut densities = h.densities.unwrap_or(defaults.densities);
+    densities.sort_unstable();
+    densities.dedup();
+    if densities.is_empty() || densities.iter().any(|d| !(1..=4).contains(d)) {
+        return Err(("densities".into(), "a list of densities from 1 to 4".into()));
+    }
+    let sizes = h.sizes.unwrap_or(defaults.sizes);
+    if sizes.trim().is_empty() {
+        return Err(("sizes".into(), "must not be empty".into()));
+    }
+    Ok(HtmlRewrite::new(RewriteOptions {
+        widths,
+        densities,
+        sizes,
+        lazy_loading: h.lazy_loading.unwrap_or(defaults.lazy_loading),
+        eager_images: h.eager_images.unwrap_or(defaults.eager_images),
+        own_hosts: hosts.iter().filter(|h| *h != "*").cloned().collect(),
+        allowed_source_hosts: allowed_source_hosts.to_vec(),
+    }))
 }
 
 /// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.

@@ -141,3 +141,49 @@ fn cache_tiers_and_admin_token() {
     assert_eq!(c.cache.dir, Some(PathBuf::from("/tmp/c")));
     assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef0123"));
 }
+
+#[test]
+fn html_rewrite_section_and_env_switch() {
+    let c = parse("sites: [{origin: 'http://a'}]").unwrap();
+    assert!(c.sites[0].html_rewrite.is_none(), "off by default");
+    let c = parse(
+        "sites: [{hosts: [www.example.com, '*'], origin: 'http://a', allowed_source_hosts: [cdn.example.net],\n  html_rewrite: {enabled: true, widths: [640, 320, 640], eager_images: 0}}]",
+    )
+    .unwrap();
+    let h = c.sites[0].html_rewrite.as_ref().unwrap();
+    assert_eq!(h.options.widths, [320, 640]);
+    assert_eq!(h.options.densities, [1, 2]);
+    assert_eq!(h.options.own_hosts, ["www.example.com"]);
+    assert_eq!(h.options.allowed_source_hosts, ["cdn.example.net"]);
+    let e = parse("sites: [{origin: 'http://a', html_rewrite: {enabled: true, widths: [0]}}]")
+        .unwrap_err();
+    assert_eq!(e.key, "sites[0].html_rewrite.widths");
+    let e = parse("sites: [{origin: 'http://a', html_rewrite: {enabled: true, densities: [5]}}]")
+        .unwrap_err();
+    assert_eq!(e.key, "sites[0].html_rewrite.densities");
+    let e = parse("sites: [{origin: 'http://a', html_rewrite: {enable: true}}]").unwrap_err();
+    assert!(e.message.contains("enable"), "{e}");
+
+    let with_env = |v: &str, yaml: &str| {
+        let env = EnvOverrides {
+            html_rewrite: Some(v.into()),
+            ..Default::default()
+        };
+        Config::from_yaml(yaml, "t", Path::new("/"), &env)
+    };
+    let two = "sites: [{hosts: [a], origin: 'http://a'}, {hosts: [b], origin: 'http://b'}]";
+    let c = with_env("on", two).unwrap();
+    assert!(c.sites[0].html_rewrite.is_some());
+    assert!(c.sites[1].html_rewrite.is_none(), "only the first site");
+    let on = "sites: [{origin: 'http://a', html_rewrite: {enabled: true}}]";
+    assert!(with_env("off", on).unwrap().sites[0].html_rewrite.is_none());
+    assert_eq!(with_env("yes", on).unwrap_err().key, "IMGATE_HTML_REWRITE");
+    // A config change changes the fingerprint that keys rewritten pages.
+    let a = parse(on).unwrap();
+    let b =
+        parse("sites: [{origin: 'http://a', html_rewrite: {enabled: true, sizes: 50vw}}]").unwrap();
+    assert_ne!(
+        a.sites[0].html_rewrite.as_ref().unwrap().fingerprint,
+        b.sites[0].html_rewrite.as_ref().unwrap().fingerprint
+    );
+}

@@ -75,6 +75,20 @@ pub struct WireSite {
     pub allowed_source_hosts: Vec<String>,
     #[serde(default)]
     pub ttl: WireTtl,
+    pub html_rewrite: Option<WireHtmlRewrite>,
+}
+
+/// `sites[].html_rewrite`: `<img>` URLs in the site's HTML pages rewritten to the edge.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireHtmlRewrite {
+    #[serde(default)]
+    pub enabled: bool,
+    pub widths: Option<Vec<u32>>,
+    pub densities: Option<Vec<u8>>,
+    pub sizes: Option<String>,
+    pub lazy_loading: Option<bool>,
+    pub eager_images: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -26,7 +26,9 @@ use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+mod html;
 
 /// What the edge decided a request is, kept for the later phases.
 #[derive(Debug, Default)]
@@ -51,6 +53,8 @@ pub struct EdgeCtx {
     /// A `304` received while revalidating, merged into the stored response by
     /// `response_cache_filter`.
     not_modified: Option<Box<ResponseHeader>>,
+    /// The page being rewritten, from its upstream header to its last body chunk.
+    html: Option<crate::rewrite::HtmlBody>,
 }
 
 pub struct Edge {
@@ -142,6 +146,7 @@ impl ProxyHttp for Edge {
             started: Instant::now(),
             response_time: None,
             not_modified: None,
+            html: None,
         }
     }
 
@@ -251,6 +256,12 @@ impl ProxyHttp for Edge {
                         .map(|v| v.as_bytes().to_vec())
                         .unwrap_or_default();
                     variance.add_owned_name_value(name, value);
+                }
+                // Pages of a rewriting site are stored rewritten: a change to the rewrite
+                // config must not serve rewrites made under the old one. In the variance, not
+                // the key, so purging a URL still reaches every version.
+                if let Some(rewrite) = &self.config.sites[ctx.site].html_rewrite {
+                    variance.add_value("imgate-html-rewrite", rewrite.fingerprint.as_bytes());
                 }
             }
         }
@@ -362,7 +373,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
@@ -370,6 +381,10 @@ impl ProxyHttp for Edge {
         http_cache::strip_hop_by_hop(resp);
         if resp.status.as_u16() == 304 {
             ctx.not_modified = Some(Box::new(resp.clone()));
+        }
+        if matches!(ctx.route, Route::Passthrough) {
+            let site = &self.config.sites[ctx.site];
+            ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
         }
         Ok(())
     }
@@ -396,7 +411,27 @@ impl ProxyHttp for Edge {
             resp.remove_header("server-timing");
         }
         resp.insert_header("cache-status", status)?;
+        if matches!(ctx.route, Route::Passthrough) {
+            html::compress_for_client(&self.config.sites[ctx.site], session, resp);
+        }
         Ok(())
+    }
+
+    // HTML rewriting runs in the upstream filters, so the cache stores the rewritten page.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(page) = ctx.html.as_mut() {
+            html::feed(page, body, end_of_stream)?;
+            if end_of_stream {
+                ctx.html = None;
+            }
+        }
+        Ok(None)
     }
 
     async fn logging(

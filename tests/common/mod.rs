@@ -19,7 +19,8 @@ pub fn fixtures() -> PathBuf {
 /// A real origin server on 127.0.0.1 serving `root`. Special paths for fault tests:
 /// `/slow/<ms>/<file>` waits first; `/status/<code>/<anything>` answers that status;
 /// `/chunked/<file>` streams without Content-Length; `/nocache/<file>` sends `no-store`;
-/// `/cc/<cache-control>/<file>` sends that `Cache-Control`.
+/// `/cc/<cache-control>/<file>` sends that `Cache-Control`; a `?encoding=gzip` or `?encoding=br`
+/// query sends the file with that `Content-Encoding`.
 pub struct TestOrigin {
     pub addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, usize>>>,
@@ -125,6 +126,7 @@ fn serve_conn(
             );
             continue;
         };
+        let (body, coding_header) = content_encoding_for_test(&path, body);
         let ctype = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
             "jpg" | "jpeg" => "image/jpeg",
             "png" => "image/png",
@@ -134,7 +136,7 @@ fn serve_conn(
             _ => "application/octet-stream",
         };
         let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nCache-Control: {cache_control}\r\nETag: \"{}\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nCache-Control: {cache_control}\r\nETag: \"{}\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n{coding_header}",
             body.len()
         );
         let ok = if chunked {
@@ -188,6 +190,18 @@ impl Imgate {
 
     /// Full control: the `pingora:` section too (e.g. a grace period for shutdown tests).
     pub fn start_custom(origin: &str, pingora: &str, extra: &str, args: &[&str]) -> Imgate {
+        Imgate::start_full(origin, pingora, extra, args, &[])
+    }
+
+    /// Like [`Imgate::start_custom`], with environment variables for the process (e.g.
+    /// `IMGATE_HTML_REWRITE=on`).
+    pub fn start_full(
+        origin: &str,
+        pingora: &str,
+        extra: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Imgate {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let config = format!(
@@ -202,6 +216,7 @@ impl Imgate {
             .arg("--config")
             .arg(&config_path)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn,pingora_cache::meta=error")
             .stdout(Stdio::null())
             .spawn()
@@ -452,6 +467,49 @@ pub fn ssim(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
 pub fn reference(file: &Path, w: u32, h: u32) -> image::RgbaImage {
     let img = image::open(file).expect("fixture decodes").to_rgba8();
     image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
+}
+
+/// The body as the origin sends it for a `?encoding=gzip|br` query, and the header saying so.
+fn content_encoding_for_test(path: &str, body: Vec<u8>) -> (Vec<u8>, &'static str) {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    if query.split('&').any(|p| p == "encoding=gzip") {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&body).unwrap();
+        (
+            gz.finish().unwrap(),
+            "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n",
+        )
+    } else if query.split('&').any(|p| p == "encoding=br") {
+        let mut br = Vec::new();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
+            .write_all(&body)
+            .unwrap();
+        (br, "Content-Encoding: br\r\nVary: Accept-Encoding\r\n")
+    } else {
+        (body, "")
+    }
+}
+
+/// Remove a response's `Content-Encoding` (gzip, br or none).
+pub fn decode_content(r: &Response) -> Vec<u8> {
+    match r.header("content-encoding") {
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&r.body[..])
+                .read_to_end(&mut out)
+                .expect("gzip body decodes");
+            out
+        }
+        Some("br") => {
+            let mut out = Vec::new();
+            brotli::Decompressor::new(&r.body[..], 4096)
+                .read_to_end(&mut out)
+                .expect("brotli body decodes");
+            out
+        }
+        None => r.body.clone(),
+        Some(other) => panic!("unexpected content-encoding {other}"),
+    }
 }
 
 // ---- Helpers for the cache tests (tests/cache.rs) ----

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Memory under a burst of misses on one huge original (issue 5, target 4): imgate in front of a
+# real HTTP origin on loopback, N concurrent misses (distinct widths, so no cache entry or lock
+# is shared) on the 17.9 MP Elephants_5640x3172.jpg, then the server's RSS: idle before, peak
+# (VmHWM) during, and settled after.
+#   benches/memory.sh [preset] [concurrency] [waves]
+#   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
+# Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins) and ../shared/corpus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset=${1:-default}; conc=${2:-64}; waves=${3:-3}
+bin=${CARGO_TARGET_DIR:-target}/perf
+photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
+image=Elephants_5640x3172.jpg
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
+run=$(mktemp -d); pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }
+trap cleanup EXIT
+
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$photos" >/dev/null 2>&1 &
+pids+=($!)
+cat >"$run/imgate.yaml" <<YAML
+pingora:
+  threads: 2
+listen: 127.0.0.1:$edge_port
+admin_listen: 127.0.0.1:$admin_port
+transform_socket: $run/transform.sock
+performance: $preset
+sites:
+  - hosts: ["*"]
+    origin: http://127.0.0.1:$origin_port
+YAML
+"$bin/imgate" --config "$run/imgate.yaml" >"$run/imgate.log" 2>&1 &
+imgate_pid=$!; pids+=($imgate_pid)
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin_port/readyz" && break; sleep 0.1; done
+for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$origin_port/$image" && break; sleep 0.1; done
+rss() { awk -v k="$1:" '$1==k {print int($2/1024)}' "/proc/$imgate_pid/status"; }
+idle=$(rss VmRSS)
+"$bin/benchmark" --target "127.0.0.1:$edge_port" --scenario miss --concurrency "$conc" \
+  --max-requests $((conc * waves)) --duration 120 --images "$image" \
+  --template '/cdn-cgi/image/width={w},quality={q},format=jpeg/{f}' --pid "$imgate_pid"
+sleep 3
+echo "preset $preset: $conc concurrent misses x $waves waves on $image"
+echo "RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB, 3 s after $(rss VmRSS) MiB"
