@@ -5,11 +5,12 @@
 # (VmHWM) during, and settled after.
 #   benches/memory.sh [preset] [concurrency] [waves]
 #   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
-# Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins) and ../shared/corpus.
+# Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins; BIN_DIR=target/debug for
+# the debug build) and ../shared/corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-default}; conc=${2:-64}; waves=${3:-3}
-bin=${CARGO_TARGET_DIR:-target}/perf
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 image=Elephants_5640x3172.jpg
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -18,7 +19,7 @@ run=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }
 trap cleanup EXIT
 
-python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$photos" >/dev/null 2>&1 &
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$photos" >/dev/null 2>"$run/origin.log" &
 pids+=($!)
 cat >"$run/imgate.yaml" <<YAML
 pingora:
@@ -40,6 +41,10 @@ idle=$(rss VmRSS)
 "$bin/benchmark" --target "127.0.0.1:$edge_port" --scenario miss --concurrency "$conc" \
   --max-requests $((conc * waves)) --duration 120 --images "$image" \
   --template '/cdn-cgi/image/width={w},quality={q},format=jpeg/{f}' --pid "$imgate_pid"
+# Settled: no job running or queued (requests the client gave up on still finish), then 3 s.
+busy() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^imgate_(active_processing_jobs|processing_queue_length|active_downloads) / {n += $2} END {print n + 0}'; }
+for _ in $(seq 300); do [[ $(busy) == 0 ]] && break; sleep 0.5; done
 sleep 3
 echo "preset $preset: $conc concurrent misses x $waves waves on $image"
-echo "RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB, 3 s after $(rss VmRSS) MiB"
+echo "origin requests for $image during the run: $(($(grep -c "GET /$image" "$run/origin.log") - 1))"
+echo "RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB, settled $(rss VmRSS) MiB (3 s after the last job)"

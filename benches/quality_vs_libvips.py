@@ -4,7 +4,7 @@
 For every corpus photo under 5 MB and each output format, one 300 px wide thumbnail from
 libvips in-process (pyvips thumbnail_buffer, the same call libvips_reference.py times) and one
 from a running imgate (over HTTP, its miss path). Both are scored against one reference: the
-original decoded and downscaled by libvips to the same size without any lossy encoding. SSIM
+original decoded at full size and resized with Lanczos3 (no shrink-on-load, no lossy encoding). SSIM
 is computed on luma (8x8 Gaussian-weighted windows, the usual constants). Prints per-format
 totals: bytes of each, the byte ratio, and mean SSIM of each.
   setup: apt-get install -y libvips42; pip install pyvips numpy
@@ -25,6 +25,8 @@ pyvips.cache_set_max(0)
 
 def luma(img):
     """8-bit sRGB image -> float luma array (BT.601 weights, as SSIM is usually reported)."""
+    if img.interpretation in ("rgb16", "grey16") or img.format != "uchar":
+        img = img.colourspace("srgb")  # e.g. 10-bit AVIF decodes as 16 bits per sample
     if img.bands == 4:
         img = img.flatten(background=255)
     if img.bands == 1:
@@ -54,8 +56,9 @@ totals = {f: [0, 0, [], []] for f, _, _ in FORMATS}
 for path in files:
     name = os.path.basename(path)
     data = open(path, "rb").read()
-    reference = pyvips.Image.thumbnail_buffer(data, WIDTH)
-    ref = luma(reference)
+    # Neutral reference: the full-size decode (no shrink-on-load) resized with Lanczos3.
+    full = pyvips.Image.new_from_buffer(data, "", access="sequential").autorot()
+    ref = luma(full.resize(WIDTH / full.width, kernel="lanczos3"))
     for fmt, q, suffix in FORMATS:
         vips_bytes = pyvips.Image.thumbnail_buffer(data, WIDTH).write_to_buffer(suffix.format(q=q))
         url = f"{base}/cdn-cgi/image/width={WIDTH},quality={q},format={fmt}/{name}"
