@@ -18,7 +18,7 @@ import pyvips
 base = sys.argv[1]
 folder = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "corpus", "photos")
 files = sorted(f for f in glob.glob(os.path.join(folder, "*.jpg")) if os.path.getsize(f) < 5_000_000)
-WIDTH = 300
+WIDTH = int(os.environ.get("W", 300))
 FORMATS = [("jpeg", 80, ".jpg[Q={q},strip]"), ("webp", 80, ".webp[Q={q},strip]"), ("avif", 60, ".avif[Q={q},strip]")]
 pyvips.cache_set_max(0)
 

@@ -237,11 +237,7 @@ pub(super) fn encode_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
         .animation
         .take()
         .ok_or_else(|| PipelineError::Encode("internal: no frames decoded".into()))?;
-    let quality = ctx
-        .spec
-        .quality
-        .unwrap_or(encode::WEBP_QUALITY)
-        .clamp(1, 100);
+    let quality = encode::encoder_quality(OutputFormat::Webp, ctx.spec.quality);
     ctx.output = if anim.frames.len() == 1 {
         encode::encode(&anim.frames[0].raster, OutputFormat::Webp, ctx.spec)?
     } else {
