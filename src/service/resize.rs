@@ -91,10 +91,6 @@ impl ResizeService {
         }
     }
 
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
-    }
-
     /// Make one image. Errors carry the HTTP status a server would answer with.
     pub async fn resize(&self, req: &ResizeRequest) -> Result<Resized, ImgateError> {
         let site = self.site(&req.host)?;
