@@ -3,6 +3,7 @@
 //! counters, and never a URL or other unbounded value in a label.
 
 use once_cell::sync::Lazy;
+use pingora_prometheus::prometheus;
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
     register_int_gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -96,6 +97,14 @@ pub static REJECTED_OVERLOAD: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static MEMORY_RELEASES: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_memory_releases_total",
+        "Times freed memory was handed back to the OS after a burst of processing"
+    )
+    .expect("metric registers once")
+});
+
 pub static CACHE_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "imgate_cache_lookups_total",
@@ -169,6 +178,7 @@ pub fn init() {
     Lazy::force(&ACTIVE_PROCESSING);
     Lazy::force(&QUEUE_LENGTH);
     Lazy::force(&REJECTED_OVERLOAD);
+    Lazy::force(&MEMORY_RELEASES);
     for tier in ["memory", "disk"] {
         for result in ["hit", "miss"] {
             CACHE_LOOKUPS.with_label_values(&[tier, result]);

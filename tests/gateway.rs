@@ -590,3 +590,31 @@ fn concurrent_variants_of_one_original_share_one_download() {
     );
     assert_eq!(o.hits(path), 2);
 }
+
+#[test]
+fn each_origin_host_keeps_its_own_connection_pool() {
+    // With room for one idle connection per host, traffic to origin B must not evict origin
+    // A's idle connection (one shared pool of one would): every fetch after the first reuses
+    // its host's kept-alive connection.
+    let (a, b) = (origin(), origin());
+    let sites = format!(
+        "performance_overrides: {{pool_size: 1}}\nsites:\n  - hosts: [a.test]\n    origin: {}\n  \
+         - hosts: [b.test]\n    origin: {}\n",
+        a.url(),
+        b.url()
+    );
+    let pingora = "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
+    let gw = Imgate::start_sites(pingora, &sites, &[], &[]);
+    for width in [100, 101, 102] {
+        for (host, o) in [("a.test", &a), ("b.test", &b)] {
+            let r = gw.get_with(
+                &format!("/cdn-cgi/image/width={width},format=jpeg/photos/GreenMeadow.jpg"),
+                &[("host", host)],
+            );
+            assert_eq!(r.status, 200, "{host} width {width}");
+            assert_eq!(dims(&r).0, width);
+            assert_eq!(o.hits("/photos/GreenMeadow.jpg"), (width - 99) as usize);
+        }
+    }
+    assert_eq!((a.connections(), b.connections()), (1, 1));
+}

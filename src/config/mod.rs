@@ -478,7 +478,17 @@ impl Config {
         if server.threads == 0 {
             server.threads = cpus;
         }
-        server.upstream_keepalive_pool_size = performance.pool_size;
+        // Passthrough goes through Pingora's proxy connector, whose idle pool is one LRU for
+        // every upstream: size it as `pool_size` per distinct HTTP origin so each site's origin
+        // has room for its share (the transform fetcher keeps a strict pool per host).
+        let http_origins: std::collections::HashSet<(bool, &str, u16)> = sites
+            .iter()
+            .filter_map(|s| match &s.origin {
+                Origin::Http(o) => Some((o.tls, o.host.as_str(), o.port)),
+                Origin::Dir(_) => None,
+            })
+            .collect();
+        server.upstream_keepalive_pool_size = performance.pool_size * http_origins.len().max(1);
         Ok(Config {
             server,
             listen,

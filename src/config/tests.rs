@@ -46,6 +46,20 @@ fn presets_and_overrides() {
 }
 
 #[test]
+fn passthrough_pool_has_pool_size_per_distinct_http_origin() {
+    let c = parse(
+        "performance_overrides: {pool_size: 7}\nsites: [{hosts: [a], origin: 'http://a'}, \
+         {hosts: [b], origin: 'http://b:81'}, {hosts: [c], origin: 'http://a/other'}, \
+         {hosts: [d], origin: 'file:///srv'}]",
+    )
+    .unwrap();
+    assert_eq!(c.server.upstream_keepalive_pool_size, 14);
+    let c =
+        parse("performance_overrides: {pool_size: 7}\nsites: [{origin: 'file:///srv'}]").unwrap();
+    assert_eq!(c.server.upstream_keepalive_pool_size, 7);
+}
+
+#[test]
 fn origins_parse_and_bad_ones_name_the_key() {
     let base = Path::new("/etc/imgate");
     assert_eq!(

@@ -7,7 +7,7 @@ mod http;
 
 pub use self::http::peer_for as http_peer;
 
-use crate::config::{Origin, PerformanceConfig};
+use crate::config::{HttpOrigin, Origin, PerformanceConfig};
 use crate::metrics;
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
@@ -54,7 +54,12 @@ pub enum OriginError {
 
 /// Downloads originals with bounded concurrency over pooled connections.
 pub struct OriginFetcher {
-    connector: Connector,
+    /// One connector, and so one keep-alive pool of `pool_size` idle connections, per origin
+    /// host: Pingora bounds a connector's pool as a whole, so with one shared connector a busy
+    /// origin would evict every other origin's idle connections. The hosts are bounded by the
+    /// config (site origins and their allow-lists), so the map is too.
+    connectors: Mutex<HashMap<String, Arc<Connector>>>,
+    connector_options: ConnectorOptions,
     downloads: Semaphore,
     perf: PerformanceConfig,
     max_bytes: u64,
@@ -79,7 +84,8 @@ impl OriginFetcher {
         options.keepalive_pool_size = perf.pool_size;
         options.ca_file = ca_file;
         OriginFetcher {
-            connector: Connector::new(Some(options)),
+            connectors: Mutex::new(HashMap::new()),
+            connector_options: options,
             downloads: Semaphore::new(perf.max_concurrent_downloads),
             perf: perf.clone(),
             max_bytes,
@@ -122,6 +128,18 @@ impl OriginFetcher {
         result
     }
 
+    /// The connector (and pool) for this origin's scheme, host and port, made on first use.
+    /// Made outside the lock: a TLS connector loads its CA roots when it is created.
+    fn connector_for(&self, origin: &HttpOrigin) -> Arc<Connector> {
+        let key = format!("{}:{}:{}", origin.tls, origin.host, origin.port);
+        let connectors = || self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = connectors().get(&key) {
+            return c.clone();
+        }
+        let made = Arc::new(Connector::new(Some(self.connector_options.clone())));
+        connectors().entry(key).or_insert(made).clone()
+    }
+
     /// One download. Waiting for a download slot counts against the timeout too, so a
     /// congested origin answers 504 rather than queueing forever.
     async fn download(&self, origin: &Origin, path: &str) -> Result<Fetched, OriginError> {
@@ -136,7 +154,8 @@ impl OriginFetcher {
             let _active = metrics::ActiveGuard::new(&metrics::ACTIVE_DOWNLOADS);
             match origin {
                 Origin::Http(o) => {
-                    http::fetch(&self.connector, o, path, &self.perf, self.max_bytes).await
+                    let connector = self.connector_for(o);
+                    http::fetch(&connector, o, path, &self.perf, self.max_bytes).await
                 }
                 Origin::Dir(d) => dir::fetch(d, path, self.max_bytes).await,
             }

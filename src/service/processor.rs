@@ -1,20 +1,43 @@
 //! Runs CPU work (decode, resize, encode) on a named rayon pool, never on a tokio worker.
 //! A semaphore bounds jobs in flight and a counter bounds jobs waiting; when the wait queue is
 //! full the job is refused at once (503 + Retry-After) instead of piling up memory.
+//!
+//! After a burst it gives the memory the jobs freed back to the OS: the pool threads keep
+//! freed pages in their mimalloc heaps and the codecs (libjpeg-turbo, libwebp) leave theirs in
+//! glibc's arenas, so without this the process would stay near its peak size long after the
+//! load is gone. That runs only once the pool has been idle for a while, never between jobs,
+//! so a steady load never pays for it.
 
 use crate::error::ImgateError;
 use crate::metrics::{self, ActiveGuard};
 use crate::pipeline::PipelineError;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
+/// How often the release thread looks at the pool. Memory is released once no job has
+/// started or finished for a whole period.
+const RELEASE_CHECK: Duration = Duration::from_millis(500);
+
 pub struct Processor {
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
+    activity: Arc<Activity>,
+}
+
+/// What the release thread watches.
+#[derive(Default)]
+struct Activity {
+    /// Jobs running on the pool now.
+    running: AtomicUsize,
+    /// Jobs started so far: a change between two checks means the pool was not idle.
+    started: AtomicU64,
+    /// Memory releases done for this pool.
+    releases: AtomicU64,
 }
 
 impl Processor {
@@ -26,11 +49,19 @@ impl Processor {
             .thread_name(|i| format!("imgate-cpu-{i}"))
             .build()
             .expect("rayon pool starts");
+        let pool = Arc::new(pool);
+        let activity = Arc::new(Activity::default());
+        let (weak_pool, weak_activity) = (Arc::downgrade(&pool), Arc::downgrade(&activity));
+        std::thread::Builder::new()
+            .name("imgate-release".into())
+            .spawn(move || release_loop(weak_pool, weak_activity))
+            .expect("release thread starts");
         Processor {
             pool,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             waiting: AtomicUsize::new(0),
             max_waiting,
+            activity,
         }
     }
 
@@ -57,9 +88,13 @@ impl Processor {
             }
         };
         let (tx, rx) = oneshot::channel();
+        let activity = self.activity.clone();
+        activity.started.fetch_add(1, Ordering::AcqRel);
+        activity.running.fetch_add(1, Ordering::AcqRel);
         self.pool.spawn(move || {
             let _active = ActiveGuard::new(&metrics::ACTIVE_PROCESSING);
             let result = std::panic::catch_unwind(AssertUnwindSafe(job));
+            activity.running.fetch_sub(1, Ordering::AcqRel);
             drop(permit);
             // The receiver is gone only if the client went away; nothing to do then.
             let _ = tx.send(result);
@@ -87,6 +122,39 @@ impl Processor {
             )),
         }
     }
+}
+
+/// The release thread: once jobs have run and the pool has then been idle for a whole check
+/// period, return freed memory to the OS. Ends with the processor.
+fn release_loop(pool: Weak<rayon::ThreadPool>, activity: Weak<Activity>) {
+    let (mut seen, mut released) = (0u64, 0u64);
+    loop {
+        std::thread::sleep(RELEASE_CHECK);
+        let (Some(pool), Some(activity)) = (pool.upgrade(), activity.upgrade()) else {
+            return;
+        };
+        let started = activity.started.load(Ordering::Acquire);
+        let idle = started == seen && activity.running.load(Ordering::Acquire) == 0;
+        if idle && started != released {
+            release_memory(&pool);
+            activity.releases.fetch_add(1, Ordering::AcqRel);
+            released = started;
+        }
+        seen = started;
+    }
+}
+
+/// Hand free memory back to the OS: every pool thread's mimalloc heap, then glibc's arenas.
+fn release_memory(pool: &rayon::ThreadPool) {
+    // SAFETY: `mi_collect` only frees memory no live allocation uses; it is meant to be called
+    // from any thread, about that thread's own heap.
+    pool.broadcast(|_| unsafe { libmimalloc_sys::mi_collect(true) });
+    // SAFETY: `malloc_trim` is thread-safe and only returns unused memory.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    metrics::MEMORY_RELEASES.inc();
 }
 
 #[cfg(test)]
@@ -124,5 +192,22 @@ mod tests {
         assert_eq!(err.retry_after, Some(1));
         release_tx.send(()).unwrap();
         busy.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_is_released_once_after_a_burst_not_during_it() {
+        let p = Processor::new(2, 2, 16);
+        let releases = || p.activity.releases.load(Ordering::Acquire);
+        // A steady stream of jobs, each well inside one check period of the next: no release.
+        for _ in 0..12 {
+            p.run(|| Ok(vec![1u8; 1 << 20].len())).await.unwrap();
+            tokio::time::sleep(RELEASE_CHECK / 10).await;
+        }
+        assert_eq!(releases(), 0, "released during a steady load");
+        // Then quiet: released within two or three periods, and only once.
+        tokio::time::sleep(RELEASE_CHECK * 4).await;
+        assert_eq!(releases(), 1, "one release after the burst");
+        tokio::time::sleep(RELEASE_CHECK * 3).await;
+        assert_eq!(releases(), 1, "released again while idle");
     }
 }

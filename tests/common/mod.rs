@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ pub fn fixtures() -> PathBuf {
 pub struct TestOrigin {
     pub addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -34,18 +35,25 @@ impl TestOrigin {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (h, s, c) = (hits.clone(), stop.clone(), connections.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                c.fetch_add(1, Ordering::Relaxed);
                 let (root, hits, stop) = (root.clone(), h.clone(), s.clone());
                 std::thread::spawn(move || serve_conn(conn, &root, &hits, &stop));
             }
         });
-        TestOrigin { addr, hits, stop }
+        TestOrigin {
+            addr,
+            hits,
+            connections,
+            stop,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -56,6 +64,11 @@ impl TestOrigin {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(self.addr);
+    }
+
+    /// TCP connections the origin accepted so far (keep-alive reuse shows as fewer).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Requests the origin received for `path` so far.
@@ -202,12 +215,20 @@ impl Imgate {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Imgate {
+        let sites = format!(
+            "sites:\n  - hosts: ['*']\n    origin: {origin}\n    allowed_source_hosts: ['127.0.0.1']\n"
+        );
+        Imgate::start_sites(pingora, &format!("{extra}\n{sites}"), args, env)
+    }
+
+    /// Start imgate on `body`, the config's own part (it must list the `sites:`), after the
+    /// `pingora:` section and the test's listeners and socket.
+    pub fn start_sites(pingora: &str, body: &str, args: &[&str], env: &[(&str, &str)]) -> Imgate {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let config = format!(
             "{pingora}listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
-             transform_socket: {}/transform.sock\n{extra}\n\
-             sites:\n  - hosts: ['*']\n    origin: {origin}\n    allowed_source_hosts: ['127.0.0.1']\n",
+             transform_socket: {}/transform.sock\n{body}",
             dir.path().display()
         );
         let config_path = dir.path().join("imgate.yaml");

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Where the hit path spends its CPU (issue 5, target 3): imgate (perf build) on a file origin,
+# 4 warm variants, wrk hits them over keep-alive connections while `perf record` samples the
+# server (cpu-clock, so it works where hardware counters are not exposed). Prints requests/s,
+# the server's CPU per request (from /proc) and the hottest symbols.
+#   benches/hit_profile.sh [seconds] [connections]
+# Needs wrk and perf (Debian: wrk, linux-perf); uses target/perf/imgate (BIN_DIR to override).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; conns=${2:-64}
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
+photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
+files=FreshFlower.jpg,GreenMeadow.jpg,Aqua.jpg,Blinds.jpg
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+edge=$(free_port); admin=$(free_port)
+run=$(mktemp -d); pid=
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$run"; }
+trap cleanup EXIT
+
+IMGATE_ORIGIN=file://$photos IMGATE_LISTEN=127.0.0.1:$edge IMGATE_ADMIN_LISTEN=127.0.0.1:$admin \
+  RUST_LOG=warn "$bin/imgate" >"$run/imgate.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && break; sleep 0.1; done
+template='/cdn-cgi/image/width={w},quality=80,format=jpeg/{f}'
+for f in ${files//,/ }; do
+  curl -sf -o /dev/null "http://127.0.0.1:$edge$(sed "s/{w}/300/;s/{f}/$f/" <<<"$template")"
+done
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+tick=$(getconf CLK_TCK)
+before=$(cpu)
+perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$run/perf.data" -- sleep "$secs" &
+perf_pid=$!
+out=$(FILES=$files TEMPLATE=$template wrk -t2 -c"$conns" -d"${secs}s" --latency \
+  -s ../shared/bench/hit.lua "http://127.0.0.1:$edge")
+wait "$perf_pid"
+after=$(cpu)
+requests=$(awk '/requests in/ {print $1}' <<<"$out")
+echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx" || true
+awk -v c=$((after - before)) -v t="$tick" -v n="$requests" \
+  'BEGIN {printf "server CPU: %.1f s for %d requests = %.1f us/request\n", c / t, n, c / t / n * 1e6}'
+perf report -i "$run/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -45
