@@ -5,6 +5,8 @@
 # (VmHWM) during, and settled after.
 #   benches/memory.sh [preset] [concurrency] [waves]
 #   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
+# OVERRIDES='max_image_bytes: 20MB' adds `performance_overrides` (memory_efficient's 10 MB
+# source limit refuses this 16 MB photo with 413).
 # Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins; BIN_DIR=target/debug for
 # the debug build) and ../shared/corpus.
 set -euo pipefail
@@ -28,6 +30,7 @@ listen: 127.0.0.1:$edge_port
 admin_listen: 127.0.0.1:$admin_port
 transform_socket: $run/transform.sock
 performance: $preset
+performance_overrides: {${OVERRIDES:-}}
 sites:
   - hosts: ["*"]
     origin: http://127.0.0.1:$origin_port

@@ -105,6 +105,15 @@ pub static MEMORY_RELEASES: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static SHARED_DECODES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_shared_decode_lookups_total",
+        "Decodes asked of the burst's shared decodes: hit (another variant's decode reused) or miss (decoded)",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
 pub static CACHE_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "imgate_cache_lookups_total",
@@ -179,6 +188,9 @@ pub fn init() {
     Lazy::force(&QUEUE_LENGTH);
     Lazy::force(&REJECTED_OVERLOAD);
     Lazy::force(&MEMORY_RELEASES);
+    for result in ["hit", "miss"] {
+        SHARED_DECODES.with_label_values(&[result]);
+    }
     for tier in ["memory", "disk"] {
         for result in ["hit", "miss"] {
             CACHE_LOOKUPS.with_label_values(&[tier, result]);

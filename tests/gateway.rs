@@ -583,6 +583,17 @@ fn concurrent_variants_of_one_original_share_one_download() {
         t.join().unwrap();
     }
     assert_eq!(o.hits(path), 1);
+    // And the burst decodes the photo once per shrink-on-load factor, not once per width:
+    // 100-160 px come from the 1/8 decode (160 px), 170-210 px from the 2/8 one.
+    let decodes = |result| {
+        metric(
+            &gw.admin,
+            &format!("imgate_shared_decode_lookups_total{{result=\"{result}\"}}"),
+        )
+    };
+    let (misses, hits) = (decodes("miss"), decodes("hit"));
+    assert_eq!(misses + hits, 12.0);
+    assert!(misses <= 4.0, "{misses} decodes for 12 widths");
     // Once the burst is over, the next miss fetches afresh (nothing is kept beyond it).
     assert_eq!(
         gw.get(&format!("/cdn-cgi/image/width=99{path}")).status,

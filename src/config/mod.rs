@@ -55,6 +55,8 @@ pub struct PerformanceConfig {
     /// Idle upstream connections kept for reuse.
     pub pool_size: usize,
     pub keepalive: Duration,
+    /// Decoded originals kept while a burst of variants of them is being made (bytes).
+    pub shared_decode_bytes: u64,
 }
 
 impl PerformanceConfig {
@@ -69,6 +71,7 @@ impl PerformanceConfig {
                 origin_timeout: Duration::from_secs(15),
                 max_image_bytes: 100 << 20,
                 pool_size: 100,
+                shared_decode_bytes: 256 << 20,
                 ..base
             },
             "low_latency" => PerformanceConfig {
@@ -85,6 +88,7 @@ impl PerformanceConfig {
                 origin_timeout: Duration::from_secs(45),
                 max_image_bytes: 10 << 20,
                 pool_size: 10,
+                shared_decode_bytes: 48 << 20,
                 ..base
             },
             _ => return None,
@@ -102,6 +106,7 @@ impl PerformanceConfig {
             max_image_bytes: 50 << 20,
             pool_size: 50,
             keepalive: Duration::from_secs(60),
+            shared_decode_bytes: 128 << 20,
         }
     }
 }
@@ -370,6 +375,9 @@ impl Config {
         }
         if let Some(v) = o.keepalive_seconds {
             performance.keepalive = Duration::from_secs(v);
+        }
+        if let Some(v) = o.shared_decode_size {
+            performance.shared_decode_bytes = v.0;
         }
 
         let defaults = Limits::default();

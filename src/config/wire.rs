@@ -44,6 +44,7 @@ pub struct WirePerformance {
     pub max_image_bytes: Option<ByteSize>,
     pub pool_size: Option<usize>,
     pub keepalive_seconds: Option<u64>,
+    pub shared_decode_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

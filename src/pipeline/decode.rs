@@ -77,6 +77,37 @@ pub(super) fn jpeg_scale(width: u32, height: u32, min_w: u32, min_h: u32) -> Sca
         .unwrap_or(ScalingFactor::ONE)
 }
 
+/// The DCT scale a JPEG is decoded at for this request.
+fn jpeg_plan(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> ScalingFactor {
+    let (mw, mh) = min_stored_size(probe.width, probe.height, meta.orientation, min_upright);
+    jpeg_scale(probe.width, probe.height, mw, mh)
+}
+
+/// The integer factor a still WebP is shrunk by while decoding, for this request.
+fn webp_shrink(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> u32 {
+    let (w, h) = (probe.width, probe.height);
+    let (mw, mh) = min_stored_size(w, h, meta.orientation, min_upright);
+    (w / mw.max(1)).min(h / mh.max(1)).max(1)
+}
+
+/// What, besides the source bytes, decides the decode step's output for this request: the
+/// shrink-on-load factor (JPEG n/8, WebP 1/n; other formats always decode whole). Two requests
+/// with equal inputs and equal plans get identical decodes, so they may share one.
+pub(super) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
+    let probe = ctx.probe()?;
+    let spec = ctx.spec;
+    let min_upright = |w, h| geometry::min_decode_size(w, h, spec);
+    Ok(match probe.format {
+        // n/8, as n (`ScalingFactor` reduces 2/8 to 1/4, so its numerator alone is ambiguous).
+        SourceFormat::Jpeg => {
+            let scale = jpeg_plan(&probe, &ctx.meta, &min_upright);
+            (scale.num() * 8 / scale.denom()) as u32
+        }
+        SourceFormat::Webp => webp_shrink(&probe, &ctx.meta, &min_upright),
+        _ => 0,
+    })
+}
+
 fn jpeg_err(e: turbojpeg::Error) -> PipelineError {
     PipelineError::Undecodable(format!("JPEG: {e}"))
 }
@@ -108,8 +139,7 @@ pub(super) fn decode_jpeg(
     let scale = if header.is_lossless {
         ScalingFactor::ONE
     } else {
-        let (mw, mh) = min_stored_size(probe.width, probe.height, meta.orientation, min_upright);
-        jpeg_scale(probe.width, probe.height, mw, mh)
+        jpeg_plan(probe, meta, min_upright)
     };
     d.set_scaling_factor(scale).map_err(jpeg_err)?;
     d.set_scan_limit(MAX_JPEG_SCANS).map_err(jpeg_err)?;
@@ -184,8 +214,7 @@ pub(super) fn decode_webp(
         return decode_webp_first_frame(input, probe);
     }
     let (w, h) = (probe.width, probe.height);
-    let (mw, mh) = min_stored_size(w, h, meta.orientation, min_upright);
-    let shrink = (w / mw.max(1)).min(h / mh.max(1)).max(1);
+    let shrink = webp_shrink(probe, meta, min_upright);
     let (ow, oh) = (w.div_ceil(shrink), h.div_ceil(shrink));
     if shrink >= 2 {
         config.options.use_scaling = 1;

@@ -25,7 +25,9 @@ mod tests_anim;
 #[cfg(test)]
 mod tests_metadata;
 
-pub use pipeline::{decode_upright, probe, process};
+pub use pipeline::{
+    decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Decoded,
+};
 pub use raster::Raster;
 pub use sniff::{sniff, Probe, SourceFormat};
 
@@ -72,7 +74,7 @@ pub struct Processed {
 }
 
 /// Why an image could not be processed. Each kind maps to one HTTP status in the service.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PipelineError {
     /// The source is larger than `max_source_pixels` or the output than `max_output_dimension`,
     /// or an animation has too many frames. -> 413

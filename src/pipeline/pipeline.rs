@@ -172,16 +172,93 @@ pub fn process(
     accepts: Accepts,
     limits: &Limits,
 ) -> Result<Processed, PipelineError> {
+    process_shared(input, spec, accepts, limits, None)
+}
+
+/// The decode phase's result (upright sRGB raster and the source's metadata), as shared
+/// between variants of one original.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    meta: SourceMeta,
+    raster: Raster,
+}
+
+impl Decoded {
+    /// Bytes of pixels held.
+    pub fn weight(&self) -> usize {
+        self.raster.data.len()
+    }
+}
+
+/// Names one decode: this very input buffer (address and length: the caller keeps the buffer
+/// alive while it keeps the key, so the address cannot be reused for other bytes meanwhile)
+/// decoded with this shrink-on-load plan. Equal keys mean identical decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecodeKey {
+    pub input_addr: usize,
+    pub input_len: usize,
+    pub plan: u32,
+}
+
+/// A place to share decodes between jobs (a burst of widths of one photo decodes it once per
+/// shrink factor, not once per width). The pipeline only asks; the caller decides what is
+/// kept and for how long.
+pub trait DecodeShare: Sync {
+    /// The decode for `key`: a kept one, or `decode()`'s result, which may then be kept.
+    fn get_or_decode(
+        &self,
+        key: DecodeKey,
+        decode: &mut dyn FnMut() -> Result<Decoded, PipelineError>,
+    ) -> Result<std::sync::Arc<Decoded>, PipelineError>;
+}
+
+/// [`process`], sharing the decode phase of still images through `share` when given.
+pub fn process_shared(
+    input: &[u8],
+    spec: &TransformSpec,
+    accepts: Accepts,
+    limits: &Limits,
+    share: Option<&dyn DecodeShare>,
+) -> Result<Processed, PipelineError> {
     let mut ctx = Ctx::new(input, spec, accepts, limits);
     // `probe` (always first in STEPS) runs on every path; what it finds picks the rest.
     let (head, still) = STEPS.split_at(1);
     let mut timings = run(&mut ctx, head)?;
-    let rest = if anim::wanted(&ctx)? {
-        ANIM_STEPS
+    let more = if anim::wanted(&ctx)? {
+        run(&mut ctx, ANIM_STEPS)?
     } else {
-        still
+        let decode_len = still
+            .iter()
+            .position(|(_, phase, _)| *phase != Phase::Decode)
+            .unwrap_or(still.len());
+        let (decode_steps, rest) = still.split_at(decode_len);
+        match share {
+            None => run(&mut ctx, still)?,
+            Some(share) => {
+                let key = DecodeKey {
+                    input_addr: input.as_ptr() as usize,
+                    input_len: input.len(),
+                    plan: decode::plan(&ctx)?,
+                };
+                let started = Instant::now();
+                let decoded = share.get_or_decode(key, &mut || {
+                    let mut own = Ctx::new(input, spec, accepts, limits);
+                    own.probe = ctx.probe;
+                    own.meta = ctx.meta.clone();
+                    run(&mut own, decode_steps)?;
+                    Ok(Decoded {
+                        meta: own.meta,
+                        raster: own.raster,
+                    })
+                })?;
+                ctx.meta = decoded.meta.clone();
+                ctx.raster = decoded.raster.clone();
+                let mut t = run(&mut ctx, rest)?;
+                t.decode += started.elapsed();
+                t
+            }
+        }
     };
-    let more = run(&mut ctx, rest)?;
     timings.decode += more.decode;
     timings.resize += more.resize;
     timings.encode += more.encode;

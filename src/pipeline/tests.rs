@@ -1075,3 +1075,79 @@ fn avif_speed_timings() {
         );
     }
 }
+
+/// A `DecodeShare` that keeps every decode and counts how many were made.
+#[derive(Default)]
+struct CountingShare {
+    kept: std::sync::Mutex<
+        std::collections::HashMap<super::DecodeKey, std::sync::Arc<super::Decoded>>,
+    >,
+    decodes: std::sync::atomic::AtomicUsize,
+}
+
+impl super::DecodeShare for CountingShare {
+    fn get_or_decode(
+        &self,
+        key: super::DecodeKey,
+        decode: &mut dyn FnMut() -> Result<super::Decoded, PipelineError>,
+    ) -> Result<std::sync::Arc<super::Decoded>, PipelineError> {
+        if let Some(d) = self.kept.lock().unwrap().get(&key) {
+            return Ok(d.clone());
+        }
+        self.decodes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::sync::Arc::new(decode()?);
+        self.kept.lock().unwrap().insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+#[test]
+fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
+    let share = CountingShare::default();
+    let limits = Limits::default();
+    let check = |input: &[u8], width: u32| {
+        let spec = TransformSpec {
+            width: Some(width),
+            ..fixed(OutputFormat::Png)
+        };
+        let alone = run(input, &spec);
+        let shared = super::process_shared(input, &spec, Accepts::default(), &limits, Some(&share))
+            .expect("shared process");
+        assert_eq!((shared.width, shared.height), (alone.width, alone.height));
+        // Lossless output: the shared decode must give exactly the same pixels.
+        let (a, b) = (
+            image::load_from_memory(&alone.bytes).unwrap().to_rgba8(),
+            image::load_from_memory(&shared.bytes).unwrap().to_rgba8(),
+        );
+        assert!(a == b, "shared decode changed the picture at width {width}");
+    };
+    // GreenMeadow is 1280 wide: 100 and 150 both decode at 1/8 (160 px), 300 at 2/8.
+    let meadow = fixture("photos/GreenMeadow.jpg");
+    check(&meadow, 100);
+    check(&meadow, 150);
+    assert_eq!(share.decodes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    check(&meadow, 300);
+    assert_eq!(share.decodes.load(std::sync::atomic::Ordering::Relaxed), 2);
+    // EXIF orientation and colour travel with the shared decode.
+    let rotated = fixture("orientation/Landscape_6.jpg");
+    check(&rotated, 120);
+    check(&rotated, 121);
+    let p3 = fixture("twowings-p3.jpg");
+    check(&p3, 200);
+    // The same bytes in another buffer are another key: never confused, decoded again.
+    let before = share.decodes.load(std::sync::atomic::Ordering::Relaxed);
+    check(&meadow.clone(), 100);
+    assert_eq!(
+        share.decodes.load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+    // Errors come back unchanged.
+    let truncated = fixture("truncated.jpg");
+    let spec = fixed(OutputFormat::Jpeg);
+    let alone = process(&truncated, &spec, Accepts::default(), &limits).unwrap_err();
+    let shared =
+        super::process_shared(&truncated, &spec, Accepts::default(), &limits, Some(&share))
+            .unwrap_err();
+    assert_eq!(format!("{alone:?}"), format!("{shared:?}"));
+}

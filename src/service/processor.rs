@@ -2,6 +2,11 @@
 //! A semaphore bounds jobs in flight and a counter bounds jobs waiting; when the wait queue is
 //! full the job is refused at once (503 + Retry-After) instead of piling up memory.
 //!
+//! It also keeps the decodes of a burst (`SharedDecodes`): variants of one original being made
+//! at the same time decode it once per shrink-on-load factor instead of once each, which is
+//! what a burst of widths of one large photo costs otherwise. They are dropped as soon as the
+//! pool goes idle.
+//!
 //! After a burst it gives the memory the jobs freed back to the OS: the pool threads keep
 //! freed pages in their mimalloc heaps and the codecs (libjpeg-turbo, libwebp) leave theirs in
 //! glibc's arenas, so without this the process would stay near its peak size long after the
@@ -10,7 +15,8 @@
 
 use crate::error::ImgateError;
 use crate::metrics::{self, ActiveGuard};
-use crate::pipeline::PipelineError;
+use crate::pipeline::{DecodeKey, DecodeShare, Decoded, PipelineError};
+use bytes::Bytes;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,6 +33,90 @@ pub struct Processor {
     waiting: AtomicUsize,
     max_waiting: usize,
     activity: Arc<Activity>,
+    decodes: Arc<SharedDecodes>,
+}
+
+/// Decodes kept for the jobs of the current burst, bounded in bytes, dropped when the pool
+/// goes idle (and after `SHARED_DECODE_TTL` at the latest).
+pub struct SharedDecodes {
+    entries: moka::sync::Cache<DecodeKey, Arc<Kept>>,
+}
+
+/// A kept decode, holding its input buffer so the buffer's address (part of the key) cannot
+/// be reused for other bytes while the entry exists.
+struct Kept {
+    _input: Bytes,
+    decoded: Arc<Decoded>,
+}
+
+const SHARED_DECODE_TTL: Duration = Duration::from_secs(10);
+
+impl SharedDecodes {
+    fn new(budget_bytes: u64) -> SharedDecodes {
+        SharedDecodes {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(budget_bytes)
+                .weigher(|_k: &DecodeKey, v: &Arc<Kept>| {
+                    u32::try_from(v.decoded.weight()).unwrap_or(u32::MAX)
+                })
+                .time_to_live(SHARED_DECODE_TTL)
+                .build(),
+        }
+    }
+
+    /// The view one job uses: decodes of `input` (the buffer the job will process).
+    pub fn for_input(&self, input: Bytes) -> JobDecodes<'_> {
+        JobDecodes {
+            shared: self,
+            input,
+        }
+    }
+
+    fn clear(&self) {
+        self.entries.invalidate_all();
+        self.entries.run_pending_tasks();
+    }
+}
+
+/// One job's access to the shared decodes.
+pub struct JobDecodes<'a> {
+    shared: &'a SharedDecodes,
+    input: Bytes,
+}
+
+impl DecodeShare for JobDecodes<'_> {
+    fn get_or_decode(
+        &self,
+        key: DecodeKey,
+        decode: &mut dyn FnMut() -> Result<Decoded, PipelineError>,
+    ) -> Result<Arc<Decoded>, PipelineError> {
+        // Only a key naming this job's own buffer may be kept: it is what keeps the address
+        // from being reused.
+        if key.input_addr != self.input.as_ptr() as usize || key.input_len != self.input.len() {
+            return decode().map(Arc::new);
+        }
+        // Concurrent askers for one key wait for the first one's decode (a pool thread waits
+        // only on a job that is already running); errors are handed to them, never kept.
+        let mut decoded_here = false;
+        let result = self
+            .shared
+            .entries
+            .try_get_with(key, || {
+                decoded_here = true;
+                decode().map(|d| {
+                    Arc::new(Kept {
+                        _input: self.input.clone(),
+                        decoded: Arc::new(d),
+                    })
+                })
+            })
+            .map(|kept| kept.decoded.clone())
+            .map_err(|e| (*e).clone());
+        metrics::SHARED_DECODES
+            .with_label_values(&[if decoded_here { "miss" } else { "hit" }])
+            .inc();
+        result
+    }
 }
 
 /// What the release thread watches.
@@ -43,7 +133,13 @@ struct Activity {
 impl Processor {
     /// `threads` rayon threads named `imgate-cpu-N`; `concurrency` jobs at once; `max_waiting`
     /// jobs queued behind them.
-    pub fn new(threads: usize, concurrency: usize, max_waiting: usize) -> Processor {
+    /// `shared_decode_bytes` bounds the decodes kept for a burst.
+    pub fn new(
+        threads: usize,
+        concurrency: usize,
+        max_waiting: usize,
+        shared_decode_bytes: u64,
+    ) -> Processor {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("imgate-cpu-{i}"))
@@ -51,10 +147,15 @@ impl Processor {
             .expect("rayon pool starts");
         let pool = Arc::new(pool);
         let activity = Arc::new(Activity::default());
-        let (weak_pool, weak_activity) = (Arc::downgrade(&pool), Arc::downgrade(&activity));
+        let decodes = Arc::new(SharedDecodes::new(shared_decode_bytes));
+        let watched = (
+            Arc::downgrade(&pool),
+            Arc::downgrade(&activity),
+            Arc::downgrade(&decodes),
+        );
         std::thread::Builder::new()
             .name("imgate-release".into())
-            .spawn(move || release_loop(weak_pool, weak_activity))
+            .spawn(move || release_loop(watched.0, watched.1, watched.2))
             .expect("release thread starts");
         Processor {
             pool,
@@ -62,7 +163,13 @@ impl Processor {
             waiting: AtomicUsize::new(0),
             max_waiting,
             activity,
+            decodes,
         }
+    }
+
+    /// The decodes shared by the jobs of the current burst.
+    pub fn decodes(&self) -> Arc<SharedDecodes> {
+        self.decodes.clone()
     }
 
     /// Run `job` on the pool. A panic inside it (a decoder bug on a hostile image) costs this
@@ -126,16 +233,24 @@ impl Processor {
 
 /// The release thread: once jobs have run and the pool has then been idle for a whole check
 /// period, return freed memory to the OS. Ends with the processor.
-fn release_loop(pool: Weak<rayon::ThreadPool>, activity: Weak<Activity>) {
+fn release_loop(
+    pool: Weak<rayon::ThreadPool>,
+    activity: Weak<Activity>,
+    decodes: Weak<SharedDecodes>,
+) {
     let (mut seen, mut released) = (0u64, 0u64);
     loop {
         std::thread::sleep(RELEASE_CHECK);
-        let (Some(pool), Some(activity)) = (pool.upgrade(), activity.upgrade()) else {
+        let (Some(pool), Some(activity), Some(decodes)) =
+            (pool.upgrade(), activity.upgrade(), decodes.upgrade())
+        else {
             return;
         };
         let started = activity.started.load(Ordering::Acquire);
         let idle = started == seen && activity.running.load(Ordering::Acquire) == 0;
         if idle && started != released {
+            // The burst is over: its decodes go first, then their memory goes back.
+            decodes.clear();
             release_memory(&pool);
             activity.releases.fetch_add(1, Ordering::AcqRel);
             released = started;
@@ -163,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn panics_become_422_and_pool_survives() {
-        let p = Processor::new(1, 1, 4);
+        let p = Processor::new(1, 1, 4, 1 << 20);
         let err = p.run::<(), _>(|| panic!("boom")).await.unwrap_err();
         assert_eq!(err.status, 422);
         assert_eq!(p.run(|| Ok(7)).await.unwrap(), 7);
@@ -171,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_is_refused_with_503() {
-        let p = Arc::new(Processor::new(1, 1, 0));
+        let p = Arc::new(Processor::new(1, 1, 0, 1 << 20));
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let busy = {
             let p = p.clone();
@@ -196,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_released_once_after_a_burst_not_during_it() {
-        let p = Processor::new(2, 2, 16);
+        let p = Processor::new(2, 2, 16, 1 << 20);
         let releases = || p.activity.releases.load(Ordering::Acquire);
         // A steady stream of jobs, each well inside one check period of the next: no release.
         for _ in 0..12 {
@@ -209,5 +324,72 @@ mod tests {
         assert_eq!(releases(), 1, "one release after the burst");
         tokio::time::sleep(RELEASE_CHECK * 3).await;
         assert_eq!(releases(), 1, "released again while idle");
+    }
+
+    #[test]
+    fn shared_decodes_decode_once_per_key_and_keep_no_errors() {
+        use crate::pipeline::{process_shared, DecodeShare};
+        use crate::spec::{Accepts, TransformSpec};
+        let decodes = SharedDecodes::new(64 << 20);
+        let input = Bytes::from(
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/photos/GreenMeadow.jpg"
+            ))
+            .unwrap(),
+        );
+        let spec = |w| TransformSpec {
+            width: Some(w),
+            ..TransformSpec::default()
+        };
+        let limits = crate::pipeline::Limits::default();
+        // Four jobs at once, two shrink factors: two decodes, however the threads interleave.
+        let before = metrics::SHARED_DECODES.with_label_values(&["miss"]).get();
+        std::thread::scope(|s| {
+            for w in [100, 150, 300, 310] {
+                let (decodes, input, limits) = (&decodes, input.clone(), &limits);
+                s.spawn(move || {
+                    let share = decodes.for_input(input.clone());
+                    let out =
+                        process_shared(&input, &spec(w), Accepts::default(), limits, Some(&share))
+                            .unwrap();
+                    assert_eq!(out.width, w);
+                });
+            }
+        });
+        decodes.entries.run_pending_tasks();
+        assert_eq!(decodes.entries.entry_count(), 2);
+        // Counted globally, so other tests may add to it; this test alone adds exactly two.
+        assert!(metrics::SHARED_DECODES.with_label_values(&["miss"]).get() >= before + 2);
+        // A key naming another buffer is decoded but never kept.
+        let share = decodes.for_input(input.clone());
+        let other = DecodeKey {
+            input_addr: 1,
+            input_len: 1,
+            plan: 1,
+        };
+        let mut calls = 0;
+        let mut failing = || {
+            calls += 1;
+            Err(PipelineError::Undecodable("boom".into()))
+        };
+        assert!(share.get_or_decode(other, &mut failing).is_err());
+        // Errors are handed back, and the next asker tries again.
+        let key = DecodeKey {
+            input_addr: input.as_ptr() as usize,
+            input_len: input.len(),
+            plan: 99,
+        };
+        assert!(matches!(
+            share.get_or_decode(key, &mut failing),
+            Err(PipelineError::Undecodable(_))
+        ));
+        assert!(share.get_or_decode(key, &mut failing).is_err());
+        assert_eq!(calls, 3);
+        decodes.entries.run_pending_tasks();
+        assert_eq!(decodes.entries.entry_count(), 2);
+        // The end of a burst drops them all.
+        decodes.clear();
+        assert_eq!(decodes.entries.entry_count(), 0);
     }
 }

@@ -86,6 +86,7 @@ impl ResizeService {
                 threads,
                 perf.max_concurrent_processing,
                 perf.processing_queue,
+                perf.shared_decode_bytes,
             ),
             config,
         }
@@ -150,9 +151,13 @@ impl ResizeService {
         let limits = self.config.limits.clone();
         let input = original.body.clone();
         let job_spec = spec.clone();
+        let decodes = self.processor.decodes();
         let image = self
             .processor
-            .run(move || pipeline::process(&input, &job_spec, accepts, &limits))
+            .run(move || {
+                let share = decodes.for_input(input.clone());
+                pipeline::process_shared(&input, &job_spec, accepts, &limits, Some(&share))
+            })
             .await?;
         record_steps(&image);
         Ok(Resized {

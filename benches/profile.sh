@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Where the hit path spends its CPU (issue 5, target 3): imgate (perf build) on a file origin,
-# 4 warm variants, wrk hits them over keep-alive connections while `perf record` samples the
-# server (cpu-clock, so it works where hardware counters are not exposed). Prints requests/s,
-# the server's CPU per request (from /proc) and the hottest symbols.
-#   benches/hit_profile.sh [seconds] [connections]
+# Where imgate spends its CPU under load (issue 5): imgate (perf build) on a file origin of the
+# corpus photos under 5 MB, wrk over keep-alive connections, `perf record` sampling the server
+# meanwhile (cpu-clock, so it works where hardware counters are not exposed). Prints
+# requests/s, the server's CPU per request (from /proc) and the hottest symbols.
+#   hit:  4 warm variants (width 300), the workload of peers.sh's hit row
+#   miss: a random width 200-1200 of a random photo per request, peers.sh's miss row
+#   benches/profile.sh hit|miss [seconds] [connections]
 # Needs wrk and perf (Debian: wrk, linux-perf); uses target/perf/imgate (BIN_DIR to override).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}; conns=${2:-64}
+scenario=${1:-hit}; secs=${2:-10}; conns=${3:-$([[ $scenario == hit ]] && echo 64 || echo 8)}
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
-files=FreshFlower.jpg,GreenMeadow.jpg,Aqua.jpg,Blinds.jpg
+files=$(cd "$photos" && ls *.jpg | while read -r f; do [[ $(stat -c %s "$f") -lt 5000000 ]] && echo "$f"; done | paste -sd, -)
+[[ $scenario == hit ]] && files=FreshFlower.jpg,GreenMeadow.jpg,Aqua.jpg,Blinds.jpg
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 edge=$(free_port); admin=$(free_port)
 run=$(mktemp -d); pid=
@@ -18,11 +21,11 @@ cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$run"; }
 trap cleanup EXIT
 
 IMGATE_ORIGIN=file://$photos IMGATE_LISTEN=127.0.0.1:$edge IMGATE_ADMIN_LISTEN=127.0.0.1:$admin \
-  RUST_LOG=warn "$bin/imgate" >"$run/imgate.log" 2>&1 &
+  RUST_LOG=warn "$bin/imgate" ${CONFIG:+--config "$CONFIG"} >"$run/imgate.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && break; sleep 0.1; done
 template='/cdn-cgi/image/width={w},quality=80,format=jpeg/{f}'
-for f in ${files//,/ }; do
+[[ $scenario == hit ]] && for f in ${files//,/ }; do
   curl -sf -o /dev/null "http://127.0.0.1:$edge$(sed "s/{w}/300/;s/{f}/$f/" <<<"$template")"
 done
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -31,11 +34,12 @@ before=$(cpu)
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$run/perf.data" -- sleep "$secs" &
 perf_pid=$!
 out=$(FILES=$files TEMPLATE=$template wrk -t2 -c"$conns" -d"${secs}s" --latency \
-  -s ../shared/bench/hit.lua "http://127.0.0.1:$edge")
+  -s "../shared/bench/$scenario.lua" "http://127.0.0.1:$edge")
 wait "$perf_pid"
 after=$(cpu)
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx" || true
 awk -v c=$((after - before)) -v t="$tick" -v n="$requests" \
   'BEGIN {printf "server CPU: %.1f s for %d requests = %.1f us/request\n", c / t, n, c / t / n * 1e6}'
-perf report -i "$run/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -45
+perf report -i "$run/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep "%" | head -8
+perf report -i "$run/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v "^#" | grep "%" | head -${TOP:-40}
