@@ -15,7 +15,7 @@ preset=${1:-default}; conc=${2:-64}; waves=${3:-3}
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 image=Elephants_5640x3172.jpg
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
 run=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }

@@ -14,7 +14,7 @@ bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 files=$(cd "$photos" && ls *.jpg | while read -r f; do [[ $(stat -c %s "$f") -lt 5000000 ]] && echo "$f"; done | paste -sd, -)
 [[ $scenario == hit ]] && files=FreshFlower.jpg,GreenMeadow.jpg,Aqua.jpg,Blinds.jpg
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 edge=$(free_port); admin=$(free_port)
 run=$(mktemp -d); pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$run"; }

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}/imgate
 runs=${1:-7}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 times=()
 for _ in $(seq "$runs"); do
   port=$(free_port); admin=$(free_port)

@@ -16,7 +16,7 @@ if [[ ! -f "$pkg/package.json" ]] || ! grep -q "\"version\": \"$suite_version\""
   npm install --silent --no-audit --no-fund --omit=dev --prefix "$work" "http-cache-tests@$suite_version" >&2
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/lib.sh
 origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
 run="$(mktemp -d)"
 pids=()

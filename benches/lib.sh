@@ -1,0 +1,4 @@
+# Shared helpers for the benchmark and conformance scripts (sourced, not run).
+
+# free_port: a free TCP port on loopback (bound, then released for the caller to use).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
