@@ -629,3 +629,24 @@ fn each_origin_host_keeps_its_own_connection_pool() {
     }
     assert_eq!((a.connections(), b.connections()), (1, 1));
 }
+
+#[test]
+fn memory_efficient_preset_releases_memory_eagerly() {
+    // `eager_memory_release` (on in memory_efficient) turns transparent huge pages off for the
+    // process, which the kernel reports; the default preset leaves them to the system.
+    let o = origin();
+    let thp = |gw: &Imgate| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gw.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_string())
+            .expect("kernel reports THP_enabled")
+    };
+    let lean = Imgate::start(&o.url(), "performance: memory_efficient");
+    let r = lean.get("/cdn-cgi/image/width=120,format=jpeg/photos/GreenMeadow.jpg");
+    assert_eq!((r.status, dims(&r).0), (200, 120));
+    assert_eq!(thp(&lean), "0");
+    let default = Imgate::start(&o.url(), "");
+    assert_eq!(thp(&default), "1");
+}

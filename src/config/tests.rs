@@ -33,6 +33,7 @@ fn presets_and_overrides() {
     assert_eq!(c.max_source_bytes, 10 << 20);
     assert_eq!(c.performance.origin_timeout, Duration::from_secs(45));
     assert_eq!(c.performance.pool_size, 3);
+    assert!(c.performance.eager_memory_release);
     let c = parse("performance: high_throughput\nsites: [{origin: 'http://a'}]").unwrap();
     assert_eq!(
         (
@@ -41,6 +42,7 @@ fn presets_and_overrides() {
         ),
         (50, 100)
     );
+    assert!(!c.performance.eager_memory_release);
     let e = parse("performance: turbo\nsites: [{origin: 'http://a'}]").unwrap_err();
     assert_eq!(e.key, "performance");
 }

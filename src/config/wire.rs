@@ -45,6 +45,7 @@ pub struct WirePerformance {
     pub pool_size: Option<usize>,
     pub keepalive_seconds: Option<u64>,
     pub shared_decode_size: Option<ByteSize>,
+    pub eager_memory_release: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -9,6 +9,7 @@ pub mod processor;
 mod resize;
 
 pub use app::TransformApp;
+pub use processor::release_memory_eagerly;
 pub use resize::{ResizeRequest, ResizeService, Resized};
 
 use crate::config::{Config, Origin, Site};

@@ -270,6 +270,11 @@ impl Imgate {
         get(&self.addr, path, headers).expect("request completes")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Send SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
         let status = Command::new("kill")
