@@ -614,8 +614,7 @@ fn each_origin_host_keeps_its_own_connection_pool() {
         a.url(),
         b.url()
     );
-    let pingora = "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
-    let gw = Imgate::start_sites(pingora, &sites, &[], &[]);
+    let gw = Imgate::start_sites(PINGORA, &sites, &[], &[]);
     for width in [100, 101, 102] {
         for (host, o) in [("a.test", &a), ("b.test", &b)] {
             let r = gw.get_with(

@@ -16,10 +16,9 @@ use std::process::Command;
 const PAGE: &str = "/html/gallery.html";
 
 fn rewriting_gateway(origin: &TestOrigin) -> Imgate {
-    let pingora = "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
     Imgate::start_full(
         &origin.url(),
-        pingora,
+        PINGORA,
         "",
         &[],
         &[("IMGATE_HTML_REWRITE", "on")],

@@ -64,7 +64,7 @@ impl Drop for H2Origin {
 
 fn pingora_with_ca() -> String {
     format!(
-        "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n  ca_file: {}\n",
+        "{PINGORA}  ca_file: {}\n",
         fixtures().join("tls/ca.pem").display()
     )
 }

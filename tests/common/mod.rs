@@ -181,6 +181,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `pingora:` section tests run with: two threads, no shutdown grace (a test's server stops
+/// at once).
+pub const PINGORA: &str =
+    "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
+
 /// The real `imgate` binary running a config written for the test.
 pub struct Imgate {
     pub addr: String,
@@ -197,8 +202,7 @@ impl Imgate {
 
     /// Like [`Imgate::start`], with extra command-line arguments (e.g. `--role transform`).
     pub fn start_with_args(origin: &str, extra: &str, args: &[&str]) -> Imgate {
-        let pingora = "pingora:\n  threads: 2\n  grace_period_seconds: 0\n  graceful_shutdown_timeout_seconds: 0\n";
-        Imgate::start_custom(origin, pingora, extra, args)
+        Imgate::start_custom(origin, PINGORA, extra, args)
     }
 
     /// Full control: the `pingora:` section too (e.g. a grace period for shutdown tests).
