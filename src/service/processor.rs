@@ -39,11 +39,12 @@ pub struct Processor {
 /// Decodes kept for the jobs of the current burst, bounded in bytes, dropped when the pool
 /// goes idle (and after `SHARED_DECODE_TTL` at the latest).
 pub struct SharedDecodes {
-    entries: moka::sync::Cache<DecodeKey, Arc<Kept>>,
+    entries: moka::sync::Cache<DecodeKey, Kept>,
 }
 
 /// A kept decode, holding its input buffer so the buffer's address (part of the key) cannot
 /// be reused for other bytes while the entry exists.
+#[derive(Clone)]
 struct Kept {
     _input: Bytes,
     decoded: Arc<Decoded>,
@@ -56,7 +57,7 @@ impl SharedDecodes {
         SharedDecodes {
             entries: moka::sync::Cache::builder()
                 .max_capacity(budget_bytes)
-                .weigher(|_k: &DecodeKey, v: &Arc<Kept>| {
+                .weigher(|_k: &DecodeKey, v: &Kept| {
                     u32::try_from(v.decoded.weight()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(SHARED_DECODE_TTL)
@@ -103,14 +104,12 @@ impl DecodeShare for JobDecodes<'_> {
             .entries
             .try_get_with(key, || {
                 decoded_here = true;
-                decode().map(|d| {
-                    Arc::new(Kept {
-                        _input: self.input.clone(),
-                        decoded: Arc::new(d),
-                    })
+                decode().map(|d| Kept {
+                    _input: self.input.clone(),
+                    decoded: Arc::new(d),
                 })
             })
-            .map(|kept| kept.decoded.clone())
+            .map(|kept| kept.decoded)
             .map_err(|e| (*e).clone());
         metrics::SHARED_DECODES
             .with_label_values(&[if decoded_here { "miss" } else { "hit" }])
@@ -148,14 +147,14 @@ impl Processor {
         let pool = Arc::new(pool);
         let activity = Arc::new(Activity::default());
         let decodes = Arc::new(SharedDecodes::new(shared_decode_bytes));
-        let watched = (
+        let (weak_pool, weak_activity, weak_decodes) = (
             Arc::downgrade(&pool),
             Arc::downgrade(&activity),
             Arc::downgrade(&decodes),
         );
         std::thread::Builder::new()
             .name("imgate-release".into())
-            .spawn(move || release_loop(watched.0, watched.1, watched.2))
+            .spawn(move || release_loop(weak_pool, weak_activity, weak_decodes))
             .expect("release thread starts");
         Processor {
             pool,
