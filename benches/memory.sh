@@ -37,7 +37,7 @@ sites:
 YAML
 "$bin/imgate" --config "$run/imgate.yaml" >"$run/imgate.log" 2>&1 &
 imgate_pid=$!; pids+=($imgate_pid)
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin_port/readyz" && break; sleep 0.1; done
+wait_ready "127.0.0.1:$admin_port"
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$origin_port/$image" && break; sleep 0.1; done
 rss() { awk -v k="$1:" '$1==k {print int($2/1024)}' "/proc/$imgate_pid/status"; }
 idle=$(rss VmRSS)

@@ -23,7 +23,7 @@ trap cleanup EXIT
 IMGATE_ORIGIN=file://$photos IMGATE_LISTEN=127.0.0.1:$edge IMGATE_ADMIN_LISTEN=127.0.0.1:$admin \
   RUST_LOG=warn "$bin/imgate" ${CONFIG:+--config "$CONFIG"} >"$run/imgate.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && break; sleep 0.1; done
+wait_ready "127.0.0.1:$admin"
 template='/cdn-cgi/image/width={w},quality=80,format=jpeg/{f}'
 [[ $scenario == hit ]] && for f in ${files//,/ }; do
   curl -sf -o /dev/null "http://127.0.0.1:$edge$(sed "s/{w}/300/;s/{f}/$f/" <<<"$template")"
