@@ -3,9 +3,11 @@
 # corpus photos under 5 MB, wrk over keep-alive connections, `perf record` sampling the server
 # meanwhile (cpu-clock, so it works where hardware counters are not exposed). Prints
 # requests/s, the server's CPU per request (from /proc) and the hottest symbols.
-#   hit:  4 warm variants (width 300), the workload of peers.sh's hit row
+#   hit:  4 warm variants (width 300) of the same photos as peers.sh's hit row
 #   miss: a random width 200-1200 of a random photo per request, peers.sh's miss row
 #   benches/profile.sh hit|miss [seconds] [connections]
+# KEEP=file keeps perf.data; FREQ (default 2000 Hz) and CALLGRAPH (default -g; e.g.
+# '--call-graph dwarf,16384' for call graphs through inlined async code) tune the sampling.
 # Needs wrk and perf (Debian: wrk, linux-perf); uses target/perf/imgate (BIN_DIR to override).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +15,11 @@ scenario=${1:-hit}; secs=${2:-10}; conns=${3:-$([[ $scenario == hit ]] && echo 6
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 files=$(cd "$photos" && ls *.jpg | while read -r f; do [[ $(stat -c %s "$f") -lt 5000000 ]] && echo "$f"; done | paste -sd, -)
-[[ $scenario == hit ]] && files=FreshFlower.jpg,GreenMeadow.jpg,Aqua.jpg,Blinds.jpg
+[[ $scenario == hit ]] && files=$(cut -d, -f1-4 <<<"$files")  # peers.sh's hit set
 source benches/lib.sh
 edge=$(free_port); admin=$(free_port)
 run=$(mktemp -d); pid=
-cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$run"; }
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; [[ -n ${KEEP:-} ]] && cp "$run/perf.data" "$KEEP"; rm -rf "$run"; }
 trap cleanup EXIT
 
 IMGATE_ORIGIN=file://$photos IMGATE_LISTEN=127.0.0.1:$edge IMGATE_ADMIN_LISTEN=127.0.0.1:$admin \
@@ -31,7 +33,7 @@ done
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 tick=$(getconf CLK_TCK)
 before=$(cpu)
-perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$run/perf.data" -- sleep "$secs" &
+perf record -q -e cpu-clock -F ${FREQ:-2000} ${CALLGRAPH:--g} -p "$pid" -o "$run/perf.data" -- sleep "$secs" &
 perf_pid=$!
 out=$(FILES=$files TEMPLATE=$template wrk -t2 -c"$conns" -d"${secs}s" --latency \
   -s "../shared/bench/$scenario.lua" "http://127.0.0.1:$edge")

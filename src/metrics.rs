@@ -173,6 +173,30 @@ pub static CACHE_PURGED_ENTRIES: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+/// The series of the commonest request, an image served `200` from the memory tier, resolved
+/// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
+pub struct MemoryImageHit {
+    pub requests: IntCounter,
+    pub duration: Histogram,
+}
+
+pub static SHORT_HITS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_short_hits_total",
+        "Hits answered before the full cache machinery runs (plain GET/HEAD of a fresh image variant held in memory); also counted in imgate_requests_total"
+    )
+    .expect("metric registers once")
+});
+
+pub static MEMORY_IMAGE_HIT: Lazy<MemoryImageHit> = Lazy::new(|| MemoryImageHit {
+    requests: REQUESTS.with_label_values(&["image", "200", "hit"]),
+    duration: REQUEST_DURATION.with_label_values(&["image", "hit"]),
+});
+
+/// `imgate_cache_lookups_total{tier="memory",result="hit"}`, resolved once (see above).
+pub static MEMORY_LOOKUP_HITS: Lazy<IntCounter> =
+    Lazy::new(|| CACHE_LOOKUPS.with_label_values(&["memory", "hit"]));
+
 /// Touch every series so `/metrics` lists them all from the first scrape.
 pub fn init() {
     Lazy::force(&REQUESTS);
@@ -188,6 +212,7 @@ pub fn init() {
     Lazy::force(&QUEUE_LENGTH);
     Lazy::force(&REJECTED_OVERLOAD);
     Lazy::force(&MEMORY_RELEASES);
+    Lazy::force(&SHORT_HITS);
     for result in ["hit", "miss"] {
         SHARED_DECODES.with_label_values(&[result]);
     }

@@ -6,6 +6,7 @@ use crate::cache::TieredStorage;
 use crate::config::Config;
 use crate::proxy::Edge;
 use crate::service::{TransformApp, TransformService};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -63,7 +64,9 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 Edge::new(config.clone(), storage),
                 "imgate edge",
             );
-            edge.add_tcp(&config.listen);
+            edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
+                L4BufferSettings::default().write(config.performance.response_write_buffer),
+            ));
             server.add_service(edge);
         }
         Role::Transform => transform.add_tcp(&config.listen),

@@ -649,3 +649,75 @@ fn memory_efficient_preset_releases_memory_eagerly() {
     let default = Imgate::start(&o.url(), "");
     assert_eq!(thp(&default), "1");
 }
+
+#[test]
+fn short_hits_send_what_the_full_hit_path_sends() {
+    // Plain GETs and HEADs of a fresh variant in memory are answered before Pingora's cache
+    // machinery runs. A request the short way cannot take (here an If-None-Match the entry
+    // does not match) goes the full way to the same entry: both must send the same.
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let short = || metric(&gw.admin, "imgate_short_hits_total");
+    let full_way = [("If-None-Match", "\"not-this-entry\"")];
+    let without = |r: &Response, names: &[&str]| {
+        let mut h: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        h.sort();
+        h
+    };
+    let fixed = format!("/cdn-cgi/image/width=150,format=jpeg/{FLOWER}");
+    let auto = format!("/cdn-cgi/image/width=150,format=auto/{FLOWER}");
+    for (url, accept, magic) in [
+        (&fixed, "", "jpeg"),
+        (&auto, "image/webp,*/*", "webp"),
+        (&auto, "image/avif,image/webp,*/*", "avif"),
+        (&auto, "image/png,*/*", "jpeg"),
+    ] {
+        let headers = [("Accept", accept)];
+        let miss = gw.get_with(url, &headers);
+        assert_eq!(miss.header("cache-status"), Some("imgate; fwd=miss"));
+        let before = short();
+        let hit = gw.get_with(url, &headers);
+        assert_eq!(short() - before, 1.0, "{url} {accept}: not a short hit");
+        assert_eq!(hit.status, 200);
+        assert_eq!(sniff(&hit.body), magic, "{url} {accept}");
+        assert_eq!(hit.body, miss.body);
+        assert_eq!(hit.header("cache-status"), Some("imgate; hit"));
+        assert!(hit.header("age").unwrap().parse::<u64>().is_ok());
+        assert_eq!(hit.header("server-timing"), None);
+
+        let mut with_accept = headers.to_vec();
+        with_accept.extend(full_way);
+        let before = short();
+        let full = gw.get_with(url, &with_accept);
+        assert_eq!(short(), before, "the full way was expected");
+        assert_eq!(full.status, 200);
+        assert_eq!(full.body, hit.body);
+        // Age may tick between the two; everything else is the same.
+        assert_eq!(
+            without(&full, &["age"]),
+            without(&hit, &["age"]),
+            "{url} {accept}"
+        );
+
+        let head = request(&gw.addr, "HEAD", url, &headers).unwrap();
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert_eq!(
+            head.header("content-length").unwrap(),
+            hit.body.len().to_string()
+        );
+    }
+    // What the short way leaves to the full one still works on the same entry.
+    let hit = gw.get(&fixed);
+    let etag = hit.header("etag").unwrap().to_string();
+    assert_eq!(gw.get_with(&fixed, &[("If-None-Match", &etag)]).status, 304);
+    let range = gw.get_with(&fixed, &[("Range", "bytes=0-99")]);
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, hit.body[..100]);
+    // Purges after short hits: `purge_by_url_source_prefix_tag_and_everything_with_auth`.
+}

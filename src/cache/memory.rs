@@ -4,16 +4,29 @@
 use crate::metrics;
 use bytes::Bytes;
 use moka::sync::Cache;
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 /// One stored response: Pingora's serialized meta (internal + header) and the body.
 #[derive(Debug)]
 pub struct StoredEntry {
     pub meta: (Vec<u8>, Vec<u8>),
     pub body: Bytes,
+    /// Whatever a reader derived from `meta` once and wants to reuse on every hit (the edge
+    /// keeps its ready-to-send response header here). Opaque to the cache; it lives and dies
+    /// with this entry, so replacing the meta or removing the entry also drops it.
+    pub memo: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl StoredEntry {
+    pub fn new(meta: (Vec<u8>, Vec<u8>), body: Bytes) -> StoredEntry {
+        StoredEntry {
+            meta,
+            body,
+            memo: OnceLock::new(),
+        }
+    }
+
     /// What the entry costs against the budget: body, meta and a fixed overhead for the key
     /// and bookkeeping.
     pub fn weight(&self) -> u32 {
@@ -89,10 +102,7 @@ impl MemoryTier {
             Some(old) => {
                 self.entries.insert(
                     key.to_string(),
-                    Arc::new(StoredEntry {
-                        meta,
-                        body: old.body.clone(),
-                    }),
+                    Arc::new(StoredEntry::new(meta, old.body.clone())),
                 );
                 true
             }
@@ -121,10 +131,7 @@ mod tests {
     use super::*;
 
     fn entry(n: usize) -> StoredEntry {
-        StoredEntry {
-            meta: (vec![0; 10], vec![0; 10]),
-            body: Bytes::from(vec![7u8; n]),
-        }
+        StoredEntry::new((vec![0; 10], vec![0; 10]), Bytes::from(vec![7u8; n]))
     }
 
     #[test]

@@ -13,7 +13,8 @@ use bytes::{Bytes, BytesMut};
 use disk::{DiskEntry, DiskTier};
 pub use index::PurgeQuery;
 use index::{tags_from_headers, PurgeIndex};
-use memory::{MemoryTier, StoredEntry};
+use memory::MemoryTier;
+pub use memory::StoredEntry;
 use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{
     HandleHit, HandleMiss, MissFinishType, PurgeOutcome, PurgeTarget, PurgeType,
@@ -154,16 +155,26 @@ impl TieredStorage {
         };
         meta.extensions_mut().insert(FromDisk);
         // Promote: the next hit is served from memory.
-        let stored = self.memory.insert(
-            hash.to_string(),
-            StoredEntry {
-                meta: entry.meta,
-                body: entry.body,
-            },
-        );
+        let stored = self
+            .memory
+            .insert(hash.to_string(), StoredEntry::new(entry.meta, entry.body));
         Some((meta, stored))
     }
 
+    /// The entry for `key` if the memory tier holds it, not counted as a lookup: a caller that
+    /// serves it counts the hit ([`count_memory_hit`]); one that does not falls back to
+    /// [`Storage::lookup`], which counts what it finds.
+    pub fn memory_entry(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
+        self.memory.peek(&key.combined())
+    }
+}
+
+/// Count a memory-tier hit served from [`TieredStorage::memory_entry`].
+pub fn count_memory_hit() {
+    crate::metrics::MEMORY_LOOKUP_HITS.inc();
+}
+
+impl TieredStorage {
     /// Purge what `query` selects from both tiers: delete, or with `soft` mark expired so the
     /// next request revalidates (or serves stale where the response allowed it).
     pub async fn purge_selected(&'static self, query: &PurgeQuery<'_>, soft: bool) -> PurgeCounts {
@@ -436,13 +447,9 @@ impl HandleMiss for Miss {
             }
             None => {}
         }
-        storage.memory.insert(
-            self.key,
-            StoredEntry {
-                meta: entry.meta,
-                body: entry.body,
-            },
-        );
+        storage
+            .memory
+            .insert(self.key, StoredEntry::new(entry.meta, entry.body));
         Ok(MissFinishType::Created(size))
     }
 }

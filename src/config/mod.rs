@@ -60,7 +60,13 @@ pub struct PerformanceConfig {
     /// Hand freed memory back to the OS at once (no allocator purge delay, no transparent huge
     /// pages): RSS falls back near idle after a burst, for a few percent more CPU per miss.
     pub eager_memory_release: bool,
+    /// Per client connection: a response with a known length is gathered up to this many
+    /// bytes before it is sent, so a hit of that size leaves in one write (header and body).
+    pub response_write_buffer: usize,
 }
+
+/// Upper bound of `response_write_buffer`.
+const MAX_RESPONSE_WRITE_BUFFER: u64 = 1 << 20;
 
 impl PerformanceConfig {
     /// The named preset, or `None` for an unknown name.
@@ -93,6 +99,7 @@ impl PerformanceConfig {
                 pool_size: 10,
                 shared_decode_bytes: 48 << 20,
                 eager_memory_release: true,
+                response_write_buffer: 16 << 10,
                 ..base
             },
             _ => return None,
@@ -112,6 +119,7 @@ impl PerformanceConfig {
             keepalive: Duration::from_secs(60),
             shared_decode_bytes: 128 << 20,
             eager_memory_release: false,
+            response_write_buffer: 64 << 10,
         }
     }
 }
@@ -386,6 +394,17 @@ impl Config {
         }
         if let Some(v) = o.eager_memory_release {
             performance.eager_memory_release = v;
+        }
+        if let Some(v) = o.response_write_buffer {
+            // Held by every open client connection: a few MiB would be a memory leak in all but
+            // name. Zero sends each write at once.
+            if v.0 > MAX_RESPONSE_WRITE_BUFFER {
+                return Err(err(
+                    "performance_overrides.response_write_buffer",
+                    format!("{} is over the limit of 1MiB", v.0),
+                ));
+            }
+            performance.response_write_buffer = v.0 as usize;
         }
 
         let defaults = Limits::default();

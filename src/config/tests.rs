@@ -34,6 +34,7 @@ fn presets_and_overrides() {
     assert_eq!(c.performance.origin_timeout, Duration::from_secs(45));
     assert_eq!(c.performance.pool_size, 3);
     assert!(c.performance.eager_memory_release);
+    assert_eq!(c.performance.response_write_buffer, 16 << 10);
     let c = parse("performance: high_throughput\nsites: [{origin: 'http://a'}]").unwrap();
     assert_eq!(
         (
@@ -43,6 +44,16 @@ fn presets_and_overrides() {
         (50, 100)
     );
     assert!(!c.performance.eager_memory_release);
+    assert_eq!(c.performance.response_write_buffer, 64 << 10);
+    let c =
+        parse("performance_overrides: {response_write_buffer: 0}\nsites: [{origin: 'http://a'}]")
+            .unwrap();
+    assert_eq!(c.performance.response_write_buffer, 0);
+    let e = parse(
+        "performance_overrides: {response_write_buffer: 2MiB}\nsites: [{origin: 'http://a'}]",
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "performance_overrides.response_write_buffer");
     let e = parse("performance: turbo\nsites: [{origin: 'http://a'}]").unwrap_err();
     assert_eq!(e.key, "performance");
 }

@@ -46,6 +46,7 @@ pub struct WirePerformance {
     pub keepalive_seconds: Option<u64>,
     pub shared_decode_size: Option<ByteSize>,
     pub eager_memory_release: Option<bool>,
+    pub response_write_buffer: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

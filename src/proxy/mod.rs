@@ -4,6 +4,7 @@
 //! `http_cache` says what RFC 9111 allows.
 
 mod http_cache;
+mod short_hit;
 
 use crate::cache::TieredStorage;
 use crate::config::{Config, Origin};
@@ -55,6 +56,8 @@ pub struct EdgeCtx {
     not_modified: Option<Box<ResponseHeader>>,
     /// The page being rewritten, from its upstream header to its last body chunk.
     html: Option<crate::rewrite::HtmlBody>,
+    /// Answered by `short_hit` from the memory tier, without Pingora's cache machinery.
+    short_hit: bool,
 }
 
 pub struct Edge {
@@ -147,6 +150,7 @@ impl ProxyHttp for Edge {
             response_time: None,
             not_modified: None,
             html: None,
+            short_hit: false,
         }
     }
 
@@ -188,7 +192,8 @@ impl ProxyHttp for Edge {
             source: source.key(),
             vary_token,
         };
-        Ok(false)
+        ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
+        Ok(ctx.short_hit)
     }
 
     fn request_cache_filter(&self, session: &mut Session, _ctx: &mut EdgeCtx) -> Result<()> {
@@ -205,22 +210,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
-        // Getting this wrong leads to cache poisoning: everything that changes the response
-        // must be in the key or in the variance.
-        let keyed = match &ctx.route {
-            Route::Image {
-                canonical, source, ..
-            } => route::KeyedRoute::Image { canonical, source },
-            _ => route::KeyedRoute::Raw {
-                path_and_query: session
-                    .req_header()
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str()),
-            },
-        };
-        let primary = route::primary_key(ctx.site, keyed);
-        Ok(CacheKey::new(primary, ""))
+        Ok(cache_key(session, ctx))
     }
 
     fn cache_vary_filter(
@@ -229,41 +219,32 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
+        if let Route::Image { vary_token, .. } = &ctx.route {
+            return image_variance(vary_token);
+        }
         let mut variance = VarianceBuilder::new();
-        match &ctx.route {
-            // Varies on the negotiated format, never the raw Accept string: browsers send dozens
-            // of Accept spellings that all mean the same three answers.
-            Route::Image { vary_token, .. } => {
-                if vary_token.is_empty() {
-                    return None;
-                }
-                variance.add_value("imgate-format", vary_token.as_bytes());
-            }
-            _ => {
-                let names: Vec<String> = meta
-                    .headers()
-                    .get_all(VARY)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .map(|n| n.trim().to_ascii_lowercase())
-                    .filter(|n| !n.is_empty())
-                    .collect();
-                for name in names {
-                    let value = req
-                        .headers
-                        .get(name.as_str())
-                        .map(|v| v.as_bytes().to_vec())
-                        .unwrap_or_default();
-                    variance.add_owned_name_value(name, value);
-                }
-                // Pages of a rewriting site are stored rewritten: a change to the rewrite
-                // config must not serve rewrites made under the old one. In the variance, not
-                // the key, so purging a URL still reaches every version.
-                if let Some(rewrite) = &self.config.sites[ctx.site].html_rewrite {
-                    variance.add_value("imgate-html-rewrite", rewrite.fingerprint.as_bytes());
-                }
-            }
+        let names: Vec<String> = meta
+            .headers()
+            .get_all(VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        for name in names {
+            let value = req
+                .headers
+                .get(name.as_str())
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            variance.add_owned_name_value(name, value);
+        }
+        // Pages of a rewriting site are stored rewritten: a change to the rewrite config must
+        // not serve rewrites made under the old one. In the variance, not the key, so purging a
+        // URL still reaches every version.
+        if let Some(rewrite) = &self.config.sites[ctx.site].html_rewrite {
+            variance.add_value("imgate-html-rewrite", rewrite.fingerprint.as_bytes());
         }
         variance.finalize()
     }
@@ -456,12 +437,23 @@ impl ProxyHttp for Edge {
                 .cache
                 .release_write_lock(NoCacheReason::InternalError);
         }
+        if ctx.short_hit && status == 200 {
+            let hit = &*metrics::MEMORY_IMAGE_HIT;
+            metrics::SHORT_HITS.inc();
+            hit.requests.inc();
+            hit.duration.observe(ctx.started.elapsed().as_secs_f64());
+            return;
+        }
         let route = match ctx.route {
             Route::Image { .. } => "image",
             Route::Passthrough => "passthrough",
             Route::Unrouted => "error",
         };
-        let cache = cache_label(session);
+        let cache = if ctx.short_hit {
+            "hit"
+        } else {
+            cache_label(session)
+        };
         metrics::REQUESTS
             .with_label_values(&[route, &status.to_string(), cache])
             .inc();
@@ -469,6 +461,36 @@ impl ProxyHttp for Edge {
             .with_label_values(&[route, cache])
             .observe(ctx.started.elapsed().as_secs_f64());
     }
+}
+
+/// The primary cache key of a routed request (the variance is added by `cache_vary_filter`).
+fn cache_key(session: &Session, ctx: &EdgeCtx) -> CacheKey {
+    // Getting this wrong leads to cache poisoning: everything that changes the response
+    // must be in the key or in the variance.
+    let keyed = match &ctx.route {
+        Route::Image {
+            canonical, source, ..
+        } => route::KeyedRoute::Image { canonical, source },
+        _ => route::KeyedRoute::Raw {
+            path_and_query: session
+                .req_header()
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str()),
+        },
+    };
+    CacheKey::new(route::primary_key(ctx.site, keyed), "")
+}
+
+/// The variance of an image variant: the negotiated format, never the raw Accept string
+/// (browsers send dozens of Accept spellings that all mean the same three answers).
+fn image_variance(vary_token: &str) -> Option<HashBinary> {
+    if vary_token.is_empty() {
+        return None;
+    }
+    let mut variance = VarianceBuilder::new();
+    variance.add_value("imgate-format", vary_token.as_bytes());
+    variance.finalize()
 }
 
 /// The path of `url` when it is relative or on `host`; `None` for other hosts.
