@@ -173,13 +173,6 @@ pub static CACHE_PURGED_ENTRIES: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
-/// The series of the commonest request, an image served `200` from the memory tier, resolved
-/// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
-pub struct MemoryImageHit {
-    pub requests: IntCounter,
-    pub duration: Histogram,
-}
-
 pub static SHORT_HITS: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
         "imgate_short_hits_total",
@@ -187,6 +180,13 @@ pub static SHORT_HITS: Lazy<IntCounter> = Lazy::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// The series of the commonest request, an image served `200` from the memory tier, resolved
+/// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
+pub struct MemoryImageHit {
+    pub requests: IntCounter,
+    pub duration: Histogram,
+}
 
 pub static MEMORY_IMAGE_HIT: Lazy<MemoryImageHit> = Lazy::new(|| MemoryImageHit {
     requests: REQUESTS.with_label_values(&["image", "200", "hit"]),

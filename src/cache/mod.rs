@@ -162,19 +162,17 @@ impl TieredStorage {
     }
 
     /// The entry for `key` if the memory tier holds it, not counted as a lookup: a caller that
-    /// serves it counts the hit ([`count_memory_hit`]); one that does not falls back to
+    /// serves it counts the hit ([`TieredStorage::count_memory_hit`]); one that does not falls back to
     /// [`Storage::lookup`], which counts what it finds.
     pub fn memory_entry(&self, key: &CacheKey) -> Option<Arc<StoredEntry>> {
         self.memory.peek(&key.combined())
     }
-}
 
-/// Count a memory-tier hit served from [`TieredStorage::memory_entry`].
-pub fn count_memory_hit() {
-    crate::metrics::MEMORY_LOOKUP_HITS.inc();
-}
+    /// Count a memory-tier hit served from [`TieredStorage::memory_entry`].
+    pub fn count_memory_hit(&self) {
+        crate::metrics::MEMORY_LOOKUP_HITS.inc();
+    }
 
-impl TieredStorage {
     /// Purge what `query` selects from both tiers: delete, or with `soft` mark expired so the
     /// next request revalidates (or serves stale where the response allowed it).
     pub async fn purge_selected(&'static self, query: &PurgeQuery<'_>, soft: bool) -> PurgeCounts {

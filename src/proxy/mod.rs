@@ -381,17 +381,11 @@ impl ProxyHttp for Edge {
         {
             self.invalidate(session, resp, ctx).await;
         }
-        // Surrogate-Control is addressed to surrogates like us, not to the client.
-        resp.remove_header("surrogate-control");
-        let status = cache_status(session);
-        if matches!(
+        let stored = matches!(
             session.cache.phase(),
             CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
-        ) {
-            // Timings of the original miss would mislead on a hit.
-            resp.remove_header("server-timing");
-        }
-        resp.insert_header("cache-status", status)?;
+        );
+        for_client(resp, cache_status(session), stored)?;
         if matches!(ctx.route, Route::Passthrough) {
             html::compress_for_client(&self.config.sites[ctx.site], session, resp);
         }
@@ -461,6 +455,17 @@ impl ProxyHttp for Edge {
             .with_label_values(&[route, cache])
             .observe(ctx.started.elapsed().as_secs_f64());
     }
+}
+
+/// What the edge changes in every response header it sends (`short_hit` included): no
+/// `Surrogate-Control`, which is addressed to surrogates like us; no `Server-Timing` on a
+/// response served from the cache (the original miss's timings would mislead); `Cache-Status`.
+fn for_client(resp: &mut ResponseHeader, cache_status: &'static str, stored: bool) -> Result<()> {
+    resp.remove_header("surrogate-control");
+    if stored {
+        resp.remove_header("server-timing");
+    }
+    resp.insert_header("cache-status", cache_status)
 }
 
 /// The primary cache key of a routed request (the variance is added by `cache_vary_filter`).

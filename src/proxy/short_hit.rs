@@ -8,7 +8,7 @@
 use super::{EdgeCtx, Route};
 use crate::cache::{StoredEntry, TieredStorage};
 use pingora_cache::key::HashBinary;
-use pingora_cache::{CacheKey, CacheMeta};
+use pingora_cache::CacheMeta;
 use pingora_error::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -34,10 +34,7 @@ impl Ready {
             return None;
         }
         header.set_version(http::Version::HTTP_11);
-        // What `response_filter` does to every hit.
-        header.remove_header("surrogate-control");
-        header.remove_header("server-timing");
-        header.insert_header("cache-status", "imgate; hit").ok()?;
+        super::for_client(&mut header, "imgate; hit", true).ok()?;
         // The full way serves ranges of stored entries and says so (its range filter).
         header
             .insert_header(http::header::ACCEPT_RANGES, "bytes")
@@ -99,15 +96,14 @@ pub(super) async fn serve(
     let variance = super::image_variance(vary_token);
     // Where Pingora keeps a variant: the first one stored takes the primary slot (the key
     // without variance), later ones a slot of their own (the key with it).
-    let primary: CacheKey = super::cache_key(session, ctx);
-    let mut slots = vec![primary];
-    if let Some(v) = &variance {
-        let mut secondary = slots[0].clone();
-        secondary.set_variance_key(*v);
-        slots.push(secondary);
-    }
+    let primary = super::cache_key(session, ctx);
+    let secondary = variance.map(|v| {
+        let mut key = primary.clone();
+        key.set_variance_key(v);
+        key
+    });
     // The first slot holding this variant decides, fresh or not, as on the full way.
-    let found = slots.iter().find_map(|key| {
+    let found = std::iter::once(&primary).chain(&secondary).find_map(|key| {
         let entry = storage.memory_entry(key)?;
         let ready = entry
             .memo
@@ -126,7 +122,7 @@ pub(super) async fn serve(
     let Some(Some((header, body))) = found else {
         return Ok(false);
     };
-    crate::cache::count_memory_hit();
+    storage.count_memory_hit();
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(header, head_only).await?;
     if !head_only {
