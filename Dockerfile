@@ -1,10 +1,11 @@
-# imgate container: the same build steps as CI (./dev installs cmake and nasm, cargo builds),
+# imgate container: the same build steps as CI (./dev installs cmake, nasm and libaom-dev;
+# libaom is linked statically, so the runtime image needs no codec packages; cargo builds),
 # then a slim runtime running as a non-root user with the example config.
 #   docker build -t imgate .
 #   docker run -p 8080:8080 -p 9090:9090 -e IMGATE_ORIGIN=https://www.example.com imgate
 
 FROM rust:1-slim-bookworm AS build
-RUN apt-get update -qq && apt-get install -y -qq cmake nasm pkg-config g++ make >/dev/null
+RUN apt-get update -qq && apt-get install -y -qq cmake nasm pkg-config g++ make libaom-dev >/dev/null
 WORKDIR /src
 COPY . .
 RUN cargo build --release --bin imgate && target/release/imgate --validate conf/*.yaml

@@ -8,6 +8,7 @@
 //! images; the frame count was still checked against `max_animation_frames` by the probe.
 
 use super::color;
+use super::encode;
 use super::geometry;
 use super::metadata::SourceMeta;
 use super::orient;
@@ -25,14 +26,25 @@ use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 const MAX_JPEG_SCANS: u32 = 500;
 
 /// Upright source size -> smallest acceptable decoded size (normally
-/// `geometry::min_decode_size` for the request's spec; tests pass their own).
+/// `min_upright_size` for the request; tests pass their own).
 pub(super) type MinSize<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
+
+/// The smallest upright size shrink-on-load may deliver for this request: what `fit` needs,
+/// times the output format's headroom (`encode::decode_headroom`), never more than the source.
+fn min_upright_size<'a>(ctx: &Ctx<'a>) -> impl Fn(u32, u32) -> (u32, u32) + 'a {
+    let spec = ctx.spec;
+    let headroom = encode::decode_headroom(spec.format, ctx.accepts);
+    move |w, h| {
+        let (mw, mh) = geometry::min_decode_size(w, h, spec);
+        let grow = |min: u32, src: u32| ((f64::from(min) * headroom).ceil() as u32).min(src);
+        (grow(mw, w), grow(mh, h))
+    }
+}
 
 /// Pipeline step: decode `ctx.input` as probed into `ctx.raster`.
 pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
     let probe = ctx.probe()?;
-    let spec = ctx.spec;
-    let min_upright = |w, h| geometry::min_decode_size(w, h, spec);
+    let min_upright = min_upright_size(ctx);
     let raster = match probe.format {
         SourceFormat::Jpeg => decode_jpeg(ctx.input, &probe, &mut ctx.meta, &min_upright)?,
         SourceFormat::Webp => decode_webp(ctx.input, &probe, &ctx.meta, &min_upright)?,
@@ -95,8 +107,7 @@ fn webp_shrink(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> u3
 /// with equal inputs and equal plans get identical decodes, so they may share one.
 pub(super) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
     let probe = ctx.probe()?;
-    let spec = ctx.spec;
-    let min_upright = |w, h| geometry::min_decode_size(w, h, spec);
+    let min_upright = min_upright_size(ctx);
     Ok(match probe.format {
         // n/8, as n (`ScalingFactor` reduces 2/8 to 1/4, so its numerator alone is ambiguous).
         SourceFormat::Jpeg => {

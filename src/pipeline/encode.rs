@@ -13,7 +13,6 @@ use super::PipelineError;
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use image::ImageEncoder;
 use libwebp_sys as webp;
-use rgb::FromSlice;
 use std::ffi::{c_int, c_void};
 
 /// Default JPEG quality (on the option's scale, see [`encoder_quality`]): the usual web sweet spot.
@@ -21,7 +20,7 @@ const JPEG_QUALITY: u8 = 85;
 /// Default WebP quality on the option's scale: libwebp quality 82, about JPEG 85 in perceived
 /// quality at a smaller size.
 const WEBP_QUALITY: u8 = 70;
-/// Default AVIF quality (ravif's scale); visually about JPEG 85.
+/// Default AVIF quality (libaom level 24, see `avif::cq_level`); visually about JPEG 85.
 const AVIF_QUALITY: u8 = 60;
 
 /// The encoder setting for a `quality` option (1-100, or the format's default when absent).
@@ -32,8 +31,8 @@ const AVIF_QUALITY: u8 = 60;
 /// Lanczos reference: libvips JPEG q80 = 116,685 B at 0.9791, libjpeg-turbo q82 here = 116,171 B
 /// at 0.9794; libvips WebP q80 = 151,896 B at 0.9759, libwebp q88 here = 104,822 B at 0.9829
 /// (smaller *and* better looking; q80 here was 0.9735). So JPEG moves 10% and WebP 40% of the way
-/// towards 100. AVIF stays on ravif's own scale: no setting of rav1e at speed 9 reaches libvips'
-/// SSIM at similar bytes (BENCHMARKS.md).
+/// towards 100. AVIF needs no move here: `avif::cq_level` is itself calibrated to libvips'
+/// AVIF (BT.601 4:2:0 through libaom, like libvips' libheif).
 pub(super) fn encoder_quality(format: OutputFormat, quality: Option<u8>) -> u8 {
     let (default, toward_100) = match format {
         OutputFormat::Jpeg => (JPEG_QUALITY, 0.1),
@@ -44,13 +43,25 @@ pub(super) fn encoder_quality(format: OutputFormat, quality: Option<u8>) -> u8 {
     let q = f32::from(quality.unwrap_or(default).clamp(1, 100));
     (q + (100.0 - q) * toward_100).round() as u8
 }
-/// rav1e speed preset, 1 (slowest) ..= 10. Measured with `avif_speed_timings` (tests.rs) on
-/// a 320x200 thumbnail, quality 60, 2 busy cores, dependencies at opt-level 3:
-/// speed 4: 272 ms, 3102 B; 6: 252 ms, 3110 B; 7: 224 ms, 3156 B; 8: 205 ms, 3156 B;
-/// 9: 82 ms, 3228 B; 10: 40 ms, 3733 B (a rerun under heavier load: 8: 301 ms, 9: 128 ms,
-/// 10: 66 ms). Speed 9 is about 2.4x faster than 8 for 2% more bytes,
-/// while 10 costs 16% more bytes: 9 is the request-path choice.
-const AVIF_SPEED: u8 = 9;
+/// How many times what `fit` needs the decoder's shrink-on-load must leave when the output
+/// will be AVIF. Shrinking on load to just the output size costs some sharpness against a
+/// full-size resize; lossy JPEG and WebP hide it, AVIF at the same quality shows it (luma SSIM
+/// of the 12 corpus photos at 300 px, libaom at libvips' look: 0.9773 at 1x, 0.9793 at 1.5x,
+/// 0.9795 at 2x, libvips 0.9798, BENCHMARKS.md). The bigger decode adds a few ms to an AVIF
+/// encode of 50-100 ms, where it would add a quarter to a JPEG miss, so JPEG and WebP keep 1x.
+const AVIF_DECODE_HEADROOM: f64 = 2.0;
+
+/// The headroom shrink-on-load leaves for this request: [`AVIF_DECODE_HEADROOM`] when the
+/// output is sure to be AVIF (decided before the decode, so it cannot depend on alpha),
+/// otherwise 1.
+pub(super) fn decode_headroom(request: FormatRequest, accepts: Accepts) -> f64 {
+    match request {
+        FormatRequest::Fixed(OutputFormat::Avif) => AVIF_DECODE_HEADROOM,
+        FormatRequest::Auto if accepts.avif => AVIF_DECODE_HEADROOM,
+        _ => 1.0,
+    }
+}
+
 /// WebP's format limit.
 pub(super) const WEBP_MAX_DIMENSION: u32 = 16383;
 
@@ -124,7 +135,7 @@ pub(super) fn encode(
         OutputFormat::Jpeg => encode_jpeg(img, quality, spec.grayscale),
         OutputFormat::Png => encode_png(img),
         OutputFormat::Webp => encode_webp(img, quality),
-        OutputFormat::Avif => encode_avif(img, quality),
+        OutputFormat::Avif => super::avif::encode(img, quality),
     }
 }
 
@@ -278,22 +289,6 @@ fn encode_webp(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
         return Err(fail(&format!("{:?}", pic.0.error_code)));
     }
     Ok(out)
-}
-
-/// AVIF through ravif (rav1e), 10-bit internally; ravif drops an all-opaque alpha itself.
-fn encode_avif(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
-    let encoder = ravif::Encoder::new()
-        .with_quality(f32::from(quality))
-        .with_speed(AVIF_SPEED);
-    let (w, h) = (img.width as usize, img.height as usize);
-    let result = if img.has_alpha() {
-        encoder.encode_rgba(ravif::Img::new(img.data.as_rgba(), w, h))
-    } else {
-        encoder.encode_rgb(ravif::Img::new(img.data.as_rgb(), w, h))
-    };
-    result
-        .map(|r| r.avif_file)
-        .map_err(|e| PipelineError::Encode(format!("AVIF: {e}")))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod geometry;
 pub mod raster;
 
 mod anim;
+mod avif;
 mod color;
 mod decode;
 mod encode;

@@ -1044,38 +1044,6 @@ fn timings_are_recorded_per_phase() {
     assert!(out.timings.encode > std::time::Duration::ZERO);
 }
 
-/// Not a check: prints AVIF encode time and size per rav1e speed on a ~320x240 thumbnail
-/// (the numbers behind `AVIF_SPEED`). Run with `--ignored --nocapture`.
-#[test]
-#[ignore]
-fn avif_speed_timings() {
-    let input = fixture("twowings-p3.jpg");
-    let (probe, mut meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
-    let min: MinSize<'_> = &|w, h| (w / 8, h / 8);
-    let thumb = decode::decode_jpeg(&input, &probe, &mut meta, min).unwrap();
-    println!("thumbnail {}x{}", thumb.width, thumb.height);
-    for speed in [4u8, 6, 7, 8, 9, 10] {
-        let encoder = ravif::Encoder::new().with_quality(60.0).with_speed(speed);
-        use rgb::FromSlice;
-        let img = ravif::Img::new(
-            thumb.data.as_rgb(),
-            thumb.width as usize,
-            thumb.height as usize,
-        );
-        let _ = encoder.encode_rgb(img); // warm-up
-        let start = std::time::Instant::now();
-        let rounds = 5;
-        let mut size = 0;
-        for _ in 0..rounds {
-            size = encoder.encode_rgb(img).unwrap().avif_file.len();
-        }
-        println!(
-            "speed {speed}: {:?} per encode, {size} bytes",
-            start.elapsed() / rounds
-        );
-    }
-}
-
 /// A `DecodeShare` that keeps every decode and counts how many were made.
 #[derive(Default)]
 struct CountingShare {
@@ -1150,4 +1118,89 @@ fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
         super::process_shared(&truncated, &spec, Accepts::default(), &limits, Some(&share))
             .unwrap_err();
     assert_eq!(format!("{alone:?}"), format!("{shared:?}"));
+}
+
+#[test]
+fn avif_output_of_photos_keeps_size_and_look() {
+    use super::avif::testing::{decode_av1, find_box, ispe_sizes, luma_ssim, to_rgb};
+    for name in [
+        "photos/LadyBird.jpg",
+        "photos/FreshFlower.jpg",
+        "twowings-p3.jpg",
+    ] {
+        let input = fixture(name);
+        let spec = |format| TransformSpec {
+            width: Some(300),
+            ..fixed(format)
+        };
+        let avif = run(&input, &spec(OutputFormat::Avif));
+        // PNG is lossless: the exact raster the AVIF encoder was given.
+        let png = run(&input, &spec(OutputFormat::Png));
+        assert_eq!((avif.width, avif.height), (png.width, png.height), "{name}");
+        assert_eq!(
+            ispe_sizes(&avif.bytes),
+            vec![(avif.width, avif.height)],
+            "{name}"
+        );
+        let planes = decode_av1(find_box(&avif.bytes, b"mdat").unwrap()).unwrap();
+        let back = to_rgb(&planes);
+        let want = image::load_from_memory(&png.bytes).unwrap().to_rgb8();
+        let want = Raster::new(want.width(), want.height(), 3, want.into_raw());
+        let ssim = luma_ssim(&want, &back);
+        assert!(ssim > 0.95, "{name}: SSIM {ssim:.4}");
+        // The colours survive too, not just luma.
+        assert!(picture_distance(&want, &back) < 2.0, "{name}");
+    }
+}
+
+#[test]
+fn avif_output_leaves_shrink_on_load_headroom_and_other_formats_do_not() {
+    // GreenMeadow is 1280 wide: 150 px fits 1/8 (160 px); twice that needs 2/8 (320 px).
+    let meadow = fixture("photos/GreenMeadow.jpg");
+    let limits = Limits::default();
+    let plan = |format: FormatRequest, accepts: Accepts| {
+        let spec = TransformSpec {
+            width: Some(150),
+            format,
+            ..TransformSpec::default()
+        };
+        let mut ctx = Ctx::new(&meadow, &spec, accepts, &limits);
+        sniff::step(&mut ctx).unwrap();
+        decode::plan(&ctx).unwrap()
+    };
+    let avif_client = Accepts {
+        avif: true,
+        webp: true,
+    };
+    assert_eq!(
+        plan(FormatRequest::Fixed(OutputFormat::Jpeg), avif_client),
+        1
+    );
+    assert_eq!(
+        plan(FormatRequest::Fixed(OutputFormat::Webp), avif_client),
+        1
+    );
+    assert_eq!(plan(FormatRequest::Auto, Accepts::default()), 1);
+    assert_eq!(
+        plan(FormatRequest::Fixed(OutputFormat::Avif), Accepts::default()),
+        2
+    );
+    assert_eq!(plan(FormatRequest::Auto, avif_client), 2);
+    // Never more than the source: a thumbnail near full size decodes whole either way.
+    let spec = TransformSpec {
+        width: Some(1000),
+        ..fixed(OutputFormat::Avif)
+    };
+    let mut ctx = Ctx::new(&meadow, &spec, Accepts::default(), &limits);
+    sniff::step(&mut ctx).unwrap();
+    assert_eq!(decode::plan(&ctx).unwrap(), 8);
+    // And the output size is the one asked for.
+    let out = run(
+        &meadow,
+        &TransformSpec {
+            width: Some(150),
+            ..fixed(OutputFormat::Avif)
+        },
+    );
+    assert_eq!(out.width, 150);
 }

@@ -43,11 +43,19 @@ pub struct SharedDecodes {
 }
 
 /// A kept decode, holding its input buffer so the buffer's address (part of the key) cannot
-/// be reused for other bytes while the entry exists.
+/// be reused for other bytes while the entry exists. Both count against the budget: the
+/// input is often the larger (a 3 MB JPEG kept for a 0.3 MB shrink-on-load decode), and
+/// under a steady stream of misses each download is a new buffer.
 #[derive(Clone)]
 struct Kept {
-    _input: Bytes,
+    input: Bytes,
     decoded: Arc<Decoded>,
+}
+
+impl Kept {
+    fn weight(&self) -> u32 {
+        u32::try_from(self.decoded.weight().saturating_add(self.input.len())).unwrap_or(u32::MAX)
+    }
 }
 
 const SHARED_DECODE_TTL: Duration = Duration::from_secs(10);
@@ -57,9 +65,7 @@ impl SharedDecodes {
         SharedDecodes {
             entries: moka::sync::Cache::builder()
                 .max_capacity(budget_bytes)
-                .weigher(|_k: &DecodeKey, v: &Kept| {
-                    u32::try_from(v.decoded.weight()).unwrap_or(u32::MAX)
-                })
+                .weigher(|_k: &DecodeKey, v: &Kept| v.weight())
                 .time_to_live(SHARED_DECODE_TTL)
                 .build(),
         }
@@ -105,7 +111,7 @@ impl DecodeShare for JobDecodes<'_> {
             .try_get_with(key, || {
                 decoded_here = true;
                 decode().map(|d| Kept {
-                    _input: self.input.clone(),
+                    input: self.input.clone(),
                     decoded: Arc::new(d),
                 })
             })
@@ -410,6 +416,46 @@ mod tests {
         // The end of a burst drops them all.
         decodes.clear();
         assert_eq!(decodes.entries.entry_count(), 0);
+    }
+
+    #[test]
+    fn shared_decodes_count_their_input_buffers_against_the_budget() {
+        use crate::pipeline::process_shared;
+        use crate::spec::{Accepts, TransformSpec};
+        let photo = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/photos/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            Bytes::from(std::fs::read(path).unwrap())
+        };
+        let limits = crate::pipeline::Limits::default();
+        let spec = TransformSpec {
+            width: Some(100),
+            ..TransformSpec::default()
+        };
+        let run = |decodes: &SharedDecodes, input: &Bytes| {
+            let share = decodes.for_input(input.clone());
+            process_shared(input, &spec, Accepts::default(), &limits, Some(&share)).unwrap();
+            decodes.entries.run_pending_tasks();
+        };
+        // A budget above the decode's size but below the input's: nothing may be kept.
+        let meadow = photo("GreenMeadow.jpg");
+        let tight = SharedDecodes::new(meadow.len() as u64 / 2);
+        run(&tight, &meadow);
+        assert_eq!(tight.entries.entry_count(), 0);
+        assert_eq!(tight.entries.weighted_size(), 0);
+        // With room, the entry weighs its input plus its pixels, and a stream of fresh
+        // downloads of the same photo (new buffers, new keys) stays within the budget.
+        let budget = 3 * meadow.len() as u64;
+        let roomy = SharedDecodes::new(budget);
+        run(&roomy, &meadow);
+        assert_eq!(roomy.entries.entry_count(), 1);
+        assert!(roomy.entries.weighted_size() > meadow.len() as u64);
+        for _ in 0..8 {
+            run(&roomy, &Bytes::from(meadow.to_vec()));
+            assert!(roomy.entries.weighted_size() <= budget);
+        }
     }
 
     #[test]
