@@ -155,6 +155,7 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
+        crate::service::heaps::register_current_thread();
         let req = session.req_header();
         let host = header_str(req, "host")
             .or_else(|| req.uri.host())

@@ -15,6 +15,7 @@ pub struct TransformApp {
 #[async_trait]
 impl ServeHttp for TransformApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        super::heaps::register_current_thread();
         let req = session.req_header();
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let host = header("host").or_else(|| req.uri.host()).unwrap_or("");

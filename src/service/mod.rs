@@ -5,6 +5,7 @@
 //! and responses, not Pingora proxy phases or the edge cache.
 
 mod app;
+pub mod heaps;
 pub mod processor;
 mod resize;
 

@@ -8,8 +8,8 @@
 //! pool goes idle.
 //!
 //! After a burst it gives the memory the jobs freed back to the OS: the pool threads keep
-//! freed pages in their mimalloc heaps and the codecs (libjpeg-turbo, libwebp) leave theirs in
-//! glibc's arenas, so without this the process would stay near its peak size long after the
+//! freed pages in their mimalloc heaps, so do the async runtime threads (`heaps.rs`), and the
+//! codecs (libjpeg-turbo, libwebp, libaom) leave theirs in glibc's arenas, so without this the process would stay near its peak size long after the
 //! load is gone. That runs only once the pool has been idle for a while, never between jobs,
 //! so a steady load never pays for it.
 
@@ -264,11 +264,13 @@ fn release_loop(
     }
 }
 
-/// Hand free memory back to the OS: every pool thread's mimalloc heap, then glibc's arenas.
+/// Hand free memory back to the OS: every pool thread's mimalloc heap, every async runtime
+/// thread's (`heaps`), then glibc's arenas.
 fn release_memory(pool: &rayon::ThreadPool) {
     // SAFETY: `mi_collect` only frees memory no live allocation uses; it is meant to be called
     // from any thread, about that thread's own heap.
     pool.broadcast(|_| unsafe { libmimalloc_sys::mi_collect(true) });
+    super::heaps::collect_runtime_heaps();
     // SAFETY: `malloc_trim` is thread-safe and only returns unused memory.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
