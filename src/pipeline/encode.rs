@@ -47,8 +47,9 @@ pub(super) fn encoder_quality(format: OutputFormat, quality: Option<u8>) -> u8 {
 /// will be AVIF. Shrinking on load to just the output size costs some sharpness against a
 /// full-size resize; lossy JPEG and WebP hide it, AVIF at the same quality shows it (luma SSIM
 /// of the 12 corpus photos at 300 px, libaom at libvips' look: 0.9773 at 1x, 0.9793 at 1.5x,
-/// 0.9795 at 2x, libvips 0.9798, BENCHMARKS.md). The bigger decode adds a few ms to an AVIF
-/// encode of 50-100 ms, where it would add a quarter to a JPEG miss, so JPEG and WebP keep 1x.
+/// 0.9795 at 2x, libvips 0.9798, BENCHMARKS.md). Decoding and resizing up to four times the
+/// pixels is small next to an AVIF encode of 50-100 ms, but not next to a JPEG or WebP miss of
+/// 10-20 ms, so those keep 1x.
 const AVIF_DECODE_HEADROOM: f64 = 2.0;
 
 /// The headroom shrink-on-load leaves for this request: [`AVIF_DECODE_HEADROOM`] when the
