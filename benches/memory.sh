@@ -5,6 +5,7 @@
 # (VmHWM) during, and settled after.
 #   benches/memory.sh [preset] [concurrency] [waves]
 #   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
+# FORMAT=avif (or webp) changes the output format from jpeg.
 # OVERRIDES='max_image_bytes: 20MB' adds `performance_overrides` (memory_efficient's 10 MB
 # source limit refuses this 16 MB photo with 413).
 # Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins; BIN_DIR=target/debug for
@@ -43,7 +44,7 @@ rss() { awk -v k="$1:" '$1==k {print int($2/1024)}' "/proc/$imgate_pid/status"; 
 idle=$(rss VmRSS)
 "$bin/benchmark" --target "127.0.0.1:$edge_port" --scenario miss --concurrency "$conc" \
   --max-requests $((conc * waves)) --duration 120 --images "$image" \
-  --template '/cdn-cgi/image/width={w},quality={q},format=jpeg/{f}' --pid "$imgate_pid"
+  --template "/cdn-cgi/image/width={w},quality={q},format=${FORMAT:-jpeg}/{f}" --pid "$imgate_pid"
 # Settled: no job running or queued (requests the client gave up on still finish), then 3 s.
 busy() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^imgate_(active_processing_jobs|processing_queue_length|active_downloads) / {n += $2} END {print n + 0}'; }
 for _ in $(seq 300); do [[ $(busy) == 0 ]] && break; sleep 0.5; done
