@@ -264,6 +264,11 @@ fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, Pipel
     Ok(out)
 }
 
+// The project's one test SSIM, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/common/ssim.rs"]
+mod ssim;
+
 #[cfg(test)]
 pub(super) mod testing {
     //! Reading AVIF back in tests: libaom's decoder (csrc/aom_decode.c) and the few ISO-BMFF
@@ -393,29 +398,7 @@ pub(super) mod testing {
                 })
                 .collect()
         };
-        let (la, lb, w) = (luma(a), luma(b), a.width as usize);
-        let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-        let mut scores = Vec::new();
-        for y0 in (0..=a.height as usize - 8).step_by(4) {
-            for x0 in (0..=w - 8).step_by(4) {
-                let idx = |dy: usize, dx: usize| (y0 + dy) * w + x0 + dx;
-                let pts: Vec<(f64, f64)> = (0..64)
-                    .map(|i| (la[idx(i / 8, i % 8)], lb[idx(i / 8, i % 8)]))
-                    .collect();
-                let (ma, mb) = (
-                    pts.iter().map(|p| p.0).sum::<f64>() / 64.0,
-                    pts.iter().map(|p| p.1).sum::<f64>() / 64.0,
-                );
-                let va = pts.iter().map(|p| (p.0 - ma).powi(2)).sum::<f64>() / 63.0;
-                let vb = pts.iter().map(|p| (p.1 - mb).powi(2)).sum::<f64>() / 63.0;
-                let cov = pts.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum::<f64>() / 63.0;
-                scores.push(
-                    ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
-                        / ((ma * ma + mb * mb + c1) * (va + vb + c2)),
-                );
-            }
-        }
-        scores.iter().sum::<f64>() / scores.len() as f64
+        super::ssim::windowed_ssim(&luma(a), &luma(b), a.width as usize)
     }
 }
 

@@ -3,6 +3,8 @@
 //! over the wire, and image comparison (exact dimensions, SSIM for look).
 #![allow(dead_code)]
 
+mod ssim;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -454,43 +456,7 @@ pub fn ssim(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
             .map(|p| 0.2126 * p[0] as f64 + 0.7152 * p[1] as f64 + 0.0722 * p[2] as f64)
             .collect()
     };
-    let (la, lb) = (luma(a), luma(&b));
-    let (w, h) = (a.width() as usize, a.height() as usize);
-    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-    let (mut total, mut n) = (0.0, 0);
-    for y in (0..h.saturating_sub(7)).step_by(4) {
-        for x in (0..w.saturating_sub(7)).step_by(4) {
-            let (mut ma, mut mb, mut va, mut vb, mut cov) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            for dy in 0..8 {
-                for dx in 0..8 {
-                    let i = (y + dy) * w + x + dx;
-                    ma += la[i];
-                    mb += lb[i];
-                }
-            }
-            ma /= 64.0;
-            mb /= 64.0;
-            for dy in 0..8 {
-                for dx in 0..8 {
-                    let i = (y + dy) * w + x + dx;
-                    va += (la[i] - ma).powi(2);
-                    vb += (lb[i] - mb).powi(2);
-                    cov += (la[i] - ma) * (lb[i] - mb);
-                }
-            }
-            va /= 63.0;
-            vb /= 63.0;
-            cov /= 63.0;
-            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
-                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
-            n += 1;
-        }
-    }
-    if n == 0 {
-        1.0
-    } else {
-        total / n as f64
-    }
+    ssim::windowed_ssim(&luma(a), &luma(&b), a.width() as usize)
 }
 
 /// A reference downscale of a fixture with the `image` crate, for look comparisons.
