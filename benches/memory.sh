@@ -5,7 +5,8 @@
 # (VmHWM) during, and settled after.
 #   benches/memory.sh [preset] [concurrency] [waves]
 #   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
-# FORMAT=avif (or webp) changes the output format from jpeg.
+# FORMAT=avif (or webp) changes the output format from jpeg; SETTLE (default 3) is how many
+# seconds after the last job "settled" is read.
 # OVERRIDES='max_image_bytes: 20MB' adds `performance_overrides` (memory_efficient's 10 MB
 # source limit refuses this 16 MB photo with 413).
 # Uses target/perf/{imgate,benchmark} (cargo build --profile perf --bins; BIN_DIR=target/debug for
@@ -48,7 +49,7 @@ idle=$(rss VmRSS)
 # Settled: no job running or queued (requests the client gave up on still finish), then 3 s.
 busy() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^imgate_(active_processing_jobs|processing_queue_length|active_downloads) / {n += $2} END {print n + 0}'; }
 for _ in $(seq 300); do [[ $(busy) == 0 ]] && break; sleep 0.5; done
-sleep 3
+sleep "${SETTLE:-3}"
 echo "preset $preset: $conc concurrent misses x $waves waves on $image"
 echo "origin requests for $image during the run: $(($(grep -c "GET /$image" "$run/origin.log") - 1))"
-echo "RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB, settled $(rss VmRSS) MiB (3 s after the last job)"
+echo "RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB, settled $(rss VmRSS) MiB (${SETTLE:-3} s after the last job)"

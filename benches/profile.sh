@@ -31,17 +31,20 @@ template='/cdn-cgi/image/width={w},quality=80,format=jpeg/{f}'
   curl -sf -o /dev/null "http://127.0.0.1:$edge$(sed "s/{w}/300/;s/{f}/$f/" <<<"$template")"
 done
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+faults() { awk '{print $10}' "/proc/$pid/stat"; }  # minor page faults: memory the kernel had to hand out
 tick=$(getconf CLK_TCK)
-before=$(cpu)
+before=$(cpu); faults_before=$(faults)
 perf record -q -e cpu-clock -F ${FREQ:-2000} ${CALLGRAPH:--g} -p "$pid" -o "$run/perf.data" -- sleep "$secs" &
 perf_pid=$!
 out=$(FILES=$files TEMPLATE=$template wrk -t2 -c"$conns" -d"${secs}s" --latency \
   -s "../shared/bench/$scenario.lua" "http://127.0.0.1:$edge")
 wait "$perf_pid"
-after=$(cpu)
+after=$(cpu); faults_after=$(faults)
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx" || true
 awk -v c=$((after - before)) -v t="$tick" -v n="$requests" \
   'BEGIN {printf "server CPU: %.1f s for %d requests = %.1f us/request\n", c / t, n, c / t / n * 1e6}'
+awk -v f=$((faults_after - faults_before)) -v n="$requests" \
+  'BEGIN {printf "server minor page faults: %d = %.1f/request\n", f, f / n}'
 perf report -i "$run/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep "%" | head -8
 perf report -i "$run/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v "^#" | grep "%" | head -${TOP:-40}

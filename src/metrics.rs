@@ -50,6 +50,14 @@ pub static ORIGIN_FETCH_BYTES: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static ORIGIN_REUSES: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_origin_reuses_total",
+        "Originals served from a download that had just finished and was still in use, instead of downloading again"
+    )
+    .expect("metric registers once")
+});
+
 pub static ORIGIN_FETCH_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
         "imgate_origin_fetch_errors_total",
@@ -204,6 +212,7 @@ pub fn init() {
     Lazy::force(&ORIGIN_FETCH_DURATION);
     Lazy::force(&ORIGIN_FETCH_BYTES);
     Lazy::force(&ORIGIN_FETCH_ERRORS);
+    Lazy::force(&ORIGIN_REUSES);
     for step in ["decode", "resize", "encode"] {
         STEP_DURATION.with_label_values(&[step]);
     }

@@ -26,9 +26,7 @@ pub enum Role {
 /// Build a ready-to-run Pingora server.
 pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     crate::metrics::init();
-    if config.performance.eager_memory_release {
-        crate::service::release_memory_eagerly();
-    }
+    crate::service::set_memory_release(config.performance.eager_memory_release);
     let server_conf = std::mem::take(&mut config.server);
     // Pingora owns the server section now; the origin fetcher still needs the CA it names.
     config.server.ca_file = server_conf.ca_file.clone();

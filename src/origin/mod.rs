@@ -13,7 +13,7 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 
@@ -67,6 +67,36 @@ pub struct OriginFetcher {
     /// one original share one download and one buffer (64 thumbnails of a 16 MB photo hold
     /// 16 MB, not 1 GB).
     in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+    /// Finished downloads by the same key, for as long as some job still holds the buffer
+    /// (and at most `reuse_window`): a variant asked for while earlier variants of the
+    /// original are still queued or running uses the same bytes, and so shares their decodes,
+    /// instead of downloading and decoding the original again.
+    recent: Mutex<HashMap<String, Recent>>,
+    reuse_window: Duration,
+}
+
+/// How long a finished download may serve later askers, at most, and never beyond the
+/// freshness the origin gave it. Short, because the transform service does not see purges:
+/// an original replaced at the origin and purged reaches new variants after this long.
+pub const REUSE_WINDOW: Duration = Duration::from_secs(5);
+
+/// A finished download that later askers may join while its buffer is alive.
+struct Recent {
+    /// The body's owner; alive while any job holds a `Bytes` of it.
+    body: Weak<Bytes>,
+    /// Everything else the origin said (its `body` is empty).
+    fetched: Fetched,
+    at: Instant,
+}
+
+/// Owns a downloaded body for every `Bytes` handed out for it, so `Recent` can tell through
+/// a `Weak` whether anyone still has it. Every such `Bytes` points at the same memory.
+struct SharedBody(Arc<Bytes>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// One download that every concurrent asker awaits. If the task driving it is cancelled, the
@@ -90,11 +120,14 @@ impl OriginFetcher {
             perf: perf.clone(),
             max_bytes,
             in_flight: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+            reuse_window: REUSE_WINDOW,
         }
     }
 
     /// Fetch `path` (starting with `/`, query included) from `origin`, whole, within the
-    /// origin timeout, joining a download of the same original already in progress.
+    /// origin timeout, joining a download of the same original already in progress, or one
+    /// that finished moments ago and is still being worked on (see `recent`).
     pub async fn fetch(&self, origin: &Origin, path: &str) -> Result<Fetched, OriginError> {
         let key = match origin {
             Origin::Http(o) => format!(
@@ -107,6 +140,10 @@ impl OriginFetcher {
             ),
             Origin::Dir(d) => format!("file://{}{}", d.display(), path),
         };
+        if let Some(reused) = self.reuse(&key) {
+            metrics::ORIGIN_REUSES.inc();
+            return Ok(reused);
+        }
         let flight = self
             .in_flight
             .lock()
@@ -116,7 +153,10 @@ impl OriginFetcher {
             .clone();
         let result = flight
             .result
-            .get_or_init(|| self.download(origin, path))
+            .get_or_init(|| async {
+                let fetched = self.download(origin, path).await?;
+                Ok(self.remember(&key, fetched))
+            })
             .await
             .clone();
         // The first asker back retires the flight; later askers start a fresh download, so a
@@ -126,6 +166,51 @@ impl OriginFetcher {
             in_flight.remove(&key);
         }
         result
+    }
+
+    /// A recent download of `key` that a job still holds and that is still fresh enough to
+    /// serve, as a new handle on the same bytes; its freshness is what remains of the origin's.
+    fn reuse(&self, key: &str) -> Option<Fetched> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = recent.get(key)?;
+        let age = entry.at.elapsed();
+        let window = if entry.fetched.no_store {
+            Duration::ZERO
+        } else {
+            entry
+                .fetched
+                .ttl
+                .map_or(self.reuse_window, |ttl| ttl.min(self.reuse_window))
+        };
+        match entry.body.upgrade().filter(|_| age < window) {
+            Some(body) => Some(Fetched {
+                body: Bytes::from_owner(SharedBody(body)),
+                ttl: entry.fetched.ttl.map(|ttl| ttl.saturating_sub(age)),
+                ..entry.fetched.clone()
+            }),
+            None => {
+                recent.remove(key);
+                None
+            }
+        }
+    }
+
+    /// Note a finished download for `reuse`, and hand back its body as a shared handle.
+    /// Entries whose buffers nobody holds any more are dropped here, so the map holds about
+    /// as many entries as there are originals in use.
+    fn remember(&self, key: &str, mut fetched: Fetched) -> Fetched {
+        let owner = Arc::new(std::mem::take(&mut fetched.body));
+        let recent = Recent {
+            body: Arc::downgrade(&owner),
+            fetched: fetched.clone(),
+            at: Instant::now(),
+        };
+        let mut map = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, r| r.body.strong_count() > 0);
+        map.insert(key.to_string(), recent);
+        drop(map);
+        fetched.body = Bytes::from_owner(SharedBody(owner));
+        fetched
     }
 
     /// The connector (and pool) for this origin's scheme, host and port, made on first use.
@@ -223,6 +308,58 @@ pub fn forbids_storing(cache_control: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_download_still_in_use_serves_later_askers_within_its_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.jpg");
+        let origin = Origin::Dir(dir.path().to_path_buf());
+        let mut fetcher = OriginFetcher::new(&PerformanceConfig::default_for(2), 1 << 20, None);
+        async fn fetch(fetcher: &OriginFetcher, origin: &Origin) -> Fetched {
+            fetcher.fetch(origin, "/a.jpg").await.unwrap()
+        }
+        let fetched = |body: &'static [u8], no_store, ttl| Fetched {
+            body: Bytes::from_static(body),
+            content_type: None,
+            ttl,
+            no_store,
+            last_modified: None,
+            etag: None,
+            tags: Vec::new(),
+        };
+        std::fs::write(&file, b"first").unwrap();
+        let held = fetch(&fetcher, &origin).await;
+        // The original changes at the origin while a job still holds the first download:
+        // askers within the window get the very same buffer, not a second download.
+        std::fs::write(&file, b"second").unwrap();
+        let again = fetch(&fetcher, &origin).await;
+        assert_eq!(&again.body[..], b"first");
+        assert_eq!(again.body.as_ptr(), held.body.as_ptr());
+        // Once nobody holds it, the next asker downloads afresh.
+        drop((held, again));
+        assert_eq!(&fetch(&fetcher, &origin).await.body[..], b"second");
+        // A buffer still held but older than the window is not served either.
+        fetcher.reuse_window = Duration::from_millis(50);
+        let held = fetch(&fetcher, &origin).await;
+        assert_eq!(&held.body[..], b"second");
+        std::fs::write(&file, b"third").unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(&fetch(&fetcher, &origin).await.body[..], b"third");
+        // Nor one the origin forbade keeping, or gave no freshness to, however fresh.
+        fetcher.reuse_window = REUSE_WINDOW;
+        for (no_store, ttl) in [(true, None), (false, Some(Duration::ZERO))] {
+            let _kept = fetcher.remember("k", fetched(b"x", no_store, ttl));
+            assert!(fetcher.reuse("k").is_none(), "reused {no_store} {ttl:?}");
+        }
+        // A reused original's freshness is what is left of the origin's.
+        let kept = fetcher.remember("k", fetched(b"x", false, Some(Duration::from_secs(60))));
+        let ttl = fetcher.reuse("k").unwrap().ttl.unwrap();
+        assert!(ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(55));
+        // Entries nobody holds any more are dropped as new ones arrive.
+        drop((kept, held));
+        let _other = fetcher.remember("other", fetched(b"y", false, None));
+        assert_eq!(fetcher.recent.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn freshness_prefers_s_maxage_and_subtracts_age() {

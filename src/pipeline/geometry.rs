@@ -19,8 +19,11 @@
 use super::raster::Raster;
 use super::{Limits, PipelineError};
 use crate::spec::{Fit, Flip, Gravity, TransformSpec};
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{
+    FilterType, IntoImageView, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 /// Every resize uses Lanczos3. The original design used a bilinear filter up to 300 px, but
@@ -73,15 +76,19 @@ fn needed_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
 /// (width/height x dpr, fit, gravity, background for pad).
 pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
     let size = (img.width, img.height);
-    fit_from(img, size, spec, limits)
+    fit_from(Cow::Owned(img), size, spec, limits)
 }
 
 /// Like [`fit`], for an image that shrink-on-load delivered smaller than the original:
 /// `original` is the upright size of the full source, and every output size is computed from
 /// it, so the result never depends on the decoder's scale (a 1600x1203 photo at width 100 is
 /// 100x75 whether it was decoded at full size or at 1/8).
+///
+/// A borrowed `img` (a decode shared with other jobs) is resized straight from its pixels
+/// when that needs no change to them; it is copied only when the output is the source as is,
+/// a crop of it, or a resize that must premultiply alpha first.
 pub fn fit_from(
-    img: Raster,
+    img: Cow<'_, Raster>,
     original: (u32, u32),
     spec: &TransformSpec,
     limits: &Limits,
@@ -118,9 +125,9 @@ pub fn fit_from(
     };
     let (sw, sh) = plan.scaled;
     let img = if win.is_full(img.width, img.height) && (sw, sh) == (img.width, img.height) {
-        img
+        img.into_owned()
     } else if let Some((x, y)) = win.integral_origin(sw, sh) {
-        crop_in_place(img, x, y, sw, sh)
+        crop_in_place(img.into_owned(), x, y, sw, sh)
     } else {
         resize(img, win, sw, sh)?
     };
@@ -130,6 +137,11 @@ pub fn fit_from(
     } else {
         pad(&img, cw, ch, spec)
     })
+}
+
+/// Whether [`rotate_flip`] would change anything for `spec`.
+pub fn rotates_or_flips(spec: &TransformSpec) -> bool {
+    matches!(spec.rotate, Some(90) | Some(180) | Some(270)) || spec.flip != Flip::None
 }
 
 /// Apply `rotate` and `flip` from the spec.
@@ -420,8 +432,9 @@ fn crop_in_place(img: Raster, x: u32, y: u32, w: u32, h: u32) -> Raster {
     Raster::new(w, h, img.channels, data)
 }
 
-/// Resample `window` of `img` to exactly `w` x `h`.
-fn resize(img: Raster, window: Window, w: u32, h: u32) -> Result<Raster, PipelineError> {
+/// Resample `window` of `img` to exactly `w` x `h`. Reads a borrowed `img` in place unless
+/// it has alpha to premultiply, which is done on a buffer this function owns.
+fn resize(img: Cow<'_, Raster>, window: Window, w: u32, h: u32) -> Result<Raster, PipelineError> {
     let channels = img.channels;
     let pixel_type = if channels == 4 {
         PixelType::U8x4
@@ -429,19 +442,42 @@ fn resize(img: Raster, window: Window, w: u32, h: u32) -> Result<Raster, Pipelin
         PixelType::U8x3
     };
     // Premultiply so fully transparent pixels (whatever colour they store) contribute nothing;
-    // done here on the buffer we own rather than by the resizer, which would copy the source.
+    // done here on a buffer we own rather than by the resizer, which would copy the source.
     let premultiply = channels == 4 && !is_opaque(&img.data);
     let (src_w, src_h) = (img.width, img.height);
-    let mut data = img.data;
     let err = |e: &dyn std::fmt::Display| PipelineError::BadOptions(format!("resize: {e}"));
-    if premultiply {
+    let mut dst = if premultiply {
+        let mut data = img.into_owned().data;
         let mut view =
             Image::from_slice_u8(src_w, src_h, &mut data, pixel_type).map_err(|e| err(&e))?;
         MulDiv::new()
             .multiply_alpha_inplace(&mut view)
             .map_err(|e| err(&e))?;
+        let src = Image::from_vec_u8(src_w, src_h, data, pixel_type).map_err(|e| err(&e))?;
+        convolve(&src, window, w, h)?
+    } else {
+        let src = ImageRef::new(src_w, src_h, &img.data, pixel_type).map_err(|e| err(&e))?;
+        convolve(&src, window, w, h)?
+    };
+    if premultiply {
+        MulDiv::new()
+            .divide_alpha_inplace(&mut dst)
+            .map_err(|e| err(&e))?;
     }
-    let src = Image::from_vec_u8(src_w, src_h, data, pixel_type).map_err(|e| err(&e))?;
+    Ok(Raster::new(w, h, channels, dst.into_vec()))
+}
+
+/// The Lanczos resample itself, on this thread's resizer (its scratch buffers are reused
+/// from request to request, up to `KEEP_RESIZER_BUFFERS`).
+fn convolve(
+    src: &impl IntoImageView,
+    window: Window,
+    w: u32,
+    h: u32,
+) -> Result<Image<'static>, PipelineError> {
+    let pixel_type = src
+        .pixel_type()
+        .ok_or_else(|| PipelineError::BadOptions("resize: unknown pixel type".into()))?;
     let mut dst = Image::new(w, h, pixel_type);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(RESIZE_FILTER))
@@ -450,19 +486,14 @@ fn resize(img: Raster, window: Window, w: u32, h: u32) -> Result<Raster, Pipelin
     RESIZER
         .with(|cell| {
             let mut resizer = cell.borrow_mut();
-            let result = resizer.resize(&src, &mut dst, &options);
+            let result = resizer.resize(src, &mut dst, &options);
             if resizer.size_of_internal_buffers() > KEEP_RESIZER_BUFFERS {
                 resizer.reset_internal_buffers();
             }
             result
         })
-        .map_err(|e| err(&e))?;
-    if premultiply {
-        MulDiv::new()
-            .divide_alpha_inplace(&mut dst)
-            .map_err(|e| err(&e))?;
-    }
-    Ok(Raster::new(w, h, channels, dst.into_vec()))
+        .map_err(|e| PipelineError::BadOptions(format!("resize: {e}")))?;
+    Ok(dst)
 }
 
 /// True when every pixel of an RGBA buffer is fully opaque (premultiplying would be a no-op).

@@ -10,6 +10,8 @@ use super::sniff::Probe;
 use super::{anim, color, decode, effects, encode, flatten, geometry, orient, sniff};
 use super::{Limits, PipelineError, Processed, StepTimings};
 use crate::spec::{Accepts, OutputFormat, TransformSpec};
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Which `StepTimings` bucket a step's wall time goes to (`Server-Timing` names).
@@ -58,8 +60,12 @@ pub(super) struct Ctx<'a> {
     /// Set by `probe`.
     pub probe: Option<Probe>,
     pub meta: SourceMeta,
-    /// Empty (0x0) until `decode`.
+    /// Empty (0x0) until `decode`, and while `shared` holds the decode instead.
     pub raster: Raster,
+    /// The decode phase's result when it is shared with other jobs (`process_shared`):
+    /// read-only. `fit` resizes from it in place; any step that needs pixels of its own gets
+    /// a copy from `take_raster`. Empty from `fit` on.
+    pub shared: Option<Arc<Decoded>>,
     /// Set by `choose_format`.
     pub format: Option<OutputFormat>,
     /// Set by `encode`.
@@ -83,6 +89,7 @@ impl<'a> Ctx<'a> {
             probe: None,
             meta: SourceMeta::default(),
             raster: empty_raster(),
+            shared: None,
             format: None,
             output: Vec::new(),
             animation: None,
@@ -95,9 +102,13 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| PipelineError::Undecodable("internal: step ran before probe".into()))
     }
 
-    /// Move the raster out for a step that consumes it, leaving an empty one behind.
+    /// Move the raster out for a step that consumes it, leaving an empty one behind. A
+    /// shared decode is copied out here, by the first step that must own its pixels.
     pub(super) fn take_raster(&mut self) -> Raster {
-        std::mem::replace(&mut self.raster, empty_raster())
+        match self.shared.take() {
+            Some(shared) => shared.raster.clone(),
+            None => std::mem::replace(&mut self.raster, empty_raster()),
+        }
     }
 }
 
@@ -131,12 +142,19 @@ fn fit_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
     if matches!(ctx.spec.rotate, Some(90) | Some(270)) {
         original = (original.1, original.0);
     }
-    let img = ctx.take_raster();
+    let shared = ctx.shared.take();
+    let img = match &shared {
+        Some(decoded) => Cow::Borrowed(&decoded.raster),
+        None => Cow::Owned(ctx.take_raster()),
+    };
     ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.limits)?;
     Ok(())
 }
 
 fn rotate_flip_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    if !geometry::rotates_or_flips(ctx.spec) {
+        return Ok(()); // nothing to do: leave a shared decode shared
+    }
     let img = ctx.take_raster();
     ctx.raster = geometry::rotate_flip(img, ctx.spec);
     Ok(())
@@ -209,7 +227,7 @@ pub trait DecodeShare: Sync {
         &self,
         key: DecodeKey,
         decode: &mut dyn FnMut() -> Result<Decoded, PipelineError>,
-    ) -> Result<std::sync::Arc<Decoded>, PipelineError>;
+    ) -> Result<Arc<Decoded>, PipelineError>;
 }
 
 /// [`process`], sharing the decode phase of still images through `share` when given.
@@ -252,7 +270,7 @@ pub fn process_shared(
                     })
                 })?;
                 ctx.meta = decoded.meta.clone();
-                ctx.raster = decoded.raster.clone();
+                ctx.shared = Some(decoded);
                 let mut t = run(&mut ctx, rest)?;
                 t.decode += started.elapsed();
                 t

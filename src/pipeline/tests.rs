@@ -1074,11 +1074,7 @@ impl super::DecodeShare for CountingShare {
 fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
     let share = CountingShare::default();
     let limits = Limits::default();
-    let check = |input: &[u8], width: u32| {
-        let spec = TransformSpec {
-            width: Some(width),
-            ..fixed(OutputFormat::Png)
-        };
+    let check_spec = |input: &[u8], spec: TransformSpec| {
         let alone = run(input, &spec);
         let shared = super::process_shared(input, &spec, Accepts::default(), &limits, Some(&share))
             .expect("shared process");
@@ -1088,28 +1084,72 @@ fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
             image::load_from_memory(&alone.bytes).unwrap().to_rgba8(),
             image::load_from_memory(&shared.bytes).unwrap().to_rgba8(),
         );
-        assert!(a == b, "shared decode changed the picture at width {width}");
+        assert!(a == b, "shared decode changed the picture for {spec:?}");
     };
+    let check = |input: &[u8], width: u32| {
+        check_spec(
+            input,
+            TransformSpec {
+                width: Some(width),
+                ..fixed(OutputFormat::Png)
+            },
+        )
+    };
+    let decodes = || share.decodes.load(std::sync::atomic::Ordering::Relaxed);
     // GreenMeadow is 1280 wide: 100 and 150 both decode at 1/8 (160 px), 300 at 2/8.
     let meadow = fixture("photos/GreenMeadow.jpg");
     check(&meadow, 100);
     check(&meadow, 150);
-    assert_eq!(share.decodes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(decodes(), 1);
     check(&meadow, 300);
-    assert_eq!(share.decodes.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(decodes(), 2);
     // EXIF orientation and colour travel with the shared decode.
     let rotated = fixture("orientation/Landscape_6.jpg");
     check(&rotated, 120);
     check(&rotated, 121);
     let p3 = fixture("twowings-p3.jpg");
     check(&p3, 200);
+    // Every way a job can use the kept decode, each run twice on the same one, so a job that
+    // changed the kept pixels would show in the next: resized in place (above), resized after
+    // premultiplying translucent alpha, turned, flipped, cropped, blurred, and used as is.
+    let rgba = fixture("pngsuite/basn6a08.png");
+    let png = || fixed(OutputFormat::Png);
+    let before = decodes();
+    for _ in 0..2 {
+        check(&rgba, 20);
+        check_spec(&rgba, png());
+        check_spec(
+            &rgba,
+            TransformSpec {
+                width: Some(24),
+                rotate: Some(90),
+                flip: crate::spec::Flip::Horizontal,
+                ..png()
+            },
+        );
+        check_spec(
+            &rgba,
+            TransformSpec {
+                width: Some(40),
+                height: Some(16),
+                fit: crate::spec::Fit::Crop, // 32x16 out of 32x32, no resampling
+                ..png()
+            },
+        );
+        check_spec(
+            &meadow,
+            TransformSpec {
+                width: Some(160),
+                blur_deci: Some(20),
+                ..png()
+            },
+        );
+    }
+    assert!(decodes() <= before + 4, "the kept decodes were not used");
     // The same bytes in another buffer are another key: never confused, decoded again.
-    let before = share.decodes.load(std::sync::atomic::Ordering::Relaxed);
+    let before = decodes();
     check(&meadow.clone(), 100);
-    assert_eq!(
-        share.decodes.load(std::sync::atomic::Ordering::Relaxed),
-        before + 1
-    );
+    assert_eq!(decodes(), before + 1);
     // Errors come back unchanged.
     let truncated = fixture("truncated.jpg");
     let spec = fixed(OutputFormat::Jpeg);

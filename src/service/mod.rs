@@ -10,7 +10,7 @@ pub mod processor;
 mod resize;
 
 pub use app::TransformApp;
-pub use processor::release_memory_eagerly;
+pub use processor::set_memory_release;
 pub use resize::{ResizeRequest, ResizeService, Resized};
 
 use crate::config::{Config, Origin, Site};

@@ -282,20 +282,31 @@ fn release_memory(pool: &rayon::ThreadPool) {
 /// `mi_option_purge_delay`: its index in `mi_option_t` of the mimalloc 3 sources that
 /// libmimalloc-sys 0.1 builds (`c_src/mimalloc/v3/include/mimalloc.h`); the crate has no
 /// constant for it. `purge_delay_option_index_is_right` checks it reads the default, 1000 ms
-/// (arena purges wait 10 times that).
+/// (arena purges multiply it by `arena_purge_mult`, 1 in this version).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Process-wide: freed memory goes back to the OS at once instead of after mimalloc's purge
-/// delay, and no transparent huge pages (a huge page stays resident until all of its 2 MiB is
-/// free). Call before the server starts. Costs a few percent of CPU per miss (page faults on
-/// buffers that would otherwise be reused), so only `eager_memory_release` configs do it.
-pub fn release_memory_eagerly() {
+/// How long freed memory stays with mimalloc for reuse before it goes back to the OS, unless
+/// `eager_memory_release`. mimalloc's own 1 s is shorter than the gaps between large buffers
+/// of one size in a stream of misses of mixed sizes, so they were returned and faulted in
+/// again: `benches/profile.sh miss` counted 67 page faults per request with 1 s and 17 with
+/// 5 s. Memory still goes back once the pool idles after a burst (`release_memory` forces
+/// the purge whatever the delay).
+const PURGE_DELAY_MS: std::os::raw::c_long = 5000;
+
+/// Process-wide allocator policy; call before the server starts. `eager`: freed memory goes
+/// back to the OS at once, and no transparent huge pages (a huge page stays resident until
+/// all of its 2 MiB is free), for a few percent of CPU per miss. Otherwise freed memory is
+/// kept `PURGE_DELAY_MS` for reuse.
+pub fn set_memory_release(eager: bool) {
+    let delay = if eager { 0 } else { PURGE_DELAY_MS };
     // SAFETY: setting an allocator option is thread-safe and affects only future purges.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process's flag.
     #[cfg(target_os = "linux")]
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    if eager {
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
     }
 }
 
@@ -463,7 +474,7 @@ mod tests {
     #[test]
     fn purge_delay_option_index_is_right() {
         // mimalloc 3 defaults the purge delay to 1000 ms (src/options.c); another option here would
-        // read differently (and nothing in the tests calls `release_memory_eagerly`).
+        // read differently (and nothing in the tests calls `set_memory_release`).
         // SAFETY: reading an option has no side effects.
         assert_eq!(
             unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
