@@ -50,6 +50,14 @@ pub static ORIGIN_FETCH_BYTES: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static CACHE_FILLS_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_cache_fills_dropped_total",
+        "Responses served but not stored because an admin purge began while they were fetched"
+    )
+    .expect("metric registers once")
+});
+
 pub static ORIGIN_REUSES: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
         "imgate_origin_reuses_total",
@@ -213,6 +221,7 @@ pub fn init() {
     Lazy::force(&ORIGIN_FETCH_BYTES);
     Lazy::force(&ORIGIN_FETCH_ERRORS);
     Lazy::force(&ORIGIN_REUSES);
+    Lazy::force(&CACHE_FILLS_DROPPED);
     for step in ["decode", "resize", "encode"] {
         STEP_DURATION.with_label_values(&[step]);
     }

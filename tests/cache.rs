@@ -599,3 +599,49 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
     );
     assert!(from_disk > 0, "entries written before the kill survive it");
 }
+
+#[test]
+fn a_purge_during_a_fill_keeps_that_fill_out_of_the_cache() {
+    // The origin serves one file that changes from one photo to another around a purge.
+    let root = tempfile::tempdir().unwrap();
+    let photo = |name: &str| std::fs::read(fixtures().join("photos").join(name)).unwrap();
+    std::fs::write(root.path().join("img.jpg"), photo("GreenMeadow.jpg")).unwrap(); // 1280x1024
+    let o = TestOrigin::start(root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let gw = Arc::new(Imgate::start(
+        &o.url(),
+        &cache_yaml(cache.path(), "64MiB", "64MiB"),
+    ));
+    let url = "/cdn-cgi/image/width=100,format=jpeg/slow/800/img.jpg";
+    let height = |r: &Response| image::load_from_memory(&r.body).unwrap().height();
+    // A miss that takes 800 ms at the origin; an admin purge lands in the middle of it.
+    let fill = {
+        let gw = gw.clone();
+        std::thread::spawn(move || gw.get(url))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    purge(&gw, json!({"everything": true}));
+    let first = fill.join().unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(height(&first), 80, "the fill itself is still served");
+    // The original changes. The purge must have kept the overtaken fill out of both tiers,
+    // and the transform service must not reuse the download it still holds from before.
+    std::fs::write(root.path().join("img.jpg"), photo("FreshFlower.jpg")).unwrap(); // 1600x1203
+    let next = gw.get(url);
+    assert_eq!(next.status, 200);
+    assert_eq!(
+        next.header("cache-status"),
+        MISS,
+        "the overtaken fill was stored"
+    );
+    assert_eq!(
+        height(&next),
+        75,
+        "a variant was made from the original of before the purge"
+    );
+    assert_eq!(o.hits("/slow/800/img.jpg"), 2);
+    assert!(metric(&gw.admin, "imgate_cache_fills_dropped_total") >= 1.0);
+    // Fills that no purge overtook are stored as ever.
+    assert_eq!(status_of(&gw, url).as_deref(), HIT);
+    assert_eq!(o.hits("/slow/800/img.jpg"), 2);
+}

@@ -24,7 +24,8 @@ use pingora_cache::{CacheKey, CacheMeta, HitHandler, MissHandler, Storage};
 use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 type Meta = (Vec<u8>, Vec<u8>);
@@ -39,6 +40,12 @@ pub fn served_from_disk(meta: &CacheMeta) -> bool {
     meta.extensions().get::<FromDisk>().is_some()
 }
 
+/// Put by the edge in the extensions of the [`CacheMeta`] of a response it is about to store:
+/// the [`TieredStorage::purge_generation`] from when it asked upstream. A fill that an admin
+/// purge overtook is served but not stored, since what it carries may be what was purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillStarted(pub u64);
+
 /// Entries removed or expired by one purge, per tier.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeCounts {
@@ -51,6 +58,10 @@ pub struct TieredStorage {
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
     index: Arc<PurgeIndex>,
+    /// Admin purges so far (see [`FillStarted`]).
+    purges: AtomicU64,
+    /// When the last admin purge began.
+    last_purge: Mutex<Option<SystemTime>>,
 }
 
 impl TieredStorage {
@@ -92,7 +103,20 @@ impl TieredStorage {
             memory: MemoryTier::new(memory_bytes, Some(on_evict)),
             disk,
             index,
+            purges: AtomicU64::new(0),
+            last_purge: Mutex::new(None),
         }
+    }
+
+    /// Changes whenever an admin purge begins; a fill stored under an older one is dropped.
+    pub fn purge_generation(&self) -> u64 {
+        self.purges.load(Ordering::Acquire)
+    }
+
+    /// When the last admin purge began, if any: originals fetched before then must not be
+    /// reused for new variants.
+    pub fn last_purge(&self) -> Option<SystemTime> {
+        *self.last_purge.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Leak one for Pingora, which wants `&'static dyn Storage`. Created once per process.
@@ -176,6 +200,9 @@ impl TieredStorage {
     /// Purge what `query` selects from both tiers: delete, or with `soft` mark expired so the
     /// next request revalidates (or serves stale where the response allowed it).
     pub async fn purge_selected(&'static self, query: &PurgeQuery<'_>, soft: bool) -> PurgeCounts {
+        // Before selecting: a fill that finishes from here on is not stored (`Miss::finish`).
+        *self.last_purge.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
+        self.purges.fetch_add(1, Ordering::AcqRel);
         let hashes = self.index.select(query);
         let mut counts = PurgeCounts::default();
         for h in &hashes {
@@ -270,8 +297,10 @@ impl Storage for TieredStorage {
                 .filter_map(|v| v.to_str().ok())
         };
         let tags = tags_from_headers(values("surrogate-key"), values("cache-tag"));
+        let started = meta.extensions().get::<FillStarted>().copied();
         Ok(Box::new(Miss {
             storage: self,
+            started,
             key: key.combined(),
             primary: String::from_utf8_lossy(key.primary_key()).into_owned(),
             tags,
@@ -409,6 +438,8 @@ impl HandleHit for Hit {
 /// sees a partial entry and an aborted fill leaves nothing behind.
 struct Miss {
     storage: &'static TieredStorage,
+    /// The purge generation the fill began in, when the edge said (it does for every fill).
+    started: Option<FillStarted>,
     key: String,
     primary: String,
     tags: Vec<String>,
@@ -426,6 +457,13 @@ impl HandleMiss for Miss {
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let size = self.body.len();
         let storage = self.storage;
+        let started = self.started;
+        let overtaken = || started.is_some_and(|FillStarted(g)| g != storage.purge_generation());
+        if overtaken() {
+            log::debug!("not storing {}: a purge began during its fill", self.key);
+            crate::metrics::CACHE_FILLS_DROPPED.inc();
+            return Ok(MissFinishType::Created(size));
+        }
         let entry = DiskEntry {
             primary: self.primary,
             tags: self.tags,
@@ -447,7 +485,17 @@ impl HandleMiss for Miss {
         }
         storage
             .memory
-            .insert(self.key, StoredEntry::new(entry.meta, entry.body));
+            .insert(self.key.clone(), StoredEntry::new(entry.meta, entry.body));
+        // A purge bumps the generation before it looks for entries, so one that began after
+        // the check above either found this entry (it was indexed first) or shows here.
+        if overtaken() {
+            log::debug!("unstoring {}: a purge began during its fill", self.key);
+            crate::metrics::CACHE_FILLS_DROPPED.inc();
+            storage.memory.remove(&self.key);
+            let hash = self.key.clone();
+            storage.on_disk(move |d| d.remove(&hash)).await;
+            storage.index.forget(&self.key);
+        }
         Ok(MissFinishType::Created(size))
     }
 }

@@ -87,6 +87,8 @@ struct Recent {
     /// Everything else the origin said (its `body` is empty).
     fetched: Fetched,
     at: Instant,
+    /// When its download began.
+    started: SystemTime,
 }
 
 /// Owns a downloaded body for every `Bytes` handed out for it, so `Recent` can tell through
@@ -101,8 +103,9 @@ impl AsRef<[u8]> for SharedBody {
 
 /// One download that every concurrent asker awaits. If the task driving it is cancelled, the
 /// next waiter takes over.
-#[derive(Default)]
 struct Flight {
+    /// When it began: what it brings back is the origin's state from then on.
+    started: SystemTime,
     result: tokio::sync::OnceCell<Result<Fetched, OriginError>>,
 }
 
@@ -127,8 +130,14 @@ impl OriginFetcher {
 
     /// Fetch `path` (starting with `/`, query included) from `origin`, whole, within the
     /// origin timeout, joining a download of the same original already in progress, or one
-    /// that finished moments ago and is still being worked on (see `recent`).
-    pub async fn fetch(&self, origin: &Origin, path: &str) -> Result<Fetched, OriginError> {
+    /// that finished moments ago and is still being worked on (see `recent`). Neither is
+    /// joined if it began before `not_before` (the edge's last purge, when it had one).
+    pub async fn fetch(
+        &self,
+        origin: &Origin,
+        path: &str,
+        not_before: Option<SystemTime>,
+    ) -> Result<Fetched, OriginError> {
         let key = match origin {
             Origin::Http(o) => format!(
                 "{}://{}:{}{}{}",
@@ -140,22 +149,31 @@ impl OriginFetcher {
             ),
             Origin::Dir(d) => format!("file://{}{}", d.display(), path),
         };
-        if let Some(reused) = self.reuse(&key) {
+        if let Some(reused) = self.reuse(&key, not_before) {
             metrics::ORIGIN_REUSES.inc();
             return Ok(reused);
         }
-        let flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let flight = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(f) if began_after(f.started, not_before) => f.clone(),
+                // None, or one that began before a purge: a download of its own, which later
+                // askers join instead.
+                _ => {
+                    let f = Arc::new(Flight {
+                        started: SystemTime::now(),
+                        result: tokio::sync::OnceCell::new(),
+                    });
+                    in_flight.insert(key.clone(), f.clone());
+                    f
+                }
+            }
+        };
         let result = flight
             .result
             .get_or_init(|| async {
                 let fetched = self.download(origin, path).await?;
-                Ok(self.remember(&key, fetched))
+                Ok(self.remember(&key, fetched, flight.started))
             })
             .await
             .clone();
@@ -170,9 +188,13 @@ impl OriginFetcher {
 
     /// A recent download of `key` that a job still holds and that is still fresh enough to
     /// serve, as a new handle on the same bytes; its freshness is what remains of the origin's.
-    fn reuse(&self, key: &str) -> Option<Fetched> {
+    fn reuse(&self, key: &str, not_before: Option<SystemTime>) -> Option<Fetched> {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let entry = recent.get(key)?;
+        if !began_after(entry.started, not_before) {
+            recent.remove(key);
+            return None;
+        }
         let age = entry.at.elapsed();
         let window = if entry.fetched.no_store {
             Duration::ZERO
@@ -198,12 +220,13 @@ impl OriginFetcher {
     /// Note a finished download for `reuse`, and hand back its body as a shared handle.
     /// Entries whose buffers nobody holds any more are dropped here, so the map holds about
     /// as many entries as there are originals in use.
-    fn remember(&self, key: &str, mut fetched: Fetched) -> Fetched {
+    fn remember(&self, key: &str, mut fetched: Fetched, started: SystemTime) -> Fetched {
         let owner = Arc::new(std::mem::take(&mut fetched.body));
         let recent = Recent {
             body: Arc::downgrade(&owner),
             fetched: fetched.clone(),
             at: Instant::now(),
+            started,
         };
         let mut map = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, r| r.body.strong_count() > 0);
@@ -253,6 +276,12 @@ impl OriginFetcher {
         );
         result
     }
+}
+
+/// Whether a download that began at `started` is recent enough for someone who must not see
+/// anything from before `not_before`.
+fn began_after(started: SystemTime, not_before: Option<SystemTime>) -> bool {
+    not_before.is_none_or(|p| started >= p)
 }
 
 /// Freshness lifetime from response headers (RFC 9111 4.2.1): `s-maxage`, then `max-age`,
@@ -316,7 +345,7 @@ mod tests {
         let origin = Origin::Dir(dir.path().to_path_buf());
         let mut fetcher = OriginFetcher::new(&PerformanceConfig::default_for(2), 1 << 20, None);
         async fn fetch(fetcher: &OriginFetcher, origin: &Origin) -> Fetched {
-            fetcher.fetch(origin, "/a.jpg").await.unwrap()
+            fetcher.fetch(origin, "/a.jpg", None).await.unwrap()
         }
         let fetched = |body: &'static [u8], no_store, ttl| Fetched {
             body: Bytes::from_static(body),
@@ -335,6 +364,14 @@ mod tests {
         let again = fetch(&fetcher, &origin).await;
         assert_eq!(&again.body[..], b"first");
         assert_eq!(again.body.as_ptr(), held.body.as_ptr());
+        // Unless the asker must not see anything from before a purge that came after it.
+        let purged = SystemTime::now();
+        let after_purge = fetcher
+            .fetch(&origin, "/a.jpg", Some(purged))
+            .await
+            .unwrap();
+        assert_eq!(&after_purge.body[..], b"second");
+        drop(after_purge);
         // Once nobody holds it, the next asker downloads afresh.
         drop((held, again));
         assert_eq!(&fetch(&fetcher, &origin).await.body[..], b"second");
@@ -348,16 +385,23 @@ mod tests {
         // Nor one the origin forbade keeping, or gave no freshness to, however fresh.
         fetcher.reuse_window = REUSE_WINDOW;
         for (no_store, ttl) in [(true, None), (false, Some(Duration::ZERO))] {
-            let _kept = fetcher.remember("k", fetched(b"x", no_store, ttl));
-            assert!(fetcher.reuse("k").is_none(), "reused {no_store} {ttl:?}");
+            let _kept = fetcher.remember("k", fetched(b"x", no_store, ttl), SystemTime::now());
+            assert!(
+                fetcher.reuse("k", None).is_none(),
+                "reused {no_store} {ttl:?}"
+            );
         }
         // A reused original's freshness is what is left of the origin's.
-        let kept = fetcher.remember("k", fetched(b"x", false, Some(Duration::from_secs(60))));
-        let ttl = fetcher.reuse("k").unwrap().ttl.unwrap();
+        let kept = fetcher.remember(
+            "k",
+            fetched(b"x", false, Some(Duration::from_secs(60))),
+            SystemTime::now(),
+        );
+        let ttl = fetcher.reuse("k", None).unwrap().ttl.unwrap();
         assert!(ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(55));
         // Entries nobody holds any more are dropped as new ones arrive.
         drop((kept, held));
-        let _other = fetcher.remember("other", fetched(b"y", false, None));
+        let _other = fetcher.remember("other", fetched(b"y", false, None), SystemTime::now());
         assert_eq!(fetcher.recent.lock().unwrap().len(), 1);
     }
 

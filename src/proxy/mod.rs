@@ -6,12 +6,12 @@
 mod http_cache;
 mod short_hit;
 
-use crate::cache::TieredStorage;
+use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
 use crate::metrics;
 use crate::origin;
 use crate::route::{self, Source};
-use crate::service::NEGOTIATED_FORMAT_HEADER;
+use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER};
 use crate::spec::{self, Accepts, FormatRequest};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,7 +27,7 @@ use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod html;
 
@@ -58,6 +58,9 @@ pub struct EdgeCtx {
     html: Option<crate::rewrite::HtmlBody>,
     /// Answered by `short_hit` from the memory tier, without Pingora's cache machinery.
     short_hit: bool,
+    /// The cache's purge generation when this request went upstream: what it brings back is
+    /// stored only if no admin purge began meanwhile (`cache::FillStarted`).
+    fill_started: Option<u64>,
 }
 
 pub struct Edge {
@@ -151,6 +154,7 @@ impl ProxyHttp for Edge {
             not_modified: None,
             html: None,
             short_hit: false,
+            fill_started: None,
         }
     }
 
@@ -275,11 +279,17 @@ impl ProxyHttp for Edge {
             negative_ttl: self.config.sites[ctx.site].ttl.negative,
         };
         let authorized = session.req_header().headers.contains_key("authorization");
-        Ok(policy.cacheability(
+        let mut cacheable = policy.cacheability(
             merged.as_ref().unwrap_or(resp),
             authorized,
             ctx.response_time.unwrap_or_else(SystemTime::now),
-        ))
+        );
+        if let (RespCacheable::Cacheable(meta), Some(generation)) =
+            (&mut cacheable, ctx.fill_started)
+        {
+            meta.extensions_mut().insert(FillStarted(generation));
+        }
+        Ok(cacheable)
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &EdgeCtx) -> bool {
@@ -327,6 +337,18 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         req.remove_header(NEGOTIATED_FORMAT_HEADER);
+        req.remove_header(PURGED_AT_HEADER);
+        ctx.fill_started = Some(self.storage.purge_generation());
+        let to_transform = matches!(ctx.route, Route::Image { .. })
+            || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
+        if let (true, Some(at)) = (to_transform, self.storage.last_purge()) {
+            // What the transform service fetched before the last purge must not answer this.
+            let ms = at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
+            req.insert_header(PURGED_AT_HEADER, ms.to_string())?;
+        }
         match &ctx.route {
             Route::Image { vary_token, .. } if !vary_token.is_empty() => {
                 req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;

@@ -1,12 +1,15 @@
 //! The transform service as a Pingora HTTP app: reads the request, hands it to
 //! [`TransformService`], writes the [`Reply`]. No logic of its own.
 
-use super::{Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER};
+use super::{
+    Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER,
+};
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 pub struct TransformApp {
     pub service: Arc<TransformService>,
@@ -36,6 +39,9 @@ impl ServeHttp for TransformApp {
                 negotiated: header(NEGOTIATED_FORMAT_HEADER),
                 accept: header("accept"),
                 if_none_match: header("if-none-match"),
+                purged_at: header(PURGED_AT_HEADER)
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
             };
             self.service.handle(&request).await
         };

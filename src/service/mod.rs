@@ -28,6 +28,11 @@ use std::time::{Duration, SystemTime};
 /// the two can never disagree.
 pub const NEGOTIATED_FORMAT_HEADER: &str = "x-imgate-format";
 
+/// Internal request header by which the edge tells the service when the last admin purge
+/// began (milliseconds since the Unix epoch): an original fetched before then, still held for
+/// other variants, must not be reused for this request (`OriginFetcher::fetch`).
+pub const PURGED_AT_HEADER: &str = "x-imgate-purged-at";
+
 /// A complete answer: status, headers and body. The HTTP layer writes it out as is.
 #[derive(Debug)]
 pub struct Reply {
@@ -64,6 +69,9 @@ pub struct TransformRequest<'a> {
     /// The client's `Accept`, used when running alone.
     pub accept: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
+    /// When the edge's last admin purge began (`PURGED_AT_HEADER`): originals fetched before
+    /// then are not reused.
+    pub purged_at: Option<SystemTime>,
 }
 
 pub struct TransformService {
@@ -117,7 +125,10 @@ impl TransformService {
         let spec = spec::parse_options(options)?;
         let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
         let accepts = negotiated_accepts(&spec, req);
-        let made = self.resizer.render(site, spec, &source, accepts).await?;
+        let made = self
+            .resizer
+            .render(site, spec, &source, accepts, req.purged_at)
+            .await?;
         Ok(self.image_reply(site, made, req.if_none_match))
     }
 
@@ -190,7 +201,10 @@ impl TransformService {
         } else {
             req.path.to_string()
         };
-        let original = self.resizer.fetch(&site.origin, &path).await?;
+        let original = self
+            .resizer
+            .fetch(&site.origin, &path, req.purged_at)
+            .await?;
         let mut headers = vec![
             (
                 "cache-control",

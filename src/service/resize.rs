@@ -21,7 +21,7 @@ use crate::pipeline::{self, Processed};
 use crate::route::{self, Source};
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 
 /// One image to make: transform options in the URL syntax (`width=300,format=auto`), a source
@@ -102,7 +102,7 @@ impl ResizeService {
         } else {
             Accepts::default()
         };
-        self.render(site, spec, &source, accepts).await
+        self.render(site, spec, &source, accepts, None).await
     }
 
     /// Make many images, at most `max_concurrent` at a time (downloads and CPU work are also
@@ -138,12 +138,13 @@ impl ResizeService {
         spec: TransformSpec,
         source: &Source,
         accepts: Accepts,
+        not_before: Option<SystemTime>,
     ) -> Result<Resized, ImgateError> {
         let (origin, path) = origin_for(site, source)?;
         let started = Instant::now();
         let original = self
             .fetcher
-            .fetch(&origin, &path)
+            .fetch(&origin, &path, not_before)
             .await
             .map_err(origin_error)?;
         let fetch_time = started.elapsed();
@@ -169,8 +170,16 @@ impl ResizeService {
     }
 
     /// Fetch a file unchanged (the passthrough route of directory origins).
-    pub(crate) async fn fetch(&self, origin: &Origin, path: &str) -> Result<Fetched, ImgateError> {
-        self.fetcher.fetch(origin, path).await.map_err(origin_error)
+    pub(crate) async fn fetch(
+        &self,
+        origin: &Origin,
+        path: &str,
+        not_before: Option<SystemTime>,
+    ) -> Result<Fetched, ImgateError> {
+        self.fetcher
+            .fetch(origin, path, not_before)
+            .await
+            .map_err(origin_error)
     }
 }
 
