@@ -25,8 +25,8 @@ use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 type Meta = (Vec<u8>, Vec<u8>);
 
@@ -58,10 +58,9 @@ pub struct TieredStorage {
     memory: MemoryTier,
     disk: Option<Arc<DiskTier>>,
     index: Arc<PurgeIndex>,
-    /// Admin purges so far (see [`FillStarted`]).
-    purges: AtomicU64,
-    /// When the last admin purge began.
-    last_purge: Mutex<Option<SystemTime>>,
+    /// When the last admin purge began, in nanoseconds since the Unix epoch (0: none yet),
+    /// kept strictly increasing so that it is also the purge generation ([`FillStarted`]).
+    last_purge: AtomicU64,
 }
 
 impl TieredStorage {
@@ -103,20 +102,22 @@ impl TieredStorage {
             memory: MemoryTier::new(memory_bytes, Some(on_evict)),
             disk,
             index,
-            purges: AtomicU64::new(0),
-            last_purge: Mutex::new(None),
+            last_purge: AtomicU64::new(0),
         }
     }
 
     /// Changes whenever an admin purge begins; a fill stored under an older one is dropped.
     pub fn purge_generation(&self) -> u64 {
-        self.purges.load(Ordering::Acquire)
+        self.last_purge.load(Ordering::Acquire)
     }
 
     /// When the last admin purge began, if any: originals fetched before then must not be
     /// reused for new variants.
     pub fn last_purge(&self) -> Option<SystemTime> {
-        *self.last_purge.lock().unwrap_or_else(|e| e.into_inner())
+        match self.purge_generation() {
+            0 => None,
+            nanos => Some(UNIX_EPOCH + Duration::from_nanos(nanos)),
+        }
     }
 
     /// Leak one for Pingora, which wants `&'static dyn Storage`. Created once per process.
@@ -201,8 +202,14 @@ impl TieredStorage {
     /// next request revalidates (or serves stale where the response allowed it).
     pub async fn purge_selected(&'static self, query: &PurgeQuery<'_>, soft: bool) -> PurgeCounts {
         // Before selecting: a fill that finishes from here on is not stored (`Miss::finish`).
-        *self.last_purge.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
-        self.purges.fetch_add(1, Ordering::AcqRel);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let _ = self
+            .last_purge
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(now.max(last.saturating_add(1)))
+            });
         let hashes = self.index.select(query);
         let mut counts = PurgeCounts::default();
         for h in &hashes {

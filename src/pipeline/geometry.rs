@@ -146,6 +146,9 @@ pub fn rotates_or_flips(spec: &TransformSpec) -> bool {
 
 /// Apply `rotate` and `flip` from the spec.
 pub fn rotate_flip(img: Raster, spec: &TransformSpec) -> Raster {
+    if !rotates_or_flips(spec) {
+        return img;
+    }
     let turns = match spec.rotate {
         Some(90) => 1,
         Some(180) => 2,
@@ -454,10 +457,10 @@ fn resize(img: Cow<'_, Raster>, window: Window, w: u32, h: u32) -> Result<Raster
             .multiply_alpha_inplace(&mut view)
             .map_err(|e| err(&e))?;
         let src = Image::from_vec_u8(src_w, src_h, data, pixel_type).map_err(|e| err(&e))?;
-        convolve(&src, window, w, h)?
+        convolve(&src, pixel_type, window, w, h).map_err(|e| err(&e))?
     } else {
         let src = ImageRef::new(src_w, src_h, &img.data, pixel_type).map_err(|e| err(&e))?;
-        convolve(&src, window, w, h)?
+        convolve(&src, pixel_type, window, w, h).map_err(|e| err(&e))?
     };
     if premultiply {
         MulDiv::new()
@@ -471,28 +474,24 @@ fn resize(img: Cow<'_, Raster>, window: Window, w: u32, h: u32) -> Result<Raster
 /// from request to request, up to `KEEP_RESIZER_BUFFERS`).
 fn convolve(
     src: &impl IntoImageView,
+    pixel_type: PixelType,
     window: Window,
     w: u32,
     h: u32,
-) -> Result<Image<'static>, PipelineError> {
-    let pixel_type = src
-        .pixel_type()
-        .ok_or_else(|| PipelineError::BadOptions("resize: unknown pixel type".into()))?;
+) -> Result<Image<'static>, fast_image_resize::ResizeError> {
     let mut dst = Image::new(w, h, pixel_type);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(RESIZE_FILTER))
         .crop(window.left, window.top, window.width, window.height)
         .use_alpha(false);
-    RESIZER
-        .with(|cell| {
-            let mut resizer = cell.borrow_mut();
-            let result = resizer.resize(src, &mut dst, &options);
-            if resizer.size_of_internal_buffers() > KEEP_RESIZER_BUFFERS {
-                resizer.reset_internal_buffers();
-            }
-            result
-        })
-        .map_err(|e| PipelineError::BadOptions(format!("resize: {e}")))?;
+    RESIZER.with(|cell| {
+        let mut resizer = cell.borrow_mut();
+        let result = resizer.resize(src, &mut dst, &options);
+        if resizer.size_of_internal_buffers() > KEEP_RESIZER_BUFFERS {
+            resizer.reset_internal_buffers();
+        }
+        result
+    })?;
     Ok(dst)
 }
 
