@@ -1,40 +1,75 @@
-/* AV1 bitstream to planes with libaom's decoder. Only the tests call this (they check what
- * the encoder wrote by decoding it); it sits in its own file so a binary that never calls it
- * does not link libaom's decoder. */
+/* AV1 still picture to a decoded frame with libaom's decoder (AVIF input, and the tests that
+ * read back what the encoder wrote). The frame is handed to a sink while the decoder still
+ * owns it, so nothing is copied here. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <aom/aom_decoder.h>
 #include <aom/aomdx.h>
 
 #include "imgate_aom.h"
 
-int imgate_aom_decode(const uint8_t *data, size_t len, imgate_aom_plane_sink sink, void *sink_ctx,
-                      char *err, size_t err_len) {
+int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels,
+                      imgate_aom_frame_sink sink, void *sink_ctx, char *err, size_t err_len) {
+    /* The sequence header's size comes first, so a hostile stream is refused before the
+     * decoder allocates for it. */
+    aom_codec_stream_info_t si;
+    memset(&si, 0, sizeof si);
+    aom_codec_err_t res = aom_codec_peek_stream_info(aom_codec_av1_dx(), data, len, &si);
+    if (res != AOM_CODEC_OK || si.w == 0 || si.h == 0) {
+        snprintf(err, err_len, "no sequence header (%s)", aom_codec_err_to_string(res));
+        return res != AOM_CODEC_OK ? (int)res : -1;
+    }
+    if ((uint64_t)si.w * si.h > max_pixels) {
+        snprintf(err, err_len, "AV1 picture of %ux%u is over the pixel limit", si.w, si.h);
+        return IMGATE_AOM_TOO_LARGE;
+    }
+    aom_codec_dec_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.threads = 1; /* one job per CPU-pool thread */
+    cfg.allow_lowbitdepth = 1;
     aom_codec_ctx_t codec;
-    aom_codec_err_t res = aom_codec_dec_init(&codec, aom_codec_av1_dx(), NULL, 0);
+    res = aom_codec_dec_init(&codec, aom_codec_av1_dx(), &cfg, 0);
     if (res != AOM_CODEC_OK) {
         snprintf(err, err_len, "init: %s", aom_codec_err_to_string(res));
         return (int)res;
     }
     res = aom_codec_decode(&codec, data, len, NULL);
     if (res != AOM_CODEC_OK) {
-        snprintf(err, err_len, "decode: %s", aom_codec_err_to_string(res));
+        const char *detail = aom_codec_error_detail(&codec);
+        snprintf(err, err_len, "decode: %s%s%s", aom_codec_err_to_string(res),
+                 detail ? ": " : "", detail ? detail : "");
         aom_codec_destroy(&codec);
         return (int)res;
     }
     aom_codec_iter_t iter = NULL;
     aom_image_t *img = aom_codec_get_frame(&codec, &iter);
-    if (img == NULL || (img->fmt & AOM_IMG_FMT_HIGHBITDEPTH)) {
-        snprintf(err, err_len, img ? "not 8-bit" : "no frame");
+    if (img == NULL) {
+        snprintf(err, err_len, "no frame");
         aom_codec_destroy(&codec);
         return -1;
     }
-    int planes = img->monochrome ? 1 : 3;
-    for (int p = 0; p < planes; p++) {
-        unsigned w = p ? (img->d_w + img->x_chroma_shift) >> img->x_chroma_shift : img->d_w;
-        unsigned h = p ? (img->d_h + img->y_chroma_shift) >> img->y_chroma_shift : img->d_h;
-        sink(sink_ctx, p, img->planes[p], img->stride[p], w, h);
+    struct imgate_aom_frame frame;
+    memset(&frame, 0, sizeof frame);
+    frame.monochrome = img->monochrome;
+    for (int p = 0; p < (img->monochrome ? 1 : 3); p++) {
+        frame.planes[p] = img->planes[p];
+        frame.strides[p] = img->stride[p];
+    }
+    frame.width = img->d_w;
+    frame.height = img->d_h;
+    frame.bit_depth = (int)img->bit_depth;
+    frame.wide = (img->fmt & AOM_IMG_FMT_HIGHBITDEPTH) ? 1 : 0;
+    frame.x_shift = (int)img->x_chroma_shift;
+    frame.y_shift = (int)img->y_chroma_shift;
+    frame.matrix = (int)img->mc;
+    frame.primaries = (int)img->cp;
+    frame.transfer = (int)img->tc;
+    frame.full_range = img->range == AOM_CR_FULL_RANGE;
+    int rc = sink(sink_ctx, &frame);
+    if (rc != 0) {
+        snprintf(err, err_len, "the decoded picture was refused");
     }
     aom_codec_destroy(&codec);
-    return 0;
+    return rc;
 }

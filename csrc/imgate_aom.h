@@ -6,9 +6,22 @@
 
 /* Receives the encoded bitstream, possibly in pieces; returns 0, or non-zero to abort. */
 typedef int (*imgate_aom_sink)(void *sink_ctx, const uint8_t *data, size_t len);
-/* Receives one decoded plane (0 = Y). */
-typedef void (*imgate_aom_plane_sink)(void *sink_ctx, int plane, const uint8_t *data, int stride,
-                                      unsigned width, unsigned height);
+/* A decoded picture, valid only during the sink call that receives it. */
+struct imgate_aom_frame {
+    const uint8_t *planes[3]; /* Y, U, V; U and V NULL when monochrome */
+    int strides[3];           /* in bytes */
+    unsigned width, height;
+    int bit_depth;            /* 8, 10 or 12 */
+    int wide;                 /* 1: samples are uint16_t, 0: uint8_t */
+    int monochrome;
+    int x_shift, y_shift;     /* chroma subsampling: 1, 1 for 4:2:0 */
+    int matrix, primaries, transfer; /* CICP code points from the sequence header */
+    int full_range;
+};
+/* Receives the decoded picture; returns 0, or non-zero to report failure. */
+typedef int (*imgate_aom_frame_sink)(void *sink_ctx, const struct imgate_aom_frame *frame);
+/* imgate_aom_decode's result when the sequence header's size is over max_pixels. */
+#define IMGATE_AOM_TOO_LARGE (-2)
 
 struct imgate_aom_picture {
     const uint8_t *planes[3]; /* Y, U, V, 8 bits each; U and V unused when monochrome */
@@ -27,6 +40,6 @@ struct imgate_aom_settings {
 
 int imgate_aom_encode(const struct imgate_aom_picture *pic, const struct imgate_aom_settings *set,
                       imgate_aom_sink sink, void *sink_ctx, char *err, size_t err_len);
-int imgate_aom_decode(const uint8_t *data, size_t len, imgate_aom_plane_sink sink, void *sink_ctx,
-                      char *err, size_t err_len);
+int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels,
+                      imgate_aom_frame_sink sink, void *sink_ctx, char *err, size_t err_len);
 #endif

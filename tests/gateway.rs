@@ -109,6 +109,16 @@ fn output_formats_and_auto_negotiation() {
     // Original format kept when none is asked for.
     let r = gw.get("/cdn-cgi/image/width=100/storm-lossy.webp");
     assert_eq!(sniff(&r.body), "webp");
+    // AVIF originals (libvips/libheif's, 2560x1600): kept as AVIF, or made into a JPEG that
+    // looks like the photo the AVIF was made from.
+    let r = gw.get("/cdn-cgi/image/width=100/yellowflower.avif");
+    assert_eq!((r.status, sniff(&r.body)), (200, "avif"));
+    let r = gw.get("/cdn-cgi/image/width=320,format=jpeg/yellowflower.avif");
+    assert_eq!((r.status, sniff(&r.body)), (200, "jpeg"));
+    assert_eq!(dims(&r), (320, 200));
+    let want = reference(&fixtures().join("photos/YellowFlower.jpg"), 320, 200);
+    let look = ssim(&decode(&r.body), &want);
+    assert!(look > 0.9, "AVIF source to JPEG: SSIM {look:.4}");
 
     let url = format!("/cdn-cgi/image/width=140,format=auto/{FLOWER}");
     let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";

@@ -275,61 +275,21 @@ pub(super) mod testing {
     //! boxes needed to find the AV1 data in a file `avif-serialize` wrote.
     use super::*;
 
-    type PlaneSink = unsafe extern "C" fn(*mut c_void, c_int, *const u8, c_int, c_uint, c_uint);
-
-    extern "C" {
-        fn imgate_aom_decode(
-            data: *const u8,
-            len: usize,
-            sink: PlaneSink,
-            sink_ctx: *mut c_void,
-            err: *mut c_char,
-            err_len: usize,
-        ) -> c_int;
-    }
-
     /// A decoded plane: width, height, tightly packed samples.
     pub type Plane = (u32, u32, Vec<u8>);
 
-    unsafe extern "C" fn keep(
-        ctx: *mut c_void,
-        _plane: c_int,
-        data: *const u8,
-        stride: c_int,
-        w: c_uint,
-        h: c_uint,
-    ) {
-        // SAFETY: `ctx` is the Vec in `decode_av1`; the plane holds `h` rows of `stride` bytes.
-        let planes = unsafe { &mut *(ctx as *mut Vec<Plane>) };
-        let mut px = Vec::with_capacity((w * h) as usize);
-        for row in 0..h as usize {
-            let line =
-                unsafe { std::slice::from_raw_parts(data.add(row * stride as usize), w as usize) };
-            px.extend_from_slice(line);
-        }
-        planes.push((w, h, px));
-    }
-
-    /// Decode an AV1 bitstream into its planes (Y, Cb, Cr; or one for monochrome).
+    /// Decode an AV1 bitstream into its planes as stored (Y, Cb, Cr; or one for monochrome).
     pub fn decode_av1(data: &[u8]) -> Result<Vec<Plane>, String> {
-        let mut planes: Vec<Plane> = Vec::new();
-        let mut err = [0 as c_char; 256];
-        // SAFETY: `data` is a live slice; `keep` gets our `planes` as its context.
-        let rc = unsafe {
-            imgate_aom_decode(
-                data.as_ptr(),
-                data.len(),
-                keep,
-                (&mut planes as *mut Vec<Plane>).cast::<c_void>(),
-                err.as_mut_ptr(),
-                err.len(),
-            )
-        };
-        if rc != 0 {
-            let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-            return Err(msg.to_string_lossy().into_owned());
-        }
-        Ok(planes)
+        super::super::avif_decode::decode_frame(data, u64::MAX, |f| {
+            let n = if f.monochrome { 1 } else { 3 };
+            Ok((0..n)
+                .map(|p| {
+                    let (w, h) = f.plane_size(p);
+                    (w, h, f.plane8(p))
+                })
+                .collect())
+        })
+        .map_err(|e| e.to_string())
     }
 
     /// Find the first box `name` in `data` (a run of ISO-BMFF boxes): its payload.

@@ -150,3 +150,63 @@ fn cmyk_transform(icc: &[u8], inverted: bool) -> Option<Transform<u8, u8>> {
 fn too_large(pixels: usize) -> PipelineError {
     PipelineError::TooLarge(format!("{pixels} CMYK pixels"))
 }
+
+/// An ICC profile for pixels described by CICP code points (an AVIF `colr nclx` box or the AV1
+/// sequence header), or `None` when they are sRGB already (BT.709 primaries with an sRGB-like
+/// curve, or unspecified). PQ and HLG (HDR) have no faithful SDR profile: they get the sRGB
+/// curve on their own primaries, which keeps hues right and is logged.
+pub(super) fn icc_from_cicp(primaries: u16, transfer: u16) -> Option<Vec<u8>> {
+    use lcms2::{CIExyY, CIExyYTRIPLE, ToneCurve};
+    let xy = |x: f64, y: f64| CIExyY { x, y, Y: 1.0 };
+    let d65 = xy(0.3127, 0.3290);
+    // (red, green, blue, white) for the code points that differ from BT.709 (1) / sRGB.
+    let (r, g, b, white) = match primaries {
+        1 | 2 => ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), d65),
+        5 => ((0.64, 0.33), (0.29, 0.60), (0.15, 0.06), d65),
+        6 | 7 => ((0.630, 0.340), (0.310, 0.595), (0.155, 0.070), d65),
+        9 => ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046), d65),
+        11 => (
+            (0.680, 0.320),
+            (0.265, 0.690),
+            (0.150, 0.060),
+            xy(0.314, 0.351),
+        ),
+        12 => ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), d65),
+        other => {
+            log::debug!("CICP primaries {other} treated as BT.709");
+            ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), d65)
+        }
+    };
+    let srgb_like = matches!(transfer, 1 | 2 | 6 | 13 | 14 | 15);
+    let srgb_primaries = !matches!(primaries, 5 | 6 | 7 | 9 | 11 | 12);
+    if srgb_primaries && srgb_like {
+        return None;
+    }
+    let curve = match transfer {
+        4 => ToneCurve::new(2.2),
+        5 => ToneCurve::new(2.8),
+        8 => ToneCurve::new(1.0),
+        // BT.709's inverse OETF.
+        1 | 6 | 14 | 15 => ToneCurve::new_parametric(
+            4,
+            &[1.0 / 0.45, 1.0 / 1.099, 0.099 / 1.099, 1.0 / 4.5, 0.081],
+        )
+        .ok()?,
+        other => {
+            if matches!(other, 16 | 18) {
+                log::debug!("HDR transfer {other} shown with the sRGB curve");
+            }
+            ToneCurve::new_parametric(4, &[2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045])
+                .ok()?
+        }
+    };
+    let triple = CIExyYTRIPLE {
+        Red: xy(r.0, r.1),
+        Green: xy(g.0, g.1),
+        Blue: xy(b.0, b.1),
+    };
+    Profile::new_rgb(&white, &triple, &[&curve, &curve, &curve])
+        .and_then(|p| p.icc())
+        .map_err(|e| log::warn!("no profile for CICP {primaries}/{transfer}: {e}"))
+        .ok()
+}

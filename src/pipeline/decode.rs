@@ -7,6 +7,7 @@
 //! Animated GIF/WebP (and APNG): only the first frame is decoded, because we output still
 //! images; the frame count was still checked against `max_animation_frames` by the probe.
 
+use super::avif_decode;
 use super::color;
 use super::encode;
 use super::geometry;
@@ -51,6 +52,7 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
         SourceFormat::Png | SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => {
             decode_with_image(ctx.input, &probe, &mut ctx.meta, ctx.limits)?
         }
+        SourceFormat::Avif => avif_decode::decode(ctx.input, ctx.limits, &mut ctx.meta)?,
     };
     ctx.raster = drop_opaque_alpha(raster);
     Ok(())

@@ -92,7 +92,7 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
 }
 
 /// `Fixed` wins; `Auto` picks the best the client accepts (AVIF, WebP) and otherwise PNG for
-/// alpha, JPEG for the rest; `Original` keeps JPEG/PNG/WebP and turns GIF/BMP/TIFF (which we
+/// alpha, JPEG for the rest; `Original` keeps JPEG/PNG/WebP/AVIF and turns GIF/BMP/TIFF (which we
 /// do not encode) into PNG with alpha, JPEG without.
 pub(super) fn choose_format(
     request: FormatRequest,
@@ -114,6 +114,7 @@ pub(super) fn choose_format(
             SourceFormat::Jpeg => OutputFormat::Jpeg,
             SourceFormat::Png => OutputFormat::Png,
             SourceFormat::Webp => OutputFormat::Webp,
+            SourceFormat::Avif => OutputFormat::Avif,
             SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => fallback,
         },
     }

@@ -29,7 +29,7 @@ pub(super) const MAX_EXIF_BYTES: usize = 256 * 1024;
 
 /// A bounded owned copy of an EXIF TIFF block; blocks that do not even start like TIFF are
 /// not worth keeping.
-fn keep_exif(tiff: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn keep_exif(tiff: &[u8]) -> Option<Vec<u8>> {
     let tiff_like = matches!(tiff.get(0..2), Some(b"II") | Some(b"MM"));
     if !tiff_like {
         return None;

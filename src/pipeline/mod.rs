@@ -8,10 +8,12 @@ pub mod raster;
 
 mod anim;
 mod avif;
+mod avif_decode;
 mod color;
 mod decode;
 mod encode;
 mod flatten;
+mod heif;
 mod keep_metadata;
 mod metadata;
 mod orient;
@@ -23,6 +25,8 @@ mod sniff;
 mod tests;
 #[cfg(test)]
 mod tests_anim;
+#[cfg(test)]
+mod tests_avif;
 #[cfg(test)]
 mod tests_metadata;
 

@@ -5,6 +5,7 @@
 
 use super::metadata::{self, SourceMeta};
 use super::pipeline::Ctx;
+use super::{avif_decode, heif};
 use super::{Limits, PipelineError};
 use std::io::Cursor;
 
@@ -17,6 +18,7 @@ pub enum SourceFormat {
     Webp,
     Bmp,
     Tiff,
+    Avif,
 }
 
 /// What the header says, before any pixel is decoded.
@@ -39,7 +41,7 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
 }
 
 /// Sniff, read the header and enforce `limits`; also returns the metadata (EXIF orientation,
-/// ICC, Adobe marker) of containers we walk ourselves (JPEG, WebP).
+/// ICC, Adobe marker) of containers we walk ourselves (JPEG, WebP, AVIF).
 pub(super) fn probe_with_meta(
     input: &[u8],
     limits: &Limits,
@@ -61,6 +63,11 @@ pub(super) fn probe_with_meta(
         }
         SourceFormat::Bmp => image_crate_size(input, image::ImageFormat::Bmp)?,
         SourceFormat::Tiff => image_crate_size(input, image::ImageFormat::Tiff)?,
+        SourceFormat::Avif => {
+            let (w, h, avif_meta) = avif_decode::probe(input)?;
+            meta = avif_meta;
+            (w, h, 1)
+        }
     };
     if width == 0 || height == 0 {
         return Err(PipelineError::Undecodable(format!(
@@ -92,7 +99,8 @@ pub(super) fn probe_with_meta(
 }
 
 /// Name the container from its first bytes. Anything we do not decode is `Unsupported`,
-/// including AVIF/HEIF, which we recognise but have no decoder for.
+/// including HEIC and other HEIF brands that are not AVIF, which we recognise but have no
+/// decoder for.
 pub fn sniff(input: &[u8]) -> Result<SourceFormat, PipelineError> {
     let head = |n: usize| input.get(..n).unwrap_or(&[]);
     if head(3) == [0xFF, 0xD8, 0xFF] {
@@ -119,13 +127,16 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, PipelineError> {
     {
         return Ok(SourceFormat::Bmp);
     }
+    if heif::is_avif(input) {
+        return Ok(SourceFormat::Avif);
+    }
     if input.get(4..8) == Some(&b"ftyp"[..]) {
         let brand = input
             .get(8..12)
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
         return Err(PipelineError::Unsupported(format!(
-            "ISO-BMFF image (brand {brand:?}: AVIF/HEIF), no decoder"
+            "ISO-BMFF image (brand {brand:?}: HEIF but not AVIF), no decoder"
         )));
     }
     Err(PipelineError::Unsupported(describe_unknown(input)))

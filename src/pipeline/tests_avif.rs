@@ -1,0 +1,356 @@
+//! AVIF input tests. Pictures come from three independent writers: libvips/libheif (the
+//! corpus's `yellowflower.avif`), the `aomenc` command line (`tests/fixtures/av1/*.obu`:
+//! 10-bit limited-range BT.709 and 8-bit monochrome streams, made from corpus photos, see the
+//! fixtures README) and our own encoder; `heif::testing` wraps streams in containers with the
+//! properties no encoder here writes (turns, mirrors, clean apertures, grids, broken boxes).
+//! Every decode is compared with the picture it was made from, by size exactly and by look.
+
+use super::avif::testing::luma_ssim;
+use super::avif::{encode, encode_streams};
+use super::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
+use super::sniff::{self, SourceFormat};
+use super::{decode_upright, process, Limits, PipelineError, Raster};
+use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
+use std::path::Path;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `width` wide (or the source size), lossless PNG, decoded back to a raster.
+fn render(input: &[u8], width: Option<u32>) -> Raster {
+    let spec = TransformSpec {
+        width,
+        format: FormatRequest::Fixed(OutputFormat::Png),
+        ..TransformSpec::default()
+    };
+    let out = process(input, &spec, Accepts::default(), &Limits::default()).expect("process");
+    decode_upright(&out.bytes, &TransformSpec::default(), &Limits::default()).expect("png")
+}
+
+/// Why `input` is refused under `limits`.
+fn refusal(input: &[u8], limits: &Limits) -> PipelineError {
+    process(input, &TransformSpec::default(), Accepts::default(), limits).unwrap_err()
+}
+
+/// Mean of each colour channel.
+fn mean_rgb(img: &Raster) -> [f64; 3] {
+    let ch = usize::from(img.channels);
+    let n = (img.data.len() / ch) as f64;
+    let mut sum = [0f64; 3];
+    for px in img.data.chunks_exact(ch) {
+        for c in 0..3 {
+            sum[c] += f64::from(px[c]);
+        }
+    }
+    sum.map(|s| s / n)
+}
+
+/// Same size, similar look (luma SSIM) and the same colours on average (a swapped or
+/// mis-scaled chroma or luma range moves a channel mean by far more than `max_mean_diff`).
+fn assert_like(got: &Raster, want: &Raster, min_ssim: f64, max_mean_diff: f64, what: &str) {
+    assert_eq!(
+        (got.width, got.height),
+        (want.width, want.height),
+        "{what}: size"
+    );
+    let ssim = luma_ssim(got, want);
+    let (g, w) = (mean_rgb(got), mean_rgb(want));
+    let worst = (0..3).map(|c| (g[c] - w[c]).abs()).fold(0.0, f64::max);
+    eprintln!("{what}: SSIM {ssim:.4}, worst channel mean difference {worst:.2}");
+    assert!(
+        ssim >= min_ssim && worst <= max_mean_diff,
+        "{what}: SSIM {ssim:.4} (>= {min_ssim}), channel means {g:.1?} against {w:.1?}"
+    );
+}
+
+#[test]
+fn sniff_names_avif_and_still_refuses_heic() {
+    let avif = fixture("yellowflower.avif");
+    assert_eq!(sniff::sniff(&avif).unwrap(), SourceFormat::Avif);
+    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+    assert!(matches!(
+        sniff::sniff(heic),
+        Err(PipelineError::Unsupported(_))
+    ));
+    let probe = super::probe(&avif, &Limits::default()).unwrap();
+    assert_eq!((probe.width, probe.height, probe.frames), (2560, 1600, 1));
+}
+
+#[test]
+fn libvips_avif_looks_like_the_photo_it_was_made_from() {
+    let got = render(&fixture("yellowflower.avif"), Some(400));
+    let want = render(&fixture("photos/YellowFlower.jpg"), Some(400));
+    assert_like(&got, &want, 0.97, 2.0, "yellowflower.avif");
+}
+
+/// `stream` (an AV1 still) in a container with `props` besides its size.
+fn wrap(stream: &[u8], (w, h): (u32, u32), mut props: Vec<Vec<u8>>) -> Vec<u8> {
+    props.insert(0, ispe(w, h));
+    file(&[TestItem::av1(1, stream, props)], &[], 1)
+}
+
+#[test]
+fn ten_bit_limited_range_bt709_stream_decodes_to_its_source() {
+    // aomenc, 10-bit 4:2:0, BT.709 matrix and limited range signalled in the stream only.
+    let avif = wrap(&fixture("av1/meadow-10bit.obu"), (320, 256), vec![]);
+    let want = render(&fixture("photos/GreenMeadow.jpg"), Some(320));
+    assert_like(&render(&avif, None), &want, 0.97, 2.0, "10-bit stream");
+    // A colour box, when there is one, wins over the stream: read as full range, the same
+    // samples lose contrast and no longer match.
+    let full = wrap(
+        &fixture("av1/meadow-10bit.obu"),
+        (320, 256),
+        vec![nclx(1, 13, 1, true)],
+    );
+    let got = render(&full, None);
+    let (g, w) = (mean_rgb(&got), mean_rgb(&want));
+    assert!(
+        (0..3).any(|c| (g[c] - w[c]).abs() > 5.0),
+        "the colour box was ignored: {g:?} against {w:?}"
+    );
+}
+
+#[test]
+fn monochrome_stream_decodes_to_gray() {
+    let avif = wrap(&fixture("av1/dune-mono.obu"), (240, 150), vec![]);
+    let got = render(&avif, None);
+    assert!(got
+        .data
+        .chunks_exact(3)
+        .all(|p| p[0] == p[1] && p[1] == p[2]));
+    let want = render(&fixture("dune-gray.jpg"), Some(240));
+    assert_like(&got, &want, 0.94, 2.0, "monochrome stream");
+}
+
+/// A picture with nothing symmetric about it, and an alpha ramp when `alpha`.
+fn asymmetric(w: u32, h: u32, alpha: bool) -> Raster {
+    // Wide enough that a w x h window fits whatever the photo's shape.
+    let photo = render(&fixture("photos/LadyBird.jpg"), Some(w * 2));
+    let mut window = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        window.extend_from_slice(&photo.data[(y * photo.width) as usize * 3..][..w as usize * 3]);
+    }
+    let mut img = Raster::new(w, h, 3, window);
+    if alpha {
+        let mut data = Vec::with_capacity((w * h * 4) as usize);
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            data.extend_from_slice(px);
+            let (x, y) = (i as u32 % w, i as u32 / w);
+            data.push((40 + (x * 150 / w) + (y * 60 / h)) as u8);
+        }
+        img = Raster::new(w, h, 4, data);
+    }
+    img
+}
+
+/// What a HEIF reader shows for `img` with `irot` quarter turns anticlockwise, then `imir`
+/// (0: left-right, 1: top-bottom), computed pixel by pixel from those definitions.
+fn turned(img: &Raster, quarter_turns: u8, mirror: Option<u8>) -> Raster {
+    let ch = usize::from(img.channels);
+    let mut cur = img.clone();
+    for _ in 0..quarter_turns {
+        // Anticlockwise: new (x, y) shows old (w - 1 - y, x).
+        let (w, h) = (cur.width as usize, cur.height as usize);
+        let mut data = vec![0; cur.data.len()];
+        for y in 0..w {
+            for x in 0..h {
+                let src = (x * w + (w - 1 - y)) * ch;
+                data[(y * h + x) * ch..][..ch].copy_from_slice(&cur.data[src..src + ch]);
+            }
+        }
+        cur = Raster::new(h as u32, w as u32, cur.channels, data);
+    }
+    if let Some(axis) = mirror {
+        let (w, h) = (cur.width as usize, cur.height as usize);
+        let mut data = vec![0; cur.data.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let (sx, sy) = if axis == 0 {
+                    (w - 1 - x, y)
+                } else {
+                    (x, h - 1 - y)
+                };
+                data[(y * w + x) * ch..][..ch]
+                    .copy_from_slice(&cur.data[(sy * w + sx) * ch..][..ch]);
+            }
+        }
+        cur = Raster::new(w as u32, h as u32, cur.channels, data);
+    }
+    cur
+}
+
+fn alpha_mean_diff(a: &Raster, b: &Raster) -> f64 {
+    let alpha = |r: &Raster| {
+        r.data
+            .chunks_exact(4)
+            .map(|p| f64::from(p[3]))
+            .collect::<Vec<_>>()
+    };
+    let (x, y) = (alpha(a), alpha(b));
+    x.iter().zip(&y).map(|(p, q)| (p - q).abs()).sum::<f64>() / x.len() as f64
+}
+
+#[test]
+fn our_own_avif_output_reads_back_with_its_alpha() {
+    for quality in [60, 95] {
+        // 95 keeps full-resolution chroma (4:4:4), 60 is 4:2:0.
+        let src = asymmetric(96, 64, true);
+        let avif = encode(&src, quality).unwrap();
+        let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
+        assert_eq!(got.channels, 4, "q{quality}: alpha lost");
+        assert_like(&got, &src, 0.96, 2.0, &format!("q{quality}"));
+        assert!(
+            alpha_mean_diff(&got, &src) < 3.0,
+            "q{quality}: alpha differs"
+        );
+    }
+}
+
+#[test]
+fn turns_mirrors_and_clean_aperture_are_applied() {
+    let src = asymmetric(96, 64, true);
+    let streams = encode_streams(&src, 95).unwrap();
+    let alpha = streams.alpha.as_ref().unwrap();
+    // What our encoder writes: BT.601, full range.
+    let colour = nclx(1, 13, 6, true);
+    for turns in 0..4u8 {
+        for mirror in [None, Some(0u8), Some(1u8)] {
+            let mut props = vec![ispe(96, 64), colour.clone(), bx(b"irot", &[turns])];
+            if let Some(axis) = mirror {
+                props.push(bx(b"imir", &[axis]));
+            }
+            let items = [
+                TestItem::av1(1, &streams.color, props),
+                TestItem::av1(2, alpha, vec![ispe(96, 64), alpha_aux()]),
+            ];
+            let avif = file(&items, &[(*b"auxl", 2, vec![1])], 1);
+            let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
+            let want = turned(&src, turns, mirror);
+            let what = format!("irot {turns}, imir {mirror:?}");
+            assert_like(&got, &want, 0.98, 2.0, &what);
+            assert!(alpha_mean_diff(&got, &want) < 3.0, "{what}: alpha");
+        }
+    }
+    // A centred 60x40 clean aperture, 4 px right of centre, then a quarter turn.
+    let clap: Vec<u8> = [60u32, 1, 40, 1, 4, 1, 0, 1]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    let props = vec![ispe(96, 64), colour, bx(b"clap", &clap), bx(b"irot", &[1])];
+    let avif = file(&[TestItem::av1(1, &streams.color, props)], &[], 1);
+    let probe = super::probe(&avif, &Limits::default()).unwrap();
+    assert_eq!((probe.width, probe.height), (60, 40));
+    let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
+    let mut window = Vec::new();
+    for y in 12..52 {
+        window.extend_from_slice(&src.data[(y * 96 + 22) * 4..][..60 * 4]);
+    }
+    let cropped = Raster::new(60, 40, 4, window);
+    let want = turned(&Raster::new(60, 40, 3, rgb_of(&cropped)), 1, None);
+    assert_like(&got, &want, 0.98, 2.0, "clap + irot");
+}
+
+fn rgb_of(img: &Raster) -> Vec<u8> {
+    img.data
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+#[test]
+fn grid_tiles_are_put_together_and_cropped() {
+    // Four 48x32 tiles of one picture, shown as 90x60 (the right and bottom tiles cropped).
+    let src = asymmetric(96, 64, false);
+    let colour = nclx(1, 13, 6, true);
+    let mut items = vec![TestItem {
+        id: 1,
+        kind: *b"grid",
+        data: grid_data(2, 2, 90, 60),
+        in_idat: true,
+        props: vec![ispe(90, 60), colour.clone()],
+        ..TestItem::default()
+    }];
+    for (i, (x0, y0)) in [(0, 0), (48, 0), (0, 32), (48, 32)].into_iter().enumerate() {
+        let mut tile = Vec::new();
+        for y in y0..y0 + 32 {
+            tile.extend_from_slice(&src.data[(y * 96 + x0) * 3..][..48 * 3]);
+        }
+        let stream = encode_streams(&Raster::new(48, 32, 3, tile), 95)
+            .unwrap()
+            .color;
+        items.push(TestItem::av1(2 + i as u16, &stream, vec![ispe(48, 32)]));
+    }
+    let avif = file(&items, &[(*b"dimg", 1, vec![2, 3, 4, 5])], 1);
+    let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
+    let mut want = Vec::new();
+    for y in 0..60 {
+        want.extend_from_slice(&src.data[y * 96 * 3..][..90 * 3]);
+    }
+    assert_like(&got, &Raster::new(90, 60, 3, want), 0.98, 2.0, "2x2 grid");
+    // Tiles that do not cover the canvas are refused.
+    items[0].data = grid_data(2, 2, 120, 60);
+    items[0].props[0] = ispe(120, 60);
+    let avif = file(&items, &[(*b"dimg", 1, vec![2, 3, 4, 5])], 1);
+    let err = refusal(&avif, &Limits::default());
+    assert!(matches!(err, PipelineError::Undecodable(_)), "{err:?}");
+}
+
+#[test]
+fn sizes_are_checked_before_decoding_and_against_the_stream() {
+    let stream = fixture("av1/meadow-10bit.obu");
+    let small = Limits {
+        max_source_pixels: 320 * 255,
+        ..Limits::default()
+    };
+    // The container's size is over the limit: refused by the probe.
+    let avif = wrap(&stream, (320, 256), vec![]);
+    let err = refusal(&avif, &small);
+    assert!(matches!(err, PipelineError::TooLarge(_)), "{err:?}");
+    // The container lies (says 16x16): the stream's own header is checked before decoding.
+    let liar = wrap(&stream, (16, 16), vec![]);
+    let err = refusal(&liar, &small);
+    assert!(matches!(err, PipelineError::TooLarge(_)), "{err:?}");
+    // Under the limit, the mismatch itself is refused.
+    let err = refusal(&liar, &Limits::default());
+    assert!(matches!(err, PipelineError::Undecodable(_)), "{err:?}");
+}
+
+#[test]
+fn truncated_and_corrupt_avif_is_refused_cleanly() {
+    let good = fixture("yellowflower.avif");
+    let spec = TransformSpec {
+        width: Some(64),
+        ..TransformSpec::default()
+    };
+    let mut refused = 0;
+    for len in [0, 12, 40, 200, 400, good.len() / 2, good.len() - 1] {
+        match process(&good[..len], &spec, Accepts::default(), &Limits::default()) {
+            Err(PipelineError::Undecodable(_) | PipelineError::Unsupported(_)) => refused += 1,
+            Err(e) => panic!("truncated to {len}: {e:?}"),
+            // libaom may conceal a short tail; a picture of the right size is then fine.
+            Ok(out) => assert_eq!(out.width, 64, "truncated to {len}"),
+        }
+    }
+    assert!(refused >= 5, "only {refused} truncations refused");
+    // Flipped bytes in the coded data: a clean error or a picture, never a crash.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..20 {
+        let mut bad = good.clone();
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let at = 400 + (x as usize % (good.len() - 400));
+            bad[at] ^= (x >> 32) as u8 | 1;
+        }
+        match process(&bad, &spec, Accepts::default(), &Limits::default()) {
+            Ok(out) => assert_eq!(out.width, 64),
+            Err(PipelineError::Undecodable(_)) => {}
+            Err(e) => panic!("corrupt coded data: {e:?}"),
+        }
+    }
+}
