@@ -3,7 +3,8 @@
 //! 4:2:0/4:2:2/4:4:4 or monochrome, any CICP matrix, full or limited range) become 8-bit RGB
 //! here. Alpha items, grids of tiles, the clean aperture, `irot`/`imir` (as an EXIF
 //! orientation for the orient step) and the colour description (as an ICC profile for the
-//! colour step) are honoured. There is no shrink-on-load: AV1 has no scaled decode.
+//! colour step) are honoured. AV1 has no scaled decode, so shrink-on-load happens in the
+//! conversion to RGB: a thumbnail's conversion and resize run at the reduced size.
 
 use super::color;
 use super::heif::{Coded, Heif, ItemProps, Nclx};
@@ -248,15 +249,24 @@ pub(super) fn decode(
     input: &[u8],
     limits: &Limits,
     meta: &mut SourceMeta,
+    shrink: u32,
 ) -> Result<Raster, PipelineError> {
     let heif = Heif::parse(input)?;
     let id = heif.primary();
     let props = heif.props(id)?;
-    let color = decode_item(&heif, id, &props, limits, Planes::Color)?;
+    // A clean aperture is in full-size pixels: crop first, shrink never. Nor with alpha: block
+    // means of colour not weighted by alpha would bleed the colour of transparent pixels into
+    // the edges of opaque ones (the resize step weights them).
+    let shrink = if props.crop.is_some() || heif.alpha_of(id).is_some() {
+        1
+    } else {
+        shrink.max(1)
+    };
+    let color = decode_item(&heif, id, &props, limits, Planes::Color, shrink)?;
     let alpha = match heif.alpha_of(id) {
         Some(aux) => {
             let aux_props = heif.props(aux)?;
-            let alpha = decode_item(&heif, aux, &aux_props, limits, Planes::Alpha)?;
+            let alpha = decode_item(&heif, aux, &aux_props, limits, Planes::Alpha, shrink)?;
             if (alpha.width, alpha.height) != (color.width, color.height) {
                 return Err(PipelineError::Undecodable(format!(
                     "AVIF alpha is {}x{}, the picture {}x{}",
@@ -331,16 +341,18 @@ struct Picture {
     transfer: u16,
 }
 
-/// Decode item `id` (one AV1 picture or a grid of them) to `planes`.
+/// Decode item `id` (one AV1 picture, shrunk by `shrink`, or a grid of them at full size) to
+/// `planes`.
 fn decode_item(
     heif: &Heif<'_>,
     id: u32,
     props: &ItemProps,
     limits: &Limits,
     planes: Planes,
+    shrink: u32,
 ) -> Result<Picture, PipelineError> {
     match heif.coded(id)? {
-        Coded::Av1 => decode_av1_item(heif, id, props, limits, planes),
+        Coded::Av1 => decode_av1_item(heif, id, props, limits, planes, shrink),
         Coded::Grid(grid) => {
             let (width, height) = (grid.width, grid.height);
             if u64::from(width) * u64::from(height) > limits.max_source_pixels {
@@ -355,7 +367,7 @@ fn decode_item(
             for (i, &tile) in grid.tiles.iter().enumerate() {
                 let mut tile_props = heif.props(tile)?;
                 tile_props.nclx = tile_props.nclx.or(props.nclx);
-                let pic = decode_av1_item(heif, tile, &tile_props, limits, planes)?;
+                let pic = decode_av1_item(heif, tile, &tile_props, limits, planes, 1)?;
                 let (tw, th) = *tile_size.get_or_insert((pic.width, pic.height));
                 // Tiles are all one size, cover the canvas, and none lies wholly outside it.
                 let fits = (pic.width, pic.height) == (tw, th)
@@ -391,13 +403,14 @@ fn decode_item(
     }
 }
 
-/// Decode one `av01` item; its size must be what its `ispe` says.
+/// Decode one `av01` item, shrunk by `shrink`; its size must be what its `ispe` says.
 fn decode_av1_item(
     heif: &Heif<'_>,
     id: u32,
     props: &ItemProps,
     limits: &Limits,
     planes: Planes,
+    shrink: u32,
 ) -> Result<Picture, PipelineError> {
     let data = heif.item_data(id)?;
     decode_frame(&data, limits.max_source_pixels, |frame| {
@@ -414,121 +427,186 @@ fn decode_av1_item(
                 )));
             }
         }
-        let pixels = match planes {
-            Planes::Color => to_rgb(frame, props.nclx)?,
-            Planes::Alpha => to_gray(frame)?,
-        };
         Ok(Picture {
-            width: frame.width,
-            height: frame.height,
-            pixels,
+            width: frame.width.div_ceil(shrink),
+            height: frame.height.div_ceil(shrink),
+            pixels: convert(frame, props.nclx, planes, shrink)?,
             primaries: frame.primaries,
             transfer: frame.transfer,
         })
     })
 }
 
-/// How samples of one bit depth and range map to 0..=1 (luma) and -0.5..=0.5 (chroma).
-struct Levels {
-    y_off: f32,
-    y_scale: f32,
-    c_mid: f32,
-    c_scale: f32,
+/// Fraction bits of the conversion tables' fixed-point values.
+const FIX: u32 = 14;
+
+/// Each sample value's contribution to R, G and B, in 8-bit levels times 2^`FIX`: bit depth,
+/// range and matrix folded into five tables, so a pixel costs five lookups and a few adds.
+struct Tables {
+    y: Vec<i32>,
+    r_v: Vec<i32>,
+    g_u: Vec<i32>,
+    g_v: Vec<i32>,
+    b_u: Vec<i32>,
+    /// The identity matrix: the planes are G, B, R, each read like luma.
+    identity: bool,
 }
 
-impl Levels {
-    fn new(bit_depth: u32, full_range: bool) -> Levels {
-        let unit = (1u32 << (bit_depth - 8)) as f32;
-        let max = ((1u32 << bit_depth) - 1) as f32;
-        if full_range {
-            Levels {
-                y_off: 0.0,
-                y_scale: 1.0 / max,
-                c_mid: 128.0 * unit,
-                c_scale: 1.0 / max,
-            }
+impl Tables {
+    /// Tables for `bit_depth`-bit samples; `matrix` is a CICP code point (unspecified and
+    /// unknown ones are read as BT.601, as libavif does).
+    fn new(bit_depth: u32, full_range: bool, matrix: u16) -> Tables {
+        let unit = f64::from(1u32 << (bit_depth - 8));
+        let max = f64::from((1u32 << bit_depth) - 1);
+        // Luma to 0..=1 and chroma to -0.5..=0.5.
+        let (y_off, y_scale, c_scale) = if full_range {
+            (0.0, 1.0 / max, 1.0 / max)
         } else {
-            Levels {
-                y_off: 16.0 * unit,
-                y_scale: 1.0 / (219.0 * unit),
-                c_mid: 128.0 * unit,
-                c_scale: 1.0 / (224.0 * unit),
-            }
+            (16.0 * unit, 1.0 / (219.0 * unit), 1.0 / (224.0 * unit))
+        };
+        let c_mid = 128.0 * unit;
+        let (kr, kb) = match matrix {
+            1 => (0.2126, 0.0722),
+            4 => (0.30, 0.11),
+            7 => (0.212, 0.087),
+            9 | 10 => (0.2627, 0.0593),
+            _ => (0.299, 0.114),
+        };
+        let kg = 1.0 - kr - kb;
+        let one = 255.0 * f64::from(1u32 << FIX);
+        let table = |f: &dyn Fn(f64) -> f64| -> Vec<i32> {
+            (0..1u32 << bit_depth)
+                .map(|s| (f(f64::from(s)) * one).round() as i32)
+                .collect()
+        };
+        let chroma = |s: f64| (s - c_mid) * c_scale;
+        Tables {
+            y: table(&|s| (s - y_off) * y_scale),
+            r_v: table(&|s| 2.0 * (1.0 - kr) * chroma(s)),
+            g_u: table(&|s| -2.0 * kb * (1.0 - kb) / kg * chroma(s)),
+            g_v: table(&|s| -2.0 * kr * (1.0 - kr) / kg * chroma(s)),
+            b_u: table(&|s| 2.0 * (1.0 - kb) * chroma(s)),
+            identity: matrix == 0,
         }
+    }
+
+    fn level(v: i32) -> u8 {
+        ((v + (1 << (FIX - 1))) >> FIX).clamp(0, 255) as u8
+    }
+
+    /// A sample's index, kept inside the tables whatever the decoder hands over.
+    fn at(&self, s: u32) -> usize {
+        (s as usize).min(self.y.len() - 1)
+    }
+
+    fn gray(&self, y: u32) -> u8 {
+        Self::level(self.y[self.at(y)])
+    }
+
+    fn rgb(&self, y: u32, u: u32, v: u32) -> [u8; 3] {
+        let (y, u, v) = (self.at(y), self.at(u), self.at(v));
+        if self.identity {
+            return [self.y[v], self.y[y], self.y[u]].map(Self::level);
+        }
+        let l = self.y[y];
+        [
+            l + self.r_v[v],
+            l + self.g_u[u] + self.g_v[v],
+            l + self.b_u[u],
+        ]
+        .map(Self::level)
     }
 }
 
-fn to_u8(v: f32) -> u8 {
-    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
-}
-
-/// Y'CbCr (or GBR for the identity matrix) to 8-bit RGB. Chroma is taken from the sample
-/// covering each pixel. The colour box's description wins over the stream's, as in libavif;
-/// an unspecified matrix is read as BT.601.
-fn to_rgb(frame: &Frame<'_>, nclx: Option<Nclx>) -> Result<Vec<u8>, PipelineError> {
-    let (matrix, full_range) = nclx.map_or((frame.matrix, frame.full_range), |n| {
-        (n.matrix, n.full_range)
-    });
-    let lv = Levels::new(frame.bit_depth, full_range);
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let mut out = alloc_pixels(w * h * 3)?;
-    let (mut yr, mut ur, mut vr) = (Vec::new(), Vec::new(), Vec::new());
-    // (Kr, Kb) of the matrix; `None` for identity (the planes are G, B, R).
-    let k = match matrix {
-        0 => None,
-        1 => Some((0.2126f32, 0.0722f32)),
-        4 => Some((0.30, 0.11)),
-        7 => Some((0.212, 0.087)),
-        9 | 10 => Some((0.2627, 0.0593)),
-        _ => Some((0.299, 0.114)),
+/// Y'CbCr (or GBR for the identity matrix, or gray) to 8-bit RGB, or the luma plane alone to
+/// 8-bit alpha, shrunk by `shrink`: each output pixel is the mean of a `shrink` x `shrink`
+/// block of samples (each chroma sample weighted by the block pixels it covers), so a thumbnail pays for the
+/// conversion and the resize at the reduced size. The colour box's description wins over the
+/// stream's, as in libavif.
+fn convert(
+    frame: &Frame<'_>,
+    nclx: Option<Nclx>,
+    planes: Planes,
+    shrink: u32,
+) -> Result<Vec<u8>, PipelineError> {
+    let (matrix, full_range) = match (planes, nclx) {
+        (Planes::Color, Some(n)) => (n.matrix, n.full_range),
+        _ => (frame.matrix, frame.full_range),
     };
-    for (y, line) in out.chunks_exact_mut(w * 3).enumerate() {
-        frame.row(0, y as u32, &mut yr);
-        if frame.monochrome {
-            for (px, &l) in line.chunks_exact_mut(3).zip(&yr) {
-                px.fill(to_u8((f32::from(l) - lv.y_off) * lv.y_scale));
+    let tables = Tables::new(frame.bit_depth, full_range, matrix);
+    let s = shrink.max(1) as usize;
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (ow, oh) = (w.div_ceil(s), h.div_ceil(s));
+    let ch = planes.channels();
+    let chroma = planes == Planes::Color && !frame.monochrome;
+    let (xs, ys) = (frame.x_shift, frame.y_shift);
+    let cw = frame.plane_size(1).0 as usize;
+    let mut out = alloc_pixels(ow * oh * ch)?;
+    let (mut row, mut urow, mut vrow) = (Vec::new(), Vec::new(), Vec::new());
+    // Column sums over the block's rows (luma at output width, chroma at plane width, each
+    // chroma row weighted by how many of the block's rows it covers).
+    let (mut ysum, mut usum, mut vsum) = (vec![0u64; ow], vec![0u64; cw], vec![0u64; cw]);
+    // How much of [a, b) the chroma sample `c` (covering 2^shift luma samples) overlaps.
+    let overlap = |c: usize, shift: u32, a: usize, b: usize| -> u64 {
+        let (lo, hi) = (c << shift, (c + 1) << shift);
+        (hi.min(b).saturating_sub(lo.max(a))) as u64
+    };
+    for (oy, line) in out.chunks_exact_mut(ow * ch).enumerate() {
+        let (y0, y1) = (oy * s, (oy * s + s).min(h));
+        let (cy0, cy1) = (y0 >> ys, ((y1 - 1) >> ys) + 1);
+        if s == 1 {
+            frame.row(0, y0 as u32, &mut row);
+            if chroma {
+                frame.row(1, cy0 as u32, &mut urow);
+                frame.row(2, cy0 as u32, &mut vrow);
+            }
+            for (x, px) in line.chunks_exact_mut(ch).enumerate() {
+                let y = u32::from(row[x]);
+                if !chroma {
+                    px.fill(tables.gray(y));
+                } else {
+                    let c = x >> xs;
+                    px.copy_from_slice(&tables.rgb(y, u32::from(urow[c]), u32::from(vrow[c])));
+                }
             }
             continue;
         }
-        let cy = (y as u32) >> frame.y_shift;
-        frame.row(1, cy, &mut ur);
-        frame.row(2, cy, &mut vr);
-        for (x, px) in line.chunks_exact_mut(3).enumerate() {
-            let cx = x >> frame.x_shift;
-            let l = (f32::from(yr[x]) - lv.y_off) * lv.y_scale;
-            let (u, v) = (f32::from(ur[cx]), f32::from(vr[cx]));
-            let rgb = match k {
-                None => {
-                    let full = |s: f32| (s - lv.y_off) * lv.y_scale;
-                    [full(v), l, full(u)]
-                }
-                Some((kr, kb)) => {
-                    let cb = (u - lv.c_mid) * lv.c_scale;
-                    let cr = (v - lv.c_mid) * lv.c_scale;
-                    let r = l + 2.0 * (1.0 - kr) * cr;
-                    let b = l + 2.0 * (1.0 - kb) * cb;
-                    let g = (l - kr * r - kb * b) / (1.0 - kr - kb);
-                    [r, g, b]
-                }
-            };
-            for (o, c) in px.iter_mut().zip(rgb) {
-                *o = to_u8(c);
+        ysum.fill(0);
+        for y in y0..y1 {
+            frame.row(0, y as u32, &mut row);
+            for (acc, block) in ysum.iter_mut().zip(row.chunks(s)) {
+                *acc += block.iter().map(|&v| u64::from(v)).sum::<u64>();
             }
         }
-    }
-    Ok(out)
-}
-
-/// The luma plane as 8-bit alpha (limited-range alpha is stretched to full).
-fn to_gray(frame: &Frame<'_>) -> Result<Vec<u8>, PipelineError> {
-    let lv = Levels::new(frame.bit_depth, frame.full_range);
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let mut out = alloc_pixels(w * h)?;
-    let mut row = Vec::new();
-    for (y, line) in out.chunks_exact_mut(w).enumerate() {
-        frame.row(0, y as u32, &mut row);
-        for (o, &s) in line.iter_mut().zip(&row) {
-            *o = to_u8((f32::from(s) - lv.y_off) * lv.y_scale);
+        if chroma {
+            usum.fill(0);
+            vsum.fill(0);
+            for cy in cy0..cy1 {
+                let wy = overlap(cy, ys, y0, y1);
+                frame.row(1, cy as u32, &mut urow);
+                frame.row(2, cy as u32, &mut vrow);
+                for c in 0..cw {
+                    usum[c] += wy * u64::from(urow[c]);
+                    vsum[c] += wy * u64::from(vrow[c]);
+                }
+            }
+        }
+        for (ox, px) in line.chunks_exact_mut(ch).enumerate() {
+            let (x0, x1) = (ox * s, (ox * s + s).min(w));
+            let n = ((x1 - x0) * (y1 - y0)) as u64;
+            let mean = |sum: u64| ((sum + n / 2) / n) as u32;
+            let y = mean(ysum[ox]);
+            if !chroma {
+                px.fill(tables.gray(y));
+                continue;
+            }
+            let (mut u, mut v) = (0u64, 0u64);
+            for c in x0 >> xs..((x1 - 1) >> xs) + 1 {
+                let wx = overlap(c, xs, x0, x1);
+                u += wx * usum[c];
+                v += wx * vsum[c];
+            }
+            px.copy_from_slice(&tables.rgb(y, mean(u), mean(v)));
         }
     }
     Ok(out)
@@ -551,4 +629,100 @@ fn crop(img: &Raster, x: u32, y: u32, width: u32, height: u32) -> Result<Raster,
         line.copy_from_slice(&img.data[at..at + width as usize * ch]);
     }
     Ok(Raster::new(width, height, img.channels, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/av1")
+            .join(name);
+        std::fs::read(path).unwrap()
+    }
+
+    /// The mean of each `s` x `s` block of `full` (`w` wide, `ch` channels), channel by channel.
+    fn block_means(full: &[u8], w: usize, ch: usize, s: usize) -> Vec<f64> {
+        let h = full.len() / (w * ch);
+        let (ow, oh) = (w.div_ceil(s), h.div_ceil(s));
+        let mut out = Vec::with_capacity(ow * oh * ch);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for c in 0..ch {
+                    let (mut sum, mut n) = (0.0, 0.0);
+                    for y in oy * s..(oy * s + s).min(h) {
+                        for x in ox * s..(ox * s + s).min(w) {
+                            sum += f64::from(full[(y * w + x) * ch + c]);
+                            n += 1.0;
+                        }
+                    }
+                    out.push(sum / n);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn shrunk_conversion_is_the_block_mean_of_the_full_one() {
+        // 10-bit 4:2:0 colour, and 8-bit monochrome read as colour and as alpha.
+        let cases = [
+            ("meadow-10bit.obu", Planes::Color, 3),
+            ("dune-mono.obu", Planes::Color, 3),
+            ("dune-mono.obu", Planes::Alpha, 1),
+        ];
+        for (name, planes, ch) in cases {
+            for s in [2usize, 3, 5] {
+                let (full, small, w) = decode_frame(&stream(name), u64::MAX, |f| {
+                    Ok((
+                        convert(f, None, planes, 1)?,
+                        convert(f, None, planes, s as u32)?,
+                        f.width as usize,
+                    ))
+                })
+                .unwrap();
+                let want = block_means(&full, w, ch, s);
+                assert_eq!(small.len(), want.len(), "{name} / {s}: size");
+                let diffs: Vec<f64> = small
+                    .iter()
+                    .zip(&want)
+                    .map(|(&a, b)| (f64::from(a) - b).abs())
+                    .collect();
+                let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+                let worst = diffs.iter().copied().fold(0.0, f64::max);
+                // Averaging Y'CbCr before converting differs from averaging RGB after only by
+                // rounding, and by clipping where a block straddles an out-of-gamut edge.
+                assert!(
+                    mean < 0.5 && worst <= 4.0,
+                    "{name} / {s}: mean difference {mean:.3}, worst {worst}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tables_map_the_range_ends_and_the_matrices() {
+        // Limited range: 16 is black and 235 white, at 8 and 10 bits.
+        let t = Tables::new(8, false, 1);
+        assert_eq!(
+            (t.gray(16), t.gray(235), t.gray(0), t.gray(255)),
+            (0, 255, 0, 255)
+        );
+        let t = Tables::new(10, false, 1);
+        assert_eq!((t.gray(64), t.gray(940)), (0, 255));
+        // Full-range BT.601 pure red: Y 76, Cb 85, Cr 255 (the JPEG/JFIF numbers).
+        let t = Tables::new(8, true, 6);
+        let [r, g, b] = t.rgb(76, 85, 255);
+        assert!(r >= 253 && g <= 2 && b <= 2, "{r} {g} {b}");
+        // BT.709 pure green: Y 182, Cb 30, Cr 12 (limited range: 173, 42, 26).
+        let t = Tables::new(8, false, 1);
+        let [r, g, b] = t.rgb(173, 42, 26);
+        assert!(r <= 3 && g >= 252 && b <= 3, "{r} {g} {b}");
+        // Identity: the planes are G, B, R.
+        let t = Tables::new(8, true, 0);
+        assert_eq!(t.rgb(10, 20, 30), [30, 10, 20]);
+        // Samples past the bit depth are clamped, not out of bounds.
+        assert_eq!(Tables::new(8, true, 1).gray(4000), 255);
+    }
 }

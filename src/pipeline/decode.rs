@@ -52,7 +52,10 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
         SourceFormat::Png | SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => {
             decode_with_image(ctx.input, &probe, &mut ctx.meta, ctx.limits)?
         }
-        SourceFormat::Avif => avif_decode::decode(ctx.input, ctx.limits, &mut ctx.meta)?,
+        SourceFormat::Avif => {
+            let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
+            avif_decode::decode(ctx.input, ctx.limits, &mut ctx.meta, shrink)?
+        }
     };
     ctx.raster = drop_opaque_alpha(raster);
     Ok(())
@@ -97,15 +100,15 @@ fn jpeg_plan(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> Scal
     jpeg_scale(probe.width, probe.height, mw, mh)
 }
 
-/// The integer factor a still WebP is shrunk by while decoding, for this request.
-fn webp_shrink(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> u32 {
+/// The integer factor a still WebP or an AVIF is shrunk by while decoding, for this request.
+fn integer_shrink(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> u32 {
     let (w, h) = (probe.width, probe.height);
     let (mw, mh) = min_stored_size(w, h, meta.orientation, min_upright);
     (w / mw.max(1)).min(h / mh.max(1)).max(1)
 }
 
 /// What, besides the source bytes, decides the decode step's output for this request: the
-/// shrink-on-load factor (JPEG n/8, WebP 1/n; other formats always decode whole). Two requests
+/// shrink-on-load factor (JPEG n/8, WebP and AVIF 1/n; other formats always decode whole). Two requests
 /// with equal inputs and equal plans get identical decodes, so they may share one.
 pub(super) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
     let probe = ctx.probe()?;
@@ -116,7 +119,7 @@ pub(super) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
             let scale = jpeg_plan(&probe, &ctx.meta, &min_upright);
             (scale.num() * 8 / scale.denom()) as u32
         }
-        SourceFormat::Webp => webp_shrink(&probe, &ctx.meta, &min_upright),
+        SourceFormat::Webp | SourceFormat::Avif => integer_shrink(&probe, &ctx.meta, &min_upright),
         _ => 0,
     })
 }
@@ -227,7 +230,7 @@ pub(super) fn decode_webp(
         return decode_webp_first_frame(input, probe);
     }
     let (w, h) = (probe.width, probe.height);
-    let shrink = webp_shrink(probe, meta, min_upright);
+    let shrink = integer_shrink(probe, meta, min_upright);
     let (ow, oh) = (w.div_ceil(shrink), h.div_ceil(shrink));
     if shrink >= 2 {
         config.options.use_scaling = 1;

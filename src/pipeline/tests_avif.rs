@@ -7,7 +7,9 @@
 
 use super::avif::testing::luma_ssim;
 use super::avif::{encode, encode_streams};
+use super::decode;
 use super::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
+use super::pipeline::Ctx;
 use super::sniff::{self, SourceFormat};
 use super::{decode_upright, process, Limits, PipelineError, Raster};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
@@ -78,6 +80,29 @@ fn sniff_names_avif_and_still_refuses_heic() {
     ));
     let probe = super::probe(&avif, &Limits::default()).unwrap();
     assert_eq!((probe.width, probe.height, probe.frames), (2560, 1600, 1));
+}
+
+#[test]
+fn thumbnails_of_avif_are_converted_at_a_reduced_size() {
+    let avif = fixture("yellowflower.avif");
+    let (spec, limits) = (
+        TransformSpec {
+            width: Some(300),
+            ..TransformSpec::default()
+        },
+        Limits::default(),
+    );
+    let mut ctx = Ctx::new(&avif, &spec, Accepts::default(), &limits);
+    sniff::step(&mut ctx).unwrap();
+    let shrink = decode::plan(&ctx).unwrap();
+    assert!(shrink >= 4, "2560 px to 300 px shrinks by {shrink} only");
+    decode::step(&mut ctx).unwrap();
+    let raster = ctx.take_raster();
+    assert_eq!(
+        (raster.width, raster.height),
+        (2560u32.div_ceil(shrink), 1600u32.div_ceil(shrink))
+    );
+    assert!(raster.width >= 300);
 }
 
 #[test]
@@ -206,6 +231,35 @@ fn our_own_avif_output_reads_back_with_its_alpha() {
         assert!(
             alpha_mean_diff(&got, &src) < 3.0,
             "q{quality}: alpha differs"
+        );
+    }
+}
+
+/// Transparent pixels' colour must not reach the opaque ones when a thumbnail is made.
+#[test]
+fn colour_under_transparency_stays_out_of_thumbnails() {
+    // Opaque blue left of x = 124, fully transparent red from there: the edge lies inside
+    // output column 15 (source columns 120..128) of a width of 32.
+    let (w, h) = (256u32, 128u32);
+    let mut data = Vec::with_capacity((w * h * 4) as usize);
+    for _ in 0..h {
+        for x in 0..w {
+            data.extend_from_slice(if x < 124 {
+                &[0, 0, 255, 255]
+            } else {
+                &[255, 0, 0, 0]
+            });
+        }
+    }
+    let avif = encode(&Raster::new(w, h, 4, data), 95).unwrap();
+    let got = render(&avif, Some(w / 8));
+    assert_eq!((got.width, got.height, got.channels), (32, 16, 4));
+    for y in 2..14 {
+        let px = &got.data[((y * 32 + 15) * 4) as usize..][..4];
+        assert!(px[3] > 64, "row {y}: {px:?} lost the opaque half");
+        assert!(
+            px[0] < 60,
+            "row {y}: {px:?} took red from the transparent side"
         );
     }
 }
