@@ -40,6 +40,14 @@ struct imgate_aom_settings {
 
 int imgate_aom_encode(const struct imgate_aom_picture *pic, const struct imgate_aom_settings *set,
                       imgate_aom_sink sink, void *sink_ctx, char *err, size_t err_len);
-int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels,
-                      imgate_aom_frame_sink sink, void *sink_ctx, char *err, size_t err_len);
+/* Decodes one picture to sink. reuse: decode with this thread's kept decoder (made on first
+ * use), for streams in which every frame is a shown key frame only; it stays kept unless the
+ * decode fails or the picture is over keep_max_pixels. */
+int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels, int reuse,
+                      uint64_t keep_max_pixels, imgate_aom_frame_sink sink, void *sink_ctx,
+                      char *err, size_t err_len);
+/* Destroys this thread's kept decoder, if any, and so frees its memory. */
+void imgate_aom_drop_kept(void);
+/* 1 when this thread keeps a decoder (for tests). */
+int imgate_aom_kept_live(void);
 #endif

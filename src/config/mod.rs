@@ -57,9 +57,10 @@ pub struct PerformanceConfig {
     pub keepalive: Duration,
     /// Decoded originals kept while a burst of variants of them is being made (bytes).
     pub shared_decode_bytes: u64,
-    /// Hand freed memory back to the OS at once (no allocator purge delay, no transparent huge
-    /// pages): RSS falls back near idle after a burst, for a few percent more CPU per miss.
-    /// Off, freed memory is kept 5 s for reuse (`service::set_memory_release`).
+    /// Hand freed memory back to the OS at once (no allocator purge delay): RSS falls back
+    /// near idle sooner after a burst, for a few percent more CPU per miss. Off, freed memory
+    /// is kept 5 s for reuse, and handed back when processing goes idle
+    /// (`service::set_memory_release`).
     pub eager_memory_release: bool,
     /// Per client connection: a response with a known length is gathered up to this many
     /// bytes before it is sent, so a hit of that size leaves in one write (header and body).

@@ -43,11 +43,86 @@ extern "C" {
         data: *const u8,
         len: usize,
         max_pixels: u64,
+        reuse: c_int,
+        keep_max_pixels: u64,
         sink: FrameSink,
         sink_ctx: *mut c_void,
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn imgate_aom_drop_kept();
+    #[cfg(test)]
+    fn imgate_aom_kept_live() -> c_int;
+}
+
+/// The largest picture (in pixels) whose decoder a thread keeps for the next one: about 4K UHD.
+/// A kept decoder holds context buffers and a frame sized by its largest picture so far.
+const KEEP_MAX_PIXELS: u64 = 8_400_000;
+
+/// Frees the calling thread's kept AV1 decoder, if it has one (`release_thread_memory`).
+pub(super) fn drop_kept_decoder() {
+    // SAFETY: touches only this thread's own decoder, which no decode is using now (decodes
+    // run to completion on the thread that started them).
+    unsafe { imgate_aom_drop_kept() }
+}
+
+/// Whether every frame of the AV1 stream `data` must be a shown key frame: its first OBU that
+/// is neither a temporal delimiter, padding nor metadata is a sequence header, and every
+/// sequence header in it has `reduced_still_picture_header` set. Such a stream reads nothing
+/// an earlier picture left in a decoder, so a kept decoder may decode it. AVIF items written
+/// by libaom (libavif, libheif, libvips, imgate) are like this; others get a fresh decoder.
+fn self_contained(data: &[u8]) -> bool {
+    let mut rest = data;
+    let mut seen_header = false;
+    while let Some((&first, tail)) = rest.split_first() {
+        let obu_type = (first >> 3) & 0xf;
+        let (extension, has_size) = (first & 0x4 != 0, first & 0x2 != 0);
+        let mut body = tail;
+        if extension {
+            let Some((_, t)) = body.split_first() else {
+                return false;
+            };
+            body = t;
+        }
+        let payload = if has_size {
+            let Some((size, used)) = leb128(body) else {
+                return false;
+            };
+            let Some(p) = body.get(used..).and_then(|b| b.get(..size)) else {
+                return false;
+            };
+            rest = &body[used + size..];
+            p
+        } else {
+            rest = &[];
+            body
+        };
+        match obu_type {
+            // Sequence header: seq_profile (3 bits), still_picture, reduced_still_picture_header.
+            1 => {
+                if payload.first().is_none_or(|b| b & 0x08 == 0) {
+                    return false;
+                }
+                seen_header = true;
+            }
+            2 | 5 | 15 => {}
+            _ if !seen_header => return false,
+            _ => {}
+        }
+    }
+    seen_header
+}
+
+/// An unsigned LEB128 value (at most 8 bytes, as AV1 allows) and the bytes it took.
+fn leb128(data: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in data.iter().take(8).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((usize::try_from(value).ok()?, i + 1));
+        }
+    }
+    None
 }
 
 /// A decoded AV1 picture, borrowed from the decoder for the length of one callback.
@@ -191,6 +266,19 @@ pub(super) fn decode_frame<F, R>(data: &[u8], max_pixels: u64, f: F) -> Result<R
 where
     F: FnOnce(&Frame<'_>) -> Result<R, PipelineError>,
 {
+    decode_frame_keeping(data, max_pixels, KEEP_MAX_PIXELS, f)
+}
+
+/// `decode_frame`, keeping the thread's decoder after pictures up to `keep_max_pixels`.
+fn decode_frame_keeping<F, R>(
+    data: &[u8],
+    max_pixels: u64,
+    keep_max_pixels: u64,
+    f: F,
+) -> Result<R, PipelineError>
+where
+    F: FnOnce(&Frame<'_>) -> Result<R, PipelineError>,
+{
     let mut state = SinkState {
         f: Some(f),
         result: None,
@@ -204,6 +292,8 @@ where
             data.as_ptr(),
             data.len(),
             max_pixels,
+            c_int::from(self_contained(data)),
+            keep_max_pixels,
             frame_sink::<F, R>,
             (&mut state as *mut SinkState<F, R>).cast::<c_void>(),
             err.as_mut_ptr(),
@@ -699,6 +789,128 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An AV1 stream from imgate's own encoder (libaom, so a reduced still picture header).
+    fn encoded(w: u32, h: u32, quality: u8, seed: u32) -> Vec<u8> {
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let v = (x * 7 + y * 13 + seed * 31) ^ (x * y / 3 + seed);
+                data.extend_from_slice(&[
+                    (v % 251) as u8,
+                    (x * 255 / w) as u8,
+                    (y * 255 / h) as u8,
+                ]);
+            }
+        }
+        let img = Raster::new(w, h, 3, data);
+        super::super::avif::encode_streams(&img, quality)
+            .unwrap()
+            .color
+    }
+
+    /// Where the sequence header OBU of `s` (after an optional temporal delimiter) starts, where
+    /// its payload starts, and where it ends.
+    fn sequence_header(s: &[u8]) -> (usize, usize, usize) {
+        let start = if s.starts_with(&[0x12, 0x00]) { 2 } else { 0 };
+        assert_eq!((s[start] >> 3) & 0xf, 1, "sequence header first");
+        let (size, used) = leb128(&s[start + 1..]).unwrap();
+        (start, start + 1 + used, start + 1 + used + size)
+    }
+
+    fn kept_live() -> bool {
+        // SAFETY: reads this thread's flag.
+        unsafe { imgate_aom_kept_live() != 0 }
+    }
+
+    /// The picture's RGB (or gray as RGB) at full size.
+    fn pixels(data: &[u8], keep_max: u64) -> Result<(u32, u32, Vec<u8>), PipelineError> {
+        decode_frame_keeping(data, u64::MAX, keep_max, |f| {
+            Ok((f.width, f.height, convert(f, None, Planes::Color, 1)?))
+        })
+    }
+
+    #[test]
+    fn a_kept_decoder_gives_what_a_fresh_one_gives() {
+        // Sizes that grow and shrink in each direction, 4:2:0 and 4:4:4 (q95), 8 and 10 bits,
+        // monochrome, and the first stream again at the end.
+        let streams = [
+            ("96x64 q60", encoded(96, 64, 60, 1)),
+            ("64x96 q60", encoded(64, 96, 60, 2)),
+            ("200x120 q95", encoded(200, 120, 95, 3)),
+            ("48x40 q30", encoded(48, 40, 30, 4)),
+            ("meadow 10-bit", stream("meadow-10bit.obu")),
+            ("dune mono", stream("dune-mono.obu")),
+            ("96x64 q60 again", encoded(96, 64, 60, 1)),
+        ];
+        let fresh: Vec<_> = streams
+            .iter()
+            .map(|(_, s)| {
+                drop_kept_decoder();
+                pixels(s, 0).unwrap()
+            })
+            .collect();
+        assert!(!kept_live(), "a keep limit of 0 pixels keeps nothing");
+        drop_kept_decoder();
+        for ((name, s), want) in streams.iter().zip(&fresh) {
+            let got = pixels(s, u64::MAX).unwrap();
+            assert_eq!(
+                (got.0, got.1),
+                (want.0, want.1),
+                "{name}: size after the pictures before it"
+            );
+            assert!(
+                got.2 == want.2,
+                "{name}: pixels differ after the pictures before it"
+            );
+            if self_contained(s) {
+                assert!(kept_live(), "{name}: decoder not kept");
+            }
+        }
+        assert!(
+            self_contained(&streams[0].1),
+            "imgate's own streams are reused"
+        );
+        // A failure, or a picture over the limit, gives the kept decoder up.
+        pixels(&streams[0].1, u64::MAX).unwrap();
+        // A sequence header and no frame after it.
+        let s = &streams[2].1;
+        let no_frame = &s[..sequence_header(s).2];
+        assert!(self_contained(no_frame));
+        assert!(pixels(no_frame, u64::MAX).is_err());
+        assert!(!kept_live(), "kept after a failed decode");
+        pixels(&streams[0].1, u64::MAX).unwrap();
+        assert!(kept_live());
+        pixels(&streams[0].1, 96 * 64 - 1).unwrap();
+        assert!(!kept_live(), "kept a picture over the limit");
+        pixels(&streams[0].1, u64::MAX).unwrap();
+        drop_kept_decoder();
+        assert!(!kept_live());
+    }
+
+    #[test]
+    fn only_streams_of_shown_key_frames_are_self_contained() {
+        let s = encoded(96, 64, 60, 1);
+        assert!(self_contained(&s));
+        // The sequence header's payload's first byte holds the flag.
+        let (start, payload, end) = sequence_header(&s);
+        let mut full_header = s.clone();
+        full_header[payload] &= !0x08;
+        assert!(
+            !self_contained(&full_header),
+            "reduced_still_picture_header off"
+        );
+        // With or without a temporal delimiter in front.
+        assert!(self_contained(&s[start..]));
+        // Frames before any sequence header, a truncated size, nothing at all: no.
+        assert!(!self_contained(&s[end..]));
+        assert!(!self_contained(&s[..(payload + end) / 2]));
+        assert!(!self_contained(&[0x0a, 0x80]));
+        assert!(!self_contained(&[]));
+        // A second sequence header without the flag, later in the stream: no.
+        let tail = [&s[..], &full_header[start..end]].concat();
+        assert!(!self_contained(&tail));
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub use sniff::{sniff, Probe, SourceFormat};
 use crate::spec::OutputFormat;
 use std::time::Duration;
 
+/// Frees what the calling thread keeps between pictures to make the next one cheaper (its AV1
+/// decoder). The service calls it on every CPU-pool thread when processing goes idle.
+pub fn release_thread_memory() {
+    avif_decode::drop_kept_decoder();
+}
+
 /// Hard limits the pipeline enforces before spending memory or CPU.
 #[derive(Debug, Clone)]
 pub struct Limits {

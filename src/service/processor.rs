@@ -264,12 +264,15 @@ fn release_loop(
     }
 }
 
-/// Hand free memory back to the OS: every pool thread's mimalloc heap, every async runtime
-/// thread's (`heaps`), then glibc's arenas.
+/// Hand free memory back to the OS: what each pool thread keeps for the pipeline, every pool
+/// thread's mimalloc heap, every async runtime thread's (`heaps`), then glibc's arenas.
 fn release_memory(pool: &rayon::ThreadPool) {
-    // SAFETY: `mi_collect` only frees memory no live allocation uses; it is meant to be called
-    // from any thread, about that thread's own heap.
-    pool.broadcast(|_| unsafe { libmimalloc_sys::mi_collect(true) });
+    pool.broadcast(|_| {
+        crate::pipeline::release_thread_memory();
+        // SAFETY: `mi_collect` only frees memory no live allocation uses; it is meant to be
+        // called from any thread, about that thread's own heap.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    });
     super::heaps::collect_runtime_heaps();
     // SAFETY: `malloc_trim` is thread-safe and only returns unused memory.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -293,20 +296,19 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// the purge whatever the delay).
 const PURGE_DELAY_MS: std::os::raw::c_long = 5000;
 
-/// Process-wide allocator policy; call before the server starts. `eager`: freed memory goes
-/// back to the OS at once, and no transparent huge pages (a huge page stays resident until
-/// all of its 2 MiB is free), for a few percent of CPU per miss. Otherwise freed memory is
-/// kept `PURGE_DELAY_MS` for reuse.
+/// Process-wide allocator policy; call before the server starts. Transparent huge pages are
+/// always off: a huge page stays resident until all of its 2 MiB is free, and after a burst
+/// they were most of what the process kept (BENCHMARKS.md, memory), for about 2% of CPU per
+/// miss. `eager`: freed memory also goes back to the OS at once, for a few percent more;
+/// otherwise it is kept `PURGE_DELAY_MS` for reuse.
 pub fn set_memory_release(eager: bool) {
     let delay = if eager { 0 } else { PURGE_DELAY_MS };
     // SAFETY: setting an allocator option is thread-safe and affects only future purges.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process's flag.
     #[cfg(target_os = "linux")]
-    if eager {
-        unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        }
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
 
