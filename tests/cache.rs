@@ -601,6 +601,55 @@ fn sigkill_during_disk_writes_never_serves_a_truncated_entry() {
 }
 
 #[test]
+fn an_unsafe_request_during_a_fill_keeps_that_fill_out_of_the_cache() {
+    // RFC 9111 §4.4: a successful POST invalidates what is stored for its URL. One that
+    // succeeds while a GET of that URL is being filled must keep that fill out too, and only
+    // that one.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("page.txt"), "before the POST").unwrap();
+    std::fs::write(root.path().join("other.txt"), "another page").unwrap();
+    let o = TestOrigin::start(root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let gw = Arc::new(Imgate::start(
+        &o.url(),
+        &cache_yaml(cache.path(), "64MiB", "64MiB"),
+    ));
+    // GETs that take 800 ms at the origin (the POST is answered at once).
+    let (url, other) = ("/slow/800/page.txt", "/slow/800/other.txt");
+    let fills: Vec<_> = [url, other]
+        .into_iter()
+        .map(|u| {
+            let gw = gw.clone();
+            std::thread::spawn(move || gw.get(u))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let post = request(&gw.addr, "POST", url, &[("Content-Length", "0")]).unwrap();
+    assert_eq!(post.status, 200);
+    let filled: Vec<Response> = fills.into_iter().map(|f| f.join().unwrap()).collect();
+    assert_eq!(
+        filled[0].body, b"before the POST",
+        "the fill itself is still served"
+    );
+    assert_eq!(o.hits(url), 2, "one GET and the POST");
+    // What a stored copy of that fill would hide.
+    std::fs::write(root.path().join("page.txt"), "after the POST").unwrap();
+    let next = gw.get(url);
+    assert_eq!(
+        next.header("cache-status"),
+        MISS,
+        "the overtaken fill was stored"
+    );
+    assert_eq!(next.body, b"after the POST");
+    assert_eq!(o.hits(url), 3);
+    assert!(metric(&gw.admin, "imgate_cache_fills_dropped_total") >= 1.0);
+    // The other URL's fill, which no invalidation covered, was stored; so is the new one.
+    assert_eq!(status_of(&gw, other).as_deref(), HIT);
+    assert_eq!(status_of(&gw, url).as_deref(), HIT);
+    assert_eq!((o.hits(url), o.hits(other)), (3, 1));
+}
+
+#[test]
 fn a_purge_during_a_fill_keeps_that_fill_out_of_the_cache() {
     // The origin serves one file that changes from one photo to another around a purge.
     let root = tempfile::tempdir().unwrap();

@@ -41,10 +41,19 @@ pub fn served_from_disk(meta: &CacheMeta) -> bool {
 }
 
 /// Put by the edge in the extensions of the [`CacheMeta`] of a response it is about to store:
-/// the [`TieredStorage::purge_generation`] from when it asked upstream. A fill that an admin
-/// purge overtook is served but not stored, since what it carries may be what was purged.
+/// [`TieredStorage::fill_started`] from when it asked upstream. A fill that an admin purge, or
+/// an invalidation of its own key, overtook is served but not stored, since what it carries
+/// may be what was purged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FillStarted(pub u64);
+pub struct FillStarted {
+    generation: u64,
+    invalidations: u64,
+}
+
+/// How many single-key invalidations are remembered, and for how long: a fill that began before
+/// one that is no longer remembered is not stored (`TieredStorage::overtaken`).
+const INVALIDATIONS_KEPT: u64 = 65_536;
+const INVALIDATIONS_TTL: Duration = Duration::from_secs(600);
 
 /// Entries removed or expired by one purge, per tier.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +70,13 @@ pub struct TieredStorage {
     /// When the last admin purge began, in nanoseconds since the Unix epoch (0: none yet),
     /// kept strictly increasing so that it is also the purge generation ([`FillStarted`]).
     last_purge: AtomicU64,
+    /// Single-key invalidations (`Storage::purge`: RFC 9111 §4.4 after an unsafe request) so
+    /// far; each is numbered by this count.
+    invalidations: AtomicU64,
+    /// The number of the latest invalidation of each primary-key hash (recent ones only).
+    invalidated: moka::sync::Cache<String, u64>,
+    /// The highest number `invalidated` has let go of (expired or evicted).
+    forgotten: Arc<AtomicU64>,
 }
 
 impl TieredStorage {
@@ -98,12 +114,46 @@ impl TieredStorage {
                 evict_index.forget(hash);
             }
         });
+        let forgotten = Arc::new(AtomicU64::new(0));
+        let on_forget = forgotten.clone();
+        let invalidated = moka::sync::Cache::builder()
+            .max_capacity(INVALIDATIONS_KEPT)
+            .time_to_live(INVALIDATIONS_TTL)
+            .eviction_listener(move |_, number: u64, cause| {
+                // A replaced number is smaller than its replacement, which stays.
+                if cause != moka::notification::RemovalCause::Replaced {
+                    on_forget.fetch_max(number, Ordering::AcqRel);
+                }
+            })
+            .build();
         TieredStorage {
             memory: MemoryTier::new(memory_bytes, Some(on_evict)),
             disk,
             index,
             last_purge: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            invalidated,
+            forgotten,
         }
+    }
+
+    /// What a fill that asks upstream now must be compared with when it finishes.
+    pub fn fill_started(&self) -> FillStarted {
+        FillStarted {
+            generation: self.purge_generation(),
+            invalidations: self.invalidations.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether a purge or an invalidation that may cover the entry of `primary_hash` began after
+    /// `started`.
+    fn overtaken(&self, started: FillStarted, primary_hash: &str) -> bool {
+        started.generation != self.purge_generation()
+            || self
+                .invalidated
+                .get(primary_hash)
+                .is_some_and(|n| n > started.invalidations)
+            || self.forgotten.load(Ordering::Acquire) > started.invalidations
     }
 
     /// Changes whenever an admin purge begins; a fill stored under an older one is dropped.
@@ -308,6 +358,7 @@ impl Storage for TieredStorage {
         Ok(Box::new(Miss {
             storage: self,
             started,
+            primary_hash: key.primary(),
             key: key.combined(),
             primary: String::from_utf8_lossy(key.primary_key()).into_owned(),
             tags,
@@ -322,6 +373,9 @@ impl Storage for TieredStorage {
         _purge_type: PurgeType,
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
+        // Before removing: a fill of this key that finishes from here on is not stored.
+        let number = self.invalidations.fetch_add(1, Ordering::AcqRel) + 1;
+        self.invalidated.insert(target.key().primary(), number);
         let hash = target.key().combined();
         let in_memory = self.memory.remove(&hash);
         let h = hash.clone();
@@ -445,8 +499,10 @@ impl HandleHit for Hit {
 /// sees a partial entry and an aborted fill leaves nothing behind.
 struct Miss {
     storage: &'static TieredStorage,
-    /// The purge generation the fill began in, when the edge said (it does for every fill).
+    /// When the fill began, when the edge said (it does for every fill).
     started: Option<FillStarted>,
+    /// Its primary key's hash, which invalidations name.
+    primary_hash: String,
     key: String,
     primary: String,
     tags: Vec<String>,
@@ -464,10 +520,13 @@ impl HandleMiss for Miss {
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let size = self.body.len();
         let storage = self.storage;
-        let started = self.started;
-        let overtaken = || started.is_some_and(|FillStarted(g)| g != storage.purge_generation());
+        let (started, primary_hash) = (self.started, self.primary_hash.clone());
+        let overtaken = || started.is_some_and(|s| storage.overtaken(s, &primary_hash));
         if overtaken() {
-            log::debug!("not storing {}: a purge began during its fill", self.key);
+            log::debug!(
+                "not storing {}: a purge or an invalidation began during its fill",
+                self.key
+            );
             crate::metrics::CACHE_FILLS_DROPPED.inc();
             return Ok(MissFinishType::Created(size));
         }
@@ -493,10 +552,14 @@ impl HandleMiss for Miss {
         storage
             .memory
             .insert(self.key.clone(), StoredEntry::new(entry.meta, entry.body));
-        // A purge bumps the generation before it looks for entries, so one that began after
-        // the check above either found this entry (it was indexed first) or shows here.
+        // A purge bumps the generation (an invalidation records its key) before it looks for
+        // entries, so one that began after the check above either found this entry (it was
+        // indexed first) or shows here.
         if overtaken() {
-            log::debug!("unstoring {}: a purge began during its fill", self.key);
+            log::debug!(
+                "unstoring {}: a purge or an invalidation began during its fill",
+                self.key
+            );
             crate::metrics::CACHE_FILLS_DROPPED.inc();
             storage.memory.remove(&self.key);
             let hash = self.key.clone();

@@ -58,9 +58,10 @@ pub struct EdgeCtx {
     html: Option<crate::rewrite::HtmlBody>,
     /// Answered by `short_hit` from the memory tier, without Pingora's cache machinery.
     short_hit: bool,
-    /// The cache's purge generation when this request went upstream: what it brings back is
-    /// stored only if no admin purge began meanwhile (`cache::FillStarted`).
-    fill_started: Option<u64>,
+    /// Where the cache's purges and invalidations stood when this request went upstream: what
+    /// it brings back is stored only if none that may cover it began meanwhile
+    /// (`cache::FillStarted`).
+    fill_started: Option<FillStarted>,
 }
 
 pub struct Edge {
@@ -284,10 +285,9 @@ impl ProxyHttp for Edge {
             authorized,
             ctx.response_time.unwrap_or_else(SystemTime::now),
         );
-        if let (RespCacheable::Cacheable(meta), Some(generation)) =
-            (&mut cacheable, ctx.fill_started)
+        if let (RespCacheable::Cacheable(meta), Some(started)) = (&mut cacheable, ctx.fill_started)
         {
-            meta.extensions_mut().insert(FillStarted(generation));
+            meta.extensions_mut().insert(started);
         }
         Ok(cacheable)
     }
@@ -338,7 +338,7 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         req.remove_header(NEGOTIATED_FORMAT_HEADER);
         req.remove_header(PURGED_AT_HEADER);
-        ctx.fill_started = Some(self.storage.purge_generation());
+        ctx.fill_started = Some(self.storage.fill_started());
         let to_transform = matches!(ctx.route, Route::Image { .. })
             || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
         if let (true, Some(at)) = (to_transform, self.storage.last_purge()) {

@@ -19,7 +19,7 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// A real origin server on 127.0.0.1 serving `root`. Special paths for fault tests:
-/// `/slow/<ms>/<file>` waits first; `/status/<code>/<anything>` answers that status;
+/// `/slow/<ms>/<file>` waits first (GET and HEAD only: other methods answer at once); `/status/<code>/<anything>` answers that status;
 /// `/chunked/<file>` streams without Content-Length; `/nocache/<file>` sends `no-store`;
 /// `/cc/<cache-control>/<file>` sends that `Cache-Control`; a `?encoding=gzip` or `?encoding=br`
 /// query sends the file with that `Content-Encoding`.
@@ -99,6 +99,7 @@ fn serve_conn(
         if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::Relaxed) {
             return;
         }
+        let method = line.split_whitespace().next().unwrap_or("GET").to_string();
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
         loop {
             let mut h = String::new();
@@ -112,7 +113,9 @@ fn serve_conn(
         let mut chunked = false;
         if let Some(r) = rest.strip_prefix("slow/") {
             let (ms, file) = r.split_once('/').unwrap_or((r, ""));
-            std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+            if method == "GET" || method == "HEAD" {
+                std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+            }
             rest = file.to_string();
         }
         if let Some(r) = rest.strip_prefix("status/") {
