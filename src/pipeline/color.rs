@@ -151,10 +151,48 @@ fn too_large(pixels: usize) -> PipelineError {
     PipelineError::TooLarge(format!("{pixels} CMYK pixels"))
 }
 
+/// SMPTE ST 2084 (PQ): a signal in 0..=1 to display light in cd/m².
+fn pq_nits(e: f64) -> f64 {
+    let (m1, m2) = (2610.0 / 16384.0, 2523.0 / 4096.0 * 128.0);
+    let (c1, c2, c3) = (
+        3424.0 / 4096.0,
+        2413.0 / 4096.0 * 32.0,
+        2392.0 / 4096.0 * 32.0,
+    );
+    let p = e.clamp(0.0, 1.0).powf(1.0 / m2);
+    10_000.0 * ((p - c1).max(0.0) / (c2 - c3 * p)).powf(1.0 / m1)
+}
+
+/// ARIB STD-B67 (HLG): a signal in 0..=1 to display light in cd/m² on the reference 1000 cd/m²
+/// display (inverse OETF, then the system gamma of 1.2, channel by channel).
+fn hlg_nits(e: f64) -> f64 {
+    let (a, b, c) = (0.178_832_77, 0.284_668_92, 0.559_910_73);
+    let e = e.clamp(0.0, 1.0);
+    let scene = if e <= 0.5 {
+        e * e / 3.0
+    } else {
+        (((e - c) / a).exp() + b) / 12.0
+    };
+    1000.0 * scene.powf(1.2)
+}
+
+/// Display light of an HDR picture to SDR linear light in 0..=1: HDR reference white
+/// (203 cd/m², ITU-R BT.2408) becomes 0.93; below 0.8 of it nothing changes, and everything
+/// brighter is rolled off smoothly (same slope at the knee) towards 1 instead of clipped.
+fn hdr_to_sdr(nits: f64) -> f64 {
+    const KNEE: f64 = 0.8;
+    let l = nits / 203.0;
+    if l <= KNEE {
+        l
+    } else {
+        KNEE + (1.0 - KNEE) * (1.0 - (-(l - KNEE) / (1.0 - KNEE)).exp())
+    }
+}
+
 /// An ICC profile for pixels described by CICP code points (an AVIF `colr nclx` box or the AV1
 /// sequence header), or `None` when they are sRGB already (BT.709 primaries with an sRGB-like
-/// curve, or unspecified). PQ and HLG (HDR) have no faithful SDR profile: they get the sRGB
-/// curve on their own primaries, which keeps hues right and is logged.
+/// curve, or unspecified). PQ and HLG (HDR) get a curve that maps their display light into SDR
+/// range (`hdr_to_sdr`): reference white to near white, highlights rolled off.
 pub(super) fn icc_from_cicp(primaries: u16, transfer: u16) -> Option<Vec<u8>> {
     use lcms2::{CIExyY, CIExyYTRIPLE, ToneCurve};
     let xy = |x: f64, y: f64| CIExyY { x, y, Y: 1.0 };
@@ -192,13 +230,24 @@ pub(super) fn icc_from_cicp(primaries: u16, transfer: u16) -> Option<Vec<u8>> {
             &[1.0 / 0.45, 1.0 / 1.099, 0.099 / 1.099, 1.0 / 4.5, 0.081],
         )
         .ok()?,
-        other => {
-            if matches!(other, 16 | 18) {
-                log::debug!("HDR transfer {other} shown with the sRGB curve");
-            }
-            ToneCurve::new_parametric(4, &[2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045])
-                .ok()?
+        // HDR: to display light, then into SDR range (`hdr_to_sdr`).
+        16 | 18 => {
+            let n = 4096;
+            let table: Vec<f32> = (0..n)
+                .map(|i| {
+                    let e = f64::from(i) / f64::from(n - 1);
+                    let nits = if transfer == 16 {
+                        pq_nits(e)
+                    } else {
+                        hlg_nits(e)
+                    };
+                    hdr_to_sdr(nits) as f32
+                })
+                .collect();
+            ToneCurve::new_tabulated_float(&table)
         }
+        _ => ToneCurve::new_parametric(4, &[2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045])
+            .ok()?,
     };
     let triple = CIExyYTRIPLE {
         Red: xy(r.0, r.1),

@@ -119,6 +119,51 @@ fn wrap(stream: &[u8], (w, h): (u32, u32), mut props: Vec<Vec<u8>>) -> Vec<u8> {
 }
 
 #[test]
+fn hdr_pictures_are_mapped_into_sdr_range() {
+    // Gray bands at PQ (SMPTE ST 2084) signal levels 0, 130, 148, 192 and 255 of 255: 0,
+    // about 102, about 203 (HDR reference white, ITU-R BT.2408), about 1000 and 10,000 cd/m².
+    let levels = [0u8, 130, 148, 192, 255];
+    let (w, band) = (64u32, 16u32);
+    let mut data = Vec::new();
+    for &l in &levels {
+        data.extend(std::iter::repeat_n(l, (w * band * 3) as usize));
+    }
+    let src = Raster::new(w, band * levels.len() as u32, 3, data);
+    let stream = encode_streams(&src, 95).unwrap().color;
+    let shown = |transfer: u16| {
+        let avif = wrap(
+            &stream,
+            (src.width, src.height),
+            vec![nclx(9, transfer, 6, true)],
+        );
+        let got = render(&avif, None);
+        // The middle pixel of each band.
+        (0..levels.len() as u32)
+            .map(|i| got.data[(((i * band + band / 2) * w + w / 2) * 3) as usize])
+            .collect::<Vec<u8>>()
+    };
+    let pq = shown(16);
+    // Black stays black; 102 cd/m² is half of reference white in linear light (sRGB 188);
+    // reference white is near white (0.93 linear, sRGB 247); brighter is rolled off, not
+    // clipped early, and never darker.
+    assert!(pq[0] <= 3, "PQ black: {pq:?}");
+    assert!((180..=196).contains(&pq[1]), "PQ 102 cd/m²: {pq:?}");
+    assert!((240..=252).contains(&pq[2]), "PQ reference white: {pq:?}");
+    assert!(
+        pq[3] > pq[2] && pq[4] >= pq[3] && pq[4] >= 253,
+        "PQ highlights: {pq:?}"
+    );
+    // HLG: signal 0.75 is reference white on the 1000 cd/m² reference display.
+    let hlg = shown(18);
+    assert!(hlg[0] <= 3, "HLG black: {hlg:?}");
+    assert!(
+        hlg.windows(2).all(|p| p[1] >= p[0]),
+        "HLG not monotonic: {hlg:?}"
+    );
+    assert!((240..=252).contains(&hlg[3]), "HLG 0.75 (192/255): {hlg:?}");
+}
+
+#[test]
 fn ten_bit_limited_range_bt709_stream_decodes_to_its_source() {
     // aomenc, 10-bit 4:2:0, BT.709 matrix and limited range signalled in the stream only.
     let avif = wrap(&fixture("av1/meadow-10bit.obu"), (320, 256), vec![]);
