@@ -47,7 +47,8 @@ int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels, int 
         snprintf(err, err_len, "no sequence header (%s)", aom_codec_err_to_string(res));
         return res != AOM_CODEC_OK ? (int)res : -1;
     }
-    if ((uint64_t)si.w * si.h > max_pixels) {
+    uint64_t pixels = (uint64_t)si.w * si.h;
+    if (pixels > max_pixels) {
         snprintf(err, err_len, "AV1 picture of %ux%u is over the pixel limit", si.w, si.h);
         return IMGATE_AOM_TOO_LARGE;
     }
@@ -55,7 +56,6 @@ int imgate_aom_decode(const uint8_t *data, size_t len, uint64_t max_pixels, int 
     memset(&cfg, 0, sizeof cfg);
     cfg.threads = 1; /* one job per CPU-pool thread */
     cfg.allow_lowbitdepth = 1;
-    uint64_t pixels = (uint64_t)si.w * si.h;
     aom_codec_ctx_t fresh;
     aom_codec_ctx_t *codec = reuse ? &kept : &fresh;
     if (codec != &kept || !kept_live) {

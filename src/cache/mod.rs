@@ -520,8 +520,8 @@ impl HandleMiss for Miss {
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let size = self.body.len();
         let storage = self.storage;
-        let (started, primary_hash) = (self.started, self.primary_hash.clone());
-        let overtaken = || started.is_some_and(|s| storage.overtaken(s, &primary_hash));
+        let (started, primary_hash) = (self.started, &self.primary_hash);
+        let overtaken = || started.is_some_and(|s| storage.overtaken(s, primary_hash));
         if overtaken() {
             log::debug!(
                 "not storing {}: a purge or an invalidation began during its fill",
