@@ -291,3 +291,12 @@ impl Drop for ActiveGuard<'_> {
         self.0.dec();
     }
 }
+
+pub static PANICS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_panics_total",
+        "Panics caught in an edge phase (each cost one request, answered 500), by phase",
+        &["phase"]
+    )
+    .expect("metric registers once")
+});

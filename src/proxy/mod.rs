@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod html;
+mod panics;
 
 /// What the edge decided a request is, kept for the later phases.
 #[derive(Debug, Default)]
