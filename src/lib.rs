@@ -20,3 +20,6 @@ pub mod server;
 pub mod service;
 pub mod spec;
 pub mod warm;
+
+#[cfg(test)]
+mod test_alloc;

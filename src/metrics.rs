@@ -300,3 +300,14 @@ pub static PANICS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
     .expect("metric registers once")
 });
+
+pub static HTML_REWRITE_ABORTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_html_rewrite_aborts_total",
+        "Rewritten HTML pages cut off mid-way, by reason (too_large: the decoded page passed \
+         limits.max_source_bytes, e.g. a decompression bomb; decode: a corrupt or truncated \
+         content coding; rewrite: the HTML rewriter failed)",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});

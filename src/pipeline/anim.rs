@@ -199,6 +199,7 @@ fn open<'a, D: ImageDecoder + AnimationDecoder<'a>>(
         image::metadata::LoopCount::Finite(n) => u16::try_from(n.get()).unwrap_or(u16::MAX),
     };
     let icc = d.icc_profile().ok().flatten().filter(|p| !p.is_empty());
+    super::metadata::check_icc(icc.as_deref())?;
     Ok((d.into_frames(), loop_count, icc))
 }
 

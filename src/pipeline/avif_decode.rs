@@ -367,6 +367,7 @@ pub(super) fn decode(
         }
         None => None,
     };
+    metadata::check_icc(props.icc.as_deref())?;
     meta.icc = props.icc.clone().or_else(|| {
         let (primaries, transfer) = props.nclx.map_or((color.primaries, color.transfer), |n| {
             (n.primaries, n.transfer)

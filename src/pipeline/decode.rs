@@ -365,6 +365,7 @@ fn decode_with_image(
         .ok()
         .flatten()
         .filter(|p| !p.is_empty());
+    super::metadata::check_icc(meta.icc.as_deref())?;
     if let Ok(Some(exif)) = decoder.exif_metadata() {
         meta.orientation = orient::exif_orientation(&exif).unwrap_or(0);
     }

@@ -21,6 +21,16 @@ const ALPHA_URNS: [&[u8]; 2] = [
 /// Largest grid we accept: tiles are decoded one by one, but each costs a decoder set-up.
 const MAX_GRID_TILES: usize = 4096;
 
+/// Most items (and `iloc`/`ipma` entries) a file may describe: a colour grid and an alpha grid
+/// of the largest size, and some metadata. Items are looked up by scanning, so without a bound
+/// a few megabytes of entries would cost billions of comparisons.
+const MAX_ITEMS: usize = 2 * MAX_GRID_TILES + 64;
+
+/// Most extents all `iloc` entries may list together. An extent can take no bytes at all in
+/// `iloc` (offset and length sizes of 0: "the whole file"), so the count is what bounds the
+/// memory the list takes, not the box's size.
+const MAX_EXTENTS: usize = 4 * MAX_ITEMS;
+
 /// Colour information from an `nclx` `colr` property (CICP code points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Nclx {
@@ -133,6 +143,10 @@ pub(super) struct Heif<'a> {
 
 fn corrupt(what: &str) -> PipelineError {
     PipelineError::Undecodable(format!("AVIF container: {what}"))
+}
+
+fn too_many(what: &str) -> PipelineError {
+    PipelineError::TooLarge(format!("AVIF container: more {what} than we accept"))
 }
 
 /// A cursor over one box's payload; every read is checked.
@@ -345,6 +359,9 @@ impl<'a> Heif<'a> {
                     let mut r = Reader::new(data);
                     let (version, flags) = r.full()?;
                     let count = r.u32()?;
+                    if count as usize > MAX_ITEMS {
+                        return Err(too_many("ipma entries"));
+                    }
                     for _ in 0..count {
                         let id = r.id(version >= 1)?;
                         let n = r.u8()?;
@@ -449,6 +466,7 @@ impl<'a> Heif<'a> {
             }
         };
         let mut slices = Vec::with_capacity(item.extents.len());
+        let mut total = 0usize;
         for extent in &item.extents {
             // A length of 0 means "to the end".
             let range = if extent.end == extent.start {
@@ -456,11 +474,17 @@ impl<'a> Heif<'a> {
             } else {
                 extent.clone()
             };
-            slices.push(
-                source
-                    .get(range)
-                    .ok_or_else(|| corrupt(&format!("item {id} data outside the file")))?,
-            );
+            let slice = source
+                .get(range)
+                .ok_or_else(|| corrupt(&format!("item {id} data outside the file")))?;
+            // Extents may point at the same bytes again and again; joined, an item can never
+            // need more than the file holds (the trap: 60,000 zero-byte extents that each
+            // mean "the whole file" would join to gigabytes).
+            total = total.saturating_add(slice.len());
+            if total > source.len() {
+                return Err(corrupt(&format!("item {id} data larger than the file")));
+            }
+            slices.push(slice);
         }
         match slices.as_slice() {
             [] => Err(corrupt(&format!("item {id} has no data"))),
@@ -552,7 +576,11 @@ fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, Pipel
     } else {
         r.u32()?
     };
+    if count as usize > MAX_ITEMS {
+        return Err(too_many("iloc entries"));
+    }
     let mut out = Vec::new();
+    let mut all_extents = 0usize;
     for _ in 0..count {
         let id = r.id(version == 2)?;
         let method = if version >= 1 {
@@ -563,6 +591,10 @@ fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, Pipel
         let data_ref = r.u16()?;
         let base = r.sized(base_offset_size)?;
         let extent_count = r.u16()?;
+        all_extents += usize::from(extent_count);
+        if all_extents > MAX_EXTENTS {
+            return Err(too_many("item extents"));
+        }
         let mut extents = Vec::new();
         for _ in 0..extent_count {
             r.sized(index_size)?;
@@ -611,6 +643,9 @@ fn parse_iinf(payload: &[u8]) -> Result<Vec<Item>, PipelineError> {
         let id = e.id(v >= 3)?;
         e.u16()?; // protection index
         let kind: [u8; 4] = e.bytes(4)?.try_into().expect("4 bytes");
+        if items.len() == MAX_ITEMS {
+            return Err(too_many("items"));
+        }
         items.push(Item {
             id,
             kind,

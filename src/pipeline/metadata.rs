@@ -44,6 +44,22 @@ pub(super) fn keep_exif(tiff: &[u8]) -> Option<Vec<u8>> {
     Some(tiff.to_vec())
 }
 
+/// Largest ICC profile we accept (print profiles with large CLUTs reach 2-3 MB). Over it the
+/// source is `TooLarge`: a PNG's `iCCP` is compressed, so without this bound a few kilobytes
+/// would inflate to as much as the decoder's whole allocation budget, before a pixel.
+pub(super) const MAX_ICC_BYTES: usize = 8 << 20;
+
+/// `TooLarge` when a profile is over [`MAX_ICC_BYTES`].
+pub(super) fn check_icc(icc: Option<&[u8]>) -> Result<(), super::PipelineError> {
+    match icc {
+        Some(p) if p.len() > MAX_ICC_BYTES => Err(super::PipelineError::TooLarge(format!(
+            "ICC profile of {} bytes, limit {MAX_ICC_BYTES}",
+            p.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
 
 /// Walk JPEG segments from SOI up to the first SOS. APP2 ICC chunks are reassembled in

@@ -28,6 +28,8 @@ mod tests_anim;
 #[cfg(test)]
 mod tests_avif;
 #[cfg(test)]
+mod tests_bombs;
+#[cfg(test)]
 mod tests_metadata;
 
 pub use pipeline::{

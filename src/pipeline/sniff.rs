@@ -69,6 +69,7 @@ pub(super) fn probe_with_meta(
             (w, h, 1)
         }
     };
+    metadata::check_icc(meta.icc.as_deref())?;
     if width == 0 || height == 0 {
         return Err(PipelineError::Undecodable(format!(
             "{format:?} header says {width}x{height}"
@@ -201,6 +202,10 @@ fn png_header(input: &[u8]) -> Result<(u32, u32, u32), PipelineError> {
             frames = read_u32_be(input, pos + 8).unwrap_or(1).max(1);
             break;
         }
+        if kind == b"iCCP" {
+            let end = (pos + 8).saturating_add(len as usize).min(input.len());
+            iccp_within_limit(input.get(pos + 8..end).unwrap_or(&[]))?;
+        }
         match pos
             .checked_add(12)
             .and_then(|p| p.checked_add(len as usize))
@@ -210,6 +215,38 @@ fn png_header(input: &[u8]) -> Result<(u32, u32, u32), PipelineError> {
         }
     }
     Ok((w, h, frames))
+}
+
+/// An `iCCP` chunk's profile must inflate to at most `MAX_ICC_BYTES`: inflated here into a
+/// small scratch window and counted, so a compressed profile that expands to gigabytes costs
+/// at most that much CPU and no memory. A corrupt stream is left to the decoder (which ignores
+/// a bad `iCCP`, as browsers do).
+fn iccp_within_limit(data: &[u8]) -> Result<(), PipelineError> {
+    // Keyword (1-79 bytes), NUL, compression method, then the zlib stream.
+    let Some(nul) = data.iter().take(80).position(|&b| b == 0) else {
+        return Ok(());
+    };
+    let mut stream = data.get(nul + 2..).unwrap_or(&[]);
+    let mut inflate = flate2::Decompress::new(true);
+    let mut window = [0u8; 16 * 1024];
+    loop {
+        let before = (inflate.total_in(), inflate.total_out());
+        let status = inflate.decompress(stream, &mut window, flate2::FlushDecompress::Finish);
+        if inflate.total_out() > metadata::MAX_ICC_BYTES as u64 {
+            return Err(PipelineError::TooLarge(format!(
+                "PNG iCCP inflates past {} bytes",
+                metadata::MAX_ICC_BYTES
+            )));
+        }
+        let used = (inflate.total_in() - before.0) as usize;
+        stream = stream.get(used..).unwrap_or(&[]);
+        let stalled = (inflate.total_in(), inflate.total_out()) == before;
+        match status {
+            Ok(flate2::Status::StreamEnd) | Err(_) => return Ok(()),
+            Ok(_) if stalled => return Ok(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Logical screen size, and the number of image descriptors counted by skipping data

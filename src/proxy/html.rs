@@ -12,7 +12,8 @@
 //! (`pingora-core/src/protocols/http/compression/brotli.rs`, `Compressor::encode`).
 
 use crate::config::Site;
-use crate::rewrite::{body::is_html, HtmlBody};
+use crate::metrics;
+use crate::rewrite::{body::is_html, HtmlBody, RewriteError};
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
@@ -95,12 +96,23 @@ fn describe_rewritten(resp: &mut ResponseHeader) {
     }
 }
 
-/// Rewrite one chunk of the upstream body in place.
+/// Rewrite one chunk of the upstream body in place. An error ends the response: a 502 when
+/// the client has no header yet, a cut-off body otherwise (never a silently short page), and
+/// the cache drops the unfinished entry. What the origin sent (a page past the size limit, such
+/// as a decompression bomb, or a broken content coding) is the origin's fault: 502, not 500.
 pub fn feed(html: &mut HtmlBody, body: &mut Option<Bytes>, end: bool) -> Result<()> {
     let chunk = body.as_deref().unwrap_or_default();
-    let out = html
-        .feed(chunk, end)
-        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting HTML", e))?;
+    let out = html.feed(chunk, end).map_err(|e| {
+        let (reason, etype) = match e {
+            RewriteError::TooLarge(_) => ("too_large", ErrorType::HTTPStatus(502)),
+            RewriteError::Decode(_) => ("decode", ErrorType::HTTPStatus(502)),
+            RewriteError::Rewrite(_) => ("rewrite", ErrorType::InternalError),
+        };
+        metrics::HTML_REWRITE_ABORTS
+            .with_label_values(&[reason])
+            .inc();
+        Error::because(etype, "rewriting HTML", e)
+    })?;
     *body = (!out.is_empty()).then(|| Bytes::from(out));
     Ok(())
 }

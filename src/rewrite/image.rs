@@ -5,7 +5,9 @@
 use super::url::{format_srcset, image_source, image_url, parse_srcset};
 use super::RewriteOptions;
 
-/// The attributes the rules read (raw values as written, entities undecoded).
+/// The attributes the rules read, as a browser reads them (character references decoded:
+/// `?w=1&#038;h=2` is `?w=1&h=2`); the values the rules return are plain text too, escaped
+/// only when written into the page.
 #[derive(Debug, Default, Clone)]
 pub struct ImageTag {
     pub src: Option<String>,

@@ -8,8 +8,10 @@
 //! - [`image`]: which attributes an `<img>`/`<source>` gets, from its current attributes.
 //! - [`page`]: [`PageRewriter`], lol_html wired to the rules, with the page's charset.
 //! - [`body`]: [`HtmlBody`], origin content-coding removed before the rewriter.
+//! - [`entities`]: character references in attribute values, decoded and escaped again.
 
 pub mod body;
+pub mod entities;
 pub mod image;
 pub mod page;
 #[doc(hidden)]
@@ -24,7 +26,8 @@ use std::sync::Arc;
 
 /// Bump when the rewriter's output changes for the same options: it is part of the
 /// fingerprint, so cached pages rewritten by an older build are not served again.
-const REWRITER_VERSION: u32 = 1;
+/// 2: attribute values are read with their character references decoded and written escaped.
+const REWRITER_VERSION: u32 = 2;
 
 /// What a site's HTML rewrite does. Built and validated by `config`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! `<noscript>` content is left alone by construction: lol_html parses it as raw text, as a
 //! browser with scripting on does, so no `<img>` inside it is ever matched.
 
+use super::entities::{decode_attribute, escape_attribute};
 use super::image::{rewrite_img, rewrite_source, Changes, ImageTag};
 use super::url::page_dir;
 use super::RewriteOptions;
@@ -59,12 +60,16 @@ impl PageRewriter {
         let (img_options, img_dir) = (options.clone(), dir.clone());
         let img = element!("img", move |el| {
             let index = images.fetch_add(1, Ordering::Relaxed);
-            let tag = read_tag(|name| el.get_attribute(name));
-            apply(el, rewrite_img(&tag, index, &img_dir, &img_options))
+            match read_tag(|name| el.get_attribute(name)) {
+                Some(tag) => apply(el, rewrite_img(&tag, index, &img_dir, &img_options)),
+                None => Ok(()),
+            }
         });
         let source = element!("picture > source", move |el| {
-            let tag = read_tag(|name| el.get_attribute(name));
-            apply(el, rewrite_source(&tag, &dir, &options))
+            match read_tag(|name| el.get_attribute(name)) {
+                Some(tag) => apply(el, rewrite_source(&tag, &dir, &options)),
+                None => Ok(()),
+            }
         });
         let settings = Settings::new_send()
             .append_element_content_handler(img)
@@ -96,24 +101,31 @@ impl PageRewriter {
     }
 }
 
-fn read_tag(get: impl Fn(&str) -> Option<String>) -> ImageTag {
-    ImageTag {
-        src: get("src"),
-        srcset: get("srcset"),
-        sizes: get("sizes"),
-        width: get("width"),
-        loading: get("loading"),
-        decoding: get("decoding"),
-        mime: get("type"),
-    }
+/// The tag's attributes with their character references decoded (lol_html gives them raw);
+/// `None` when one holds a reference we cannot decode: such a tag is left as written.
+fn read_tag(get: impl Fn(&str) -> Option<String>) -> Option<ImageTag> {
+    let get = |name| match get(name) {
+        Some(raw) => decode_attribute(&raw).map(Some),
+        None => Some(None),
+    };
+    Some(ImageTag {
+        src: get("src")?,
+        srcset: get("srcset")?,
+        sizes: get("sizes")?,
+        width: get("width")?,
+        loading: get("loading")?,
+        decoding: get("decoding")?,
+        mime: get("type")?,
+    })
 }
 
 fn apply(
     el: &mut lol_html::send::Element<'_, '_>,
     changes: Changes,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Values are plain text; written back escaped, a browser decodes them to that text.
     for (name, value) in changes {
-        el.set_attribute(name, &value)?;
+        el.set_attribute(name, &escape_attribute(&value))?;
     }
     Ok(())
 }

@@ -277,3 +277,195 @@ fn time_rewrite(page: &[u8]) {
         );
     }
 }
+
+/// `total` bytes of zeros through a compressing `writer`, 1 MiB at a time: a decompression
+/// bomb made without ever holding it decoded.
+fn zeros_through<W: Write>(mut writer: W, total: usize) -> W {
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..total >> 20 {
+        writer.write_all(&block).unwrap();
+    }
+    writer
+}
+
+/// gzip, deflate (zlib) and brotli bombs decoding to `total` bytes.
+fn bombs(total: usize) -> [(&'static str, Vec<u8>); 3] {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let br = brotli::CompressorWriter::new(Vec::new(), 4096, 9, 22);
+    [
+        ("gzip", zeros_through(gz, total).finish().unwrap()),
+        ("deflate", zeros_through(zl, total).finish().unwrap()),
+        ("br", zeros_through(br, total).into_inner()),
+    ]
+}
+
+/// A sink that records the largest piece it is handed and refuses past `limit`.
+struct Meter {
+    total: u64,
+    largest: usize,
+    limit: u64,
+}
+
+impl Write for Meter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.largest = self.largest.max(buf.len());
+        self.total += buf.len() as u64;
+        if self.total > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const BOMB: usize = 1 << 30;
+
+#[test]
+fn content_decoders_hand_out_bounded_windows_of_a_1gib_bomb_and_stop_at_the_limit() {
+    let limit = 8u64 << 20;
+    for (coding, bomb) in bombs(BOMB) {
+        assert!(bomb.len() < 2 << 20, "{coding}: bomb is {} bytes", bomb.len());
+        let meter = Meter {
+            total: 0,
+            largest: 0,
+            limit,
+        };
+        let mut decoder = body::ContentDecoder::for_coding(Some(coding), meter).unwrap();
+        let mut fed = 0;
+        let mut stopped = false;
+        for chunk in bomb.chunks(16 * 1024) {
+            fed += chunk.len();
+            if decoder.write(chunk).is_err() {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(stopped, "{coding}: the limit did not stop the decoder");
+        let meter = decoder.sink();
+        assert!(
+            meter.largest <= body::WINDOW,
+            "{coding}: a decoded piece of {} bytes",
+            meter.largest
+        );
+        assert!(meter.total <= limit + body::WINDOW as u64, "{coding}");
+        assert!(fed < bomb.len(), "{coding}: read the whole bomb");
+    }
+}
+
+#[test]
+fn html_bombs_stop_at_the_page_limit_with_an_error() {
+    let limit = 8u64 << 20;
+    let ctype = "text/html; charset=utf-8";
+    for (coding, bomb) in bombs(256 << 20) {
+        let chunks: Vec<&[u8]> = bomb.chunks(16 * 1024).collect();
+        let ((result, out, mut body), peak) = crate::test_alloc::peak_during(|| {
+            let mut body = HtmlBody::start(options(), "/", ctype, Some(coding), limit).unwrap();
+            let mut out = 0usize;
+            for (i, c) in chunks.iter().enumerate() {
+                match body.feed(c, i + 1 == chunks.len()) {
+                    Ok(bytes) => out += bytes.len(),
+                    Err(e) => return (Err(e), out, body),
+                }
+            }
+            (Ok(()), out, body)
+        });
+        assert!(
+            matches!(result, Err(RewriteError::TooLarge(l)) if l == limit),
+            "{coding}: {result:?}"
+        );
+        assert!(out as u64 <= limit, "{coding}: {out} bytes out");
+        // Memory: the page limit (one feed's rewritten output may reach it) and the decoders'
+        // windows, never the 256 MiB the bomb expands to.
+        assert!(peak < 40 << 20, "{coding}: {} MiB held at once", peak >> 20);
+        // Done after an error: nothing more is decoded.
+        assert!(body.feed(b"", true).is_err(), "{coding}");
+    }
+}
+
+/// `(tag, attribute, raw value)` of every `img`/`source` attribute, as lol_html reads the page
+/// (raw: character references not decoded).
+fn raw_attributes(html: &[u8]) -> Vec<(String, String, String)> {
+    let found = Rc::new(RefCell::new(Vec::new()));
+    let f = found.clone();
+    let settings = lol_html::Settings::new().append_element_content_handler(lol_html::element!(
+        "img, source",
+        move |el| {
+            for a in el.attributes() {
+                f.borrow_mut().push((el.tag_name(), a.name(), a.value()));
+            }
+            Ok(())
+        }
+    ));
+    let mut parser = lol_html::HtmlRewriter::new(settings, |_: &[u8]| {});
+    parser.write(html).unwrap();
+    parser.end().unwrap();
+    let found = found.borrow().clone();
+    found
+}
+
+#[test]
+fn character_references_in_image_urls_are_decoded_and_written_escaped() {
+    // WordPress writes `&#038;` in every query string; `&#x2f;` and friends turn up too.
+    let page = br#"<img src="/a.jpg?w=1&#038;h=2" width="100">
+<img srcset="/b.jpg?x=1&#x26;y=2 1x, &#x2f;c.jpg?m=1&amp;n=2 2x" width="50">
+<picture><source srcset="/d.jpg?p=1&amp;q=2 640w, /e.jpg?r=1&#38;s=2 1280w"><img src="&#x2F;f.jpg"></picture>
+<img src="/g.jpg?c=&copy;">"#;
+    let ctype = "text/html; charset=utf-8";
+    let out = rewrite_in(page, "/blog/post.html", ctype, &[page.len()]);
+    let attrs = raw_attributes(&out);
+    let raw = |tag: &str, name: &str, nth: usize| {
+        attrs
+            .iter()
+            .filter(|(t, n, _)| t == tag && n == name)
+            .nth(nth)
+            .map(|(_, _, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let img = "/cdn-cgi/image/";
+    // Exactly as written into the page: `&` escaped, nothing else.
+    assert_eq!(
+        raw("img", "src", 0),
+        format!("{img}width=100,format=auto/a.jpg?w=1&amp;h=2")
+    );
+    assert_eq!(
+        raw("img", "srcset", 0),
+        format!(
+            "{img}width=100,format=auto/a.jpg?w=1&amp;h=2 1x, \
+             {img}width=100,dpr=2,format=auto/a.jpg?w=1&amp;h=2 2x"
+        )
+    );
+    assert_eq!(
+        raw("img", "srcset", 1),
+        format!(
+            "{img}width=50,format=auto/b.jpg?x=1&amp;y=2 1x, \
+             {img}width=50,dpr=2,format=auto/c.jpg?m=1&amp;n=2 2x"
+        )
+    );
+    assert_eq!(
+        raw("source", "srcset", 0),
+        format!(
+            "{img}width=640,format=auto/d.jpg?p=1&amp;q=2 640w, \
+             {img}width=1280,format=auto/e.jpg?r=1&amp;s=2 1280w"
+        )
+    );
+    assert_eq!(raw("img", "src", 2), format!("{img}format=auto/f.jpg"));
+    // A named reference we cannot decode: the tag is left exactly as written.
+    assert_eq!(raw("img", "src", 3), "/g.jpg?c=&copy;");
+    assert!(String::from_utf8_lossy(&out).contains(r#"<img src="/g.jpg?c=&copy;">"#));
+    // What a browser reads back from every rewritten value is the intended URL text: decoded
+    // once, each `/cdn-cgi/image/` URL names the source with its real query, and no `&` is
+    // left bare in the written text.
+    for (tag, name, value) in &attrs {
+        if !value.contains(img) {
+            continue;
+        }
+        let read = entities::decode_attribute(value).unwrap();
+        assert!(!read.contains("&amp;") && !read.contains("&#"), "{tag} {name}: {read}");
+        let bare = value.match_indices('&').any(|(i, _)| !value[i..].starts_with("&amp;"));
+        assert!(!bare, "{tag} {name}: bare & in {value}");
+    }
+}
