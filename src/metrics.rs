@@ -100,7 +100,7 @@ pub static ACTIVE_PROCESSING: Lazy<IntGauge> = Lazy::new(|| {
 pub static QUEUE_LENGTH: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!(
         "imgate_processing_queue_length",
-        "Jobs waiting for a processing slot"
+        "Jobs waiting for room in the processing budget"
     )
     .expect("metric registers once")
 });
@@ -109,6 +109,22 @@ pub static REJECTED_OVERLOAD: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter!(
         "imgate_processing_rejected_total",
         "Jobs refused with 503 because the queue was full"
+    )
+    .expect("metric registers once")
+});
+
+pub static REJECTED_OVER_BUDGET: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_processing_over_budget_total",
+        "Jobs refused with 413 because their estimated cost is over the whole processing budget"
+    )
+    .expect("metric registers once")
+});
+
+pub static PROCESSING_BUDGET_IN_USE: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "imgate_processing_budget_bytes_in_use",
+        "Estimated bytes held by the jobs running now (against performance.processing_budget)"
     )
     .expect("metric registers once")
 });
@@ -229,6 +245,8 @@ pub fn init() {
     Lazy::force(&ACTIVE_PROCESSING);
     Lazy::force(&QUEUE_LENGTH);
     Lazy::force(&REJECTED_OVERLOAD);
+    Lazy::force(&REJECTED_OVER_BUDGET);
+    Lazy::force(&PROCESSING_BUDGET_IN_USE);
     Lazy::force(&MEMORY_RELEASES);
     Lazy::force(&SHORT_HITS);
     for result in ["hit", "miss"] {

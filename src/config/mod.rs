@@ -36,6 +36,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub limits: Limits,
     pub max_source_bytes: u64,
+    /// Largest output in pixels (width x height after `dpr`, `fit` and the original's size),
+    /// checked from the header before decoding; over it answers 413 (`limits.max_output_pixels`).
+    pub max_output_pixels: u64,
     /// Bearer token of the admin purge/warm API; `None` = the API answers 403.
     pub admin_token: Option<String>,
     pub sites: Vec<Site>,
@@ -65,7 +68,21 @@ pub struct PerformanceConfig {
     /// Per client connection: a response with a known length is gathered up to this many
     /// bytes before it is sent, so a hit of that size leaves in one write (header and body).
     pub response_write_buffer: usize,
+    /// Estimated bytes that the jobs running at once may hold (decoded rasters, resize
+    /// buffers, encoder working sets; `service::cost`): a burst of expensive jobs queues
+    /// instead of multiplying, and a job costing more than all of it is refused with 413.
+    /// The trap: it is also the largest job this server makes, so set too low it refuses
+    /// large outputs; the memory tier, shared decodes and downloads are outside it.
+    pub processing_budget_bytes: u64,
 }
+
+/// `processing_budget` of the `default` and `low_latency` presets; see the report of
+/// the change that set it and BENCHMARKS.md for the measurements behind it.
+const DEFAULT_PROCESSING_BUDGET: u64 = 320 << 20;
+
+/// `limits.max_output_pixels` by default: 24 MP, a 6000x4000 camera frame (the largest
+/// common original passed through at full size) and 4K (3840x2160) at `dpr=2` on one side.
+pub const DEFAULT_MAX_OUTPUT_PIXELS: u64 = 24_000_000;
 
 /// Upper bound of `response_write_buffer`.
 const MAX_RESPONSE_WRITE_BUFFER: u64 = 1 << 20;
@@ -83,6 +100,7 @@ impl PerformanceConfig {
                 max_image_bytes: 100 << 20,
                 pool_size: 100,
                 shared_decode_bytes: 256 << 20,
+                processing_budget_bytes: 768 << 20,
                 ..base
             },
             "low_latency" => PerformanceConfig {
@@ -102,6 +120,7 @@ impl PerformanceConfig {
                 shared_decode_bytes: 48 << 20,
                 eager_memory_release: true,
                 response_write_buffer: 16 << 10,
+                processing_budget_bytes: 128 << 20,
                 ..base
             },
             _ => return None,
@@ -122,6 +141,7 @@ impl PerformanceConfig {
             shared_decode_bytes: 128 << 20,
             eager_memory_release: false,
             response_write_buffer: 64 << 10,
+            processing_budget_bytes: DEFAULT_PROCESSING_BUDGET,
         }
     }
 }
@@ -408,6 +428,15 @@ impl Config {
             }
             performance.response_write_buffer = v.0 as usize;
         }
+        if let Some(v) = o.processing_budget {
+            if v.0 < 16 << 20 {
+                return Err(err(
+                    "performance_overrides.processing_budget",
+                    format!("{} is under the minimum of 16MiB", v.0),
+                ));
+            }
+            performance.processing_budget_bytes = v.0;
+        }
 
         let defaults = Limits::default();
         let limits = Limits {
@@ -426,6 +455,13 @@ impl Config {
         };
         if limits.max_source_pixels == 0 || limits.max_output_dimension == 0 {
             return Err(err("limits", "limits must be positive".into()));
+        }
+        let max_output_pixels = w
+            .limits
+            .max_output_pixels
+            .unwrap_or(DEFAULT_MAX_OUTPUT_PIXELS);
+        if max_output_pixels == 0 {
+            return Err(err("limits.max_output_pixels", "must be positive".into()));
         }
         let max_source_bytes = w
             .limits
@@ -535,6 +571,7 @@ impl Config {
             cache,
             limits,
             max_source_bytes,
+            max_output_pixels,
             admin_token,
             sites,
         })

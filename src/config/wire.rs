@@ -47,6 +47,7 @@ pub struct WirePerformance {
     pub shared_decode_size: Option<ByteSize>,
     pub eager_memory_release: Option<bool>,
     pub response_write_buffer: Option<ByteSize>,
+    pub processing_budget: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -66,6 +67,7 @@ pub struct WireLimits {
     pub max_source_pixels: Option<u64>,
     pub max_output_dimension: Option<u32>,
     pub max_animation_frames: Option<u32>,
+    pub max_output_pixels: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -139,6 +139,14 @@ pub fn fit_from(
     })
 }
 
+/// The sizes [`fit_from`] makes from an upright original of `src_w` x `src_h`: the resized
+/// image and the canvas it ends on (larger only for `fit=pad`). For estimates made before
+/// decoding; the limits are not checked here.
+pub fn output_sizes(src_w: u32, src_h: u32, spec: &TransformSpec) -> ((u32, u32), (u32, u32)) {
+    let plan = plan(src_w, src_h, spec);
+    (plan.scaled, plan.canvas)
+}
+
 /// Whether [`rotate_flip`] would change anything for `spec`.
 pub fn rotates_or_flips(spec: &TransformSpec) -> bool {
     matches!(spec.rotate, Some(90) | Some(180) | Some(270)) || spec.flip != Flip::None

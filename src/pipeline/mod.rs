@@ -13,6 +13,7 @@ mod color;
 mod decode;
 mod encode;
 mod flatten;
+mod footprint;
 mod heif;
 mod keep_metadata;
 mod metadata;
@@ -35,6 +36,7 @@ mod tests_metadata;
 pub use pipeline::{
     decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Decoded,
 };
+pub use footprint::{footprint, Footprint};
 pub use raster::Raster;
 pub use sniff::{sniff, Probe, SourceFormat};
 

@@ -135,13 +135,7 @@ pub(super) fn alloc_pixels(len: usize) -> Result<Vec<u8>, PipelineError> {
 /// from the shrink-on-load raster, so the output does not depend on the decoder's scale.
 fn fit_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
     let probe = ctx.probe()?;
-    let mut original = (probe.width, probe.height);
-    if (5..=8).contains(&ctx.meta.orientation) {
-        original = (original.1, original.0);
-    }
-    if matches!(ctx.spec.rotate, Some(90) | Some(270)) {
-        original = (original.1, original.0);
-    }
+    let original = upright_size(&probe, ctx.meta.orientation, ctx.spec);
     let shared = ctx.shared.take();
     let img = match &shared {
         Some(decoded) => Cow::Borrowed(&decoded.raster),
@@ -149,6 +143,18 @@ fn fit_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
     };
     ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.limits)?;
     Ok(())
+}
+
+/// The original's size after EXIF `orientation` and the spec's `rotate`: what `fit` sizes.
+pub(super) fn upright_size(probe: &Probe, orientation: u8, spec: &TransformSpec) -> (u32, u32) {
+    let mut size = (probe.width, probe.height);
+    if (5..=8).contains(&orientation) {
+        size = (size.1, size.0);
+    }
+    if matches!(spec.rotate, Some(90) | Some(270)) {
+        size = (size.1, size.0);
+    }
+    size
 }
 
 fn rotate_flip_step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {

@@ -5,6 +5,8 @@
 //! and responses, not Pingora proxy phases or the edge cache.
 
 mod app;
+mod budget;
+mod cost;
 pub mod heaps;
 pub mod processor;
 mod resize;

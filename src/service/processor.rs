@@ -1,6 +1,10 @@
 //! Runs CPU work (decode, resize, encode) on a named rayon pool, never on a tokio worker.
-//! A semaphore bounds jobs in flight and a counter bounds jobs waiting; when the wait queue is
-//! full the job is refused at once (503 + Retry-After) instead of piling up memory.
+//! Jobs are admitted by their estimated memory cost against a byte budget (`budget.rs`): a
+//! burst of expensive jobs queues instead of multiplying, a job over the whole budget is
+//! refused (413), and when the wait queue is full the job is refused at once (503 +
+//! Retry-After) instead of piling up memory. The pool has one thread per processing slot plus
+//! one for the place kept for light jobs, so a thumbnail never waits for a thread behind
+//! expensive jobs.
 //!
 //! It also keeps the decodes of a burst (`SharedDecodes`): variants of one original being made
 //! at the same time decode it once per shrink-on-load factor instead of once each, which is
@@ -21,7 +25,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
+
+use super::budget::{Budget, Refusal};
 
 /// How often the release thread looks at the pool. Memory is released once no job has
 /// started or finished for a whole period.
@@ -29,9 +35,7 @@ const RELEASE_CHECK: Duration = Duration::from_millis(500);
 
 pub struct Processor {
     pool: Arc<rayon::ThreadPool>,
-    slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    budget: Arc<Budget>,
     activity: Arc<Activity>,
     decodes: Arc<SharedDecodes>,
 }
@@ -135,18 +139,23 @@ struct Activity {
     releases: AtomicU64,
 }
 
+/// A job costing at most this share of the budget is light: it may take the place kept
+/// beside the `concurrency` slots (a thumbnail of a 2 MP JPEG costs about 2 MiB).
+const LIGHT_SHARE_OF_BUDGET: u64 = 32;
+
 impl Processor {
-    /// `threads` rayon threads named `imgate-cpu-N`; `concurrency` jobs at once; `max_waiting`
-    /// jobs queued behind them.
-    /// `shared_decode_bytes` bounds the decodes kept for a burst.
+    /// A pool of `concurrency` + 1 rayon threads named `imgate-cpu-N`; `concurrency` jobs at
+    /// once (one more if light) within `budget_bytes` of estimated cost; `max_waiting` jobs
+    /// queued behind them. `shared_decode_bytes` bounds the decodes kept for a burst.
     pub fn new(
-        threads: usize,
         concurrency: usize,
         max_waiting: usize,
         shared_decode_bytes: u64,
+        budget_bytes: u64,
     ) -> Processor {
+        let concurrency = concurrency.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
+            .num_threads(concurrency + 1)
             .thread_name(|i| format!("imgate-cpu-{i}"))
             .build()
             .expect("rayon pool starts");
@@ -164,9 +173,12 @@ impl Processor {
             .expect("release thread starts");
         Processor {
             pool,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            waiting: AtomicUsize::new(0),
-            max_waiting,
+            budget: Arc::new(Budget::new(
+                budget_bytes,
+                concurrency,
+                budget_bytes / LIGHT_SHARE_OF_BUDGET,
+                max_waiting,
+            )),
             activity,
             decodes,
         }
@@ -177,28 +189,36 @@ impl Processor {
         self.decodes.clone()
     }
 
-    /// Run `job` on the pool. A panic inside it (a decoder bug on a hostile image) costs this
-    /// request only: it is caught and answered 422.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, ImgateError>
+    /// The processing budget in bytes.
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget.total()
+    }
+
+    /// Run `job`, estimated to hold `cost` bytes at its peak, on the pool once the budget has
+    /// room for it. A panic inside it (a decoder bug on a hostile image) costs this request
+    /// only: it is caught and answered 422.
+    pub async fn run<T, F>(&self, cost: u64, job: F) -> Result<T, ImgateError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, PipelineError> + Send + 'static,
     {
-        let permit = match self.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    metrics::REJECTED_OVERLOAD.inc();
-                    return Err(ImgateError::overloaded(1));
-                }
-                metrics::QUEUE_LENGTH.inc();
-                let p = self.slots.clone().acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                metrics::QUEUE_LENGTH.dec();
-                p.map_err(|_| ImgateError::overloaded(1))?
+        // A guard, not inc/dec around the await: a client that goes away drops this future.
+        let queued = ActiveGuard::new(&metrics::QUEUE_LENGTH);
+        let admitted = self.budget.acquire(cost).await;
+        drop(queued);
+        let permit = match admitted {
+            Ok(grant) => grant,
+            Err(Refusal::OverBudget) => {
+                metrics::REJECTED_OVER_BUDGET.inc();
+                return Err(super::cost::over_budget(cost, self.budget.total()));
+            }
+            Err(Refusal::QueueFull) => {
+                metrics::REJECTED_OVERLOAD.inc();
+                return Err(ImgateError::overloaded(1));
             }
         };
+        metrics::PROCESSING_BUDGET_IN_USE.add(permit.cost() as i64);
+        let permit = BudgetGauge(permit);
         let (tx, rx) = oneshot::channel();
         let activity = self.activity.clone();
         activity.started.fetch_add(1, Ordering::AcqRel);
@@ -233,6 +253,15 @@ impl Processor {
                 crate::error::Blame::Internal,
             )),
         }
+    }
+}
+
+/// A grant that also keeps `imgate_processing_budget_bytes_in_use` while it lives.
+struct BudgetGauge(super::budget::Grant);
+
+impl Drop for BudgetGauge {
+    fn drop(&mut self) {
+        metrics::PROCESSING_BUDGET_IN_USE.sub(self.0.cost() as i64);
     }
 }
 
@@ -318,31 +347,31 @@ mod tests {
 
     #[tokio::test]
     async fn panics_become_422_and_pool_survives() {
-        let p = Processor::new(1, 1, 4, 1 << 20);
-        let err = p.run::<(), _>(|| panic!("boom")).await.unwrap_err();
+        let p = Processor::new(1, 4, 1 << 20, 1 << 20);
+        let err = p.run::<(), _>(1, || panic!("boom")).await.unwrap_err();
         assert_eq!(err.status, 422);
-        assert_eq!(p.run(|| Ok(7)).await.unwrap(), 7);
+        assert_eq!(p.run(1, || Ok(7)).await.unwrap(), 7);
     }
 
     #[tokio::test]
     async fn full_queue_is_refused_with_503() {
-        let p = Arc::new(Processor::new(1, 1, 0, 1 << 20));
+        let p = Arc::new(Processor::new(1, 0, 1 << 20, 1 << 20));
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let busy = {
             let p = p.clone();
             tokio::spawn(async move {
-                p.run(move || {
+                p.run(1 << 20, move || {
                     release_rx.recv().ok();
                     Ok(())
                 })
                 .await
             })
         };
-        // Wait until the first job holds the only slot.
-        while p.slots.available_permits() > 0 {
+        // Wait until the first job holds the whole budget.
+        while p.budget.in_use() == 0 {
             tokio::task::yield_now().await;
         }
-        let err = p.run(|| Ok(())).await.unwrap_err();
+        let err = p.run(1 << 20, || Ok(())).await.unwrap_err();
         assert_eq!(err.status, 503);
         assert_eq!(err.retry_after, Some(1));
         release_tx.send(()).unwrap();
@@ -351,11 +380,11 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_released_once_after_a_burst_not_during_it() {
-        let p = Processor::new(2, 2, 16, 1 << 20);
+        let p = Processor::new(2, 16, 1 << 20, 64 << 20);
         let releases = || p.activity.releases.load(Ordering::Acquire);
         // A steady stream of jobs, each well inside one check period of the next: no release.
         for _ in 0..12 {
-            p.run(|| Ok(vec![1u8; 1 << 20].len())).await.unwrap();
+            p.run(1 << 20, || Ok(vec![1u8; 1 << 20].len())).await.unwrap();
             tokio::time::sleep(RELEASE_CHECK / 10).await;
         }
         assert_eq!(releases(), 0, "released during a steady load");

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+use super::cost;
 use super::processor::Processor;
 use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
 use crate::error::{Blame, ImgateError};
@@ -73,9 +74,6 @@ impl ResizeService {
     /// A service on a validated config: its sites, limits, performance settings and CA file.
     pub fn with_config(config: Arc<Config>) -> ResizeService {
         let perf = &config.performance;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
         ResizeService {
             fetcher: OriginFetcher::new(
                 perf,
@@ -83,10 +81,10 @@ impl ResizeService {
                 config.server.ca_file.clone(),
             ),
             processor: Processor::new(
-                threads,
                 perf.max_concurrent_processing,
                 perf.processing_queue,
                 perf.shared_decode_bytes,
+                perf.processing_budget_bytes,
             ),
             config,
         }
@@ -150,12 +148,18 @@ impl ResizeService {
         let fetch_time = started.elapsed();
 
         let limits = self.config.limits.clone();
+        // The header says what the job will cost before anything is decoded. A header parse
+        // bounded by the input's length (no pixels), so it runs here rather than taking a
+        // pool thread behind the jobs it is meant to keep in check.
+        let footprint = pipeline::footprint(&original.body, &spec, accepts, &limits)?;
+        cost::check_output_pixels(&footprint, self.config.max_output_pixels)?;
+        let job_cost = cost::estimate(&footprint, original.body.len());
         let input = original.body.clone();
         let job_spec = spec.clone();
         let decodes = self.processor.decodes();
         let image = self
             .processor
-            .run(move || {
+            .run(job_cost, move || {
                 let share = decodes.for_input(input.clone());
                 pipeline::process_shared(&input, &job_spec, accepts, &limits, Some(&share))
             })
