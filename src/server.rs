@@ -4,7 +4,7 @@
 use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
 use crate::config::Config;
-use crate::proxy::Edge;
+use crate::proxy::{Edge, KeepDate};
 use crate::service::{TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
@@ -57,11 +57,12 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 config: config.clone(),
                 storage,
             });
-            let mut edge = pingora_proxy::http_proxy_service_with_name(
+            // Wrapped so that responses keep their own `Date` (proxy::KeepDate).
+            let proxy = pingora_proxy::http_proxy(
                 &server.configuration,
                 Edge::new(config.clone(), storage),
-                "imgate edge",
             );
+            let mut edge = Service::new("imgate edge".to_string(), KeepDate(Arc::new(proxy)));
             edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
                 L4BufferSettings::default().write(config.performance.response_write_buffer),
             ));

@@ -315,7 +315,12 @@ pub fn freshness(
             .unwrap_or_else(SystemTime::now);
         Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
     })?;
-    let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
+    // RFC 9111 §5.1: the first member of a list-valued Age counts; an invalid one is ignored.
+    let age = age
+        .and_then(|a| a.split(',').next())
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(0, |a| a.parse::<u64>().unwrap_or(u64::MAX));
     Some(lifetime.saturating_sub(Duration::from_secs(age)))
 }
 
@@ -420,6 +425,14 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(freshness(Some("public"), None, None, None), None);
+        assert_eq!(
+            freshness(Some("max-age=100"), None, None, Some("10, 50")),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            freshness(Some("max-age=100"), None, None, Some("+50")),
+            Some(Duration::from_secs(100))
+        );
         assert_eq!(freshness(None, None, None, None), None);
     }
 

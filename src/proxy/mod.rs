@@ -4,7 +4,10 @@
 //! `http_cache` says what RFC 9111 allows.
 
 mod http_cache;
+mod kept_date;
 mod short_hit;
+
+pub use kept_date::KeepDate;
 
 use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
@@ -410,6 +413,8 @@ impl ProxyHttp for Edge {
             CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
         );
         for_client(resp, cache_status(session), stored)?;
+        // The response's own Date, not the time Pingora writes it (RFC 9111 §4).
+        kept_date::keep(session, resp);
         if matches!(ctx.route, Route::Passthrough) {
             html::compress_for_client(&self.config.sites[ctx.site], session, resp);
         }

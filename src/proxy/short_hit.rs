@@ -124,6 +124,7 @@ pub(super) async fn serve(
     };
     storage.count_memory_hit();
     let head_only = session.req_header().method == http::Method::HEAD;
+    super::kept_date::keep(session, &header);
     session.write_response_header(header, head_only).await?;
     if !head_only {
         session.write_response_body(Some(body), true).await?;

@@ -81,6 +81,57 @@ impl Directives {
         }
     }
 
+    /// The directives of a parsed `CDN-Cache-Control`; `None` when one that imgate uses has a
+    /// value of the wrong type (see [`cdn_cache_control`]). Unknown directives are skipped.
+    /// A qualified `private="..."` or `no-cache="..."` counts as the unqualified one.
+    fn from_dictionary(dictionary: &sfv::Dictionary) -> Option<Directives> {
+        use sfv::{BareItem, ListEntry};
+        let mut d = Directives::default();
+        let mut max_age = None;
+        let mut s_maxage = None;
+        for (name, entry) in dictionary {
+            let value = match entry {
+                ListEntry::Item(item) => Some(&item.bare_item),
+                ListEntry::InnerList(_) => None,
+            };
+            let flag = || match value {
+                Some(BareItem::Boolean(b)) => Some(*b),
+                _ => None,
+            };
+            let qualified_flag = || match value {
+                Some(BareItem::String(_)) => Some(true),
+                _ => flag(),
+            };
+            let seconds = || match value {
+                Some(BareItem::Integer(n)) if *n >= 0 => Some((*n as u64).min(DELTA_MAX)),
+                _ => None,
+            };
+            match name.as_str() {
+                "no-store" => d.no_store = flag()?,
+                "private" => d.private = qualified_flag()?,
+                "no-cache" => d.no_cache = qualified_flag()?,
+                "must-revalidate" | "proxy-revalidate" => {
+                    let on = flag()?;
+                    d.no_stale |= on;
+                    d.allows_authorized |= on && name == "must-revalidate";
+                }
+                "must-understand" => d.must_understand = flag()?,
+                "public" => d.allows_authorized |= flag()?,
+                "max-age" => max_age = Some(seconds()?),
+                "s-maxage" => s_maxage = Some(seconds()?),
+                "stale-while-revalidate" => d.stale_while_revalidate = Some(seconds()?),
+                "stale-if-error" => d.stale_if_error = Some(seconds()?),
+                _ => {}
+            }
+        }
+        if s_maxage.is_some() {
+            d.no_stale = true;
+            d.allows_authorized = true;
+        }
+        d.lifetime = s_maxage.or(max_age);
+        Some(d)
+    }
+
     /// `Surrogate-Control`: `directive[=value][;target]`, comma separated. Untargeted
     /// directives apply to every surrogate; targeted ones only to [`SURROGATE_TOKEN`].
     fn from_surrogate_control(values: &[&str]) -> Directives {
@@ -131,8 +182,8 @@ fn header_values<'a>(resp: &'a ResponseHeader, name: &str) -> Vec<&'a str> {
 /// The directives in force: a targeted field (`CDN-Cache-Control`, then `Surrogate-Control`)
 /// replaces `Cache-Control` entirely (RFC 9213 §2.1), which then only serves the next cache.
 fn directives(resp: &ResponseHeader) -> Option<Directives> {
-    if let Some(cc) = CacheControl::from_resp_headers_named("cdn-cache-control", resp) {
-        return Some(Directives::from_cache_control(&cc));
+    if let Some(d) = cdn_cache_control(resp) {
+        return Some(d);
     }
     let surrogate = header_values(resp, "surrogate-control");
     if !surrogate.is_empty() {
@@ -150,14 +201,45 @@ fn http_date(resp: &ResponseHeader, name: HeaderName) -> Option<Result<SystemTim
     }
 }
 
-/// The `Age` the response arrived with. `Ok(None)`: no `Age`. `Err`: present but not one
-/// plain non-negative integer, which makes the response stale on arrival.
-fn received_age(resp: &ResponseHeader) -> Result<Option<u64>, ()> {
-    match header_values(resp, AGE.as_str()).as_slice() {
-        [] => Ok(None),
-        [one] => parse_delta_seconds(one.trim()).map(Some).ok_or(()),
-        _ => Err(()),
+/// The `Age` the response arrived with (RFC 9111 §5.1): the first member of the field value,
+/// however the members are spread over lines (`Age: 0, 7200` and `Age: 0` + `Age: 7200` are
+/// both 0). `None` when absent or invalid (anything but a plain non-negative integer: `-1`,
+/// `1.5`, `abc`, `10;a=b`): an invalid `Age` is ignored, so the response is as fresh as its
+/// other fields say. The trap: treating it as "stale on arrival" (or taking the largest
+/// member) sends every such response back to the origin.
+fn received_age(resp: &ResponseHeader) -> Option<u64> {
+    let mut members = resp
+        .headers
+        .get_all(AGE)
+        .iter()
+        // A value that is not even text makes the first member unreadable: the field is ignored.
+        .map(|v| v.to_str().unwrap_or("invalid"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        // Empty list members do not count (RFC 9110 §5.6.1).
+        .filter(|m| !m.is_empty());
+    parse_delta_seconds(members.next()?)
+}
+
+/// `CDN-Cache-Control` (RFC 9213) is a Dictionary structured field (RFC 8941). Its lines are
+/// combined and parsed as one; a field that does not parse, is empty, or gives a directive imgate
+/// uses a value of the wrong type (`max-age="60"`, `max-age=1.5`, `max-age=-1`, `no-store=1`)
+/// is ignored as a whole, as if absent, so `Cache-Control` applies (RFC 9213 §2.1). Keys are
+/// lowercase by definition: `MaX-aGe=60` makes the field invalid. The trap: `Cache-Control`'s
+/// lenient parser accepts all of these, and would let a malformed field stretch freshness.
+fn cdn_cache_control(resp: &ResponseHeader) -> Option<Directives> {
+    let mut field = Vec::new();
+    for (i, line) in resp.headers.get_all("cdn-cache-control").iter().enumerate() {
+        if i > 0 {
+            field.extend_from_slice(b", ");
+        }
+        field.extend_from_slice(line.as_bytes());
     }
+    let dictionary = sfv::Parser::parse_dictionary(&field).ok()?;
+    if dictionary.is_empty() {
+        return None;
+    }
+    Directives::from_dictionary(&dictionary)
 }
 
 /// What the edge does with a response it just received from upstream.
@@ -194,8 +276,8 @@ impl Policy {
         let apparent_age = date
             .and_then(|d| response_time.duration_since(d).ok())
             .unwrap_or_default();
-        let age = received_age(resp);
-        let initial_age = apparent_age.max(Duration::from_secs(age.unwrap_or(None).unwrap_or(0)));
+        let age = received_age(resp).unwrap_or(0);
+        let initial_age = apparent_age.max(Duration::from_secs(age));
         let created = response_time
             .checked_sub(initial_age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -219,7 +301,7 @@ impl Policy {
             // No explicit freshness: not stored (no heuristic freshness by design).
             return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
         };
-        let fresh_until = if d.no_cache || age.is_err() {
+        let fresh_until = if d.no_cache {
             // Stored, but has to be revalidated before every use.
             created
         } else {

@@ -79,26 +79,168 @@ fn old_date_makes_a_response_arrive_stale() {
 }
 
 #[test]
-fn invalid_age_or_expires_means_stale_on_arrival() {
+fn invalid_expires_means_stale_on_arrival() {
     let now = SystemTime::now();
-    for age in ["abc", "-1", "1.0", "7200,0", "0, 0", "10;a=b"] {
-        let m = meta(
-            &resp(200, &[("cache-control", "max-age=3600"), ("age", age)]),
-            now,
-        );
-        assert!(fresh_for(&m, now) <= 0, "Age: {age}");
-    }
-    let two_lines = resp(
-        200,
-        &[
-            ("cache-control", "max-age=3600"),
-            ("age", "0"),
-            ("age", "0"),
-        ],
-    );
-    assert!(fresh_for(&meta(&two_lines, now), now) <= 0);
     let bad_expires = resp(200, &[("expires", "yesterday-ish")]);
     assert!(fresh_for(&meta(&bad_expires, now), now) <= 0);
+}
+
+fn fresh_with_age(lines: &[&str], now: SystemTime) -> i64 {
+    let mut headers = vec![("cache-control", "max-age=3600")];
+    headers.extend(lines.iter().map(|v| ("age", *v)));
+    fresh_for(&meta(&resp(200, &headers), now), now)
+}
+
+// cache-tests age-parse-nonnumeric, -negative, -float: RFC 9111 §5.1 says an invalid Age is
+// ignored, not that it makes the response stale.
+#[test]
+fn invalid_age_is_ignored() {
+    let now = SystemTime::now();
+    for age in ["abc", "-7200", "7200.0", "+7200", "10;a=b", "", "0x10"] {
+        let fresh = fresh_with_age(&[age], now);
+        assert!((3599..=3600).contains(&fresh), "Age: {age:?} left {fresh}s");
+    }
+}
+
+// cache-tests age-parse-prefix, -suffix, -prefix-twoline, -suffix-twoline, -dup-0: the first
+// member counts, whether the list is on one line or on several.
+#[test]
+fn list_valued_age_uses_its_first_member() {
+    let now = SystemTime::now();
+    for fresh_lines in [
+        &["0, 7200"][..],
+        &["0", "7200"],
+        &["0, 0"],
+        &["0", "0"],
+        &[" , 0"],
+    ] {
+        let fresh = fresh_with_age(fresh_lines, now);
+        assert!(
+            (3599..=3600).contains(&fresh),
+            "Age: {fresh_lines:?} left {fresh}s"
+        );
+    }
+    for stale_lines in [
+        &["7200, 0"][..],
+        &["7200", "0"],
+        &["2147483648"],
+        &["99999999999"],
+    ] {
+        let fresh = fresh_with_age(stale_lines, now);
+        assert!(fresh < 0, "Age: {stale_lines:?} left {fresh}s");
+    }
+    let m = meta(
+        &resp(200, &[("cache-control", "max-age=3600"), ("age", "600, 9")]),
+        now,
+    );
+    assert!(
+        m.age().as_secs() >= 600,
+        "hits count Age from the first member"
+    );
+}
+
+// cache-tests cdn-cc-invalid-sh-type-unknown: a CDN-Cache-Control that is not a valid
+// structured Dictionary is ignored as a whole, and Cache-Control applies.
+#[test]
+fn cdn_cache_control_that_is_no_dictionary_is_ignored() {
+    let now = SystemTime::now();
+    assert!(!stored(&resp(
+        200,
+        &[
+            ("cdn-cache-control", "max-age=10000, &&&&&"),
+            ("cache-control", "no-store")
+        ]
+    )));
+    for invalid in [
+        "max-age =100",
+        "max-age= 100",
+        "MaX-aGe=100",
+        "max-age=100,",
+        "",
+    ] {
+        let m = meta(
+            &resp(
+                200,
+                &[
+                    ("cdn-cache-control", invalid),
+                    ("cache-control", "max-age=60"),
+                ],
+            ),
+            now,
+        );
+        assert!(
+            (59..=60).contains(&fresh_for(&m, now)),
+            "CDN-Cache-Control: {invalid:?} should be ignored"
+        );
+    }
+}
+
+// cache-tests cdn-cc-invalid-sh-type-wrong: a directive imgate uses with a value of the wrong
+// structured type makes the field invalid; valid members and unknown directives are fine.
+#[test]
+fn cdn_cache_control_with_a_wrongly_typed_directive_is_ignored() {
+    let now = SystemTime::now();
+    assert!(!stored(&resp(
+        200,
+        &[
+            ("cdn-cache-control", "max-age=\"10000\""),
+            ("cache-control", "no-store")
+        ]
+    )));
+    for invalid in [
+        "max-age=\"10000\"",
+        "max-age=10000.5",
+        "max-age=-1",
+        "max-age=(1 2)",
+        "no-store=1, max-age=10000",
+        "max-age=10000, no-cache=:AA==:",
+    ] {
+        let m = meta(
+            &resp(
+                200,
+                &[
+                    ("cdn-cache-control", invalid),
+                    ("cache-control", "max-age=60"),
+                ],
+            ),
+            now,
+        );
+        assert!(
+            (59..=60).contains(&fresh_for(&m, now)),
+            "CDN-Cache-Control: {invalid:?} should be ignored"
+        );
+    }
+    // Valid: an unknown directive of any type, a qualified no-cache, lines combined.
+    let m = meta(
+        &resp(
+            200,
+            &[
+                ("cdn-cache-control", "foo=\"bar\";a=1, max-age=100"),
+                ("cdn-cache-control", "stale-if-error=30"),
+                ("cache-control", "no-store"),
+            ],
+        ),
+        now,
+    );
+    assert!((99..=100).contains(&fresh_for(&m, now)));
+    assert_eq!(m.stale_if_error_sec(), 30);
+    let qualified = meta(
+        &resp(
+            200,
+            &[("cdn-cache-control", "max-age=100, no-cache=\"set-cookie\"")],
+        ),
+        now,
+    );
+    assert!(fresh_for(&qualified, now) <= 0);
+    assert!(!stored(&resp(
+        200,
+        &[("cdn-cache-control", "max-age=100, no-store=?1")]
+    )));
+    let off = meta(
+        &resp(200, &[("cdn-cache-control", "max-age=100, no-store=?0")]),
+        now,
+    );
+    assert!((99..=100).contains(&fresh_for(&off, now)));
 }
 
 #[test]
