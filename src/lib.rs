@@ -5,10 +5,12 @@
 //! `service` (the transform service) -> `origin` (fetches originals) and `pipeline`
 //! (pixels only, never HTTP).
 
+pub mod access_log;
 pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;

@@ -213,6 +213,15 @@ pub static SHORT_HITS: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static ACCESS_LOG_DROPPED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_access_log_dropped_total",
+        "Access log lines lost, by reason: full (the writer fell behind; requests never wait for it), write_error, writer_gone",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
 /// The series of the commonest request, an image served `200` from the memory tier, resolved
 /// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
 pub struct MemoryImageHit {
@@ -265,6 +274,9 @@ pub fn init() {
     }
     for kind in ["corrupt", "read", "write"] {
         CACHE_DISK_ERRORS.with_label_values(&[kind]);
+    }
+    for reason in ["full", "write_error", "writer_gone"] {
+        ACCESS_LOG_DROPPED.with_label_values(&[reason]);
     }
     for kind in ["url", "source", "prefix", "tag", "everything"] {
         for mode in ["hard", "soft"] {

@@ -1,6 +1,7 @@
 //! Wiring: builds the Pingora server and its services (edge, transform service, admin) from
 //! a validated [`Config`]. The binary starts imgate through here.
 
+use crate::access_log::AccessLog;
 use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
 use crate::config::Config;
@@ -57,10 +58,16 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 config: config.clone(),
                 storage,
             });
+            let access_log = match &config.access_log {
+                Some(log) => Some(
+                    AccessLog::start(log).map_err(|e| anyhow::anyhow!("access_log: {e}"))?,
+                ),
+                None => None,
+            };
             // Wrapped so that responses keep their own `Date` (proxy::KeepDate).
             let proxy = pingora_proxy::http_proxy(
                 &server.configuration,
-                Edge::new(config.clone(), storage),
+                Edge::new(config.clone(), storage).with_access_log(access_log),
             );
             let mut edge = Service::new("imgate edge".to_string(), KeepDate(Arc::new(proxy)));
             edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(

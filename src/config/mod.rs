@@ -4,12 +4,14 @@
 
 pub mod wire;
 
+use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
+use crate::forwarded::TrustedProxies;
 use crate::pipeline::Limits;
 use crate::rewrite::{HtmlRewrite, RewriteOptions};
 use pingora::server::configuration::ServerConf;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wire::{WireConfig, WireHtmlRewrite, WireSite};
+use wire::{WireAccessLog, WireConfig, WireHtmlRewrite, WireSite};
 
 /// The example config, compiled in: what `imgate` runs with when given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../conf/imgate.yaml");
@@ -42,6 +44,10 @@ pub struct Config {
     /// Bearer token of the admin purge/warm API; `None` = the API answers 403.
     pub admin_token: Option<String>,
     pub sites: Vec<Site>,
+    /// Peers whose forwarding fields are believed; empty by default (`forwarded`).
+    pub trusted_proxies: TrustedProxies,
+    /// `None` when the access log is off.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 /// Concurrency, timeouts and pooling. Presets come from the original design; every field can
@@ -562,6 +568,9 @@ impl Config {
             })
             .collect();
         server.upstream_keepalive_pool_size = performance.pool_size * http_origins.len().max(1);
+        let trusted_proxies =
+            TrustedProxies::parse(&w.trusted_proxies).map_err(|m| err("trusted_proxies", m))?;
+        let access_log = validate_access_log(w.access_log).map_err(|(k, m)| err(&k, m))?;
         Ok(Config {
             server,
             listen,
@@ -574,6 +583,8 @@ impl Config {
             max_output_pixels,
             admin_token,
             sites,
+            trusted_proxies,
+            access_log,
         })
     }
 
@@ -692,6 +703,29 @@ fn validate_html_rewrite(
         own_hosts: hosts.iter().filter(|h| *h != "*").cloned().collect(),
         allowed_source_hosts: allowed_source_hosts.to_vec(),
     }))
+}
+
+/// On by default, JSON lines to stdout; `None` when `enabled: false`.
+fn validate_access_log(w: WireAccessLog) -> Result<Option<AccessLogConfig>, (String, String)> {
+    if w.enabled == Some(false) {
+        return Ok(None);
+    }
+    let format = match w.format.as_deref() {
+        None | Some("json") => LogFormat::Json,
+        Some("combined") => LogFormat::Combined,
+        Some(other) => {
+            return Err((
+                "access_log.format".into(),
+                format!("'{other}' must be json or combined"),
+            ))
+        }
+    };
+    let target = match w.path.as_deref() {
+        None | Some("stdout") => LogTarget::Stdout,
+        Some("") => return Err(("access_log.path".into(), "must not be empty".into())),
+        Some(path) => LogTarget::File(PathBuf::from(path)),
+    };
+    Ok(Some(AccessLogConfig { format, target }))
 }
 
 /// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.

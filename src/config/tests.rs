@@ -214,3 +214,32 @@ fn html_rewrite_section_and_env_switch() {
         b.sites[0].html_rewrite.as_ref().unwrap().fingerprint
     );
 }
+
+#[test]
+fn trusted_proxies_and_access_log() {
+    let c = parse("sites: [{origin: 'http://a'}]").unwrap();
+    assert!(!c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+    assert_eq!(
+        c.access_log,
+        Some(crate::access_log::AccessLogConfig {
+            format: crate::access_log::Format::Json,
+            target: crate::access_log::Target::Stdout,
+        })
+    );
+    let c = parse(
+        "trusted_proxies: [10.0.0.0/8, '::1']\naccess_log: {format: combined, path: /var/log/imgate.log}\nsites: [{origin: 'http://a'}]",
+    )
+    .unwrap();
+    assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    assert!(c.trusted_proxies.contains("::1".parse().unwrap()));
+    assert_eq!(
+        c.access_log.unwrap().target,
+        crate::access_log::Target::File("/var/log/imgate.log".into())
+    );
+    let c = parse("access_log: {enabled: false}\nsites: [{origin: 'http://a'}]").unwrap();
+    assert_eq!(c.access_log, None);
+    let e = parse("trusted_proxies: [10.0.0.1/8]\nsites: [{origin: 'http://a'}]").unwrap_err();
+    assert_eq!(e.key, "trusted_proxies");
+    let e = parse("access_log: {format: xml}\nsites: [{origin: 'http://a'}]").unwrap_err();
+    assert_eq!(e.key, "access_log.format");
+}

@@ -24,6 +24,22 @@ pub struct WireConfig {
     pub admin: WireAdmin,
     #[serde(default)]
     pub sites: Vec<WireSite>,
+    /// Address ranges (CIDR) of proxies in front of the edge whose `X-Forwarded-*` are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub access_log: WireAccessLog,
+}
+
+/// `access_log`: one line per request.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireAccessLog {
+    pub enabled: Option<bool>,
+    /// `json` or `combined`.
+    pub format: Option<String>,
+    /// `stdout` or a file path.
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -3,12 +3,14 @@
 //! `cache` stores keys and bytes, the transform service (over a Unix socket) makes variants,
 //! `http_cache` says what RFC 9111 allows.
 
+mod client;
 mod http_cache;
 mod kept_date;
 mod short_hit;
 
 pub use kept_date::KeepDate;
 
+use crate::access_log::{AccessLog, TransformTimings};
 use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
 use crate::metrics;
@@ -66,12 +68,15 @@ pub struct EdgeCtx {
     /// it brings back is stored only if none that may cover it began meanwhile
     /// (`cache::FillStarted`).
     fill_started: Option<FillStarted>,
+    /// The transform service's fetch and pipeline time for a miss, for the access log.
+    transform_timings: Option<TransformTimings>,
 }
 
 pub struct Edge {
     config: Arc<Config>,
     storage: &'static TieredStorage,
     lock: &'static CacheKeyLockImpl,
+    access_log: Option<AccessLog>,
 }
 
 impl Edge {
@@ -82,6 +87,15 @@ impl Edge {
             config,
             storage,
             lock,
+            access_log: None,
+        }
+    }
+
+    /// Log every request the edge answers to `log`.
+    pub fn with_access_log(self, log: Option<AccessLog>) -> Edge {
+        Edge {
+            access_log: log,
+            ..self
         }
     }
 
@@ -146,6 +160,10 @@ fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn header_str_resp<'a>(resp: &'a ResponseHeader, name: &str) -> Option<&'a str> {
+    resp.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 #[async_trait]
 impl ProxyHttp for Edge {
     type CTX = EdgeCtx;
@@ -160,12 +178,16 @@ impl ProxyHttp for Edge {
             html: None,
             short_hit: false,
             fill_started: None,
+            transform_timings: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
         crate::service::heaps::register_current_thread();
         let req = session.req_header();
+        if client::lacks_host(req) {
+            return respond(session, 400, "missing Host header").await;
+        }
         let host = header_str(req, "host")
             .or_else(|| req.uri.host())
             .unwrap_or("");
@@ -192,8 +214,7 @@ impl ProxyHttp for Edge {
             }
         }
         let vary_token = if spec.format == FormatRequest::Auto {
-            Accepts::from_accept_header(header_str(req, "accept").unwrap_or(""))
-                .vary_token(spec.format)
+            Accepts::from_accept_header(&client::accept(req)).vary_token(spec.format)
         } else {
             ""
         };
@@ -243,11 +264,7 @@ impl ProxyHttp for Edge {
             .filter(|n| !n.is_empty())
             .collect();
         for name in names {
-            let value = req
-                .headers
-                .get(name.as_str())
-                .map(|v| v.as_bytes().to_vec())
-                .unwrap_or_default();
+            let value = client::varied_value(req, &name);
             variance.add_owned_name_value(name, value);
         }
         // Pages of a rewriting site are stored rewritten: a change to the rewrite config must
@@ -336,7 +353,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
@@ -345,6 +362,13 @@ impl ProxyHttp for Edge {
         ctx.fill_started = Some(self.storage.fill_started());
         let to_transform = matches!(ctx.route, Route::Image { .. })
             || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
+        client::forward(
+            session.req_header(),
+            client::peer(session),
+            &self.config.trusted_proxies,
+            !to_transform,
+            req,
+        )?;
         if let (true, Some(at)) = (to_transform, self.storage.last_purge()) {
             // What the transform service fetched before the last purge must not answer this.
             let ms = at
@@ -389,6 +413,10 @@ impl ProxyHttp for Edge {
         http_cache::strip_hop_by_hop(resp);
         if resp.status.as_u16() == 304 {
             ctx.not_modified = Some(Box::new(resp.clone()));
+        }
+        if self.access_log.is_some() && matches!(ctx.route, Route::Image { .. }) {
+            ctx.transform_timings = header_str_resp(resp, "server-timing")
+                .and_then(TransformTimings::from_server_timing);
         }
         if matches!(ctx.route, Route::Passthrough) {
             let site = &self.config.sites[ctx.site];
@@ -460,6 +488,14 @@ impl ProxyHttp for Edge {
                 .cache
                 .release_write_lock(NoCacheReason::InternalError);
         }
+        let cache = if ctx.short_hit {
+            "hit"
+        } else {
+            cache_label(session)
+        };
+        if let Some(log) = &self.access_log {
+            client::log_request(log, session, ctx, &self.config.trusted_proxies, status, cache);
+        }
         if ctx.short_hit && status == 200 {
             let hit = &*metrics::MEMORY_IMAGE_HIT;
             metrics::SHORT_HITS.inc();
@@ -467,16 +503,7 @@ impl ProxyHttp for Edge {
             hit.duration.observe(ctx.started.elapsed().as_secs_f64());
             return;
         }
-        let route = match ctx.route {
-            Route::Image { .. } => "image",
-            Route::Passthrough => "passthrough",
-            Route::Unrouted => "error",
-        };
-        let cache = if ctx.short_hit {
-            "hit"
-        } else {
-            cache_label(session)
-        };
+        let route = client::route_label(&ctx.route);
         metrics::REQUESTS
             .with_label_values(&[route, &status.to_string(), cache])
             .inc();

@@ -3,7 +3,10 @@
 //! over the wire, and image comparison (exact dimensions, SSIM for look).
 #![allow(dead_code)]
 
+mod echo;
 mod ssim;
+
+pub use echo::{raw_request, EchoOrigin};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
