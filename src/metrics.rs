@@ -197,6 +197,15 @@ pub static SHORT_HITS: Lazy<IntCounter> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static CLIENT_CONNECTIONS_CLOSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_client_connections_closed_total",
+        "Edge client connections closed before a request reached the proxy, by reason (header_timeout: head not whole in time, 408; header_too_large: head over its budget, 431; keepalive_timeout: idle too long between requests)",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
 /// The series of the commonest request, an image served `200` from the memory tier, resolved
 /// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
 pub struct MemoryImageHit {
@@ -231,6 +240,9 @@ pub fn init() {
     Lazy::force(&REJECTED_OVERLOAD);
     Lazy::force(&MEMORY_RELEASES);
     Lazy::force(&SHORT_HITS);
+    for reason in ["header_timeout", "header_too_large", "keepalive_timeout"] {
+        CLIENT_CONNECTIONS_CLOSED.with_label_values(&[reason]);
+    }
     for result in ["hit", "miss"] {
         SHARED_DECODES.with_label_values(&[result]);
     }

@@ -4,6 +4,7 @@
 use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
 use crate::config::Config;
+use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::Edge;
 use crate::service::{TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -57,10 +58,13 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 config: config.clone(),
                 storage,
             });
-            let mut edge = pingora_proxy::http_proxy_service_with_name(
-                &server.configuration,
-                Edge::new(config.clone(), storage),
-                "imgate edge",
+            // Request heads are read under `clients` deadlines and budgets before the proxy
+            // sees them (Pingora has no head deadline of its own).
+            let proxy =
+                pingora_proxy::http_proxy(&server.configuration, Edge::new(config.clone(), storage));
+            let mut edge = Service::new(
+                "imgate edge".to_string(),
+                ClientConnections::new(proxy, config.clients),
             );
             edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
                 L4BufferSettings::default().write(config.performance.response_write_buffer),

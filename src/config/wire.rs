@@ -24,6 +24,17 @@ pub struct WireConfig {
     pub admin: WireAdmin,
     #[serde(default)]
     pub sites: Vec<WireSite>,
+    #[serde(default)]
+    pub clients: WireClients,
+}
+
+/// `clients`: how long and how much the edge listener waits for a client's request head.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireClients {
+    pub header_timeout_seconds: Option<u64>,
+    pub keepalive_timeout_seconds: Option<u64>,
+    pub max_header_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

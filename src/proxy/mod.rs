@@ -5,6 +5,7 @@
 
 mod http_cache;
 mod short_hit;
+pub mod client_conn;
 
 use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
