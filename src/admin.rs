@@ -2,10 +2,12 @@
 //! `/readyz` (ready to take traffic: 503 once shutdown has begun). Kept off the edge listener
 //! so it can be firewalled apart.
 //!
-//! It is a background service with its own small HTTP/1.1 loop rather than a Pingora listening
-//! service on purpose: Pingora closes its listeners the moment SIGTERM arrives, and a readiness
+//! It is a background service with its own accept loop (hyper's HTTP/1.1, one task per
+//! connection, a header read timeout) rather than a Pingora listening service on purpose: Pingora closes its listeners the moment SIGTERM arrives, and a readiness
 //! probe that only ever sees "connection refused" cannot tell draining from dead. This one keeps
-//! answering (`/readyz` 503) through the grace period until the process exits.
+//! answering (`/readyz` 503) through the grace period until the process exits. The accept loop
+//! never waits on a client: a silent or half-sent request holds its own task until the header
+//! timeout closes it, so health probes answer whatever other clients do.
 //!
 //! With an edge cache it also serves the cache API: `POST /purge` and `POST /warm`, JSON in
 //! and out, behind a bearer token (no token configured = the API is refused, never open).
@@ -21,17 +23,38 @@ use pingora::services::background::BackgroundService;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, TRANSFER_ENCODING,
+};
+use http::StatusCode;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// Largest request head the admin listener reads; anything bigger is refused.
+/// Largest request head the admin listener reads (hyper's smallest read buffer); anything
+/// bigger is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body (purge/warm JSON); beyond it: 413.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Connections served at once: a slow warm must not block a scrape or a probe, and a flood
-/// must not grow without bound.
-const MAX_CONNECTIONS: usize = 16;
+/// A whole request head must arrive within this time of the connection opening, or the
+/// connection is closed. Probes and scrapers send theirs at once.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The body (purge/warm JSON) must follow its head within this time; a slower client is cut off
+/// without an answer.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections open at once; over it a new connection is closed at once. Each costs a task and
+/// at most [`MAX_HEAD`] of buffer. The trap: this is the one way left to starve the probes (as
+/// many silent connections as this, renewed every [`HEADER_TIMEOUT`]), so keep the admin port
+/// firewalled to the network that probes and scrapes.
+const MAX_CONNECTIONS: usize = 1024;
+/// Purge and warm requests running at once: a burst of slow warms must not pile up work. They
+/// wait for a slot in their own task; probes and scrapes never take one.
+const MAX_CACHE_API: usize = 16;
 
 /// What the cache API needs: the edge's config (sites, listen address, token) and its storage.
 pub struct CacheApi {
@@ -47,6 +70,8 @@ pub struct AdminServer {
 struct AdminState {
     ready: AtomicBool,
     api: Option<CacheApi>,
+    /// [`MAX_CACHE_API`] slots for purge and warm.
+    api_slots: Semaphore,
 }
 
 /// One parsed request.
@@ -108,6 +133,7 @@ impl AdminServer {
             state: Arc::new(AdminState {
                 ready: AtomicBool::new(false),
                 api,
+                api_slots: Semaphore::new(MAX_CACHE_API),
             }),
         }
     }
@@ -191,7 +217,11 @@ impl AdminState {
 
     async fn route(&self, req: &Request) -> Reply {
         match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/purge" | "/warm") => self.cache_api(req).await,
+            ("POST", "/purge" | "/warm") => {
+                // The semaphore is never closed; were it, the request runs unthrottled.
+                let _slot = self.api_slots.acquire().await.ok();
+                self.cache_api(req).await
+            }
             (_, "/purge" | "/warm") => {
                 let mut r = Reply::text(405, "method not allowed");
                 r.extra = Some(("allow", "POST"));
@@ -203,100 +233,92 @@ impl AdminState {
     }
 }
 
-/// Read a request: the head (bounded), then a `Content-Length` body (bounded). `Err` carries
-/// the answer for a request we refuse before routing; `Ok(None)` means just close.
-async fn read_request(conn: &mut TcpStream) -> Result<Option<Request>, Reply> {
-    let mut raw = Vec::with_capacity(512);
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if raw.len() >= MAX_HEAD {
-            return Err(Reply::text(431, "request head too large"));
-        }
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    let mut length = 0usize;
-    let mut authorization = None;
-    for (name, value) in lines.filter_map(|l| l.split_once(':')) {
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => {
-                length = value
-                    .parse()
-                    .map_err(|_| Reply::text(400, "bad content-length"))?
-            }
-            "transfer-encoding" => return Err(Reply::text(411, "content-length required")),
-            "authorization" => authorization = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    if length > MAX_BODY {
-        return Err(Reply::text(413, "body too large"));
-    }
-    let mut body = raw.split_off(head_end + 4);
-    while body.len() < length {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-        }
-    }
-    body.truncate(length);
-    Ok(Some(Request {
-        method: method.to_string(),
-        path: target.split('?').next().unwrap_or("/").to_string(),
-        authorization,
-        body,
-    }))
+/// Why a request gets no [`Reply`]: the client was too slow with its body or went away. Hyper
+/// closes the connection without an answer when the service fails, as the old loop did.
+fn abandoned(why: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, why)
 }
 
-async fn serve(state: Arc<AdminState>, mut conn: TcpStream) {
-    // A slow or silent client costs one task for a few seconds, never the listener.
-    let read = tokio::time::timeout(Duration::from_secs(5), read_request(&mut conn)).await;
-    let (method, reply) = match read {
-        Err(_) | Ok(Ok(None)) => return,
-        Ok(Err(reply)) => (String::new(), reply),
-        Ok(Ok(Some(req))) => {
-            let reply = state.route(&req).await;
-            (req.method, reply)
-        }
-    };
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let extra = reply
-        .extra
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .unwrap_or_default();
-    let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}cache-control: no-store\r\nconnection: close\r\n\r\n",
-        reply.status,
-        reply.ctype,
-        reply.body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        out.extend_from_slice(&reply.body);
+/// Turn hyper's request into ours: the body bounded in size ([`MAX_BODY`], 413 beyond it,
+/// never buffered further) and in time ([`BODY_TIMEOUT`]). `Err(Ok(reply))` is an answer for a
+/// request refused before routing; `Err(Err(_))` means close without answering.
+async fn read_request(
+    req: hyper::Request<Incoming>,
+) -> Result<Request, Result<Reply, std::io::Error>> {
+    let headers = req.headers();
+    // Chunked bodies are not needed by any client of this API; refusing them keeps one way to
+    // bound a body (its declared length) and today's answer.
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return Err(Ok(Reply::text(411, "content-length required")));
     }
-    let _ = conn.write_all(&out).await;
-    let _ = conn.shutdown().await;
+    // Hyper has already refused a malformed Content-Length (400); a declared length over the
+    // limit is refused before a byte of the body is read.
+    if req.body().size_hint().lower() > MAX_BODY as u64 {
+        return Err(Ok(Reply::text(413, "body too large")));
+    }
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let authorization = headers
+        .get(AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let limited = Limited::new(req.into_body(), MAX_BODY);
+    let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => return Err(Err(abandoned("request body too slow"))),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            return Err(Ok(Reply::text(413, "body too large")))
+        }
+        Ok(Err(_)) => return Err(Err(abandoned("request body cut short"))),
+        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+    };
+    Ok(Request {
+        method,
+        path,
+        authorization,
+        body,
+    })
+}
+
+/// One request, start to finish. Every answer closes the connection (`connection: close`, no
+/// keep-alive): probes and scrapes open a connection per request anyway.
+async fn handle(
+    state: Arc<AdminState>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::io::Error> {
+    let reply = match read_request(req).await {
+        Ok(req) => state.route(&req).await,
+        Err(Ok(reply)) => reply,
+        Err(Err(e)) => return Err(e),
+    };
+    // Hyper sends no body for HEAD but keeps the content-length of the GET answer.
+    let mut response = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.ctype));
+    if let Some((name, value)) = reply.extra {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    Ok(response)
+}
+
+/// Serve one connection in its own task. Hyper reads the head: at most [`MAX_HEAD`] bytes
+/// (431 beyond) within [`HEADER_TIMEOUT`] of the connection opening (then it is closed), so a
+/// silent or trickling client costs one task and one small buffer for a few seconds, and
+/// nothing else waits on it.
+async fn serve(state: Arc<AdminState>, conn: TcpStream) {
+    let service = service_fn(move |req| handle(state.clone(), req));
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(conn), service)
+        .await;
+    if let Err(e) = served {
+        log::debug!("admin connection: {e}");
+    }
 }
 
 #[async_trait]
@@ -310,21 +332,31 @@ impl BackgroundService for AdminServer {
             }
         };
         self.state.ready.store(true, Ordering::Release);
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut draining = false;
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    if let Ok((conn, _)) = accepted {
-                        let Ok(slot) = slots.clone().acquire_owned().await else {
+                    let conn = match accepted {
+                        Ok((conn, _)) => conn,
+                        Err(e) => {
+                            // Out of descriptors, most likely: pause instead of spinning.
+                            log::warn!("admin listener accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
-                        };
-                        let state = self.state.clone();
-                        tokio::spawn(async move {
-                            serve(state, conn).await;
-                            drop(slot);
-                        });
-                    }
+                        }
+                    };
+                    // Never wait for a slot here: the accept loop must stay free for the next
+                    // probe. Over the cap the connection is closed at once.
+                    let Ok(slot) = open.clone().try_acquire_owned() else {
+                        log::warn!("admin listener: {MAX_CONNECTIONS} connections open, refusing one");
+                        continue;
+                    };
+                    let state = self.state.clone();
+                    tokio::spawn(async move {
+                        serve(state, conn).await;
+                        drop(slot);
+                    });
                 }
                 changed = shutdown.changed(), if !draining => {
                     if changed.is_err() || *shutdown.borrow() {

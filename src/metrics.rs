@@ -222,6 +222,15 @@ pub static ACCESS_LOG_DROPPED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static CLIENT_CONNECTIONS_CLOSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_client_connections_closed_total",
+        "Edge client connections closed before a request reached the proxy, by reason (header_timeout: head not whole in time, 408; header_too_large: head over its budget, 431; keepalive_timeout: idle too long between requests)",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
 /// The series of the commonest request, an image served `200` from the memory tier, resolved
 /// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
 pub struct MemoryImageHit {
@@ -258,6 +267,9 @@ pub fn init() {
     Lazy::force(&PROCESSING_BUDGET_IN_USE);
     Lazy::force(&MEMORY_RELEASES);
     Lazy::force(&SHORT_HITS);
+    for reason in ["header_timeout", "header_too_large", "keepalive_timeout"] {
+        CLIENT_CONNECTIONS_CLOSED.with_label_values(&[reason]);
+    }
     for result in ["hit", "miss"] {
         SHARED_DECODES.with_label_values(&[result]);
     }

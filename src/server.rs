@@ -5,6 +5,7 @@ use crate::access_log::AccessLog;
 use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
 use crate::config::Config;
+use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Edge, KeepDate};
 use crate::service::{TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -64,12 +65,15 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 ),
                 None => None,
             };
-            // Wrapped so that responses keep their own `Date` (proxy::KeepDate).
             let proxy = pingora_proxy::http_proxy(
                 &server.configuration,
                 Edge::new(config.clone(), storage).with_access_log(access_log),
             );
-            let mut edge = Service::new("imgate edge".to_string(), KeepDate(Arc::new(proxy)));
+            // Request heads are read under `clients` deadlines and budgets before the proxy
+            // sees them (Pingora has no head deadline of its own), on streams that keep each
+            // response's own `Date` (proxy::KeepDate).
+            let clients = ClientConnections::new(proxy, config.clients);
+            let mut edge = Service::new("imgate edge".to_string(), KeepDate(Arc::new(clients)));
             edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
                 L4BufferSettings::default().write(config.performance.response_write_buffer),
             ));

@@ -48,7 +48,40 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// `None` when the access log is off.
     pub access_log: Option<AccessLogConfig>,
+    /// Client connections on the edge listener: head deadline, keep-alive idle time, head budget.
+    pub clients: ClientLimits,
 }
+
+/// What a client connection on the edge may cost before its request reaches the proxy; the
+/// defaults are nginx's (`client_header_timeout 60s`, `keepalive_timeout 75s`,
+/// `large_client_header_buffers 4 8k`). The trap: without them Pingora waits up to 60 s per
+/// *read* (a byte every 59 s keeps a head open forever), keeps an idle keep-alive connection
+/// forever, and buffers heads up to 1 MiB per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// A whole request head must arrive within this time, counted from the connection opening
+    /// (first request) or from the request's first byte (later ones). Then: 408, closed.
+    pub header_timeout: Duration,
+    /// A kept-alive connection waits this long for the first byte of its next request.
+    pub keepalive_timeout: Duration,
+    /// Largest request head (request line and header fields); over it: 431, closed.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> ClientLimits {
+        ClientLimits {
+            header_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            max_header_bytes: 32 << 10,
+        }
+    }
+}
+
+/// Bounds of `clients.max_header_size`: a head smaller than 1 KiB refuses ordinary browsers; over
+/// Pingora's own limit (1 MiB) it would never apply.
+const MIN_HEADER_SIZE: u64 = 1 << 10;
+const MAX_HEADER_SIZE: u64 = (1 << 20) - 1;
 
 /// Concurrency, timeouts and pooling. Presets come from the original design; every field can
 /// be overridden in `performance_overrides`.
@@ -571,6 +604,7 @@ impl Config {
         let trusted_proxies =
             TrustedProxies::parse(&w.trusted_proxies).map_err(|m| err("trusted_proxies", m))?;
         let access_log = validate_access_log(w.access_log).map_err(|(k, m)| err(&k, m))?;
+        let clients = validate_clients(&w.clients).map_err(|(k, m)| err(&k, m))?;
         Ok(Config {
             server,
             listen,
@@ -585,6 +619,7 @@ impl Config {
             sites,
             trusted_proxies,
             access_log,
+            clients,
         })
     }
 
@@ -726,6 +761,39 @@ fn validate_access_log(w: WireAccessLog) -> Result<Option<AccessLogConfig>, (Str
         Some(path) => LogTarget::File(PathBuf::from(path)),
     };
     Ok(Some(AccessLogConfig { format, target }))
+}
+
+/// `clients`: defaults from [`ClientLimits::default`]; errors name the key.
+fn validate_clients(w: &wire::WireClients) -> Result<ClientLimits, (String, String)> {
+    let defaults = ClientLimits::default();
+    let seconds = |key: &str, v: Option<u64>, default: Duration| match v {
+        None => Ok(default),
+        Some(0) => Err((format!("clients.{key}"), "must be at least 1".to_string())),
+        Some(s) => Ok(Duration::from_secs(s)),
+    };
+    let max_header_bytes = match w.max_header_size {
+        None => defaults.max_header_bytes,
+        Some(b) if (MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&b.0) => b.0 as usize,
+        Some(b) => {
+            return Err((
+                "clients.max_header_size".into(),
+                format!("{} is outside 1KiB..1MiB", b.0),
+            ))
+        }
+    };
+    Ok(ClientLimits {
+        header_timeout: seconds(
+            "header_timeout_seconds",
+            w.header_timeout_seconds,
+            defaults.header_timeout,
+        )?,
+        keepalive_timeout: seconds(
+            "keepalive_timeout_seconds",
+            w.keepalive_timeout_seconds,
+            defaults.keepalive_timeout,
+        )?,
+        max_header_bytes,
+    })
 }
 
 /// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.

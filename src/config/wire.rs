@@ -29,6 +29,8 @@ pub struct WireConfig {
     pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub access_log: WireAccessLog,
+    #[serde(default)]
+    pub clients: WireClients,
 }
 
 /// `access_log`: one line per request.
@@ -40,6 +42,15 @@ pub struct WireAccessLog {
     pub format: Option<String>,
     /// `stdout` or a file path.
     pub path: Option<String>,
+}
+
+/// `clients`: how long and how much the edge listener waits for a client's request head.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireClients {
+    pub header_timeout_seconds: Option<u64>,
+    pub keepalive_timeout_seconds: Option<u64>,
+    pub max_header_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -7,6 +7,7 @@ mod client;
 mod http_cache;
 mod kept_date;
 mod short_hit;
+pub mod client_conn;
 
 pub use kept_date::KeepDate;
 
