@@ -10,10 +10,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+/// The header lines of one request, in order.
+type Lines = Vec<(String, String)>;
+
 pub struct EchoOrigin {
     pub addr: SocketAddr,
     /// The header lines of every request received, in order.
-    seen: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    seen: Arc<Mutex<Vec<Lines>>>,
 }
 
 impl EchoOrigin {
@@ -36,7 +39,7 @@ impl EchoOrigin {
     }
 
     /// Header lines of every request so far.
-    pub fn requests(&self) -> Vec<Vec<(String, String)>> {
+    pub fn requests(&self) -> Vec<Lines> {
         self.seen.lock().unwrap().clone()
     }
 
@@ -56,7 +59,7 @@ impl EchoOrigin {
     }
 }
 
-fn echo_conn(conn: TcpStream, seen: &Mutex<Vec<Vec<(String, String)>>>) {
+fn echo_conn(conn: TcpStream, seen: &Mutex<Vec<Lines>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {

@@ -6,6 +6,7 @@
 mod echo;
 mod ssim;
 
+#[allow(unused_imports)] // not every test binary uses them
 pub use echo::{raw_request, EchoOrigin};
 
 use std::collections::HashMap;
