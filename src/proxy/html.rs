@@ -14,11 +14,11 @@
 use crate::config::Site;
 use crate::metrics;
 use crate::rewrite::{body::is_html, HtmlBody, RewriteError};
-use lol_html::errors::RewritingError;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
 };
+use lol_html::errors::RewritingError;
 use pingora::modules::http::compression::ResponseCompression;
 use pingora::protocols::http::compression::Algorithm;
 use pingora_error::{Error, ErrorType, Result};

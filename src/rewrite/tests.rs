@@ -328,7 +328,11 @@ const BOMB: usize = 1 << 30;
 fn content_decoders_hand_out_bounded_windows_of_a_1gib_bomb_and_stop_at_the_limit() {
     let limit = 8u64 << 20;
     for (coding, bomb) in bombs(BOMB) {
-        assert!(bomb.len() < 2 << 20, "{coding}: bomb is {} bytes", bomb.len());
+        assert!(
+            bomb.len() < 2 << 20,
+            "{coding}: bomb is {} bytes",
+            bomb.len()
+        );
         let meter = Meter {
             total: 0,
             largest: 0,
@@ -465,8 +469,13 @@ fn character_references_in_image_urls_are_decoded_and_written_escaped() {
             continue;
         }
         let read = entities::decode_attribute(value).unwrap();
-        assert!(!read.contains("&amp;") && !read.contains("&#"), "{tag} {name}: {read}");
-        let bare = value.match_indices('&').any(|(i, _)| !value[i..].starts_with("&amp;"));
+        assert!(
+            !read.contains("&amp;") && !read.contains("&#"),
+            "{tag} {name}: {read}"
+        );
+        let bare = value
+            .match_indices('&')
+            .any(|(i, _)| !value[i..].starts_with("&amp;"));
         assert!(!bare, "{tag} {name}: bare & in {value}");
     }
 }
