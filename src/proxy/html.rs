@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
 };
+use lol_html::errors::RewritingError;
 use pingora::modules::http::compression::ResponseCompression;
 use pingora::protocols::http::compression::Algorithm;
 use pingora_error::{Error, ErrorType, Result};
@@ -104,7 +105,10 @@ pub fn feed(html: &mut HtmlBody, body: &mut Option<Bytes>, end: bool) -> Result<
     let chunk = body.as_deref().unwrap_or_default();
     let out = html.feed(chunk, end).map_err(|e| {
         let (reason, etype) = match e {
-            RewriteError::TooLarge(_) => ("too_large", ErrorType::HTTPStatus(502)),
+            RewriteError::TooLarge(_)
+            | RewriteError::Rewrite(RewritingError::MemoryLimitExceeded(_)) => {
+                ("too_large", ErrorType::HTTPStatus(502))
+            }
             RewriteError::Decode(_) => ("decode", ErrorType::HTTPStatus(502)),
             RewriteError::Rewrite(_) => ("rewrite", ErrorType::InternalError),
         };

@@ -79,7 +79,9 @@ impl<W: Write> ContentDecoder<W> {
         match self {
             ContentDecoder::Identity(w) => {
                 // Network reads are small already; the sink still sees bounded pieces.
-                input.chunks(WINDOW).try_for_each(|piece| w.write_all(piece))
+                input
+                    .chunks(WINDOW)
+                    .try_for_each(|piece| w.write_all(piece))
             }
             ContentDecoder::Gzip(d) => d.write_all(input),
             ContentDecoder::Deflate(d) => d.write_all(input),

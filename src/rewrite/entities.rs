@@ -156,7 +156,10 @@ mod tests {
             ("/a.jpg?a&lt", Some("/a.jpg?a<")),
             ("/a.jpg?a=1&apos", Some("/a.jpg?a=1&apos")),
             ("a & b &# &#x; &", Some("a & b &# &#x; &")),
-            ("&#0;&#xD800;&#x110000;&#128;&#99999999999;", Some("\u{FFFD}\u{FFFD}\u{FFFD}€\u{FFFD}")),
+            (
+                "&#0;&#xD800;&#x110000;&#128;&#99999999999;",
+                Some("\u{FFFD}\u{FFFD}\u{FFFD}€\u{FFFD}"),
+            ),
             ("/a.jpg?c=&copy;", None),
             ("plain", Some("plain")),
         ];
@@ -170,8 +173,15 @@ mod tests {
         for value in ["/a.jpg?w=1&h=2", "say \"hi\"", "&amp;", "plain", "&#038;"] {
             let escaped = escape_attribute(value);
             assert!(!escaped.contains('"'));
-            assert_eq!(decode_attribute(&escaped).as_deref(), Some(value), "{escaped}");
+            assert_eq!(
+                decode_attribute(&escaped).as_deref(),
+                Some(value),
+                "{escaped}"
+            );
         }
-        assert_eq!(escape_attribute("/a?w=1&h=\"2\""), "/a?w=1&amp;h=&quot;2&quot;");
+        assert_eq!(
+            escape_attribute("/a?w=1&h=\"2\""),
+            "/a?w=1&amp;h=&quot;2&quot;"
+        );
     }
 }

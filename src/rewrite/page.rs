@@ -13,9 +13,15 @@ use super::RewriteOptions;
 use encoding_rs::Encoding;
 use lol_html::errors::RewritingError;
 use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{element, AsciiCompatibleEncoding, OutputSink};
+use lol_html::{element, AsciiCompatibleEncoding, MemorySettings, OutputSink};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// lol_html's own memory: the tag it is buffering and the open-element stack its selectors
+/// need. The trap: `<p>` is never closed for lol_html (it builds no tree), so a page of a few
+/// million `<p>` grows that stack to gigabytes while the page is still under the size limit.
+/// Over it, writing fails (`MemoryLimitExceeded`) and the response is cut off.
+const MAX_PARSER_MEMORY: usize = 32 << 20;
 
 /// Where lol_html writes: a buffer shared with [`PageRewriter`], drained after every chunk.
 struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -75,7 +81,10 @@ impl PageRewriter {
             .append_element_content_handler(img)
             .append_element_content_handler(source)
             .with_encoding(encoding)
-            .with_adjust_charset_on_meta_tag(!from_header);
+            .with_adjust_charset_on_meta_tag(!from_header)
+            .with_memory_settings(
+                MemorySettings::new().with_max_allowed_memory_usage(MAX_PARSER_MEMORY),
+            );
         let out = Arc::new(Mutex::new(Vec::new()));
         let rewriter = HtmlRewriter::new(settings, Sink(out.clone()));
         Some(PageRewriter {
