@@ -298,7 +298,7 @@ mod tests {
         let reach = Reach::Public {
             also: Arc::from(vec![
                 "127.0.0.0/8".parse::<IpNet>().unwrap(),
-                "fd00::/8".parse().unwrap(),
+                "fd00::/16".parse().unwrap(),
             ]),
         };
         for allowed in ["127.0.0.1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "fd00::5"] {
