@@ -15,11 +15,10 @@ use pingora_http::RequestHeader;
 use std::net::SocketAddr;
 
 /// The peer for an origin, with the configured timeouts: its host resolved (IP literals as
-/// they are), each address checked against `reach`, the connection made to the first; the host
+/// they are), the address to connect to (IPv4 first) checked against `reach`; the host
 /// stays the SNI name and the `Host` header. TLS origins offer h2 and h1 by ALPN.
 ///
-/// Every address must pass, not just the one connected to: a name mixing public and internal
-/// addresses is refused whole. A refusal is counted (`imgate_origin_errors_total{kind="address"}`)
+/// A refusal is counted (`imgate_origin_errors_total{kind="address"}`)
 /// and says nothing of the address's ports, since nothing was connected to.
 pub async fn peer_for(
     origin: &HttpOrigin,
@@ -29,19 +28,22 @@ pub async fn peer_for(
     let ips = resolve::shared()
         .lookup(&origin.host, perf.origin_connect_timeout)
         .await?;
-    for ip in &ips {
-        if let Err(range) = reach.check(*ip) {
-            crate::metrics::origin_error("address");
-            return Err(OriginError::AddressRefused(format!(
-                "{} resolves to {ip}: {range}",
-                origin.host
-            )));
-        }
-    }
-    // `lookup` never returns an empty list; the check keeps that a promise, not a panic.
-    let ip = *ips
-        .first()
+    // IPv4 first (as the resolver's own strategy does): `localhost` answers `::1` too, and
+    // a server listening on 127.0.0.1 only must still be reached.
+    let ip = ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .copied()
         .ok_or_else(|| OriginError::Unresolvable(format!("{}: no addresses", origin.host)))?;
+    // The address connected to is the one checked: the peer is built from it below.
+    if let Err(range) = reach.check(ip) {
+        crate::metrics::origin_error("address");
+        return Err(OriginError::AddressRefused(format!(
+            "{} resolves to {ip}: {range}",
+            origin.host
+        )));
+    }
     let mut peer = HttpPeer::new(
         SocketAddr::new(ip, origin.port),
         origin.tls,
