@@ -353,3 +353,20 @@ pub static HTML_REWRITE_ABORTS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
     .expect("metric registers once")
 });
+/// The kinds of `imgate_origin_errors_total`: `dns` (an origin or source name that did not
+/// resolve, or not in time), `address` (a source URL's address refused before connecting).
+pub const ORIGIN_ERROR_KINDS: [&str; 2] = ["dns", "address"];
+
+pub static ORIGIN_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_origin_errors_total",
+        "Origin fetches and passthrough requests stopped before connecting, by kind: dns (name did not resolve), address (source address refused)",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Count one origin failure of `kind` (one of [`ORIGIN_ERROR_KINDS`]).
+pub fn origin_error(kind: &str) {
+    ORIGIN_ERRORS.with_label_values(&[kind]).inc();
+}

@@ -313,10 +313,12 @@ fn errors_map_to_statuses_and_the_server_keeps_serving() {
             422,
             "",
         ),
+        // Not the site's origin: a foreign http:// source, refused before any connection
+        // (tests/hostile_origin.rs has the address checks).
         (
             format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"),
-            502,
-            "",
+            403,
+            "not allowed",
         ),
         (
             format!(

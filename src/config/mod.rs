@@ -6,7 +6,11 @@ pub mod wire;
 
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
 use crate::forwarded::TrustedProxies;
+use crate::origin::{Access, Reach};
 use crate::pipeline::Limits;
+use crate::route::Source;
+use ipnet::IpNet;
+use std::sync::Arc;
 use crate::rewrite::{HtmlRewrite, RewriteOptions};
 use pingora::server::configuration::ServerConf;
 use std::path::{Path, PathBuf};
@@ -210,6 +214,15 @@ pub struct Site {
     pub ttl: TtlPolicy,
     /// HTML pages passing through get their images rewritten to the edge; `None` when off.
     pub html_rewrite: Option<HtmlRewrite>,
+    /// Non-public ranges absolute source URLs may reach anyway (`allowed_source_ranges`);
+    /// empty by default: loopback, private, link-local and the like are refused.
+    pub allowed_source_ranges: Arc<[IpNet]>,
+    /// Absolute `http://` source URLs allowed (`allow_http_sources`); default false.
+    pub allow_http_sources: bool,
+    /// Ports absolute source URLs may name besides 80 and 443 (`allowed_source_ports`).
+    pub allowed_source_ports: Vec<u16>,
+    /// Dotfiles of a `file://` origin served (`allow_dotfiles`); default false: 404.
+    pub allow_dotfiles: bool,
 }
 
 impl Site {
@@ -217,6 +230,50 @@ impl Site {
     /// anything is fetched and again by the transform service, which can run alone.
     pub fn allows_source_host(&self, host: &str) -> bool {
         self.allowed_source_hosts.iter().any(|h| h == host)
+    }
+
+    /// What fetching `source` may reach, or the public reason it may not be fetched at all
+    /// (403). A path, or an absolute URL naming the site's own origin (scheme, host and
+    /// port), is the trusted origin: any address. Any other absolute URL needs an allowed
+    /// host, `https` (or `allow_http_sources`), port 80, 443 or one of `allowed_source_ports`,
+    /// and gets public addresses only, plus `allowed_source_ranges`: the addresses are
+    /// checked when connecting (`origin::Reach`), not here.
+    pub fn source_access(&self, source: &Source) -> Result<Access, &'static str> {
+        let own = Access {
+            reach: Reach::Any,
+            dotfiles: self.allow_dotfiles,
+        };
+        let Source::Url {
+            https, host, port, ..
+        } = source
+        else {
+            return Ok(own);
+        };
+        if !self.allows_source_host(host) {
+            return Err("source host not allowed");
+        }
+        let port = port.unwrap_or(if *https { 443 } else { 80 });
+        let unbracketed = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_string();
+        if let Origin::Http(o) = &self.origin {
+            if o.tls == *https
+                && o.port == port
+                && unbracketed(&o.host).eq_ignore_ascii_case(&unbracketed(host))
+            {
+                return Ok(own);
+            }
+        }
+        if !*https && !self.allow_http_sources {
+            return Err("http source URLs not allowed");
+        }
+        if port != 80 && port != 443 && !self.allowed_source_ports.contains(&port) {
+            return Err("source port not allowed");
+        }
+        Ok(Access {
+            reach: Reach::Public {
+                also: self.allowed_source_ranges.clone(),
+            },
+            dotfiles: false,
+        })
     }
 }
 
@@ -692,6 +749,18 @@ fn validate_site(
         ),
         _ => None,
     };
+    let mut allowed_source_ranges = Vec::with_capacity(s.allowed_source_ranges.len());
+    for range in &s.allowed_source_ranges {
+        allowed_source_ranges.push(parse_range(range).ok_or_else(|| {
+            (
+                key("allowed_source_ranges"),
+                format!("'{range}' is not an address range like 10.1.0.0/16 or fd00::/8"),
+            )
+        })?);
+    }
+    if s.allowed_source_ports.contains(&0) {
+        return Err((key("allowed_source_ports"), "0 is not a port".into()));
+    }
     Ok(Site {
         hosts,
         origin,
@@ -703,7 +772,21 @@ fn validate_site(
             negative,
         },
         html_rewrite,
+        allowed_source_ranges: allowed_source_ranges.into(),
+        allow_http_sources: s.allow_http_sources.unwrap_or(false),
+        allowed_source_ports: s.allowed_source_ports,
+        allow_dotfiles: s.allow_dotfiles.unwrap_or(false),
     })
+}
+
+/// `10.1.0.0/16`, `fd00::/8`, or a single address (`127.0.0.1`, `::1`); host bits dropped.
+fn parse_range(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(text.parse::<std::net::IpAddr>().ok()?),
+    };
+    Some(net.trunc())
 }
 
 /// Defaults from [`RewriteOptions::default`]; errors name the key below `html_rewrite`.

@@ -243,3 +243,75 @@ fn trusted_proxies_and_access_log() {
     let e = parse("access_log: {format: xml}\nsites: [{origin: 'http://a'}]").unwrap_err();
     assert_eq!(e.key, "access_log.format");
 }
+
+#[test]
+fn absolute_sources_need_host_scheme_and_port_and_reach_public_addresses_only() {
+    let url = |s: &str| crate::route::parse_source(s).unwrap();
+    let plain = parse(
+        "sites: [{origin: 'http://10.0.0.5:8080/base', allowed_source_hosts: [img.example.net, 10.0.0.5]}]",
+    )
+    .unwrap();
+    let site = &plain.sites[0];
+    let public = Reach::Public {
+        also: Arc::from(Vec::new()),
+    };
+    // Paths and the site's own origin (even private, even http, even an odd port) are trusted.
+    for own in ["/a.jpg", "http://10.0.0.5:8080/a.jpg", "http:/10.0.0.5:8080/a.jpg"] {
+        assert_eq!(site.source_access(&url(own)).unwrap().reach, Reach::Any, "{own}");
+    }
+    assert_eq!(
+        site.source_access(&url("https://img.example.net/a.jpg")).unwrap().reach,
+        public
+    );
+    for (refused, why) in [
+        ("https://evil.example/a.jpg", "source host not allowed"),
+        ("http://img.example.net/a.jpg", "http source URLs not allowed"),
+        ("https://img.example.net:8443/a.jpg", "source port not allowed"),
+        // Same host as the origin, other port or scheme: not the origin.
+        ("http://10.0.0.5:9090/a.jpg", "http source URLs not allowed"),
+        ("https://10.0.0.5:8080/a.jpg", "source port not allowed"),
+    ] {
+        assert_eq!(site.source_access(&url(refused)), Err(why), "{refused}");
+    }
+    // Dotfiles stay off for the origin unless the site allows them.
+    assert!(!site.source_access(&url("/a.jpg")).unwrap().dotfiles);
+
+    let relaxed = parse(
+        "sites: [{origin: 'file:///srv', allowed_source_hosts: [img.example.net], \
+         allow_http_sources: true, allowed_source_ports: [8443], \
+         allowed_source_ranges: ['10.1.2.3/16', '::1'], allow_dotfiles: true}]",
+    )
+    .unwrap();
+    let site = &relaxed.sites[0];
+    let access = site
+        .source_access(&url("http://img.example.net:8443/a.jpg"))
+        .unwrap();
+    assert_eq!(
+        access.reach,
+        Reach::Public {
+            also: Arc::from(vec![
+                "10.1.0.0/16".parse::<IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
+            ])
+        }
+    );
+    assert!(!access.dotfiles, "dotfiles are a directory origin's matter");
+    assert!(site.source_access(&url("/.env")).unwrap().dotfiles);
+
+    for (yaml, key) in [
+        (
+            "sites: [{origin: 'http://a', allowed_source_ranges: ['10.0.0.0/33']}]",
+            "sites[0].allowed_source_ranges",
+        ),
+        (
+            "sites: [{origin: 'http://a', allowed_source_ranges: [localhost]}]",
+            "sites[0].allowed_source_ranges",
+        ),
+        (
+            "sites: [{origin: 'http://a', allowed_source_ports: [0]}]",
+            "sites[0].allowed_source_ports",
+        ),
+    ] {
+        assert_eq!(parse(yaml).unwrap_err().key, key, "{yaml}");
+    }
+}

@@ -108,6 +108,17 @@ pub struct WireSite {
     #[serde(default)]
     pub ttl: WireTtl,
     pub html_rewrite: Option<WireHtmlRewrite>,
+    /// Address ranges (CIDR or single addresses) absolute source URLs may reach although
+    /// they are not public (`10.1.0.0/16`, `127.0.0.1`).
+    #[serde(default)]
+    pub allowed_source_ranges: Vec<String>,
+    /// Absolute `http://` source URLs; default false (https only).
+    pub allow_http_sources: Option<bool>,
+    /// Ports absolute source URLs may name besides 80 and 443.
+    #[serde(default)]
+    pub allowed_source_ports: Vec<u16>,
+    /// Serve dotfiles (`/.env`, `/.git/...`) of a `file://` origin; default false (404).
+    pub allow_dotfiles: Option<bool>,
 }
 
 /// `sites[].html_rewrite`: `<img>` URLs in the site's HTML pages rewritten to the edge.

@@ -1,7 +1,10 @@
 //! HTTP(S) origins through Pingora's connector: pooled keep-alive connections, connect and read
-//! timeouts, HTTP/2 to TLS origins negotiated by ALPN.
+//! timeouts, HTTP/2 to TLS origins negotiated by ALPN. Peers are built from an address this
+//! module resolved and checked itself, never from a name (Pingora would resolve it blocking,
+//! and panic when it does not resolve). Redirects are not followed: a 3xx is an origin error.
 
-use super::{forbids_storing, freshness, Fetched, OriginError};
+use super::resolve;
+use super::{forbids_storing, freshness, Fetched, OriginError, Reach};
 use crate::config::{HttpOrigin, PerformanceConfig};
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
@@ -9,11 +12,40 @@ use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_error::ErrorType;
 use pingora_http::RequestHeader;
+use std::net::SocketAddr;
 
-/// The peer for an origin, with the configured timeouts. TLS origins offer h2 and h1 by ALPN.
-pub fn peer_for(origin: &HttpOrigin, perf: &PerformanceConfig) -> HttpPeer {
+/// The peer for an origin, with the configured timeouts: its host resolved (IP literals as
+/// they are), the address to connect to (IPv4 first) checked against `reach`; the host
+/// stays the SNI name and the `Host` header. TLS origins offer h2 and h1 by ALPN.
+///
+/// A refusal is counted (`imgate_origin_errors_total{kind="address"}`)
+/// and says nothing of the address's ports, since nothing was connected to.
+pub async fn peer_for(
+    origin: &HttpOrigin,
+    reach: &Reach,
+    perf: &PerformanceConfig,
+) -> Result<HttpPeer, OriginError> {
+    let ips = resolve::shared()
+        .lookup(&origin.host, perf.origin_connect_timeout)
+        .await?;
+    // IPv4 first (as the resolver's own strategy does): `localhost` answers `::1` too, and
+    // a server listening on 127.0.0.1 only must still be reached.
+    let ip = ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .copied()
+        .ok_or_else(|| OriginError::Unresolvable(format!("{}: no addresses", origin.host)))?;
+    // The address connected to is the one checked: the peer is built from it below.
+    if let Err(range) = reach.check(ip) {
+        crate::metrics::origin_error("address");
+        return Err(OriginError::AddressRefused(format!(
+            "{} resolves to {ip}: {range}",
+            origin.host
+        )));
+    }
     let mut peer = HttpPeer::new(
-        (origin.host.as_str(), origin.port),
+        SocketAddr::new(ip, origin.port),
         origin.tls,
         origin.host.clone(),
     );
@@ -24,17 +56,18 @@ pub fn peer_for(origin: &HttpOrigin, perf: &PerformanceConfig) -> HttpPeer {
     if origin.tls {
         peer.options.alpn = ALPN::H2H1;
     }
-    peer
+    Ok(peer)
 }
 
+/// One GET of `path` from `origin` over `peer` (from [`peer_for`]).
 pub async fn fetch(
     connector: &Connector,
+    peer: HttpPeer,
     origin: &HttpOrigin,
     path: &str,
     perf: &PerformanceConfig,
     max_bytes: u64,
 ) -> Result<Fetched, OriginError> {
-    let peer = peer_for(origin, perf);
     let (mut session, _reused) = connector
         .get_http_session(&peer)
         .await

@@ -2,9 +2,12 @@
 //! directory. The fetcher sees paths and bytes only, never transform options; it enforces the
 //! download semaphore, the byte limit (while streaming) and the timeouts.
 
+mod address;
 mod dir;
 mod http;
+pub mod resolve;
 
+pub use self::address::Reach;
 pub use self::http::peer_for as http_peer;
 
 use crate::config::{HttpOrigin, Origin, PerformanceConfig};
@@ -50,6 +53,32 @@ pub enum OriginError {
     /// The path escapes the origin (`..`) or is otherwise unusable.
     #[error("bad source path: {0}")]
     BadPath(String),
+    /// The origin's or source's host name did not resolve (or not in time).
+    #[error("origin name did not resolve: {0}")]
+    Unresolvable(String),
+    /// The source's address is outside what its [`Reach`] allows; nothing was connected to.
+    #[error("source address refused: {0}")]
+    AddressRefused(String),
+}
+
+/// What one fetch may reach, beyond what its origin says. The default is a site's own
+/// configured origin: any address, no dotfiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The addresses it may connect to: [`Reach::Any`] for the site's origin, public ones
+    /// (plus `allowed_source_ranges`) for an absolute source URL.
+    pub reach: Reach,
+    /// Serve `file://` paths with a component starting with `.` (`/.env`, `/.git/config`).
+    /// Default `false`: they answer 404 as if absent.
+    pub dotfiles: bool,
+}
+
+impl Access {
+    /// Tells accesses apart in the keys of shared downloads: a fetch must never join one made
+    /// with more reach than its own.
+    fn tag(&self) -> String {
+        format!("{}{}", self.reach.tag(), if self.dotfiles { "+dot" } else { "" })
+    }
 }
 
 /// Downloads originals with bounded concurrency over pooled connections.
@@ -113,6 +142,8 @@ impl OriginFetcher {
     /// `ca_file` (Pingora's `ca_file` server setting) replaces the system roots for TLS
     /// origins, as it does for passthrough; certificates are always verified.
     pub fn new(perf: &PerformanceConfig, max_bytes: u64, ca_file: Option<String>) -> OriginFetcher {
+        // Reads the system's resolver files here, at start-up, rather than in a request.
+        resolve::init();
         let mut options = ConnectorOptions::new(perf.pool_size);
         options.keepalive_pool_size = perf.pool_size;
         options.ca_file = ca_file;
@@ -132,13 +163,27 @@ impl OriginFetcher {
     /// origin timeout, joining a download of the same original already in progress, or one
     /// that finished moments ago and is still being worked on (see `recent`). Neither is
     /// joined if it began before `not_before` (the edge's last purge, when it had one).
+    /// `origin` is trusted as a site's own origin ([`Access::default`]).
     pub async fn fetch(
         &self,
         origin: &Origin,
         path: &str,
         not_before: Option<SystemTime>,
     ) -> Result<Fetched, OriginError> {
-        let key = match origin {
+        self.fetch_with(origin, &Access::default(), path, not_before)
+            .await
+    }
+
+    /// [`OriginFetcher::fetch`] within `access`: the addresses it may connect to and whether
+    /// dotfiles of a directory are served.
+    pub async fn fetch_with(
+        &self,
+        origin: &Origin,
+        access: &Access,
+        path: &str,
+        not_before: Option<SystemTime>,
+    ) -> Result<Fetched, OriginError> {
+        let place = match origin {
             Origin::Http(o) => format!(
                 "{}://{}:{}{}{}",
                 if o.tls { "https" } else { "http" },
@@ -149,6 +194,7 @@ impl OriginFetcher {
             ),
             Origin::Dir(d) => format!("file://{}{}", d.display(), path),
         };
+        let key = format!("{}|{place}", access.tag());
         if let Some(reused) = self.reuse(&key, not_before) {
             metrics::ORIGIN_REUSES.inc();
             return Ok(reused);
@@ -172,7 +218,7 @@ impl OriginFetcher {
         let result = flight
             .result
             .get_or_init(|| async {
-                let fetched = self.download(origin, path).await?;
+                let fetched = self.download(origin, access, path).await?;
                 Ok(self.remember(&key, fetched, flight.started))
             })
             .await
@@ -250,7 +296,12 @@ impl OriginFetcher {
 
     /// One download. Waiting for a download slot counts against the timeout too, so a
     /// congested origin answers 504 rather than queueing forever.
-    async fn download(&self, origin: &Origin, path: &str) -> Result<Fetched, OriginError> {
+    async fn download(
+        &self,
+        origin: &Origin,
+        access: &Access,
+        path: &str,
+    ) -> Result<Fetched, OriginError> {
         let timeout = self.perf.origin_timeout;
         let started = Instant::now();
         let result = tokio::time::timeout(timeout, async {
@@ -263,9 +314,10 @@ impl OriginFetcher {
             match origin {
                 Origin::Http(o) => {
                     let connector = self.connector_for(o);
-                    http::fetch(&connector, o, path, &self.perf, self.max_bytes).await
+                    let peer = http::peer_for(o, &access.reach, &self.perf).await?;
+                    http::fetch(&connector, peer, o, path, &self.perf, self.max_bytes).await
                 }
-                Origin::Dir(d) => dir::fetch(d, path, self.max_bytes).await,
+                Origin::Dir(d) => dir::fetch(d, path, self.max_bytes, access.dotfiles).await,
             }
         })
         .await

@@ -16,7 +16,7 @@ use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
 use crate::metrics;
 use crate::origin;
-use crate::route::{self, Source};
+use crate::route;
 use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER};
 use crate::spec::{self, Accepts, FormatRequest};
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ use pingora_cache::{
 };
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -209,10 +209,8 @@ impl ProxyHttp for Edge {
             Ok(s) => s,
             Err(e) => return respond(session, 400, &e).await,
         };
-        if let Source::Url { host, .. } = &source {
-            if !site.allows_source_host(host) {
-                return respond(session, 403, "source host not allowed").await;
-            }
+        if let Err(refused) = site.source_access(&source) {
+            return respond(session, 403, refused).await;
         }
         let vary_token = if spec.format == FormatRequest::Auto {
             Accepts::from_accept_header(&client::accept(req)).vary_token(spec.format)
@@ -342,13 +340,69 @@ impl ProxyHttp for Edge {
         let site = &self.config.sites[ctx.site];
         match (&ctx.route, &site.origin) {
             (Route::Passthrough, Origin::Http(o)) => {
-                Ok(Box::new(origin::http_peer(o, &self.config.performance)))
+                // The site's own origin: any address. Resolved without blocking; a name that
+                // does not resolve is an upstream failure (502, or stale if allowed).
+                let peer = origin::http_peer(o, &origin::Reach::Any, &self.config.performance)
+                    .await
+                    .map_err(|e| {
+                        Error::create(
+                            pingora_error::ErrorType::ConnectNoRoute,
+                            pingora_error::ErrorSource::Upstream,
+                            Some(e.to_string().into()),
+                            None,
+                        )
+                    })?;
+                Ok(Box::new(peer))
             }
             (Route::Unrouted, _) => Error::e_explain(
                 pingora_error::ErrorType::InternalError,
                 "request was never routed",
             ),
             _ => self.transform_peer(),
+        }
+    }
+
+    /// Pingora's own status mapping, plus a public message when the origin could not be
+    /// reached at all (its name did not resolve, or no connection), as the transform route
+    /// gives; Pingora's default answer has an empty body.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora_error::Error,
+        _ctx: &mut EdgeCtx,
+    ) -> FailToProxy {
+        use pingora_error::{ErrorSource, ErrorType};
+        let code = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(code), _) => *code,
+            (_, ErrorSource::Upstream) => 502,
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => 0,
+            (_, ErrorSource::Downstream) => 400,
+            _ => 500,
+        };
+        let unreachable = e.esource() == &ErrorSource::Upstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectNoRoute
+                    | ErrorType::ConnectRefused
+                    | ErrorType::ConnectTimedout
+                    | ErrorType::ConnectError
+            );
+        let body = if unreachable {
+            Bytes::from_static(b"origin unreachable\n")
+        } else {
+            Bytes::new()
+        };
+        if code > 0 {
+            if let Err(e) = session.respond_error_with_body(code, body).await {
+                log::error!("failed to send error response to downstream: {e}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
         }
     }
 

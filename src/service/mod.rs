@@ -203,10 +203,7 @@ impl TransformService {
         } else {
             req.path.to_string()
         };
-        let original = self
-            .resizer
-            .fetch(&site.origin, &path, req.purged_at)
-            .await?;
+        let original = self.resizer.fetch(site, &path, req.purged_at).await?;
         let mut headers = vec![
             (
                 "cache-control",

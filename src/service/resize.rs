@@ -17,7 +17,7 @@ use super::processor::Processor;
 use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
 use crate::error::{Blame, ImgateError};
 use crate::metrics;
-use crate::origin::{Fetched, OriginError, OriginFetcher};
+use crate::origin::{Access, Fetched, OriginError, OriginFetcher};
 use crate::pipeline::{self, Processed};
 use crate::route::{self, Source};
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
@@ -138,11 +138,11 @@ impl ResizeService {
         accepts: Accepts,
         not_before: Option<SystemTime>,
     ) -> Result<Resized, ImgateError> {
-        let (origin, path) = origin_for(site, source)?;
+        let (origin, access, path) = origin_for(site, source)?;
         let started = Instant::now();
         let original = self
             .fetcher
-            .fetch(&origin, &path, not_before)
+            .fetch_with(&origin, &access, &path, not_before)
             .await
             .map_err(origin_error)?;
         let fetch_time = started.elapsed();
@@ -173,15 +173,18 @@ impl ResizeService {
         })
     }
 
-    /// Fetch a file unchanged (the passthrough route of directory origins).
+    /// Fetch a file of `site`'s origin unchanged (the passthrough route of directory origins).
     pub(crate) async fn fetch(
         &self,
-        origin: &Origin,
+        site: &Site,
         path: &str,
         not_before: Option<SystemTime>,
     ) -> Result<Fetched, ImgateError> {
+        let access = site
+            .source_access(&Source::Path(path.to_string()))
+            .map_err(|refused| ImgateError::new(403, refused, refused, Blame::Downstream))?;
         self.fetcher
-            .fetch(origin, path, not_before)
+            .fetch_with(&site.origin, &access, path, not_before)
             .await
             .map_err(origin_error)
     }
@@ -191,31 +194,32 @@ fn no_site() -> ImgateError {
     ImgateError::new(404, "unknown site", "no site matches", Blame::Downstream)
 }
 
-/// The origin and path an original comes from: the site's origin, or an allowed absolute URL.
-fn origin_for(site: &Site, source: &Source) -> Result<(Origin, String), ImgateError> {
+/// The origin, access and path an original comes from: the site's origin, or an allowed
+/// absolute URL (reaching public addresses only, unless the site says otherwise).
+fn origin_for(site: &Site, source: &Source) -> Result<(Origin, Access, String), ImgateError> {
+    let access = site.source_access(source).map_err(|refused| {
+        ImgateError::new(
+            403,
+            refused,
+            format!("{}: {refused}", source.key()),
+            Blame::Downstream,
+        )
+    })?;
     match source {
-        Source::Path(p) => Ok((site.origin.clone(), p.clone())),
+        Source::Path(p) => Ok((site.origin.clone(), access, p.clone())),
         Source::Url {
             https,
             host,
             port,
             path,
         } => {
-            if !site.allows_source_host(host) {
-                return Err(ImgateError::new(
-                    403,
-                    "source host not allowed",
-                    format!("{host} not on the allow-list"),
-                    Blame::Downstream,
-                ));
-            }
             let origin = HttpOrigin {
                 tls: *https,
                 host: host.clone(),
                 port: port.unwrap_or(if *https { 443 } else { 80 }),
                 base_path: String::new(),
             };
-            Ok((Origin::Http(origin), path.clone()))
+            Ok((Origin::Http(origin), access, path.clone()))
         }
     }
 }
@@ -241,6 +245,13 @@ fn origin_error(e: OriginError) -> ImgateError {
         }
         OriginError::BadPath(_) => {
             ImgateError::new(400, "bad source path", cause, Blame::Downstream)
+        }
+        OriginError::Unresolvable(_) => {
+            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
+        }
+        // The same answer whatever the address and its ports: nothing was connected to.
+        OriginError::AddressRefused(_) => {
+            ImgateError::new(403, "source address not allowed", cause, Blame::Downstream)
         }
     }
 }
