@@ -60,8 +60,10 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
             });
             // Request heads are read under `clients` deadlines and budgets before the proxy
             // sees them (Pingora has no head deadline of its own).
-            let proxy =
-                pingora_proxy::http_proxy(&server.configuration, Edge::new(config.clone(), storage));
+            let proxy = pingora_proxy::http_proxy(
+                &server.configuration,
+                Edge::new(config.clone(), storage),
+            );
             let mut edge = Service::new(
                 "imgate edge".to_string(),
                 ClientConnections::new(proxy, config.clients),
