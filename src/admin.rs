@@ -18,11 +18,6 @@ use crate::purge::PurgeRequest;
 use crate::warm::WarmRequest;
 use async_trait::async_trait;
 use blake2::{Blake2b512, Digest};
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 use bytes::Bytes;
 use http::header::{
     HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, TRANSFER_ENCODING,
@@ -33,6 +28,11 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 

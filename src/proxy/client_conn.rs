@@ -164,8 +164,10 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let options = self.app.server_options();
-        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2) | Some(ALPN::Custom(_)))
-            || options.is_some_and(|o| o.h2c || o.force_custom)
+        if matches!(
+            stream.selected_alpn_proto(),
+            Some(ALPN::H2) | Some(ALPN::Custom(_))
+        ) || options.is_some_and(|o| o.h2c || o.force_custom)
         {
             // Not HTTP/1 (or maybe not): Pingora's own handling, h2's flow control and idle
             // timeout included.
