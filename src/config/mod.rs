@@ -121,7 +121,7 @@ pub struct PerformanceConfig {
 
 /// `processing_budget` of the `default` and `low_latency` presets; see the report of
 /// the change that set it and BENCHMARKS.md for the measurements behind it.
-const DEFAULT_PROCESSING_BUDGET: u64 = 320 << 20;
+const DEFAULT_PROCESSING_BUDGET: u64 = 512 << 20;
 
 /// `limits.max_output_pixels` by default: 24 MP, a 6000x4000 camera frame (the largest
 /// common original passed through at full size) and 4K (3840x2160) at `dpr=2` on one side.
@@ -143,7 +143,7 @@ impl PerformanceConfig {
                 max_image_bytes: 100 << 20,
                 pool_size: 100,
                 shared_decode_bytes: 256 << 20,
-                processing_budget_bytes: 768 << 20,
+                processing_budget_bytes: 1 << 30,
                 ..base
             },
             "low_latency" => PerformanceConfig {
@@ -163,7 +163,7 @@ impl PerformanceConfig {
                 shared_decode_bytes: 48 << 20,
                 eager_memory_release: true,
                 response_write_buffer: 16 << 10,
-                processing_budget_bytes: 128 << 20,
+                processing_budget_bytes: 192 << 20,
                 ..base
             },
             _ => return None,

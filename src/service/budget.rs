@@ -118,8 +118,7 @@ impl Budget {
             let mut state = self.lock();
             // Drop the places of jobs whose clients went away before counting the queue.
             state.queue.retain(|w| !w.tx.is_closed());
-            if self.fits(&state, cost) && state.queue.iter().all(|w| w.overtaken < MAX_OVERTAKEN)
-            {
+            if self.fits(&state, cost) && state.queue.iter().all(|w| w.overtaken < MAX_OVERTAKEN) {
                 for w in state.queue.iter_mut() {
                     w.overtaken += 1;
                 }
@@ -235,7 +234,10 @@ mod tests {
         let b2 = b.clone();
         let second = tokio::spawn(async move { b2.acquire(60).await.map(|g| g.cost()) });
         settle().await;
-        assert!(!second.is_finished(), "two 60-byte jobs in a 100-byte budget");
+        assert!(
+            !second.is_finished(),
+            "two 60-byte jobs in a 100-byte budget"
+        );
         assert_eq!(b.in_use(), 60);
         drop(first);
         assert_eq!(second.await.unwrap(), Ok(60));
@@ -243,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn cheap_jobs_overtake_a_waiting_expensive_one_a_bounded_number_of_times() {
-        let b = budget(100, 8, 0, 64);
+        let b = budget(100, 32, 0, 64);
         let running = b.acquire(60).await.unwrap();
         // An expensive job waits for room; cheap ones that fit go first...
         let b2 = b.clone();
@@ -258,7 +260,10 @@ mod tests {
         let b3 = b.clone();
         let late = tokio::spawn(async move { b3.acquire(1).await.map(|g| g.cost()) });
         settle().await;
-        assert!(!late.is_finished(), "overtook a job that was overtaken enough");
+        assert!(
+            !late.is_finished(),
+            "overtook a job that was overtaken enough"
+        );
         drop(cheap);
         drop(running);
         assert_eq!(expensive.await.unwrap(), Ok(80));
@@ -272,9 +277,15 @@ mod tests {
         let b2 = b.clone();
         let heavy2 = tokio::spawn(async move { b2.acquire(100).await.map(|g| g.cost()) });
         settle().await;
-        assert!(!heavy2.is_finished(), "a second heavy job took the light place");
+        assert!(
+            !heavy2.is_finished(),
+            "a second heavy job took the light place"
+        );
         let light = tokio::time::timeout(Duration::from_secs(1), b.acquire(10)).await;
-        assert!(matches!(light, Ok(Ok(_))), "the light job waited for the heavy one");
+        assert!(
+            matches!(light, Ok(Ok(_))),
+            "the light job waited for the heavy one"
+        );
         drop(light);
         drop(heavy);
         assert_eq!(heavy2.await.unwrap(), Ok(100));

@@ -384,7 +384,9 @@ mod tests {
         let releases = || p.activity.releases.load(Ordering::Acquire);
         // A steady stream of jobs, each well inside one check period of the next: no release.
         for _ in 0..12 {
-            p.run(1 << 20, || Ok(vec![1u8; 1 << 20].len())).await.unwrap();
+            p.run(1 << 20, || Ok(vec![1u8; 1 << 20].len()))
+                .await
+                .unwrap();
             tokio::time::sleep(RELEASE_CHECK / 10).await;
         }
         assert_eq!(releases(), 0, "released during a steady load");

@@ -17,7 +17,10 @@ fn png_header(width: u32, height: u32, depth: u8, color: u8) -> Vec<u8> {
 }
 
 fn photo(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/photos/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/photos/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(path).unwrap()
 }
 
@@ -58,7 +61,10 @@ fn dpr_and_pad_count_in_the_output_and_avif_costs_most() {
     let (fp, avif) = cost_of(&meadow, "width=2048,height=2048,dpr=4,fit=pad,format=avif");
     assert_eq!(fp.canvas, (8192, 8192));
     assert_eq!(fp.output_pixels(), 8192 * 8192);
-    assert!(avif >= 8192 * 8192 * (3 + AVIF_ENCODER_BYTES_PER_PIXEL), "{avif}");
+    assert!(
+        avif >= 8192 * 8192 * (3 + AVIF_ENCODER_BYTES_PER_PIXEL),
+        "{avif}"
+    );
     let (_, jpeg) = cost_of(&meadow, "width=2048,height=2048,dpr=4,fit=pad,format=jpeg");
     assert!(jpeg < avif / 2, "{jpeg} vs {avif}");
     // The request is refused by the output limit before any of that is spent.
@@ -89,7 +95,10 @@ fn format_auto_costs_the_dearest_encoder_the_client_may_get() {
 fn orientation_read_while_decoding_takes_the_larger_layout() {
     // A PNG may carry EXIF orientation 5-8, known only after decoding: a 1000x100 box on a
     // 100x1000 source is sized for both ways round.
-    let (fp, _) = cost_of(&png_header(100, 1000, 8, 6), "width=1000,height=100,fit=pad");
+    let (fp, _) = cost_of(
+        &png_header(100, 1000, 8, 6),
+        "width=1000,height=100,fit=pad",
+    );
     assert_eq!(fp.canvas, (1000, 100));
     assert!(fp.alpha);
 }
