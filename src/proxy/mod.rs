@@ -4,10 +4,10 @@
 //! `http_cache` says what RFC 9111 allows.
 
 mod client;
+pub mod client_conn;
 mod http_cache;
 mod kept_date;
 mod short_hit;
-pub mod client_conn;
 
 pub use kept_date::KeepDate;
 
@@ -184,46 +184,49 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
-        crate::service::heaps::register_current_thread();
-        let req = session.req_header();
-        if client::lacks_host(req) {
-            return respond(session, 400, "missing Host header").await;
-        }
-        let host = header_str(req, "host")
-            .or_else(|| req.uri.host())
-            .unwrap_or("");
-        let Some((site_index, site)) = self.config.site_for(host) else {
-            return respond(session, 404, "unknown site").await;
-        };
-        ctx.site = site_index;
-        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let Some((options, source)) = route::split_image_path(path) else {
-            ctx.route = Route::Passthrough;
-            return Ok(false);
-        };
-        let spec = match spec::parse_options(options) {
-            Ok(s) => s,
-            Err(e) => return respond(session, 400, &e.0).await,
-        };
-        let source = match route::parse_source(source) {
-            Ok(s) => s,
-            Err(e) => return respond(session, 400, &e).await,
-        };
-        if let Err(refused) = site.source_access(&source) {
-            return respond(session, 403, refused).await;
-        }
-        let vary_token = if spec.format == FormatRequest::Auto {
-            Accepts::from_accept_header(&client::accept(req)).vary_token(spec.format)
-        } else {
-            ""
-        };
-        ctx.route = Route::Image {
-            canonical: spec.canonical(),
-            source: source.key(),
-            vary_token,
-        };
-        ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
-        Ok(ctx.short_hit)
+        panics::guard("request_filter", async {
+            crate::service::heaps::register_current_thread();
+            let req = session.req_header();
+            if client::lacks_host(req) {
+                return respond(session, 400, "missing Host header").await;
+            }
+            let host = header_str(req, "host")
+                .or_else(|| req.uri.host())
+                .unwrap_or("");
+            let Some((site_index, site)) = self.config.site_for(host) else {
+                return respond(session, 404, "unknown site").await;
+            };
+            ctx.site = site_index;
+            let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let Some((options, source)) = route::split_image_path(path) else {
+                ctx.route = Route::Passthrough;
+                return Ok(false);
+            };
+            let spec = match spec::parse_options(options) {
+                Ok(s) => s,
+                Err(e) => return respond(session, 400, &e.0).await,
+            };
+            let source = match route::parse_source(source) {
+                Ok(s) => s,
+                Err(e) => return respond(session, 400, &e).await,
+            };
+            if let Err(refused) = site.source_access(&source) {
+                return respond(session, 403, refused).await;
+            }
+            let vary_token = if spec.format == FormatRequest::Auto {
+                Accepts::from_accept_header(&client::accept(req)).vary_token(spec.format)
+            } else {
+                ""
+            };
+            ctx.route = Route::Image {
+                canonical: spec.canonical(),
+                source: source.key(),
+                vary_token,
+            };
+            ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
+            Ok(ctx.short_hit)
+        })
+        .await
     }
 
     fn request_cache_filter(&self, session: &mut Session, _ctx: &mut EdgeCtx) -> Result<()> {
@@ -240,7 +243,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
-        Ok(cache_key(session, ctx))
+        panics::guard_sync("cache_key_callback", || Ok(cache_key(session, ctx)))
     }
 
     fn cache_vary_filter(
@@ -281,35 +284,38 @@ impl ProxyHttp for Edge {
         resp: &ResponseHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<RespCacheable> {
-        let vary_star = resp.headers.get_all(VARY).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|n| n.trim() == "*"))
-        });
-        if vary_star {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
-        }
-        // Revalidated by a 304: Pingora merged only a few fields; RFC 9111 wants them all.
-        let merged = match (ctx.not_modified.take(), session.cache.maybe_cache_meta()) {
-            (Some(not_modified), Some(stored)) => Some(http_cache::merge_not_modified(
-                stored.response_header(),
-                &not_modified,
-            )),
-            _ => None,
-        };
-        let policy = http_cache::Policy {
-            negative_ttl: self.config.sites[ctx.site].ttl.negative,
-        };
-        let authorized = session.req_header().headers.contains_key("authorization");
-        let mut cacheable = policy.cacheability(
-            merged.as_ref().unwrap_or(resp),
-            authorized,
-            ctx.response_time.unwrap_or_else(SystemTime::now),
-        );
-        if let (RespCacheable::Cacheable(meta), Some(started)) = (&mut cacheable, ctx.fill_started)
-        {
-            meta.extensions_mut().insert(started);
-        }
-        Ok(cacheable)
+        panics::guard_sync("response_cache_filter", || {
+            let vary_star = resp.headers.get_all(VARY).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|s| s.split(',').any(|n| n.trim() == "*"))
+            });
+            if vary_star {
+                return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+            }
+            // Revalidated by a 304: Pingora merged only a few fields; RFC 9111 wants them all.
+            let merged = match (ctx.not_modified.take(), session.cache.maybe_cache_meta()) {
+                (Some(not_modified), Some(stored)) => Some(http_cache::merge_not_modified(
+                    stored.response_header(),
+                    &not_modified,
+                )),
+                _ => None,
+            };
+            let policy = http_cache::Policy {
+                negative_ttl: self.config.sites[ctx.site].ttl.negative,
+            };
+            let authorized = session.req_header().headers.contains_key("authorization");
+            let mut cacheable = policy.cacheability(
+                merged.as_ref().unwrap_or(resp),
+                authorized,
+                ctx.response_time.unwrap_or_else(SystemTime::now),
+            );
+            if let (RespCacheable::Cacheable(meta), Some(started)) =
+                (&mut cacheable, ctx.fill_started)
+            {
+                meta.extensions_mut().insert(started);
+            }
+            Ok(cacheable)
+        })
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &EdgeCtx) -> bool {
@@ -337,29 +343,32 @@ impl ProxyHttp for Edge {
         _session: &mut Session,
         ctx: &mut EdgeCtx,
     ) -> Result<Box<HttpPeer>> {
-        let site = &self.config.sites[ctx.site];
-        match (&ctx.route, &site.origin) {
-            (Route::Passthrough, Origin::Http(o)) => {
-                // The site's own origin: any address. Resolved without blocking; a name that
-                // does not resolve is an upstream failure (502, or stale if allowed).
-                let peer = origin::http_peer(o, &origin::Reach::Any, &self.config.performance)
-                    .await
-                    .map_err(|e| {
-                        Error::create(
-                            pingora_error::ErrorType::ConnectNoRoute,
-                            pingora_error::ErrorSource::Upstream,
-                            Some(e.to_string().into()),
-                            None,
-                        )
-                    })?;
-                Ok(Box::new(peer))
+        panics::guard("upstream_peer", async {
+            let site = &self.config.sites[ctx.site];
+            match (&ctx.route, &site.origin) {
+                (Route::Passthrough, Origin::Http(o)) => {
+                    // The site's own origin: any address. Resolved without blocking; a name that
+                    // does not resolve is an upstream failure (502, or stale if allowed).
+                    let peer = origin::http_peer(o, &origin::Reach::Any, &self.config.performance)
+                        .await
+                        .map_err(|e| {
+                            Error::create(
+                                pingora_error::ErrorType::ConnectNoRoute,
+                                pingora_error::ErrorSource::Upstream,
+                                Some(e.to_string().into()),
+                                None,
+                            )
+                        })?;
+                    Ok(Box::new(peer))
+                }
+                (Route::Unrouted, _) => Error::e_explain(
+                    pingora_error::ErrorType::InternalError,
+                    "request was never routed",
+                ),
+                _ => self.transform_peer(),
             }
-            (Route::Unrouted, _) => Error::e_explain(
-                pingora_error::ErrorType::InternalError,
-                "request was never routed",
-            ),
-            _ => self.transform_peer(),
-        }
+        })
+        .await
     }
 
     /// Pingora's own status mapping, plus a public message when the origin could not be
@@ -412,50 +421,53 @@ impl ProxyHttp for Edge {
         req: &mut RequestHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        req.remove_header(NEGOTIATED_FORMAT_HEADER);
-        req.remove_header(PURGED_AT_HEADER);
-        ctx.fill_started = Some(self.storage.fill_started());
-        let to_transform = matches!(ctx.route, Route::Image { .. })
-            || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
-        client::forward(
-            session.req_header(),
-            client::peer(session),
-            &self.config.trusted_proxies,
-            !to_transform,
-            req,
-        )?;
-        if let (true, Some(at)) = (to_transform, self.storage.last_purge()) {
-            // What the transform service fetched before the last purge must not answer this.
-            let ms = at
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis();
-            req.insert_header(PURGED_AT_HEADER, ms.to_string())?;
-        }
-        match &ctx.route {
-            Route::Image { vary_token, .. } if !vary_token.is_empty() => {
-                req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+        panics::guard("upstream_request_filter", async {
+            req.remove_header(NEGOTIATED_FORMAT_HEADER);
+            req.remove_header(PURGED_AT_HEADER);
+            ctx.fill_started = Some(self.storage.fill_started());
+            let to_transform = matches!(ctx.route, Route::Image { .. })
+                || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
+            client::forward(
+                session.req_header(),
+                client::peer(session),
+                &self.config.trusted_proxies,
+                !to_transform,
+                req,
+            )?;
+            if let (true, Some(at)) = (to_transform, self.storage.last_purge()) {
+                // What the transform service fetched before the last purge must not answer this.
+                let ms = at
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                req.insert_header(PURGED_AT_HEADER, ms.to_string())?;
             }
-            Route::Passthrough => {
-                req.append_header("surrogate-capability", http_cache::SURROGATE_CAPABILITY)?;
-                if let Origin::Http(o) = &self.config.sites[ctx.site].origin {
-                    req.insert_header("host", o.host_header())?;
-                    if !o.base_path.is_empty() {
-                        let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                        let uri: http::Uri =
-                            format!("{}{}", o.base_path, pq).parse().map_err(|_| {
-                                Error::explain(
-                                    pingora_error::ErrorType::InvalidHTTPHeader,
-                                    "bad upstream path",
-                                )
-                            })?;
-                        req.set_uri(uri);
+            match &ctx.route {
+                Route::Image { vary_token, .. } if !vary_token.is_empty() => {
+                    req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+                }
+                Route::Passthrough => {
+                    req.append_header("surrogate-capability", http_cache::SURROGATE_CAPABILITY)?;
+                    if let Origin::Http(o) = &self.config.sites[ctx.site].origin {
+                        req.insert_header("host", o.host_header())?;
+                        if !o.base_path.is_empty() {
+                            let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                            let uri: http::Uri =
+                                format!("{}{}", o.base_path, pq).parse().map_err(|_| {
+                                    Error::explain(
+                                        pingora_error::ErrorType::InvalidHTTPHeader,
+                                        "bad upstream path",
+                                    )
+                                })?;
+                            req.set_uri(uri);
+                        }
                     }
                 }
+                _ => {}
             }
-            _ => {}
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn upstream_response_filter(
@@ -464,20 +476,23 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        ctx.response_time = Some(SystemTime::now());
-        http_cache::strip_hop_by_hop(resp);
-        if resp.status.as_u16() == 304 {
-            ctx.not_modified = Some(Box::new(resp.clone()));
-        }
-        if self.access_log.is_some() && matches!(ctx.route, Route::Image { .. }) {
-            ctx.transform_timings = header_str_resp(resp, "server-timing")
-                .and_then(TransformTimings::from_server_timing);
-        }
-        if matches!(ctx.route, Route::Passthrough) {
-            let site = &self.config.sites[ctx.site];
-            ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
-        }
-        Ok(())
+        panics::guard("upstream_response_filter", async {
+            ctx.response_time = Some(SystemTime::now());
+            http_cache::strip_hop_by_hop(resp);
+            if resp.status.as_u16() == 304 {
+                ctx.not_modified = Some(Box::new(resp.clone()));
+            }
+            if self.access_log.is_some() && matches!(ctx.route, Route::Image { .. }) {
+                ctx.transform_timings = header_str_resp(resp, "server-timing")
+                    .and_then(TransformTimings::from_server_timing);
+            }
+            if matches!(ctx.route, Route::Passthrough) {
+                let site = &self.config.sites[ctx.site];
+                ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn response_filter(
@@ -486,22 +501,25 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
-        if http_cache::invalidates(&session.req_header().method)
-            && (200..400).contains(&resp.status.as_u16())
-        {
-            self.invalidate(session, resp, ctx).await;
-        }
-        let stored = matches!(
-            session.cache.phase(),
-            CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
-        );
-        for_client(resp, cache_status(session), stored)?;
-        // The response's own Date, not the time Pingora writes it (RFC 9111 §4).
-        kept_date::keep(session, resp);
-        if matches!(ctx.route, Route::Passthrough) {
-            html::compress_for_client(&self.config.sites[ctx.site], session, resp);
-        }
-        Ok(())
+        panics::guard("response_filter", async {
+            if http_cache::invalidates(&session.req_header().method)
+                && (200..400).contains(&resp.status.as_u16())
+            {
+                self.invalidate(session, resp, ctx).await;
+            }
+            let stored = matches!(
+                session.cache.phase(),
+                CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
+            );
+            for_client(resp, cache_status(session), stored)?;
+            // The response's own Date, not the time Pingora writes it (RFC 9111 §4).
+            kept_date::keep(session, resp);
+            if matches!(ctx.route, Route::Passthrough) {
+                html::compress_for_client(&self.config.sites[ctx.site], session, resp);
+            }
+            Ok(())
+        })
+        .await
     }
 
     // HTML rewriting runs in the upstream filters, so the cache stores the rewritten page.
@@ -512,13 +530,15 @@ impl ProxyHttp for Edge {
         end_of_stream: bool,
         ctx: &mut EdgeCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(page) = ctx.html.as_mut() {
-            html::feed(page, body, end_of_stream)?;
-            if end_of_stream {
-                ctx.html = None;
+        panics::guard_sync("upstream_response_body_filter", || {
+            if let Some(page) = ctx.html.as_mut() {
+                html::feed(page, body, end_of_stream)?;
+                if end_of_stream {
+                    ctx.html = None;
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })
     }
 
     async fn logging(
@@ -549,7 +569,14 @@ impl ProxyHttp for Edge {
             cache_label(session)
         };
         if let Some(log) = &self.access_log {
-            client::log_request(log, session, ctx, &self.config.trusted_proxies, status, cache);
+            client::log_request(
+                log,
+                session,
+                ctx,
+                &self.config.trusted_proxies,
+                status,
+                cache,
+            );
         }
         if ctx.short_hit && status == 200 {
             let hit = &*metrics::MEMORY_IMAGE_HIT;

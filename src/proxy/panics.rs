@@ -1,6 +1,6 @@
 //! A panic costs one request, never the process. Two layers make that hold:
 //!
-//! - Every edge phase that can fail runs inside [`guard`] (async) or [`guard_sync`], which
+//! - Every edge phase that returns a `Result` runs inside [`guard`] (async) or [`guard_sync`], which
 //!   catch a panic where it happens and turn it into an internal error, so Pingora answers
 //!   `500` and releases the cache lock as for any failed request. The panic never unwinds
 //!   through Pingora's session.
