@@ -60,9 +60,9 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
                 storage,
             });
             let access_log = match &config.access_log {
-                Some(log) => Some(
-                    AccessLog::start(log).map_err(|e| anyhow::anyhow!("access_log: {e}"))?,
-                ),
+                Some(log) => {
+                    Some(AccessLog::start(log).map_err(|e| anyhow::anyhow!("access_log: {e}"))?)
+                }
                 None => None,
             };
             let proxy = pingora_proxy::http_proxy(

@@ -33,7 +33,10 @@ fn r_unresolvable_origin_is_a_502_and_the_process_keeps_serving() {
         let r = gw.get("/photos/LadyBird.jpg");
         assert_eq!(r.status, 502, "round {round}: {}", text(&r));
         assert!(text(&r).contains("origin unreachable"), "{}", text(&r));
-        assert!(gw.alive(), "round {round}: imgate died on an unresolvable origin");
+        assert!(
+            gw.alive(),
+            "round {round}: imgate died on an unresolvable origin"
+        );
 
         // Transform: one quick 502, not a panic per attempt and the edge retrying.
         let started = Instant::now();
@@ -205,11 +208,15 @@ fn r_internal_source_addresses_are_refused_alike_whatever_listens_there() {
     // Allowing loopback serves it, by address and by name.
     let gw = start_site(&site("    allowed_source_ranges: ['127.0.0.0/8']\n"));
     for host in ["127.0.0.1", "localhost"] {
-        let r = gw.get(&format!("/cdn-cgi/image/width=100/http://{host}:{port}/{FLOWER}"));
+        let r = gw.get(&format!(
+            "/cdn-cgi/image/width=100/http://{host}:{port}/{FLOWER}"
+        ));
         assert_eq!(r.status, 200, "{host}: {}", text(&r));
         assert_eq!(decode(&r.body).width(), 100);
     }
-    let r = gw.get(&format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"));
+    let r = gw.get(&format!(
+        "/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"
+    ));
     assert_eq!(r.status, 502, "{}", text(&r));
 }
 
@@ -222,8 +229,14 @@ fn source_scheme_and_port_need_the_sites_leave() {
         fixtures().display(),
     ));
     for (url, message) in [
-        (format!("http://127.0.0.1/{FLOWER}"), "http source URLs not allowed"),
-        (format!("https://127.0.0.1:{port}/{FLOWER}"), "source port not allowed"),
+        (
+            format!("http://127.0.0.1/{FLOWER}"),
+            "http source URLs not allowed",
+        ),
+        (
+            format!("https://127.0.0.1:{port}/{FLOWER}"),
+            "source port not allowed",
+        ),
     ] {
         let r = gw.get(&format!("/cdn-cgi/image/width=100/{url}"));
         assert_eq!(r.status, 403, "{url}");

@@ -8,12 +8,12 @@ use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarge
 use crate::forwarded::TrustedProxies;
 use crate::origin::{Access, Reach};
 use crate::pipeline::Limits;
+use crate::rewrite::{HtmlRewrite, RewriteOptions};
 use crate::route::Source;
 use ipnet::IpNet;
-use std::sync::Arc;
-use crate::rewrite::{HtmlRewrite, RewriteOptions};
 use pingora::server::configuration::ServerConf;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use wire::{WireAccessLog, WireConfig, WireHtmlRewrite, WireSite};
 

@@ -256,17 +256,33 @@ fn absolute_sources_need_host_scheme_and_port_and_reach_public_addresses_only() 
         also: Arc::from(Vec::new()),
     };
     // Paths and the site's own origin (even private, even http, even an odd port) are trusted.
-    for own in ["/a.jpg", "http://10.0.0.5:8080/a.jpg", "http:/10.0.0.5:8080/a.jpg"] {
-        assert_eq!(site.source_access(&url(own)).unwrap().reach, Reach::Any, "{own}");
+    for own in [
+        "/a.jpg",
+        "http://10.0.0.5:8080/a.jpg",
+        "http:/10.0.0.5:8080/a.jpg",
+    ] {
+        assert_eq!(
+            site.source_access(&url(own)).unwrap().reach,
+            Reach::Any,
+            "{own}"
+        );
     }
     assert_eq!(
-        site.source_access(&url("https://img.example.net/a.jpg")).unwrap().reach,
+        site.source_access(&url("https://img.example.net/a.jpg"))
+            .unwrap()
+            .reach,
         public
     );
     for (refused, why) in [
         ("https://evil.example/a.jpg", "source host not allowed"),
-        ("http://img.example.net/a.jpg", "http source URLs not allowed"),
-        ("https://img.example.net:8443/a.jpg", "source port not allowed"),
+        (
+            "http://img.example.net/a.jpg",
+            "http source URLs not allowed",
+        ),
+        (
+            "https://img.example.net:8443/a.jpg",
+            "source port not allowed",
+        ),
         // Same host as the origin, other port or scheme: not the origin.
         ("http://10.0.0.5:9090/a.jpg", "http source URLs not allowed"),
         ("https://10.0.0.5:8080/a.jpg", "source port not allowed"),

@@ -238,7 +238,11 @@ mod tests {
         ] {
             assert!(public().check(ip(refused)).is_err(), "{refused} allowed");
         }
-        for allowed in ["2606:4700:4700::1111", "2a00:1450:4001::1", "2001:4860::8888"] {
+        for allowed in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+            "2001:4860::8888",
+        ] {
             assert_eq!(public().check(ip(allowed)), Ok(()), "{allowed} refused");
         }
     }
@@ -301,7 +305,12 @@ mod tests {
                 "fd00::/16".parse().unwrap(),
             ]),
         };
-        for allowed in ["127.0.0.1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "fd00::5"] {
+        for allowed in [
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "fd00::5",
+        ] {
             assert_eq!(reach.check(ip(allowed)), Ok(()), "{allowed} refused");
         }
         for refused in ["10.0.0.1", "::1", "fd01::1", "::ffff:10.0.0.1"] {

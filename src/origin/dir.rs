@@ -59,9 +59,9 @@ fn read_confined(
     max_bytes: u64,
     dotfiles: bool,
 ) -> Result<Fetched, OriginError> {
-    let real_root = root
-        .canonicalize()
-        .map_err(|e| OriginError::Unreachable(format!("origin directory {}: {e}", root.display())))?;
+    let real_root = root.canonicalize().map_err(|e| {
+        OriginError::Unreachable(format!("origin directory {}: {e}", root.display()))
+    })?;
     let real = file.canonicalize().map_err(|e| io_error(file, e))?;
     let inside = real.strip_prefix(&real_root).map_err(|_| {
         log::info!(
@@ -170,7 +170,13 @@ mod tests {
     #[test]
     fn dotfiles_are_absent_unless_allowed() {
         let root = Path::new("/srv/img");
-        for path in ["/.env", "/.git/config", "/a/.hidden/b.jpg", "/%2egit/HEAD", "/.well-known/x"] {
+        for path in [
+            "/.env",
+            "/.git/config",
+            "/a/.hidden/b.jpg",
+            "/%2egit/HEAD",
+            "/.well-known/x",
+        ] {
             assert!(
                 matches!(resolve(root, path, false), Err(OriginError::NotFound)),
                 "{path}"
@@ -209,14 +215,21 @@ mod tests {
             );
         }
         for path in ["/same.jpg", "/alias/a.jpg", "/img/a.jpg"] {
-            assert_eq!(&get(path, false).await.unwrap().body[..], b"inside", "{path}");
+            assert_eq!(
+                &get(path, false).await.unwrap().body[..],
+                b"inside",
+                "{path}"
+            );
         }
         assert_eq!(&get("/env.txt", true).await.unwrap().body[..], b"TOKEN=1");
         assert!(matches!(
             get("/out/secret.txt", true).await,
             Err(OriginError::NotFound)
         ));
-        assert!(matches!(get("/img", false).await, Err(OriginError::NotFound)));
+        assert!(matches!(
+            get("/img", false).await,
+            Err(OriginError::NotFound)
+        ));
         assert!(matches!(
             get("/img/a.jpg/x", false).await,
             Err(OriginError::NotFound)

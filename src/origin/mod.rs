@@ -77,7 +77,11 @@ impl Access {
     /// Tells accesses apart in the keys of shared downloads: a fetch must never join one made
     /// with more reach than its own.
     fn tag(&self) -> String {
-        format!("{}{}", self.reach.tag(), if self.dotfiles { "+dot" } else { "" })
+        format!(
+            "{}{}",
+            self.reach.tag(),
+            if self.dotfiles { "+dot" } else { "" }
+        )
     }
 }
 

@@ -45,11 +45,16 @@ impl OriginResolver {
     /// network must not leak).
     fn system() -> OriginResolver {
         let mut builder = TokioResolver::builder_tokio().unwrap_or_else(|e| {
-            log::warn!("/etc/resolv.conf unusable ({e}): resolving through a name server on localhost");
-            let servers = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
-                .into_iter()
-                .map(NameServerConfig::udp_and_tcp)
-                .collect();
+            log::warn!(
+                "/etc/resolv.conf unusable ({e}): resolving through a name server on localhost"
+            );
+            let servers = [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]
+            .into_iter()
+            .map(NameServerConfig::udp_and_tcp)
+            .collect();
             TokioResolver::builder_with_config(
                 ResolverConfig::from_name_servers(servers),
                 TokioRuntimeProvider::default(),
@@ -73,7 +78,9 @@ impl OriginResolver {
         }
         let Some(resolver) = &self.inner else {
             metrics::origin_error("dns");
-            return Err(OriginError::Unresolvable(format!("{host}: no DNS resolver")));
+            return Err(OriginError::Unresolvable(format!(
+                "{host}: no DNS resolver"
+            )));
         };
         let result = match tokio::time::timeout(timeout, resolver.lookup_ip(host)).await {
             Ok(Ok(found)) => {

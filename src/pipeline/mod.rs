@@ -33,10 +33,10 @@ mod tests_bombs;
 #[cfg(test)]
 mod tests_metadata;
 
+pub use footprint::{footprint, Footprint};
 pub use pipeline::{
     decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Decoded,
 };
-pub use footprint::{footprint, Footprint};
 pub use raster::Raster;
 pub use sniff::{sniff, Probe, SourceFormat};
 
