@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,18 +53,7 @@ fn start_origin(bomb: Vec<u8>) -> BombOrigin {
 fn serve(conn: TcpStream, bomb: &[u8], hits: &AtomicUsize) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-        }
+    while let Some((path, _)) = read_request_head(&mut reader) {
         let page: &[u8] = b"<html><body><img src=\"/a.jpg?w=1&#038;h=2\"></body></html>";
         let (body, coding) = if path == "/bomb.html" {
             hits.fetch_add(1, Ordering::Relaxed);

@@ -105,14 +105,14 @@ impl Edge {
     /// the primary entry makes every variant unreachable).
     async fn invalidate(&self, session: &Session, resp: &ResponseHeader, ctx: &EdgeCtx) {
         let req = session.req_header();
-        let host = header_str(req, "host").unwrap_or("");
+        let host = header_str(&req.headers, "host").unwrap_or("");
         let mut paths = vec![req
             .uri
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into())];
         for name in ["location", "content-location"] {
-            let Some(value) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
+            let Some(value) = header_str(&resp.headers, name) else {
                 continue;
             };
             if let Some(path) = same_site_path(value, host) {
@@ -157,12 +157,9 @@ async fn respond(session: &mut Session, status: u16, message: &str) -> Result<bo
     Ok(true)
 }
 
-fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn header_str_resp<'a>(resp: &'a ResponseHeader, name: &str) -> Option<&'a str> {
-    resp.headers.get(name).and_then(|v| v.to_str().ok())
+/// The first `name` field of a request or response header, when it is text.
+fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 #[async_trait]
@@ -190,7 +187,7 @@ impl ProxyHttp for Edge {
             if client::lacks_host(req) {
                 return respond(session, 400, "missing Host header").await;
             }
-            let host = header_str(req, "host")
+            let host = header_str(&req.headers, "host")
                 .or_else(|| req.uri.host())
                 .unwrap_or("");
             let Some((site_index, site)) = self.config.site_for(host) else {
@@ -483,7 +480,7 @@ impl ProxyHttp for Edge {
                 ctx.not_modified = Some(Box::new(resp.clone()));
             }
             if self.access_log.is_some() && matches!(ctx.route, Route::Image { .. }) {
-                ctx.transform_timings = header_str_resp(resp, "server-timing")
+                ctx.transform_timings = header_str(&resp.headers, "server-timing")
                     .and_then(TransformTimings::from_server_timing);
             }
             if matches!(ctx.route, Route::Passthrough) {

@@ -6,7 +6,7 @@
 //! `/reflect/<anything>` puts the `X-Forwarded-Host` it got into the body, as a page building
 //! absolute links from it would.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -62,22 +62,7 @@ impl EchoOrigin {
 fn echo_conn(conn: TcpStream, seen: &Mutex<Vec<Lines>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
+    while let Some((path, headers)) = super::read_request_head(&mut reader) {
         let values = |name: &str| -> Vec<String> {
             headers
                 .iter()

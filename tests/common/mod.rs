@@ -593,21 +593,31 @@ impl TagFront {
     }
 }
 
+/// Reads one request head for the hand-written test origins: the request path and the header
+/// lines (name, value) in the order sent; `None` once the client has closed the connection.
+pub fn read_request_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Some((path, headers))
+}
+
 fn tag_conn(conn: TcpStream, origin: SocketAddr) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    while let Some((path, _)) = read_request_head(&mut reader) {
         let tagged = |prefix: &str, name: &str, sep: &str| {
             let rest = path.strip_prefix(prefix)?;
             let (tags, file) = rest.split_once('/').unwrap_or((rest, ""));
