@@ -79,6 +79,26 @@ pub fn split_image_path(path_and_query: &str) -> Option<(&str, &str)> {
     Some(rest.split_once('/').unwrap_or((rest, "")))
 }
 
+/// The scheme and port rule for an absolute source that is not the site's own origin: HTTPS
+/// on port 443 or 80, plain HTTP only with `allow_http`, other ports only when listed in
+/// `ports`. Shared by the edge (`Site::source_access`) and the HTML rewriter, so a page is
+/// never rewritten to a URL the edge then refuses. Errors are public messages.
+pub fn check_source_scheme_and_port(
+    https: bool,
+    port: Option<u16>,
+    allow_http: bool,
+    ports: &[u16],
+) -> Result<(), &'static str> {
+    if !https && !allow_http {
+        return Err("http source URLs not allowed");
+    }
+    let port = port.unwrap_or(if https { 443 } else { 80 });
+    if port != 80 && port != 443 && !ports.contains(&port) {
+        return Err("source port not allowed");
+    }
+    Ok(())
+}
+
 /// Validate the source part: a site path (`photos/cat.jpg` -> `/photos/cat.jpg`) or an absolute
 /// `http(s)://` URL. Errors are public messages.
 pub fn parse_source(raw: &str) -> Result<Source, String> {

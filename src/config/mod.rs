@@ -9,7 +9,7 @@ use crate::forwarded::TrustedProxies;
 use crate::origin::{Access, Reach};
 use crate::pipeline::Limits;
 use crate::rewrite::{HtmlRewrite, RewriteOptions};
-use crate::route::Source;
+use crate::route::{self, Source};
 use ipnet::IpNet;
 use pingora::server::configuration::ServerConf;
 use std::path::{Path, PathBuf};
@@ -262,12 +262,12 @@ impl Site {
                 return Ok(own);
             }
         }
-        if !*https && !self.allow_http_sources {
-            return Err("http source URLs not allowed");
-        }
-        if port != 80 && port != 443 && !self.allowed_source_ports.contains(&port) {
-            return Err("source port not allowed");
-        }
+        route::check_source_scheme_and_port(
+            *https,
+            Some(port),
+            self.allow_http_sources,
+            &self.allowed_source_ports,
+        )?;
         Ok(Access {
             reach: Reach::Public {
                 also: self.allowed_source_ranges.clone(),
@@ -744,7 +744,7 @@ fn validate_site(
         .collect();
     let html_rewrite = match s.html_rewrite {
         Some(h) if h.enabled => Some(
-            validate_html_rewrite(h, &hosts, &allowed_source_hosts)
+            validate_html_rewrite(h, &hosts, &allowed_source_hosts, (s.allow_http_sources, &s.allowed_source_ports))
                 .map_err(|(k, m)| (key(&format!("html_rewrite.{k}")), m))?,
         ),
         _ => None,
@@ -794,6 +794,7 @@ fn validate_html_rewrite(
     h: WireHtmlRewrite,
     hosts: &[String],
     allowed_source_hosts: &[String],
+    (allow_http, ports): (Option<bool>, &[u16]),
 ) -> Result<HtmlRewrite, (String, String)> {
     let defaults = RewriteOptions::default();
     let mut widths = h.widths.unwrap_or(defaults.widths);
@@ -820,6 +821,8 @@ fn validate_html_rewrite(
         eager_images: h.eager_images.unwrap_or(defaults.eager_images),
         own_hosts: hosts.iter().filter(|h| *h != "*").cloned().collect(),
         allowed_source_hosts: allowed_source_hosts.to_vec(),
+        allow_http_sources: allow_http.unwrap_or(false),
+        allowed_source_ports: ports.to_vec(),
     }))
 }
 

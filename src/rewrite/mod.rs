@@ -47,6 +47,10 @@ pub struct RewriteOptions {
     /// Other hosts the edge may fetch from (`Site::allows_source_host`): absolute URLs on them
     /// become absolute sources. URLs on any other host are left alone.
     pub allowed_source_hosts: Vec<String>,
+    /// The site's `allow_http_sources` and `allowed_source_ports`: absolute URLs the edge
+    /// would refuse (`http://`, odd ports) are left alone, as for hosts it may not fetch from.
+    pub allow_http_sources: bool,
+    pub allowed_source_ports: Vec<u16>,
 }
 
 impl Default for RewriteOptions {
@@ -59,6 +63,8 @@ impl Default for RewriteOptions {
             eager_images: 1,
             own_hosts: Vec::new(),
             allowed_source_hosts: Vec::new(),
+            allow_http_sources: false,
+            allowed_source_ports: Vec::new(),
         }
     }
 }

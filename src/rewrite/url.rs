@@ -74,11 +74,14 @@ fn scheme_len(raw: &str) -> Option<usize> {
 }
 
 /// An absolute `http(s)` URL as a source: a path when it is on the site's own host, the
-/// absolute form when the host is allowed, `None` otherwise.
+/// absolute form when the edge would fetch it (host, scheme and port allowed), `None` otherwise.
 fn absolute_source(url: &str, options: &RewriteOptions) -> Option<Source> {
     let source = route::parse_source(url).ok()?;
     let Source::Url {
-        ref host, ref path, ..
+        https,
+        ref host,
+        port,
+        ref path,
     } = source
     else {
         return None;
@@ -86,11 +89,15 @@ fn absolute_source(url: &str, options: &RewriteOptions) -> Option<Source> {
     if options.own_hosts.iter().any(|h| h == host) {
         return Some(Source::Path(normalize_path(path)));
     }
-    options
-        .allowed_source_hosts
-        .iter()
-        .any(|h| h == host)
-        .then_some(source)
+    let allowed = options.allowed_source_hosts.iter().any(|h| h == host)
+        && route::check_source_scheme_and_port(
+            https,
+            port,
+            options.allow_http_sources,
+            &options.allowed_source_ports,
+        )
+        .is_ok();
+    allowed.then_some(source)
 }
 
 /// Remove `.` and `..` segments from an absolute path (query kept as is); `..` never climbs
@@ -210,9 +217,12 @@ mod tests {
             ("/photos/a b.jpg", Some("/photos/a%20b.jpg")),
             (" /a.png ", Some("/a.png")),
             ("https://WWW.example.com/x/../a.jpg", Some("/a.jpg")),
+            // Only what the edge fetches: HTTPS on 443 or 80 unless the site allows more.
+            ("https://img.example.net:8443/a.jpg", None),
+            ("http://img.example.net/a.jpg", None),
             (
-                "https://img.example.net:8443/a.jpg",
-                Some("https://img.example.net:8443/a.jpg"),
+                "https://img.example.net:443/a.jpg",
+                Some("https://img.example.net:443/a.jpg"),
             ),
             (
                 "//img.example.net/a.jpg",
@@ -238,6 +248,22 @@ mod tests {
             image_url("width=10", "https://h/a.jpg"),
             "/cdn-cgi/image/width=10/https://h/a.jpg"
         );
+    }
+
+    #[test]
+    fn absolute_urls_follow_the_sites_scheme_and_port_keys() {
+        let o = RewriteOptions {
+            allow_http_sources: true,
+            allowed_source_ports: vec![8443],
+            ..options()
+        };
+        for raw in [
+            "https://img.example.net:8443/a.jpg",
+            "http://img.example.net/a.jpg",
+        ] {
+            assert_eq!(image_source(raw, "/", &o).as_deref(), Some(raw));
+        }
+        assert_eq!(image_source("https://img.example.net:9000/a.jpg", "/", &o), None);
     }
 
     #[test]
