@@ -37,14 +37,16 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
     let config = Arc::new(config);
     let service = Arc::new(TransformService::new(config.clone()));
 
-    let mut transform = Service::new("imgate transform".to_string(), TransformApp { service });
+    let app = TransformApp { service };
     let mut cache_api = None;
     match role {
         Role::All => {
+            let mut transform = Service::new("imgate transform".to_string(), app);
             let socket = config.transform_socket.to_string_lossy().to_string();
             // A socket left by a crashed run would make the bind fail.
             let _ = std::fs::remove_file(&socket);
             transform.add_uds(&socket, Some(std::fs::Permissions::from_mode(0o600)));
+            server.add_service(transform);
             let storage = match &config.cache.dir {
                 Some(dir) => TieredStorage::with_disk(
                     config.cache.memory_bytes,
@@ -79,9 +81,14 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
             ));
             server.add_service(edge);
         }
-        Role::Transform => transform.add_tcp(&config.listen),
+        Role::Transform => {
+            // Facing clients itself: the same head deadlines and budgets as the edge.
+            let clients = ClientConnections::new(app, config.clients);
+            let mut transform = Service::new("imgate transform".to_string(), clients);
+            transform.add_tcp(&config.listen);
+            server.add_service(transform);
+        }
     }
-    server.add_service(transform);
 
     server.add_service(background_service(
         "imgate admin",

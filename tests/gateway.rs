@@ -474,6 +474,12 @@ fn transform_role_runs_the_service_alone() {
     assert_eq!(dims(&r), (90, 68));
     let r = gw.get(&format!("/cdn-cgi/image/width=90,format=auto/{FLOWER}"));
     assert_eq!(sniff(&r.body), "jpeg");
+    // Two `Accept` lines are one list: WebP is accepted by the second.
+    let r = gw.get_with(
+        &format!("/cdn-cgi/image/width=91,format=auto/{FLOWER}"),
+        &[("Accept", "image/jpeg"), ("Accept", "image/webp")],
+    );
+    assert_eq!(sniff(&r.body), "webp");
     assert_eq!(gw.get("/cdn-cgi/image/nope=1/x.jpg").status, 400);
 }
 

@@ -239,3 +239,38 @@ fn r_head_memory_unfinished_heads_do_not_grow_memory() {
         assert_eq!(status_of(&got), Some(431), "connection {i}");
     }
 }
+
+#[test]
+fn r_transform_role_a_service_facing_clients_alone_has_the_same_head_limits() {
+    let o = TestOrigin::start(fixtures());
+    let gw = Imgate::start_with_args(&o.url(), CLIENTS, &["--role", "transform"]);
+    let mut s = TcpStream::connect(&gw.addr).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut head = b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        head.resize(head.len() + (64 << 10), b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        let _ = writer.write_all(&head);
+    });
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(closed.is_some(), "a 64 KiB head left the connection open");
+    assert_eq!(
+        status_of(&got),
+        Some(431),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    sender.join().unwrap();
+    // A trickled head is cut off at the header timeout there too.
+    let mut s = TcpStream::connect(&gw.addr).unwrap();
+    s.write_all(b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Slow: a")
+        .unwrap();
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(8));
+    assert!(closed.is_some(), "an unfinished head stayed open past 8 s");
+    assert_eq!(
+        status_of(&got),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}

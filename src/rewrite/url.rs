@@ -263,7 +263,10 @@ mod tests {
         ] {
             assert_eq!(image_source(raw, "/", &o).as_deref(), Some(raw));
         }
-        assert_eq!(image_source("https://img.example.net:9000/a.jpg", "/", &o), None);
+        assert_eq!(
+            image_source("https://img.example.net:9000/a.jpg", "/", &o),
+            None
+        );
     }
 
     #[test]

@@ -33,11 +33,19 @@ impl ServeHttp for TransformApp {
                 body: b"method not allowed\n".to_vec(),
             }
         } else {
+            // Every `Accept` line counts, combined as one list (RFC 9110 §5.3).
+            let accept = req
+                .headers
+                .get_all("accept")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
             let request = TransformRequest {
                 host,
                 path,
                 negotiated: header(NEGOTIATED_FORMAT_HEADER),
-                accept: header("accept"),
+                accept: Some(accept.as_str()).filter(|a| !a.is_empty()),
                 if_none_match: header("if-none-match"),
                 purged_at: header(PURGED_AT_HEADER)
                     .and_then(|ms| ms.parse::<u64>().ok())
