@@ -744,8 +744,13 @@ fn validate_site(
         .collect();
     let html_rewrite = match s.html_rewrite {
         Some(h) if h.enabled => Some(
-            validate_html_rewrite(h, &hosts, &allowed_source_hosts, (s.allow_http_sources, &s.allowed_source_ports))
-                .map_err(|(k, m)| (key(&format!("html_rewrite.{k}")), m))?,
+            validate_html_rewrite(
+                h,
+                &hosts,
+                &allowed_source_hosts,
+                (s.allow_http_sources, &s.allowed_source_ports),
+            )
+            .map_err(|(k, m)| (key(&format!("html_rewrite.{k}")), m))?,
         ),
         _ => None,
     };
