@@ -196,11 +196,7 @@ fn pages_pass_unchanged_when_rewriting_is_off() {
 #[ignore = "timing: cargo test --test it html::rewrite_latency -- --ignored --nocapture"]
 fn rewrite_latency_on_a_1mib_page_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("page.html"),
-        imgate::rewrite::sample::page(1 << 20, 20),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("page.html"), sample_page::page(1 << 20, 20)).unwrap();
     let origin = TestOrigin::start(dir.path());
     let off = Imgate::start(&origin.url(), "");
     let on = rewriting_gateway(&origin);

@@ -9,6 +9,7 @@
 //! - [`client`]: [`get`], [`request`], [`send_body`], [`raw_request`], [`metric`].
 //! - [`look`]: decoding, format sniffing and SSIM of output images.
 //! - [`process`]: the server's memory figures from `/proc`.
+//! - [`sample_page`]: a generated HTML page for measuring the rewriter.
 
 mod binary;
 mod client;
@@ -16,6 +17,7 @@ mod echo;
 mod look;
 mod origin;
 mod process;
+pub mod sample_page;
 mod ssim;
 mod tag_front;
 
