@@ -559,11 +559,23 @@ impl Config {
         if max_output_pixels == 0 {
             return Err(err("limits.max_output_pixels", "must be positive".into()));
         }
-        let max_source_bytes = w
-            .limits
-            .max_source_bytes
-            .map(|b| b.0)
-            .unwrap_or(performance.max_image_bytes);
+        // `limits.max_source_bytes` is the key; `performance_overrides.max_image_bytes` (older
+        // configs) is its deprecated alias, already applied to the preset's default above.
+        // Both set to different values is refused: which one wins would be a guess.
+        let alias = o.max_image_bytes.map(|b| b.0);
+        let max_source_bytes = match (w.limits.max_source_bytes.map(|b| b.0), alias) {
+            (Some(key), Some(old)) if key != old => {
+                return Err(err(
+                    "limits.max_source_bytes",
+                    format!(
+                        "{key} differs from performance_overrides.max_image_bytes ({old}), its \
+                         deprecated alias: set only limits.max_source_bytes"
+                    ),
+                ))
+            }
+            (Some(key), _) => key,
+            (None, _) => performance.max_image_bytes,
+        };
         if max_source_bytes == 0 {
             return Err(err("limits.max_source_bytes", "must be positive".into()));
         }

@@ -68,6 +68,7 @@ pub struct WirePerformance {
     pub processing_queue: Option<usize>,
     pub origin_timeout_seconds: Option<u64>,
     pub origin_connect_timeout_seconds: Option<u64>,
+    /// Deprecated alias of `limits.max_source_bytes` (kept for existing configs).
     pub max_image_bytes: Option<ByteSize>,
     pub pool_size: Option<usize>,
     pub keepalive_seconds: Option<u64>,
