@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(
