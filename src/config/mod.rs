@@ -17,7 +17,6 @@ use crate::pipeline::Limits;
 use crate::rewrite::HtmlRewrite;
 use crate::route::Source;
 use ipnet::IpNet;
-use pingora::server::configuration::ServerConf;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +32,16 @@ pub struct ConfigError {
 /// Validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    pub server: ServerConf,
+    /// The `pingora:` section as written, for `server::build`, which makes Pingora's
+    /// `ServerConf` from it and the three values below (Pingora's type is never kept here).
+    pub pingora: Option<serde_yaml::Value>,
+    /// Worker threads of each Pingora service (`pingora.threads`; 0: one per CPU).
+    pub threads: usize,
+    /// CA bundle trusted for TLS origins (`pingora.ca_file`); `None`: the system roots.
+    pub ca_file: Option<String>,
+    /// Idle upstream connections the passthrough proxy keeps: `pool_size` per distinct HTTP
+    /// origin.
+    pub passthrough_pool_size: usize,
     pub listen: String,
     pub admin_listen: String,
     /// Unix socket of the internal transform service.

@@ -67,10 +67,10 @@ fn passthrough_pool_has_pool_size_per_distinct_http_origin() {
          {hosts: [d], origin: 'file:///srv'}]",
     )
     .unwrap();
-    assert_eq!(c.server.upstream_keepalive_pool_size, 14);
+    assert_eq!(c.passthrough_pool_size, 14);
     let c =
         parse("performance_overrides: {pool_size: 7}\nsites: [{origin: 'file:///srv'}]").unwrap();
-    assert_eq!(c.server.upstream_keepalive_pool_size, 7);
+    assert_eq!(c.passthrough_pool_size, 7);
 }
 
 #[test]

@@ -51,13 +51,17 @@ pub(super) fn config(
         Some(p) => PathBuf::from(p),
         None => std::env::temp_dir().join(format!("imgate-transform-{}.sock", std::process::id())),
     };
-    let server = pingora(w.pingora, cpus, performance.pool_size, &sites);
+    let (threads, ca_file) = pingora(w.pingora.as_ref(), cpus).map_err(err)?;
+    let passthrough_pool_size = passthrough_pool_size(performance.pool_size, &sites);
     let trusted_proxies = TrustedProxies::parse(&w.trusted_proxies)
         .map_err(|m| err(("trusted_proxies".into(), m)))?;
     let access_log = access_log(w.access_log).map_err(err)?;
     let clients = clients(&w.clients).map_err(err)?;
     Ok(Config {
-        server,
+        pingora: w.pingora,
+        threads,
+        ca_file,
+        passthrough_pool_size,
         listen,
         admin_listen,
         transform_socket,
@@ -313,16 +317,30 @@ fn listeners(
     Ok((listen, admin_listen))
 }
 
-/// Pingora's own `pingora:` section, with what imgate derives: one thread per CPU when
-/// `threads` is 0 or absent, and the passthrough pool size.
-fn pingora(w: Option<ServerConf>, cpus: usize, pool_size: usize, sites: &[Site]) -> ServerConf {
-    let mut server = w.unwrap_or_default();
-    if server.threads == 0 {
-        server.threads = cpus;
-    }
-    // Passthrough goes through Pingora's proxy connector, whose idle pool is one LRU for
-    // every upstream: size it as `pool_size` per distinct HTTP origin so each site's origin
-    // has room for its share (the transform fetcher keeps a strict pool per host).
+/// Pingora's own `pingora:` section, read as Pingora's `ServerConf` (its serde: unknown keys
+/// ignored, wrong types refused): the thread count (`threads: 0` means one per CPU; absent,
+/// Pingora's default) and the CA file trusted for TLS origins.
+fn pingora(
+    w: Option<&serde_yaml::Value>,
+    cpus: usize,
+) -> Result<(usize, Option<String>), (String, String)> {
+    let conf: ServerConf = match w {
+        Some(section) => serde_yaml::from_value(section.clone())
+            .map_err(|e| ("pingora".to_string(), e.to_string()))?,
+        None => ServerConf::default(),
+    };
+    let threads = if conf.threads == 0 {
+        cpus
+    } else {
+        conf.threads
+    };
+    Ok((threads, conf.ca_file))
+}
+
+/// Idle connections of the passthrough proxy. It goes through Pingora's proxy connector, whose
+/// idle pool is one LRU for every upstream: `pool_size` per distinct HTTP origin gives each
+/// site's origin room for its share (the transform fetcher keeps a strict pool per host).
+fn passthrough_pool_size(pool_size: usize, sites: &[Site]) -> usize {
     let http_origins: std::collections::HashSet<(bool, &str, u16)> = sites
         .iter()
         .filter_map(|s| match &s.origin {
@@ -330,8 +348,7 @@ fn pingora(w: Option<ServerConf>, cpus: usize, pool_size: usize, sites: &[Site])
             Origin::Dir(_) => None,
         })
         .collect();
-    server.upstream_keepalive_pool_size = pool_size * http_origins.len().max(1);
-    server
+    pool_size * http_origins.len().max(1)
 }
 
 fn site(

@@ -1,15 +1,15 @@
 //! The YAML config as written by operators: serde structs that reject unknown keys. Nothing
 //! outside `config` uses these types; they are converted once into [`super::Config`].
 
-use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WireConfig {
-    /// Pingora's own server section (threads, grace periods, pid file...).
+    /// Pingora's own server section (threads, grace periods, pid file...), kept as written:
+    /// validation reads it as Pingora's `ServerConf`, and `server::build` makes that from it.
     #[serde(default)]
-    pub pingora: Option<ServerConf>,
+    pub pingora: Option<serde_yaml::Value>,
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub transform_socket: Option<String>,
