@@ -1,14 +1,17 @@
 //! HTML rewrite throughput: a generated 1 MiB page with about 80 images
-//! (`imgate::rewrite::sample`) through
+//! (`tests/it/support/sample_page.rs`, the page the tests measure too) through
 //! `HtmlBody` in 16 KiB chunks, identity and gzip-coded. The time per iteration is the latency
 //! the rewrite adds to a 1 MiB page; Criterion's throughput line gives MB/s of HTML.
 //!
 //!   cargo bench --bench rewrite
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use imgate::rewrite::{body::HtmlBody, sample, RewriteOptions};
+use imgate::rewrite::{body::HtmlBody, RewriteOptions};
 use std::io::Write;
 use std::sync::Arc;
+
+#[path = "../tests/it/support/sample_page.rs"]
+mod sample_page;
 
 fn rewrite(page: &[u8], coding: Option<&str>, options: &Arc<RewriteOptions>) -> usize {
     let mut body = HtmlBody::start(
@@ -28,7 +31,7 @@ fn rewrite(page: &[u8], coding: Option<&str>, options: &Arc<RewriteOptions>) -> 
 }
 
 fn bench(c: &mut Criterion) {
-    let page = sample::page(1 << 20, 20);
+    let page = sample_page::page(1 << 20, 20);
     let options = Arc::new(RewriteOptions::default());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&page).unwrap();

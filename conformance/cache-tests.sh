@@ -38,7 +38,7 @@ if [[ ! -f "$suite/.installed" ]]; then
   mv "$suite.tmp" "$suite"
 fi
 
-source benches/lib.sh
+source scripts/lib.sh
 origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
 run="$(mktemp -d)"
 pids=()

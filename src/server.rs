@@ -9,6 +9,7 @@ use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Edge, KeepDate};
 use crate::service::{TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -26,13 +27,10 @@ pub enum Role {
 }
 
 /// Build a ready-to-run Pingora server.
-pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
+pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
     crate::metrics::init();
     crate::service::set_memory_release(config.performance.eager_memory_release);
-    let server_conf = std::mem::take(&mut config.server);
-    // Pingora owns the server section now; the origin fetcher still needs the CA it names.
-    config.server.ca_file = server_conf.ca_file.clone();
-    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    let mut server = Server::new_with_opt_and_conf(None, pingora_conf(&config)?);
     server.bootstrap();
     let config = Arc::new(config);
     let service = Arc::new(TransformService::new(config.clone()));
@@ -95,4 +93,53 @@ pub fn build(mut config: Config, role: Role) -> anyhow::Result<Server> {
         AdminServer::new(&config.admin_listen, cache_api),
     ));
     Ok(server)
+}
+
+/// Pingora's `ServerConf`: the config's `pingora:` section as written, with the thread count,
+/// CA file and passthrough pool size that validation settled.
+pub fn pingora_conf(config: &Config) -> anyhow::Result<ServerConf> {
+    let mut conf: ServerConf = match &config.pingora {
+        Some(section) => serde_yaml::from_value(section.clone())?,
+        None => ServerConf::default(),
+    };
+    conf.threads = config.threads;
+    conf.ca_file = config.ca_file.clone();
+    conf.upstream_keepalive_pool_size = config.passthrough_pool_size;
+    Ok(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvOverrides;
+    use std::path::Path;
+
+    fn conf(yaml: &str) -> ServerConf {
+        let config =
+            Config::from_yaml(yaml, "t.yaml", Path::new("/"), &EnvOverrides::default()).unwrap();
+        pingora_conf(&config).unwrap()
+    }
+
+    #[test]
+    fn pingora_conf_keeps_the_section_and_adds_what_validation_settled() {
+        let c = conf(
+            "pingora: {threads: 3, grace_period_seconds: 7, ca_file: /etc/ca.pem}
+\
+             performance_overrides: {pool_size: 5}\n\
+             sites: [{hosts: [a], origin: 'http://a'}, {hosts: [b], origin: 'https://b'}]",
+        );
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.grace_period_seconds, Some(7));
+        assert_eq!(c.ca_file.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(c.upstream_keepalive_pool_size, 10);
+        // No section: Pingora's defaults; `threads: 0`: one per CPU.
+        let site = "sites: [{origin: 'http://a'}]";
+        assert_eq!(conf(site).threads, ServerConf::default().threads);
+        assert_eq!(conf(site).ca_file, None);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            conf(&format!("pingora: {{threads: 0}}\n{site}")).threads,
+            cpus
+        );
+    }
 }

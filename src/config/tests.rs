@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(
@@ -66,10 +67,10 @@ fn passthrough_pool_has_pool_size_per_distinct_http_origin() {
          {hosts: [d], origin: 'file:///srv'}]",
     )
     .unwrap();
-    assert_eq!(c.server.upstream_keepalive_pool_size, 14);
+    assert_eq!(c.passthrough_pool_size, 14);
     let c =
         parse("performance_overrides: {pool_size: 7}\nsites: [{origin: 'file:///srv'}]").unwrap();
-    assert_eq!(c.server.upstream_keepalive_pool_size, 7);
+    assert_eq!(c.passthrough_pool_size, 7);
 }
 
 #[test]
@@ -330,4 +331,30 @@ fn absolute_sources_need_host_scheme_and_port_and_reach_public_addresses_only() 
     ] {
         assert_eq!(parse(yaml).unwrap_err().key, key, "{yaml}");
     }
+}
+
+#[test]
+fn max_image_bytes_is_a_deprecated_alias_of_max_source_bytes() {
+    let site = "sites: [{origin: 'http://a'}]";
+    // The alias alone sets the source limit, as it always did.
+    let c = parse(&format!(
+        "performance_overrides: {{max_image_bytes: 7MiB}}\n{site}"
+    ))
+    .unwrap();
+    assert_eq!(c.max_source_bytes, 7 << 20);
+    // The key alone, and both with one value, are the same limit.
+    let c = parse(&format!("limits: {{max_source_bytes: 7MiB}}\n{site}")).unwrap();
+    assert_eq!(c.max_source_bytes, 7 << 20);
+    let c = parse(&format!(
+        "performance_overrides: {{max_image_bytes: 7MiB}}\nlimits: {{max_source_bytes: 7MiB}}\n{site}"
+    ))
+    .unwrap();
+    assert_eq!(c.max_source_bytes, 7 << 20);
+    // Two different values: refused, naming the key and its alias.
+    let e = parse(&format!(
+        "performance_overrides: {{max_image_bytes: 20MiB}}\nlimits: {{max_source_bytes: 7MiB}}\n{site}"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "limits.max_source_bytes");
+    assert!(e.message.contains("max_image_bytes"), "{e}");
 }

@@ -1,15 +1,15 @@
 //! The YAML config as written by operators: serde structs that reject unknown keys. Nothing
 //! outside `config` uses these types; they are converted once into [`super::Config`].
 
-use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WireConfig {
-    /// Pingora's own server section (threads, grace periods, pid file...).
+    /// Pingora's own server section (threads, grace periods, pid file...), kept as written:
+    /// validation reads it as Pingora's `ServerConf`, and `server::build` makes that from it.
     #[serde(default)]
-    pub pingora: Option<ServerConf>,
+    pub pingora: Option<serde_yaml::Value>,
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub transform_socket: Option<String>,
@@ -68,6 +68,7 @@ pub struct WirePerformance {
     pub processing_queue: Option<usize>,
     pub origin_timeout_seconds: Option<u64>,
     pub origin_connect_timeout_seconds: Option<u64>,
+    /// Deprecated alias of `limits.max_source_bytes` (kept for existing configs).
     pub max_image_bytes: Option<ByteSize>,
     pub pool_size: Option<usize>,
     pub keepalive_seconds: Option<u64>,

@@ -281,7 +281,7 @@ fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, Pipel
 
 // The project's one test SSIM, shared with the integration tests.
 #[cfg(test)]
-#[path = "../../tests/common/ssim.rs"]
+#[path = "../../tests/it/support/ssim.rs"]
 mod ssim;
 
 #[cfg(test)]

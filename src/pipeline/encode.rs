@@ -27,7 +27,7 @@ const AVIF_QUALITY: u8 = 60;
 ///
 /// The option's scale is calibrated to libvips', so a URL moved from a libvips-based server
 /// (imgproxy, thumbor with pyvips...) keeps its look. Measured with
-/// `benches/quality_vs_libvips.py` on the 12 corpus photos at 300 px, luma SSIM against a
+/// `scripts/quality_vs_libvips.py` on the 12 corpus photos at 300 px, luma SSIM against a
 /// Lanczos reference: libvips JPEG q80 = 116,685 B at 0.9791, libjpeg-turbo q82 here = 116,171 B
 /// at 0.9794; libvips WebP q80 = 151,896 B at 0.9759, libwebp q88 here = 104,822 B at 0.9829
 /// (smaller *and* better looking; q80 here was 0.9735). So JPEG moves 10% and WebP 40% of the way

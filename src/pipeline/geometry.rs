@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 /// Every resize uses Lanczos3. The original design used a bilinear filter up to 300 px, but
-/// measured on the corpus (`benches/quality_vs_libvips.py`) that cost 300 px JPEGs 0.0044 SSIM
+/// measured on the corpus (`scripts/quality_vs_libvips.py`) that cost 300 px JPEGs 0.0044 SSIM
 /// against a Lanczos reference (0.9722 vs 0.9766 one pixel wider), while the resize is about
 /// 1% of the miss path's instructions (BENCHMARKS.md, profile): the sharper filter is free.
 const RESIZE_FILTER: FilterType = FilterType::Lanczos3;

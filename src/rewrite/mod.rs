@@ -14,8 +14,6 @@ pub mod body;
 pub mod entities;
 pub mod image;
 pub mod page;
-#[doc(hidden)]
-pub mod sample;
 pub mod url;
 
 pub use body::{HtmlBody, RewriteError};

@@ -8,6 +8,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+// The generated page the Criterion bench and the integration tests measure too.
+#[path = "../../tests/it/support/sample_page.rs"]
+mod sample_page;
+
 /// name, page path, Content-Type of each snapshot page.
 const PAGES: &[(&str, &str, &str)] = &[
     ("images", "/blog/post.html", "text/html; charset=utf-8"),
@@ -216,7 +220,7 @@ fn fingerprint_follows_the_options() {
 #[ignore = "timing: cargo test --lib rewrite_throughput -- --ignored --nocapture"]
 fn rewrite_throughput_of_a_1mib_page() {
     for image_every in [1, 20] {
-        time_rewrite(&sample::page(1 << 20, image_every));
+        time_rewrite(&sample_page::page(1 << 20, image_every));
     }
 }
 

@@ -5,7 +5,7 @@
 //! limit; it must not run a codec or decide admission (`budget.rs`).
 //!
 //! The constants were measured on the real binary, one request per fresh process, peak RSS
-//! (VmHWM) minus the idle process (`benches/worst_case.sh calibrate`; figures in the report
+//! (VmHWM) minus the idle process (`scripts/worst_case.sh calibrate`; figures in the report
 //! of the change that added them and in BENCHMARKS.md). The estimate is meant to be an upper
 //! bound within about 1.5x: too low lets a burst exceed the budget, too high only queues.
 

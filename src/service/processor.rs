@@ -320,7 +320,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// How long freed memory stays with mimalloc for reuse before it goes back to the OS, unless
 /// `eager_memory_release`. mimalloc's own 1 s is shorter than the gaps between large buffers
 /// of one size in a stream of misses of mixed sizes, so they were returned and faulted in
-/// again: `benches/profile.sh miss` counted 67 page faults per request with 1 s and 17 with
+/// again: `scripts/profile.sh miss` counted 67 page faults per request with 1 s and 17 with
 /// 5 s. Memory still goes back once the pool idles after a burst (`release_memory` forces
 /// the purge whatever the delay).
 const PURGE_DELAY_MS: std::os::raw::c_long = 5000;

@@ -75,11 +75,7 @@ impl ResizeService {
     pub fn with_config(config: Arc<Config>) -> ResizeService {
         let perf = &config.performance;
         ResizeService {
-            fetcher: OriginFetcher::new(
-                perf,
-                config.max_source_bytes,
-                config.server.ca_file.clone(),
-            ),
+            fetcher: OriginFetcher::new(perf, config.max_source_bytes, config.ca_file.clone()),
             processor: Processor::new(
                 perf.max_concurrent_processing,
                 perf.processing_queue,

@@ -1,6 +1,6 @@
 // Load one page in headless Chromium and print, as one JSON line, what the browser saw:
 // every <img> (its src, what it loaded and its natural width), every response (URL, status,
-// content type, resource type) and the page's visible text. Used by tests/html.rs:
+// content type, resource type) and the page's visible text. Used by tests/it/html.rs:
 //   node tests/browser/load-page.mjs http://127.0.0.1:8080/html/gallery.html
 import { chromium } from 'playwright-core';
 

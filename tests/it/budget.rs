@@ -1,9 +1,7 @@
 //! Output that costs far more than its input ("Safe to face the internet"): the real binary in
 //! front of a real origin, with jobs admitted by their estimated memory cost.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,13 +34,7 @@ fn origin_with_large_pngs(copies: usize) -> (tempfile::TempDir, TestOrigin) {
 
 /// Peak resident memory of a process (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024
+    proc_status_kib(pid, "VmHWM") / 1024
 }
 
 #[test]

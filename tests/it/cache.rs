@@ -2,9 +2,7 @@
 //! directory. Restarts, promotion between tiers, the disk budget, damaged files, every purge
 //! kind and its auth, soft purge with stale-if-error, warming, and a SIGKILL mid-write.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

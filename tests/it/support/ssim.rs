@@ -1,6 +1,7 @@
 //! The one SSIM the tests use, on luma planes: the mean over 8x8 windows stepped by 4, with
-//! the usual constants. Integration tests reach it through `common::ssim`; the library's unit
-//! tests include this file by path (`src/pipeline/avif.rs`), so both judge look the same way.
+//! the usual constants. Integration tests reach it through `support::ssim` (in `look.rs`); the
+//! library's unit tests include this file by path (`src/pipeline/avif.rs`), so both judge look
+//! the same way.
 
 /// Mean SSIM of two `width`-wide luma planes of the same size; 1.0 when smaller than a window.
 pub fn windowed_ssim(la: &[f64], lb: &[f64], width: usize) -> f64 {

@@ -5,7 +5,7 @@
 # requests/s, the server's CPU per request (from /proc) and the hottest symbols.
 #   hit:  4 warm variants (width 300) of the same photos as peers.sh's hit row
 #   miss: a random width 200-1200 of a random photo per request, peers.sh's miss row
-#   benches/profile.sh hit|miss [seconds] [connections]
+#   scripts/profile.sh hit|miss [seconds] [connections]
 # KEEP=file keeps perf.data; FREQ (default 2000 Hz) and CALLGRAPH (default -g; e.g.
 # '--call-graph dwarf,16384' for call graphs through inlined async code) tune the sampling.
 # Needs wrk and perf (Debian: wrk, linux-perf); uses target/perf/imgate (BIN_DIR to override).
@@ -16,7 +16,7 @@ bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 files=$(cd "$photos" && ls *.jpg | while read -r f; do [[ $(stat -c %s "$f") -lt 5000000 ]] && echo "$f"; done | paste -sd, -)
 [[ $scenario == hit ]] && files=$(cut -d, -f1-4 <<<"$files")  # peers.sh's hit set
-source benches/lib.sh
+source scripts/lib.sh
 edge=$(free_port); admin=$(free_port)
 run=$(mktemp -d); pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; [[ -n ${KEEP:-} ]] && cp "$run/perf.data" "$KEEP"; rm -rf "$run"; }

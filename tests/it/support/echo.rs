@@ -6,6 +6,7 @@
 //! `/reflect/<anything>` puts the `X-Forwarded-Host` it got into the body, as a page building
 //! absolute links from it would.
 
+use super::read_request_head;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -62,7 +63,7 @@ impl EchoOrigin {
 fn echo_conn(conn: TcpStream, seen: &Mutex<Vec<Lines>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
-    while let Some((path, headers)) = super::read_request_head(&mut reader) {
+    while let Some((path, headers)) = read_request_head(&mut reader) {
         let values = |name: &str| -> Vec<String> {
             headers
                 .iter()
@@ -111,15 +112,4 @@ fn echo_conn(conn: TcpStream, seen: &Mutex<Vec<Lines>>) {
             return;
         }
     }
-}
-
-/// Send `raw` as it is (a whole request, framing and all) and read the response until the
-/// server closes.
-pub fn raw_request(addr: &str, raw: &[u8]) -> std::io::Result<super::Response> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    s.write_all(raw)?;
-    let mut got = Vec::new();
-    s.read_to_end(&mut got)?;
-    super::parse_response(&got, false)
 }

@@ -1,5 +1,8 @@
-//! A generated page for measuring the rewriter (Criterion bench, ignored timing tests): a
-//! typical blog/news layout with text, links and one image per article in the common shapes.
+//! A generated page for measuring the HTML rewriter: a typical blog/news layout with text,
+//! links and one image per article in the common shapes. Test and bench code only: the
+//! integration tests reach it as `support::sample_page`, and the library's unit tests
+//! (`src/rewrite/tests.rs`) and the Criterion bench (`benches/rewrite.rs`) include this file by
+//! path, so all three measure the same page.
 
 /// A page of about `bytes` bytes with an image in one article out of `image_every` (1: about
 /// 1,650 images per MiB, an extreme; 20: about 80, a long image-rich page).

@@ -3,8 +3,8 @@
 # real HTTP origin on loopback, N concurrent misses (distinct widths, so no cache entry or lock
 # is shared) on the 17.9 MP Elephants_5640x3172.jpg, then the server's RSS: idle before, peak
 # (VmHWM) during, and settled after.
-#   benches/memory.sh [preset] [concurrency] [waves]
-#   e.g. benches/memory.sh default 64 3; benches/memory.sh memory_efficient 64 3
+#   scripts/memory.sh [preset] [concurrency] [waves]
+#   e.g. scripts/memory.sh default 64 3; scripts/memory.sh memory_efficient 64 3
 # FORMAT=avif (or webp) changes the output format from jpeg; SETTLE (default 3) is how many
 # seconds after the last job "settled" is read.
 # OVERRIDES='max_image_bytes: 20MB' adds `performance_overrides` (memory_efficient's 10 MB
@@ -17,7 +17,7 @@ preset=${1:-default}; conc=${2:-64}; waves=${3:-3}
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 photos=${PHOTO_DIR:-$PWD/../shared/corpus/photos}
 image=Elephants_5640x3172.jpg
-source benches/lib.sh
+source scripts/lib.sh
 origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
 run=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }

@@ -2,9 +2,7 @@
 //! of a varied header in the variant key, client forwarding fields kept from the origin,
 //! `Host` and `Content-Length` framing rules, and the access log (fields, escaping, rotation).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,9 +2,7 @@
 //! `tests/fixtures/tls`): imgate fetches originals and proxies passthrough over h2 negotiated by
 //! ALPN, trusts the CA given in Pingora's `ca_file`, and refuses the origin without it.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -23,7 +21,7 @@ impl H2Origin {
         let mut child = Command::new("node")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/h2_origin.mjs"
+                "/tests/it/support/h2_origin.mjs"
             ))
             .arg(fixtures())
             .arg(tls.join("origin.pem"))

@@ -9,7 +9,7 @@
 #          16 MB 17.9 MP Elephants JPEG, three 14.7 MP JPEGs made from it), every URL distinct:
 #          peak RSS.
 #   calibrate: one request per fresh process, peak RSS minus idle (REQUESTS overrides the list).
-#   benches/worst_case.sh [worst|burst|both|calibrate] [preset]
+#   scripts/worst_case.sh [worst|burst|both|calibrate] [preset]
 # BIN_DIR picks the build (default target/perf: cargo build --profile perf --bins; debug figures
 # are indicative only). OVERRIDES adds `performance_overrides` (e.g. 'processing_budget: 256MiB').
 # Uses ../shared/corpus; everything runs on 127.0.0.1 and stops by itself.
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 what=${1:-both}; preset=${2:-default}
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}
 corpus=${CORPUS:-$PWD/../shared/corpus}
-source benches/lib.sh
+source scripts/lib.sh
 origin_port=$(free_port); edge_port=$(free_port); admin_port=$(free_port)
 run=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }

@@ -2,9 +2,7 @@
 //! does not resolve, a `file://` directory with links leading out of it and dotfiles, and
 //! absolute source URLs pointing at the gateway's own host.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 // A real TLS origin speaking HTTP/2 (and HTTP/1.1 for clients that do not offer h2), serving a
-// directory. Used by tests/tls_origin.rs. Prints "listening <port>" once ready, then one line
+// directory. Used by tests/it/tls_origin.rs. Prints "listening <port>" once ready, then one line
 // per request: "<httpVersion> <method> <path>", so the test can see which protocol imgate used.
 //   node h2_origin.mjs <root dir> <cert.pem> <key.pem>
 import http2 from 'node:http2'

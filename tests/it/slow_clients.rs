@@ -2,9 +2,7 @@
 //! trickled, idle and oversized request heads on the edge. Raw TCP against the real binary; every
 //! flood is bounded in count and time.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -67,16 +65,6 @@ fn read_one_response(s: &mut TcpStream) -> u16 {
 fn status_of(raw: &[u8]) -> Option<u16> {
     let text = String::from_utf8_lossy(raw);
     text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
-
-/// Resident memory of a process, from /proc/<pid>/status (kB).
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc status")
 }
 
 #[test]
@@ -211,7 +199,7 @@ fn r_big_head_a_head_over_its_budget_gets_431_and_the_connection_closes() {
 fn r_head_memory_unfinished_heads_do_not_grow_memory() {
     let (_o, gw) = start();
     assert_eq!(gw.get("/photos/FreshFlower.jpg").status, 200);
-    let before = rss_kb(gw.pid());
+    let before = proc_status_kib(gw.pid(), "VmRSS");
     // 100 connections each sending 256 KiB of a head that never ends (25 MiB in all). Pingora
     // alone buffers every byte of it (up to 1 MiB a connection); with a 32 KiB budget each is
     // answered 431 and closed after at most 32 KiB read (its buffer may double to 64 KiB).
@@ -225,7 +213,7 @@ fn r_head_memory_unfinished_heads_do_not_grow_memory() {
         conns.push(s);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let after = rss_kb(gw.pid());
+    let after = proc_status_kib(gw.pid(), "VmRSS");
     let rise_kb = after.saturating_sub(before);
     eprintln!("RSS {before} kB -> {after} kB (+{rise_kb} kB) with 100 x 256 KiB unfinished heads");
     // Bound: a connection holds at most a 64 KiB head buffer (32 KiB doubled), a 16 KiB drain

@@ -6,9 +6,7 @@
 //! browser tests fail, saying how to install them (`./dev test` does). `IMGATE_SKIP_BROWSER=1`
 //! skips them with a printed reason, for machines that cannot run a browser.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -195,14 +193,10 @@ fn pages_pass_unchanged_when_rewriting_is_off() {
 /// Latency the rewrite adds through the real server: a generated 1 MiB page, every request a
 /// miss (`?v=`), rewriting off and on measured alternately in the same run.
 #[test]
-#[ignore = "timing: cargo test --test html -- --ignored --nocapture"]
+#[ignore = "timing: cargo test --test it html::rewrite_latency -- --ignored --nocapture"]
 fn rewrite_latency_on_a_1mib_page_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("page.html"),
-        imgate::rewrite::sample::page(1 << 20, 20),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("page.html"), sample_page::page(1 << 20, 20)).unwrap();
     let origin = TestOrigin::start(dir.path());
     let off = Imgate::start(&origin.url(), "");
     let on = rewriting_gateway(&origin);

@@ -1,8 +1,6 @@
 //! End-to-end tests of the real `imgate` binary in front of a real origin serving real images.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::sync::Arc;
 
 fn origin() -> TestOrigin {
@@ -314,7 +312,7 @@ fn errors_map_to_statuses_and_the_server_keeps_serving() {
             "",
         ),
         // Not the site's origin: a foreign http:// source, refused before any connection
-        // (tests/hostile_origin.rs has the address checks).
+        // (tests/it/hostile_origin.rs has the address checks).
         (
             format!("/cdn-cgi/image/width=100/http://127.0.0.1:{closed}/x.jpg"),
             403,

@@ -2,12 +2,12 @@
 # Start-up to first served request (issue 5, target 5): launch imgate on the embedded default
 # config with an empty cache and poll the edge every 2 ms until a transformed image comes back;
 # print the elapsed time per run and the median.
-#   benches/startup.sh [runs]     (uses target/perf/imgate; BIN_DIR overrides)
+#   scripts/startup.sh [runs]     (uses target/perf/imgate; BIN_DIR overrides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/perf}/imgate
 runs=${1:-7}
-source benches/lib.sh
+source scripts/lib.sh
 times=()
 for _ in $(seq "$runs"); do
   port=$(free_port); admin=$(free_port)

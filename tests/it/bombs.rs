@@ -4,9 +4,7 @@
 //! resident size, `VmHWM` in /proc), end in an error or a cut response, leave the process
 //! serving, and never be cached.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,21 +68,6 @@ fn serve(conn: TcpStream, bomb: &[u8], hits: &AtomicUsize) {
             return;
         }
     }
-}
-
-/// A field of /proc/<pid>/status in bytes (`VmHWM`, `VmRSS`).
-fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("{field} missing"));
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// The raw bytes of one GET (read until the server closes or 60 s pass).
@@ -151,13 +134,13 @@ fn brotli_bomb_page_costs_bounded_memory_is_cut_off_and_never_cached() {
         String::from_utf8_lossy(&page)
     );
     let pid = gw.pid();
-    let before = proc_status_bytes(pid, "VmHWM");
+    let before = proc_status_kib(pid, "VmHWM") * 1024;
 
     let started = Instant::now();
     let raw = raw_get(&gw.addr, "/bomb.html");
     let took = started.elapsed();
-    let after = proc_status_bytes(pid, "VmHWM");
-    let rss = proc_status_bytes(pid, "VmRSS");
+    let after = proc_status_kib(pid, "VmHWM") * 1024;
+    let rss = proc_status_kib(pid, "VmRSS") * 1024;
     eprintln!(
         "bomb answered in {took:?}: VmHWM {} -> {} MiB (+{} MiB), VmRSS now {} MiB",
         before >> 20,
