@@ -11,6 +11,9 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod forwarded;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;

@@ -14,6 +14,8 @@ mod decode;
 mod encode;
 mod flatten;
 mod footprint;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod heif;
 mod keep_metadata;
 mod metadata;

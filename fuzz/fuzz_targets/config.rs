@@ -1,0 +1,9 @@
+//! Config YAML text, parsed and validated into a `Config`.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        imgate::fuzzing::config_yaml(text);
+    }
+});
