@@ -250,3 +250,121 @@ pub fn transform(input: &[u8], options: &str, accepts: Accepts) -> Option<Proces
     );
     Some(out)
 }
+
+/// The fuzz targets, by name: each takes libFuzzer's raw bytes.
+pub const TARGETS: [&str; 10] = [
+    "config",
+    "heif",
+    "html",
+    "metadata",
+    "pipeline",
+    "purge",
+    "sniff",
+    "spec_route",
+    "srcset",
+    "warm",
+];
+
+/// Run fuzz target `target` (one of [`TARGETS`]) on `data`: how its bytes become the
+/// arguments above. `fuzz/fuzz_targets/*.rs` call this, and so does the corpus replay test.
+pub fn run(target: &str, data: &[u8]) {
+    match target {
+        "config" => {
+            if let Ok(text) = std::str::from_utf8(data) {
+                config_yaml(text);
+            }
+        }
+        "heif" => heif(data),
+        "html" => html_input(data),
+        "metadata" => container_metadata(data),
+        "pipeline" => pipeline_input(data),
+        "purge" => purge_body(data),
+        "sniff" => probe(data),
+        "spec_route" => {
+            let text = String::from_utf8_lossy(data);
+            let (path, accept) = text.split_once('\n').unwrap_or((&text, ""));
+            edge_route(path, accept);
+        }
+        "srcset" => srcset(&String::from_utf8_lossy(data)),
+        "warm" => warm_body(data),
+        other => panic!("no fuzz target named {other}"),
+    }
+}
+
+/// `html`: the first three bytes pick the content coding, the content type and the chunk size.
+fn html_input(data: &[u8]) {
+    const CODINGS: [Option<&str>; 5] = [
+        None,
+        Some("gzip"),
+        Some("deflate"),
+        Some("br"),
+        Some("identity"),
+    ];
+    const TYPES: [&str; 6] = [
+        "text/html",
+        "text/html; charset=utf-8",
+        "text/html; charset=windows-1252",
+        "text/html; charset=shift_jis",
+        "text/html; charset=utf-16",
+        "text/html; charset=\"iso-8859-2\"",
+    ];
+    let [coding, kind, chunk, body @ ..] = data else {
+        return;
+    };
+    html_body(
+        TYPES[usize::from(*kind) % TYPES.len()],
+        CODINGS[usize::from(*coding) % CODINGS.len()],
+        body,
+        usize::from(*chunk) * 16 + 1,
+    );
+}
+
+/// `pipeline`: a length byte, that many bytes of options, an `Accept` byte (bit 0 AVIF, bit
+/// 1 WebP), then the image.
+fn pipeline_input(data: &[u8]) {
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((options, rest)) = rest.split_at_checked(usize::from(n)) else {
+        return;
+    };
+    let Some((&accept, image)) = rest.split_first() else {
+        return;
+    };
+    let accepts = Accepts {
+        avif: accept & 1 == 1,
+        webp: accept & 2 == 2,
+    };
+    transform(image, &String::from_utf8_lossy(options), accepts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{run, TARGETS};
+    use std::path::Path;
+
+    /// Every committed corpus input, crash reproducers included, through its target: what
+    /// `./dev fuzz` starts from, replayed in every test run so a fixed crash stays fixed.
+    #[test]
+    fn committed_fuzz_corpora_replay_cleanly() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        for target in TARGETS {
+            let dir = root.join(target);
+            let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.unwrap().path())
+                .collect();
+            inputs.sort();
+            assert!(
+                inputs.len() >= 10,
+                "{target}: a corpus of {} inputs",
+                inputs.len()
+            );
+            for input in inputs {
+                let data = std::fs::read(&input).unwrap();
+                let ran = std::panic::catch_unwind(|| run(target, &data));
+                assert!(ran.is_ok(), "{target}: {} panicked", input.display());
+            }
+        }
+    }
+}

@@ -11,7 +11,8 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod forwarded;
-#[cfg(feature = "fuzzing")]
+// The unit tests replay the committed fuzz corpora through the same entry points.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;

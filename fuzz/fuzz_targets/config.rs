@@ -2,8 +2,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        imgate::fuzzing::config_yaml(text);
-    }
-});
+fuzz_target!(|data: &[u8]| imgate::fuzzing::run("config", data));

@@ -3,4 +3,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| imgate::fuzzing::container_metadata(data));
+fuzz_target!(|data: &[u8]| imgate::fuzzing::run("metadata", data));

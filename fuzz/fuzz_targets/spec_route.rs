@@ -3,8 +3,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let (path, accept) = text.split_once('\n').unwrap_or((&text, ""));
-    imgate::fuzzing::edge_route(path, accept);
-});
+fuzz_target!(|data: &[u8]| imgate::fuzzing::run("spec_route", data));

@@ -2,4 +2,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| imgate::fuzzing::warm_body(data));
+fuzz_target!(|data: &[u8]| imgate::fuzzing::run("warm", data));
