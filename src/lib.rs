@@ -11,6 +11,10 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod forwarded;
+// The unit tests replay the committed fuzz corpora through the same entry points.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;

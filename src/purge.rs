@@ -99,7 +99,7 @@ fn url_keys(config: &Config, raw: &str) -> Result<Vec<String>, PurgeError> {
 }
 
 /// Matches keys by original (source) or by path prefix.
-enum Matcher {
+pub(crate) enum Matcher {
     /// Every transform of this original and its passthrough entry. `absolute` is the source
     /// key of the same text read as an absolute source URL, which any site may transform.
     Source {
@@ -138,7 +138,7 @@ impl Matcher {
         })
     }
 
-    fn matches(&self, primary: &str) -> bool {
+    pub(crate) fn matches(&self, primary: &str) -> bool {
         let Some((site, keyed)) = route::parse_primary_key(primary) else {
             return false;
         };
@@ -172,6 +172,23 @@ impl PurgeRequest {
             + usize::from(self.everything)
     }
 
+    /// The primary keys the `urls` name and the matchers of `sources` and `prefixes`,
+    /// canonicalised as the edge keys requests. Pure: touches no storage.
+    pub(crate) fn plan(&self, config: &Config) -> Result<(Vec<String>, Vec<Matcher>), PurgeError> {
+        let mut primaries = Vec::new();
+        for u in &self.urls {
+            primaries.extend(url_keys(config, u)?);
+        }
+        let mut matchers = Vec::new();
+        for s in &self.sources {
+            matchers.push(Matcher::source(config, s)?);
+        }
+        for p in &self.prefixes {
+            matchers.push(Matcher::prefix(config, p)?);
+        }
+        Ok((primaries, matchers))
+    }
+
     /// Resolve and apply. Errors are public messages (400).
     pub async fn run(
         &self,
@@ -189,17 +206,7 @@ impl PurgeRequest {
                 "{n} targets: at most {MAX_TARGETS} per call"
             )));
         }
-        let mut primaries = Vec::new();
-        for u in &self.urls {
-            primaries.extend(url_keys(config, u)?);
-        }
-        let mut matchers = Vec::new();
-        for s in &self.sources {
-            matchers.push(Matcher::source(config, s)?);
-        }
-        for p in &self.prefixes {
-            matchers.push(Matcher::prefix(config, p)?);
-        }
+        let (primaries, matchers) = self.plan(config)?;
         let matching = |primary: &str| matchers.iter().any(|m| m.matches(primary));
         let matching: &(dyn Fn(&str) -> bool + Sync) = &matching;
         let query = PurgeQuery {

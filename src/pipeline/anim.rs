@@ -115,6 +115,13 @@ pub(super) fn decode_within(ctx: &mut Ctx<'_>, budget: u64) -> Result<(), Pipeli
             // background colour; so does the still path (libwebp's first frame).
             d.set_background_color(image::Rgba([0, 0, 0, 0]))
                 .map_err(image_err)?;
+            // `ANMF` chunks without the `VP8X` animation flag: image-webp's frame reader
+            // asserts the flag (a panic), so such a file is refused here.
+            if !d.has_animation() {
+                return Err(PipelineError::Undecodable(
+                    "WebP animation frames without the animation flag".into(),
+                ));
+            }
             open(d, &probe, ctx.limits.max_source_pixels)?
         }
         other => {

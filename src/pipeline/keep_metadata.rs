@@ -332,6 +332,11 @@ pub(super) fn keep_exif(source: &[u8], width: u32, height: u32) -> Option<Vec<u8
     // a block our own reader would refuse.
     let patched = Tiff::new(&out)?;
     patched.ifd(ifd0_at)?;
+    // Nor one that still says the pixels are turned (a patch of an overlapping IFD can land
+    // on IFD0's Orientation): a viewer would turn the upright pixels again.
+    if !matches!(super::orient::exif_orientation(&out), None | Some(1)) {
+        return None;
+    }
     Some(out)
 }
 
@@ -557,4 +562,26 @@ pub(super) fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{metadata, orient};
+
+    /// Found by the `metadata` fuzz target: an Exif IFD that overlaps IFD0 took a patch into
+    /// IFD0's Orientation entry, and the kept block said 8 again over upright pixels.
+    #[test]
+    fn r_fuzz_kept_exif_never_says_rotated() {
+        let source = include_bytes!(
+            "../../fuzz/corpus/metadata/crash-b42d36840638a8cb34316e8a484dd61408e616b9"
+        );
+        let mut blocks = vec![source.to_vec()];
+        blocks.extend(metadata::jpeg(source).exif);
+        for block in blocks {
+            if let Some(kept) = super::keep_exif(&block, 640, 480) {
+                let o = orient::exif_orientation(&kept);
+                assert!(matches!(o, None | Some(1)), "{o:?}");
+            }
+        }
+    }
 }

@@ -14,6 +14,9 @@ mod decode;
 mod encode;
 mod flatten;
 mod footprint;
+// The unit tests replay the committed fuzz corpora through the same entry points.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzzing;
 mod heif;
 mod keep_metadata;
 mod metadata;

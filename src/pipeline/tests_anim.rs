@@ -338,3 +338,26 @@ fn animated_format_choice() {
     assert!(anim::animates_as_webp(Original, none, Webp));
     assert!(!anim::animates_as_webp(Original, avif, Gif));
 }
+
+/// Found by the `pipeline` fuzz target: a WebP with `ANMF` chunks but no animation flag in
+/// `VP8X` took the animated path, and image-webp's frame reader panicked (`is_animated`).
+#[test]
+fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
+    let case =
+        include_bytes!("../../fuzz/corpus/pipeline/crash-33250bd37861f38fe50081b79923bdaa57773397");
+    // The fuzz input: options length, options, Accept bits, image.
+    let n = usize::from(case[0]);
+    let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
+    let image = &case[2 + n..];
+    let limits = Limits {
+        max_source_pixels: 512 * 512,
+        max_output_dimension: 512,
+        max_animation_frames: 8,
+    };
+    let spec = parse_options(options).unwrap();
+    let result = std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits));
+    assert!(
+        matches!(result, Ok(Err(PipelineError::Undecodable(_)))),
+        "{result:?}"
+    );
+}

@@ -176,7 +176,9 @@ pub fn parse_srcset(text: &str) -> Vec<Candidate<'_>> {
     }
 }
 
-/// Join candidates back into `srcset` text.
+/// Join candidates back into `srcset` text. The trap: a URL ending in `,` is read by a
+/// browser as a URL without descriptor (the descriptor becomes the next URL), so trailing
+/// commas are written percent-encoded, which names the same resource.
 pub fn format_srcset<D: AsRef<str>>(candidates: impl IntoIterator<Item = (String, D)>) -> String {
     let mut out = String::new();
     for (url, descriptor) in candidates {
@@ -184,7 +186,11 @@ pub fn format_srcset<D: AsRef<str>>(candidates: impl IntoIterator<Item = (String
         if !out.is_empty() {
             out.push_str(", ");
         }
-        out.push_str(&url);
+        let kept = url.trim_end_matches(',');
+        out.push_str(kept);
+        for _ in kept.len()..url.len() {
+            out.push_str("%2C");
+        }
         if !descriptor.is_empty() {
             out.push(' ');
             out.push_str(descriptor);
@@ -290,5 +296,20 @@ mod tests {
         );
         assert_eq!(parse_srcset(&again), c);
         assert!(parse_srcset(" , ").is_empty());
+    }
+
+    /// Found by the `srcset` fuzz target: a source ending in `,` (its fragment cut off) was
+    /// written as is, and a browser reads a URL ending in commas as one without descriptor,
+    /// so `2x` became a second URL.
+    #[test]
+    fn r_fuzz_srcset_url_ending_in_comma_keeps_its_descriptor() {
+        let source = image_source("/a/b.jpg,#frag", "/", &options()).unwrap();
+        let written = format_srcset([(image_url("format=auto", &source), "2x")]);
+        let read = parse_srcset(&written);
+        assert_eq!(read.len(), 1, "{written}");
+        assert_eq!(read[0].descriptor, "2x", "{written}");
+        assert!(read[0]
+            .url
+            .starts_with("/cdn-cgi/image/format=auto/a/b.jpg"));
     }
 }

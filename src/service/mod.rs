@@ -6,7 +6,7 @@
 
 mod app;
 mod budget;
-mod cost;
+pub(crate) mod cost;
 pub mod heaps;
 pub mod processor;
 mod resize;

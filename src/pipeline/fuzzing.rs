@@ -1,0 +1,86 @@
+//! Entry points for the fuzz targets in `fuzz/` into the pipeline's private readers (the HEIF
+//! container, probing, EXIF and container metadata). Compiled only with the `fuzzing`
+//! feature; it holds no logic of its own, only calls the readers the way the steps do, and
+//! must never be reached by a product build.
+
+use super::heif::{Coded, Heif};
+use super::{avif_decode, keep_metadata, metadata, orient, sniff, Limits};
+
+/// Everything the pipeline reads from an AVIF container before decoding: the primary item,
+/// what it is made of, its properties, alpha, EXIF, and the data of every item it names.
+pub fn heif(input: &[u8]) {
+    let _ = avif_decode::probe(input);
+    let Ok(heif) = Heif::parse(input) else {
+        return;
+    };
+    let primary = heif.primary();
+    let mut ids = vec![primary];
+    if let Ok(Coded::Grid(grid)) = heif.coded(primary) {
+        ids.extend(grid.tiles.iter().take(16));
+    }
+    if let Some(alpha) = heif.alpha_of(primary) {
+        let _ = heif.premultiplied(primary, alpha);
+        let _ = heif.coded(alpha);
+        ids.push(alpha);
+    }
+    for id in ids {
+        let _ = heif.item_data(id);
+        if let Ok(props) = heif.props(id) {
+            let _ = props.exif_orientation();
+        }
+    }
+    if let Some(tiff) = heif.exif_of(primary) {
+        exif(tiff);
+    }
+}
+
+/// Sniffing and the header probe with the default limits, as the `probe` step runs them.
+pub fn probe(input: &[u8]) {
+    if sniff::sniff(input).is_ok() {
+        let _ = sniff::probe_with_meta(input, &Limits::default());
+    }
+}
+
+/// The container walkers (JPEG segments, WebP chunks, PNG `eXIf`) on `input`, then the
+/// EXIF readers and writers on every TIFF block they find and on `input` itself.
+pub fn container_metadata(input: &[u8]) {
+    let mut blocks = vec![input.to_vec()];
+    for meta in [metadata::jpeg(input), metadata::webp(input)] {
+        let _ = metadata::check_icc(meta.icc.as_deref());
+        blocks.extend(meta.exif);
+    }
+    blocks.extend(metadata::png_exif(input));
+    for tiff in blocks {
+        exif(&tiff);
+    }
+}
+
+/// Smallest valid outputs to splice EXIF into (what the encoders would have written).
+const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xFF\xD9";
+const WEBP: &[u8] =
+    b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\0IEND\xaeB`\x82";
+
+/// One EXIF TIFF block through every reader and writer `metadata=keep|copyright` uses.
+pub fn exif(tiff: &[u8]) {
+    let _ = orient::exif_orientation(tiff);
+    let Some(kept) = metadata::keep_exif(tiff) else {
+        return;
+    };
+    let kept_patched = keep_metadata::keep_exif(&kept, 640, 480);
+    if let Some(block) = &kept_patched {
+        // The pixels are upright by now: a block that still says otherwise would make
+        // viewers turn them a second time.
+        let orientation = orient::exif_orientation(block);
+        assert!(
+            matches!(orientation, None | Some(1)),
+            "kept {orientation:?}"
+        );
+    }
+    let copyright = keep_metadata::copyright_exif(&kept);
+    for block in [kept_patched, copyright].into_iter().flatten() {
+        let _ = keep_metadata::inject_jpeg(JPEG, &block);
+        let _ = keep_metadata::inject_webp(WEBP, &block);
+        let _ = keep_metadata::inject_png(PNG, &block);
+    }
+}
