@@ -158,30 +158,35 @@ fn r_idle_keepalive_an_idle_kept_alive_connection_is_closed_after_keepalive_time
     );
 }
 
+/// A head with a `size`-byte field gets 431 and the connection closes.
+fn assert_big_head_refused(addr: &str, size: usize) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut head = b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        head.resize(head.len() + size, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        // The server stops reading at some point: errors are expected.
+        let _ = writer.write_all(&head);
+    });
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(closed.is_some(), "{size}-byte head: connection left open");
+    assert_eq!(
+        status_of(&got),
+        Some(431),
+        "{size}-byte head: {}",
+        String::from_utf8_lossy(&got)
+    );
+    sender.join().unwrap();
+}
+
 #[test]
 fn r_big_head_a_head_over_its_budget_gets_431_and_the_connection_closes() {
     let (_o, gw) = start();
     // 64 KiB is under Pingora's own limit (1 MiB, 400) but over the 32 KiB budget; 1 MiB over
     // both.
     for size in [64 << 10, 1 << 20] {
-        let mut s = TcpStream::connect(&gw.addr).unwrap();
-        let mut writer = s.try_clone().unwrap();
-        let sender = std::thread::spawn(move || {
-            let mut head = b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
-            head.resize(head.len() + size, b'a');
-            head.extend_from_slice(b"\r\n\r\n");
-            // The server stops reading at some point: errors are expected.
-            let _ = writer.write_all(&head);
-        });
-        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10));
-        assert!(closed.is_some(), "{size}-byte head: connection left open");
-        assert_eq!(
-            status_of(&got),
-            Some(431),
-            "{size}-byte head: {}",
-            String::from_utf8_lossy(&got)
-        );
-        sender.join().unwrap();
+        assert_big_head_refused(&gw.addr, size);
     }
     // A head under the budget is served as before.
     let mut s = TcpStream::connect(&gw.addr).unwrap();
@@ -232,23 +237,7 @@ fn r_head_memory_unfinished_heads_do_not_grow_memory() {
 fn r_transform_role_a_service_facing_clients_alone_has_the_same_head_limits() {
     let o = TestOrigin::start(fixtures());
     let gw = Imgate::start_with_args(&o.url(), CLIENTS, &["--role", "transform"]);
-    let mut s = TcpStream::connect(&gw.addr).unwrap();
-    let mut writer = s.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let mut head = b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
-        head.resize(head.len() + (64 << 10), b'a');
-        head.extend_from_slice(b"\r\n\r\n");
-        let _ = writer.write_all(&head);
-    });
-    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10));
-    assert!(closed.is_some(), "a 64 KiB head left the connection open");
-    assert_eq!(
-        status_of(&got),
-        Some(431),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
-    sender.join().unwrap();
+    assert_big_head_refused(&gw.addr, 64 << 10);
     // A trickled head is cut off at the header timeout there too.
     let mut s = TcpStream::connect(&gw.addr).unwrap();
     s.write_all(b"GET /photos/FreshFlower.jpg HTTP/1.1\r\nHost: a\r\nX-Slow: a")
