@@ -7,7 +7,7 @@
 #          (VmHWM), the thumbnails' latency, and how each worst-case request was answered;
 #   burst: 64 concurrent misses spread over five distinct large originals (two copies of the
 #          16 MB 17.9 MP Elephants JPEG, three 14.7 MP JPEGs made from it), every URL distinct:
-#          peak RSS.
+#          peak RSS; then again with a distinct query on every source (64 separate downloads).
 #   calibrate: one request per fresh process, peak RSS minus idle (REQUESTS overrides the list).
 #   scripts/worst_case.sh [worst|burst|both|calibrate] [preset]
 # BIN_DIR picks the build (default target/perf: cargo build --profile perf --bins; debug figures
@@ -106,6 +106,16 @@ if [[ $what == burst || $what == both ]]; then
     echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}"
   done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
   echo "burst ($preset): 64 misses over 5 large originals: $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
+  echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
+  stop_imgate
+  # The same, with a distinct query on every source URL: 64 separate downloads of the five
+  # files (nothing shared between requests: the worst case of the burst).
+  start_imgate
+  idle=$(rss VmRSS)
+  for i in $(seq 0 63); do
+    echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}?u=$i"
+  done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
+  echo "burst, distinct sources ($preset): $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
   echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
   stop_imgate
 fi
