@@ -99,25 +99,23 @@ if [[ $what == burst || $what == both ]]; then
     curl -sf -o "$run/www/large$i.jpg" "$edge/width=5120,quality=9$i,format=jpeg/elephants1.jpg"
   done
   stop_imgate
-  start_imgate
-  idle=$(rss VmRSS)
   images=(elephants1.jpg elephants2.jpg large1.jpg large2.jpg large3.jpg)
-  for i in $(seq 0 63); do
-    echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}"
-  done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
-  echo "burst ($preset): 64 misses over 5 large originals: $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
-  echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
-  stop_imgate
-  # The same, with a distinct query on every source URL: 64 separate downloads of the five
+  # burst LABEL QUERY: 64 concurrent misses on a fresh server, one width each; QUERY (with $i
+  # for the request's number) is appended to every source URL.
+  burst() {
+    start_imgate
+    idle=$(rss VmRSS)
+    for i in $(seq 0 63); do
+      echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}${2//\$i/$i}"
+    done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
+    echo "$1: $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
+    echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
+    stop_imgate
+  }
+  burst "burst ($preset): 64 misses over 5 large originals" ""
+  # The same with a distinct query on every source URL: 64 separate downloads of the five
   # files (nothing shared between requests: the worst case of the burst).
-  start_imgate
-  idle=$(rss VmRSS)
-  for i in $(seq 0 63); do
-    echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}?u=$i"
-  done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
-  echo "burst, distinct sources ($preset): $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
-  echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
-  stop_imgate
+  burst "burst, distinct sources ($preset)" '?u=$i'
 fi
 
 if [[ $what == worst || $what == both ]]; then

@@ -4,6 +4,7 @@
 use super::{
     Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER,
 };
+use crate::forwarded::combined_field;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -33,19 +34,14 @@ impl ServeHttp for TransformApp {
                 body: b"method not allowed\n".to_vec(),
             }
         } else {
-            // Every `Accept` line counts, combined as one list (RFC 9110 §5.3).
-            let accept = req
-                .headers
-                .get_all("accept")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(", ");
+            // Every `Accept` line counts, combined as one list as the edge combines it.
+            let accept = combined_field(&req.headers, "accept")
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
             let request = TransformRequest {
                 host,
                 path,
                 negotiated: header(NEGOTIATED_FORMAT_HEADER),
-                accept: Some(accept.as_str()).filter(|a| !a.is_empty()),
+                accept: accept.as_deref(),
                 if_none_match: header("if-none-match"),
                 purged_at: header(PURGED_AT_HEADER)
                     .and_then(|ms| ms.parse::<u64>().ok())
