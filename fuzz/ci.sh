@@ -2,13 +2,17 @@
 # Runs every fuzz target (or the ones named) for a short time on its committed corpus and fails
 # on any crash, panic, timeout or out-of-memory. The committed corpus is only read: what a run
 # finds goes to a scratch directory, and a failing input to fuzz/artifacts/<target>/.
-#   fuzz/ci.sh [-t SECONDS_PER_TARGET] [TARGET...]      (default 30 s each; env FUZZ_SECONDS)
+#   fuzz/ci.sh [--dev] [-t SECONDS_PER_TARGET] [TARGET...]   (default 30 s each; env FUZZ_SECONDS)
+# --dev builds without optimisation (a cold build in minutes instead of a quarter of an hour,
+# for CI; runs are slower); the default is cargo-fuzz's optimised build, for long runs.
 # Needs a nightly toolchain and cargo-fuzz (`./dev fuzz` installs it). Builds into
 # fuzz/target (or $FUZZ_TARGET_DIR), never into the main build's target directory.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-30}"
+mode=()
+if [[ "${1:-}" == --dev ]]; then mode=(--dev); shift; fi
 if [[ "${1:-}" == -t ]]; then seconds="$2"; shift 2; fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 
@@ -21,7 +25,7 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then mapfile -t targets < <(cargo +nightly fuzz list); fi
 
 # One build for every target (debug assertions, overflow checks and AddressSanitizer on).
-cargo +nightly fuzz build
+cargo +nightly fuzz build "${mode[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -33,7 +37,7 @@ for t in "${targets[@]}"; do
   [[ -n "${dict[$t]:-}" ]] && args+=(-dict="dict/${dict[$t]}.dict")
   echo "== fuzz $t for ${seconds}s" >&2
   start=$SECONDS
-  if ! cargo +nightly fuzz run "$t" "$scratch/$t" "corpus/$t" -- "${args[@]}" \
+  if ! cargo +nightly fuzz run "${mode[@]}" "$t" "$scratch/$t" "corpus/$t" -- "${args[@]}" \
       >"$scratch/$t.log" 2>&1; then
     failed+=("$t")
     tail -n 60 "$scratch/$t.log" >&2

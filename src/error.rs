@@ -3,6 +3,7 @@
 //! Lower layers return their own typed errors (`SpecError`, `PipelineError`, `OriginError`);
 //! this module is where they meet their status, once.
 
+use crate::origin::OriginError;
 use crate::pipeline::PipelineError;
 use crate::spec::SpecError;
 use std::fmt;
@@ -60,6 +61,46 @@ impl ImgateError {
                 "processing queue full",
                 Blame::Internal,
             )
+        }
+    }
+}
+
+/// An original that could not be had, as the client sees it: the origin's own 4xx passed on,
+/// its failures 502/504, our limits 413/403/503.
+impl From<OriginError> for ImgateError {
+    fn from(e: OriginError) -> ImgateError {
+        let cause = e.to_string();
+        match e {
+            OriginError::NotFound => {
+                ImgateError::new(404, "source image not found", cause, Blame::Upstream)
+            }
+            OriginError::Status(s) if (400..500).contains(&s) => {
+                ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
+            }
+            OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
+            OriginError::TooLarge { .. } => {
+                ImgateError::new(413, "source image too large", cause, Blame::Downstream)
+            }
+            OriginError::Unreachable(_) => {
+                ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
+            }
+            OriginError::Timeout(_) => {
+                ImgateError::new(504, "origin timed out", cause, Blame::Upstream)
+            }
+            OriginError::BadPath(_) => {
+                ImgateError::new(400, "bad source path", cause, Blame::Downstream)
+            }
+            OriginError::Unresolvable(_) => {
+                ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
+            }
+            OriginError::Busy => ImgateError {
+                cause,
+                ..ImgateError::overloaded(1)
+            },
+            // The same answer whatever the address and its ports: nothing was connected to.
+            OriginError::AddressRefused(_) => {
+                ImgateError::new(403, "source address not allowed", cause, Blame::Downstream)
+            }
         }
     }
 }

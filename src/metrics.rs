@@ -84,6 +84,22 @@ pub static STEP_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static SOURCE_BYTES_HELD: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "imgate_source_bytes_held",
+        "Bytes of originals held in memory now, downloading or used by jobs (against performance.source_budget)"
+    )
+    .expect("metric registers once")
+});
+
+pub static SOURCE_BUDGET_REFUSED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_source_budget_refused_total",
+        "Downloads refused with 503 because they waited too long, or too many waited, for room in the source budget"
+    )
+    .expect("metric registers once")
+});
+
 pub static ACTIVE_DOWNLOADS: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge!("imgate_active_downloads", "Originals being downloaded now")
         .expect("metric registers once")
@@ -255,6 +271,8 @@ pub fn init() {
     Lazy::force(&ORIGIN_FETCH_BYTES);
     Lazy::force(&ORIGIN_FETCH_ERRORS);
     Lazy::force(&ORIGIN_REUSES);
+    Lazy::force(&SOURCE_BYTES_HELD);
+    Lazy::force(&SOURCE_BUDGET_REFUSED);
     Lazy::force(&CACHE_FILLS_DROPPED);
     for step in ["decode", "resize", "encode"] {
         STEP_DURATION.with_label_values(&[step]);

@@ -118,8 +118,15 @@ pub struct PerformanceConfig {
     /// buffers, encoder working sets; `service::cost`): a burst of expensive jobs queues
     /// instead of multiplying, and a job costing more than all of it is refused with 413.
     /// The trap: it is also the largest job this server makes, so set too low it refuses
-    /// large outputs; the memory tier, shared decodes and downloads are outside it.
+    /// large outputs; the memory tier, shared decodes and originals (`source_budget_bytes`)
+    /// are outside it.
     pub processing_budget_bytes: u64,
+    /// Bytes of originals held in memory at once: from the moment a download's size is known
+    /// (or, unknown, the most it may be) until the last job using it ends. Downloads wait for
+    /// room, so a burst of misses over many large originals queues at the origin instead of
+    /// holding every original while the jobs wait for the CPU pool. At least
+    /// `max_source_bytes` (raised to it when not set).
+    pub source_budget_bytes: u64,
 }
 
 /// `processing_budget` of the `default` and `low_latency` presets; see the report of
@@ -144,6 +151,7 @@ impl PerformanceConfig {
                 pool_size: 100,
                 shared_decode_bytes: 256 << 20,
                 processing_budget_bytes: 1 << 30,
+                source_budget_bytes: 512 << 20,
                 ..base
             },
             "low_latency" => PerformanceConfig {
@@ -164,6 +172,7 @@ impl PerformanceConfig {
                 eager_memory_release: true,
                 response_write_buffer: 16 << 10,
                 processing_budget_bytes: 192 << 20,
+                source_budget_bytes: 64 << 20,
                 ..base
             },
             _ => return None,
@@ -185,6 +194,7 @@ impl PerformanceConfig {
             eager_memory_release: false,
             response_write_buffer: 64 << 10,
             processing_budget_bytes: DEFAULT_PROCESSING_BUDGET,
+            source_budget_bytes: 256 << 20,
         }
     }
 }

@@ -60,6 +60,30 @@ fn presets_and_overrides() {
 }
 
 #[test]
+fn source_budget_holds_at_least_one_original_of_the_largest_size() {
+    let site = "sites: [{origin: 'http://a'}]";
+    let c = parse(site).unwrap();
+    assert_eq!(c.performance.source_budget_bytes, 256 << 20);
+    let c = parse(&format!("performance: memory_efficient\n{site}")).unwrap();
+    assert_eq!(c.performance.source_budget_bytes, 64 << 20);
+    // Not set: raised to the largest original allowed.
+    let c = parse(&format!("limits: {{max_source_bytes: 300MiB}}\n{site}")).unwrap();
+    assert_eq!(c.performance.source_budget_bytes, 300 << 20);
+    let c = parse(&format!(
+        "performance_overrides: {{source_budget: 60MiB}}\n{site}"
+    ))
+    .unwrap();
+    assert_eq!(c.performance.source_budget_bytes, 60 << 20);
+    // Set below it: refused, naming the key.
+    let e = parse(&format!(
+        "performance_overrides: {{source_budget: 10MiB}}\nlimits: {{max_source_bytes: 20MiB}}\n{site}"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "performance_overrides.source_budget");
+    assert!(e.message.contains("max_source_bytes"), "{e}");
+}
+
+#[test]
 fn passthrough_pool_has_pool_size_per_distinct_http_origin() {
     let c = parse(
         "performance_overrides: {pool_size: 7}\nsites: [{hosts: [a], origin: 'http://a'}, \

@@ -43,6 +43,12 @@ pub(super) fn config(
         performance.max_image_bytes,
     )
     .map_err(err)?;
+    let performance = source_budget(
+        performance,
+        w.performance_overrides.source_budget.map(|b| b.0),
+        source.max_source_bytes,
+    )
+    .map_err(err)?;
     let cache = cache(w.cache, env).map_err(err)?;
     let admin_token = admin_token(w.admin, env).map_err(err)?;
     let sites = sites(w.sites, env, base_dir).map_err(err)?;
@@ -162,6 +168,29 @@ fn performance(
         }
         performance.processing_budget_bytes = v.0;
     }
+    Ok(performance)
+}
+
+/// `performance_overrides.source_budget` (`set`), or the preset's raised to
+/// `max_source_bytes`: one original of the largest allowed size must fit.
+fn source_budget(
+    mut performance: PerformanceConfig,
+    set: Option<u64>,
+    max_source_bytes: u64,
+) -> Result<PerformanceConfig, (String, String)> {
+    performance.source_budget_bytes = match set {
+        Some(v) if v < max_source_bytes => {
+            return Err((
+                "performance_overrides.source_budget".into(),
+                format!(
+                    "{v} is under limits.max_source_bytes ({max_source_bytes}): \
+                     an original of the largest allowed size could never be held"
+                ),
+            ))
+        }
+        Some(v) => v,
+        None => performance.source_budget_bytes.max(max_source_bytes),
+    };
     Ok(performance)
 }
 

@@ -76,6 +76,7 @@ pub struct WirePerformance {
     pub eager_memory_release: Option<bool>,
     pub response_write_buffer: Option<ByteSize>,
     pub processing_budget: Option<ByteSize>,
+    pub source_budget: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -38,31 +38,81 @@ fn is_dotfile(component: &std::ffi::OsStr) -> bool {
     component.as_encoded_bytes().first() == Some(&b'.')
 }
 
-pub async fn fetch(
+/// A file opened within the directory, its size known, not read yet: the size decides how
+/// much memory to set aside before reading it.
+pub struct Opened {
+    file: std::fs::File,
+    path: PathBuf,
+    meta: std::fs::Metadata,
+}
+
+impl Opened {
+    /// The file's size when opened.
+    pub fn len(&self) -> u64 {
+        self.meta.len()
+    }
+
+    /// Read it whole on the blocking pool, at most `max_bytes` (a file growing while read
+    /// stops at the limit, not beyond).
+    pub async fn read(self, max_bytes: u64) -> Result<Fetched, OriginError> {
+        tokio::task::spawn_blocking(move || self.read_blocking(max_bytes))
+            .await
+            .map_err(|e| OriginError::Unreachable(format!("file read task: {e}")))?
+    }
+
+    fn read_blocking(mut self, max_bytes: u64) -> Result<Fetched, OriginError> {
+        let mut body = Vec::with_capacity(self.meta.len().min(max_bytes) as usize);
+        self.file
+            .by_ref()
+            .take(max_bytes + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| io_error(&self.path, e))?;
+        if body.len() as u64 > max_bytes {
+            return Err(OriginError::TooLarge { limit: max_bytes });
+        }
+        let modified = self.meta.modified().ok();
+        let etag = modified
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("\"{:x}-{:x}\"", d.as_secs(), self.meta.len()));
+        Ok(Fetched {
+            content_type: Some(content_type_for(&self.path).to_string()),
+            body: Bytes::from(body),
+            ttl: None,
+            no_store: false,
+            last_modified: modified,
+            etag,
+            tags: Vec::new(),
+        })
+    }
+}
+
+/// Open the file `url_path` names under `root` (on the blocking pool), refusing one over
+/// `max_bytes` before reading a byte.
+pub async fn open(
     root: &Path,
     url_path: &str,
     max_bytes: u64,
     dotfiles: bool,
-) -> Result<Fetched, OriginError> {
+) -> Result<Opened, OriginError> {
     let file = resolve(root, url_path, dotfiles)?;
     let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || read_confined(&root, &file, max_bytes, dotfiles))
+    tokio::task::spawn_blocking(move || open_confined(&root, file, max_bytes, dotfiles))
         .await
         .map_err(|e| OriginError::Unreachable(format!("file read task: {e}")))?
 }
 
-/// Read `file` if its real path (links resolved) lies inside the real `root` and, unless
+/// Open `file` if its real path (links resolved) lies inside the real `root` and, unless
 /// `dotfiles`, has no component starting with `.` below it. Blocking: run on the blocking pool.
-fn read_confined(
+fn open_confined(
     root: &Path,
-    file: &Path,
+    file: PathBuf,
     max_bytes: u64,
     dotfiles: bool,
-) -> Result<Fetched, OriginError> {
+) -> Result<Opened, OriginError> {
     let real_root = root.canonicalize().map_err(|e| {
         OriginError::Unreachable(format!("origin directory {}: {e}", root.display()))
     })?;
-    let real = file.canonicalize().map_err(|e| io_error(file, e))?;
+    let real = file.canonicalize().map_err(|e| io_error(&file, e))?;
     let inside = real.strip_prefix(&real_root).map_err(|_| {
         log::info!(
             "{} leads outside the origin directory (to {}): not served",
@@ -76,12 +126,12 @@ fn read_confined(
     }
     // The real path has no links left; refusing one at the last step closes the window in
     // which the file could be swapped for a link after `canonicalize`.
-    let mut opened = std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&real)
-        .map_err(|e| io_error(file, e))?;
-    let meta = opened.metadata().map_err(|e| io_error(file, e))?;
+        .map_err(|e| io_error(&file, e))?;
+    let meta = opened.metadata().map_err(|e| io_error(&file, e))?;
     if !meta.is_file() {
         return Err(OriginError::NotFound);
     }
@@ -89,28 +139,10 @@ fn read_confined(
     if meta.len() > max_bytes {
         return Err(OriginError::TooLarge { limit: max_bytes });
     }
-    let mut body = Vec::with_capacity(meta.len() as usize);
-    // A file growing while read stops at the limit, not beyond.
-    opened
-        .by_ref()
-        .take(max_bytes + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| io_error(file, e))?;
-    if body.len() as u64 > max_bytes {
-        return Err(OriginError::TooLarge { limit: max_bytes });
-    }
-    let modified = meta.modified().ok();
-    let etag = modified
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| format!("\"{:x}-{:x}\"", d.as_secs(), meta.len()));
-    Ok(Fetched {
-        content_type: Some(content_type_for(file).to_string()),
-        body: Bytes::from(body),
-        ttl: None,
-        no_store: false,
-        last_modified: modified,
-        etag,
-        tags: Vec::new(),
+    Ok(Opened {
+        file: opened,
+        path: file,
+        meta,
     })
 }
 
@@ -188,6 +220,18 @@ mod tests {
         );
         // Dots inside a name are ordinary.
         assert!(resolve(root, "/a.b/c..jpg", false).is_ok());
+    }
+
+    async fn fetch(
+        root: &Path,
+        url_path: &str,
+        max_bytes: u64,
+        dotfiles: bool,
+    ) -> Result<Fetched, OriginError> {
+        open(root, url_path, max_bytes, dotfiles)
+            .await?
+            .read(max_bytes)
+            .await
     }
 
     /// A real directory with real links: out of the root (a file, a directory), within it,

@@ -8,6 +8,7 @@ use super::{forbids_storing, freshness, Fetched, OriginError, Reach};
 use crate::config::{HttpOrigin, PerformanceConfig};
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
+use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_error::ErrorType;
@@ -59,15 +60,61 @@ pub async fn peer_for(
     Ok(peer)
 }
 
-/// One GET of `path` from `origin` over `peer` (from [`peer_for`]).
-pub async fn fetch(
+/// A response whose header has been read and accepted (2xx, not announced over the limit),
+/// its body not read yet: the size it announces decides how much memory to set aside first.
+pub struct Started {
+    session: HttpSession,
+    peer: HttpPeer,
+    declared_len: Option<u64>,
+    /// The whole answer but its body.
+    fetched: Fetched,
+}
+
+impl Started {
+    /// The body's length, if the origin announced it.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared_len
+    }
+
+    /// Read the body (at most `max_bytes`) and give the connection back to the pool.
+    pub async fn read_body(
+        mut self,
+        connector: &Connector,
+        perf: &PerformanceConfig,
+        max_bytes: u64,
+    ) -> Result<Fetched, OriginError> {
+        let mut body =
+            BytesMut::with_capacity(self.declared_len.unwrap_or(64 * 1024).min(max_bytes) as usize);
+        while let Some(chunk) = self
+            .session
+            .read_response_body()
+            .await
+            .map_err(|e| classify(&e))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                // The connection is mid-body: drop it instead of returning it to the pool.
+                return Err(OriginError::TooLarge { limit: max_bytes });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        connector
+            .release_http_session(self.session, &self.peer, Some(perf.keepalive))
+            .await;
+        self.fetched.body = Bytes::from(body);
+        Ok(self.fetched)
+    }
+}
+
+/// Send a GET of `path` to `origin` over `peer` (from [`peer_for`]) and read the response
+/// header. A 404/410, another non-2xx status or an announced size over `max_bytes` is an
+/// error before any of the body is read.
+pub async fn start(
     connector: &Connector,
     peer: HttpPeer,
     origin: &HttpOrigin,
     path: &str,
-    perf: &PerformanceConfig,
     max_bytes: u64,
-) -> Result<Fetched, OriginError> {
+) -> Result<Started, OriginError> {
     let (mut session, _reused) = connector
         .get_http_session(&peer)
         .await
@@ -107,59 +154,40 @@ pub async fn fetch(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let cache_control = header("cache-control");
-    let declared_len = header("content-length").and_then(|l| l.parse::<u64>().ok());
-    let meta = (
-        header("content-type"),
-        freshness(
-            cache_control.as_deref(),
-            header("expires").as_deref(),
-            header("date").as_deref(),
-            header("age").as_deref(),
-        ),
-        forbids_storing(cache_control.as_deref()),
-        header("last-modified").and_then(|l| httpdate::parse_http_date(&l).ok()),
-        header("etag"),
-        ["surrogate-key", "cache-tag"]
-            .into_iter()
-            .filter_map(|name| Some((name, header(name)?)))
-            .collect::<Vec<_>>(),
-    );
     if status == 404 || status == 410 {
         return Err(OriginError::NotFound);
     }
     if !(200..300).contains(&status) {
         return Err(OriginError::Status(status));
     }
+    let declared_len = header("content-length").and_then(|l| l.parse::<u64>().ok());
     // Refused before reading the body when the origin announces the size.
     if declared_len.is_some_and(|l| l > max_bytes) {
         return Err(OriginError::TooLarge { limit: max_bytes });
     }
-    let mut body =
-        BytesMut::with_capacity(declared_len.unwrap_or(64 * 1024).min(max_bytes) as usize);
-    while let Some(chunk) = session
-        .read_response_body()
-        .await
-        .map_err(|e| classify(&e))?
-    {
-        if body.len() as u64 + chunk.len() as u64 > max_bytes {
-            // The connection is mid-body: drop it instead of returning it to the pool.
-            return Err(OriginError::TooLarge { limit: max_bytes });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    connector
-        .release_http_session(session, &peer, Some(perf.keepalive))
-        .await;
-    let (content_type, ttl, no_store, last_modified, etag, tags) = meta;
-    Ok(Fetched {
-        body: Bytes::from(body),
-        content_type,
-        ttl,
-        no_store,
-        last_modified,
-        etag,
-        tags,
+    let cache_control = header("cache-control");
+    let fetched = Fetched {
+        body: Bytes::new(),
+        content_type: header("content-type"),
+        ttl: freshness(
+            cache_control.as_deref(),
+            header("expires").as_deref(),
+            header("date").as_deref(),
+            header("age").as_deref(),
+        ),
+        no_store: forbids_storing(cache_control.as_deref()),
+        last_modified: header("last-modified").and_then(|l| httpdate::parse_http_date(&l).ok()),
+        etag: header("etag"),
+        tags: ["surrogate-key", "cache-tag"]
+            .into_iter()
+            .filter_map(|name| Some((name, header(name)?)))
+            .collect(),
+    };
+    Ok(Started {
+        session,
+        peer,
+        declared_len,
+        fetched,
     })
 }
 

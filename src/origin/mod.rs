@@ -4,6 +4,7 @@
 
 mod address;
 mod dir;
+mod held;
 mod http;
 pub mod resolve;
 
@@ -59,6 +60,10 @@ pub enum OriginError {
     /// The source's address is outside what its [`Reach`] allows; nothing was connected to.
     #[error("source address refused: {0}")]
     AddressRefused(String),
+    /// No room in the source budget in time (or too many downloads waiting for it): the
+    /// originals being worked on fill it. Answered 503 with `Retry-After`.
+    #[error("too many originals held in memory; try again")]
+    Busy,
 }
 
 /// What one fetch may reach, beyond what its origin says. The default is a site's own
@@ -94,6 +99,8 @@ pub struct OriginFetcher {
     connectors: Mutex<HashMap<String, Arc<Connector>>>,
     connector_options: ConnectorOptions,
     downloads: Semaphore,
+    /// Bytes of originals held at once, from download to the end of their last job.
+    held: held::SourceBudget,
     perf: PerformanceConfig,
     max_bytes: u64,
     /// Downloads in progress by origin and path: concurrent misses for different variants of
@@ -155,6 +162,11 @@ impl OriginFetcher {
             connectors: Mutex::new(HashMap::new()),
             connector_options: options,
             downloads: Semaphore::new(perf.max_concurrent_downloads),
+            held: held::SourceBudget::new(
+                perf.source_budget_bytes.max(max_bytes),
+                perf.max_concurrent_downloads,
+                perf.origin_timeout,
+            ),
             perf: perf.clone(),
             max_bytes,
             in_flight: Mutex::new(HashMap::new()),
@@ -298,8 +310,9 @@ impl OriginFetcher {
         connectors().entry(key).or_insert(made).clone()
     }
 
-    /// One download. Waiting for a download slot counts against the timeout too, so a
-    /// congested origin answers 504 rather than queueing forever.
+    /// One download. Waiting for a download slot counts against the origin timeout, and so
+    /// does reading the body; waiting for room in the source budget between the two does not
+    /// (it has its own limit, and answers 503 rather than 504: the origin is not to blame).
     async fn download(
         &self,
         origin: &Origin,
@@ -308,30 +321,68 @@ impl OriginFetcher {
     ) -> Result<Fetched, OriginError> {
         let timeout = self.perf.origin_timeout;
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, async {
-            let _permit = self
-                .downloads
-                .acquire()
-                .await
-                .map_err(|_| OriginError::Unreachable("shutting down".into()))?;
+        let result = async {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let _permit = within(deadline, timeout, async {
+                self.downloads
+                    .acquire()
+                    .await
+                    .map_err(|_| OriginError::Unreachable("shutting down".into()))
+            })
+            .await?;
             let _active = metrics::ActiveGuard::new(&metrics::ACTIVE_DOWNLOADS);
             match origin {
                 Origin::Http(o) => {
                     let connector = self.connector_for(o);
-                    let peer = http::peer_for(o, &access.reach, &self.perf).await?;
-                    http::fetch(&connector, peer, o, path, &self.perf, self.max_bytes).await
+                    let started = within(deadline, timeout, async {
+                        let peer = http::peer_for(o, &access.reach, &self.perf).await?;
+                        http::start(&connector, peer, o, path, self.max_bytes).await
+                    })
+                    .await?;
+                    let waited = tokio::time::Instant::now();
+                    let held = self
+                        .held
+                        .hold(started.declared_len().unwrap_or(self.max_bytes))
+                        .await?;
+                    let body = started.read_body(&connector, &self.perf, self.max_bytes);
+                    let mut fetched = within(deadline + waited.elapsed(), timeout, body).await?;
+                    fetched.body = held.attach(fetched.body);
+                    Ok(fetched)
                 }
-                Origin::Dir(d) => dir::fetch(d, path, self.max_bytes, access.dotfiles).await,
+                Origin::Dir(d) => {
+                    let opened = within(
+                        deadline,
+                        timeout,
+                        dir::open(d, path, self.max_bytes, access.dotfiles),
+                    )
+                    .await?;
+                    let waited = tokio::time::Instant::now();
+                    let held = self.held.hold(opened.len()).await?;
+                    let read = opened.read(self.max_bytes);
+                    let mut fetched = within(deadline + waited.elapsed(), timeout, read).await?;
+                    fetched.body = held.attach(fetched.body);
+                    Ok(fetched)
+                }
             }
-        })
-        .await
-        .unwrap_or(Err(OriginError::Timeout(timeout)));
+        }
+        .await;
         metrics::observe_origin_fetch(
             started.elapsed(),
             result.as_ref().map(|f| f.body.len()).map_err(|_| ()),
         );
         result
     }
+}
+
+/// `f`, or a timeout error naming `timeout` if it has not finished by `deadline`.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<T, OriginError>>,
+) -> Result<T, OriginError> {
+    tokio::time::timeout_at(deadline, f)
+        .await
+        .unwrap_or(Err(OriginError::Timeout(timeout)))
 }
 
 /// Whether a download that began at `started` is recent enough for someone who must not see
@@ -509,5 +560,163 @@ mod tests {
         assert!(forbids_storing(Some("max-age=10, Private")));
         assert!(!forbids_storing(Some("public, max-age=10")));
         assert!(!forbids_storing(None));
+    }
+
+    /// A real HTTP/1.1 server on loopback answering every GET with `body`, with a
+    /// `Content-Length` or (`announce` false) without one, ending the body by closing.
+    async fn serve(body: Vec<u8>, announce: bool) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = Arc::new(body);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let Ok(n) = conn.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        head.clear();
+                        let header = if announce {
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len())
+                        } else {
+                            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string()
+                        };
+                        if conn.write_all(header.as_bytes()).await.is_err()
+                            || conn.write_all(&body).await.is_err()
+                            || !announce
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// Start fetching `paths` at once, each task keeping what it fetched until `release`
+    /// says to drop it; returns the tasks and how many have their original.
+    fn hold_all(
+        fetcher: &Arc<OriginFetcher>,
+        origin: &Origin,
+        paths: impl IntoIterator<Item = String>,
+        release: &tokio::sync::watch::Receiver<usize>,
+        done: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Vec<tokio::task::JoinHandle<Result<usize, OriginError>>> {
+        use std::sync::atomic::Ordering;
+        paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let (fetcher, origin) = (fetcher.clone(), origin.clone());
+                let (mut release, done) = (release.clone(), done.clone());
+                tokio::spawn(async move {
+                    let got = fetcher.fetch(&origin, &path, None).await?;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    // Held like a job holds its input, until this one is let go.
+                    let _ = release.wait_for(|&n| n > i).await;
+                    Ok(got.body.len())
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_until(what: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if what() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // And a little longer, for anything that should not happen.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// Distinct originals (no download shared) are held within the source budget, whatever
+    /// kind of origin: the rest wait before reading their bodies and go on as bytes are given
+    /// back. Before the budget, every download went ahead and all were held at once.
+    #[tokio::test]
+    async fn distinct_originals_are_held_within_the_source_budget() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const SIZE: usize = 256 << 10;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("{i}.jpg")), vec![i as u8; SIZE]).unwrap();
+        }
+        let http = Origin::Http(HttpOrigin {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: serve(vec![9u8; SIZE], true).await,
+            base_path: String::new(),
+        });
+        let perf = PerformanceConfig {
+            source_budget_bytes: 3 * SIZE as u64,
+            origin_timeout: Duration::from_secs(10),
+            ..PerformanceConfig::default_for(2)
+        };
+        for (origin, paths) in [
+            (
+                Origin::Dir(dir.path().to_path_buf()),
+                (0..5).map(|i| format!("/{i}.jpg")).collect::<Vec<_>>(),
+            ),
+            (http, (0..5).map(|i| format!("/a.jpg?{i}")).collect()),
+        ] {
+            let fetcher = Arc::new(OriginFetcher::new(&perf, SIZE as u64, None));
+            let (release, released) = tokio::sync::watch::channel(0usize);
+            let done = Arc::new(AtomicUsize::new(0));
+            let tasks = hold_all(&fetcher, &origin, paths, &released, &done);
+            settle_until(|| done.load(Ordering::SeqCst) >= 3).await;
+            assert_eq!(done.load(Ordering::SeqCst), 3, "{origin:?}: held at once");
+            assert_eq!(fetcher.held.in_use(), 3 * SIZE as u64);
+            // One original let go: one more download goes ahead.
+            release.send(1).unwrap();
+            settle_until(|| done.load(Ordering::SeqCst) >= 4).await;
+            assert_eq!(done.load(Ordering::SeqCst), 4, "{origin:?}");
+            release.send(5).unwrap();
+            for t in tasks {
+                assert_eq!(t.await.unwrap().unwrap(), SIZE);
+            }
+            assert_eq!(fetcher.held.in_use(), 0, "{origin:?}: bytes not given back");
+        }
+    }
+
+    /// A body of unannounced length sets aside the most it may be while it downloads, then
+    /// only what it was.
+    #[tokio::test]
+    async fn an_unannounced_body_holds_the_limit_until_its_size_is_known() {
+        const LIMIT: u64 = 1 << 20;
+        let unannounced = Origin::Http(HttpOrigin {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: serve(vec![1u8; 100 << 10], false).await,
+            base_path: String::new(),
+        });
+        let perf = PerformanceConfig {
+            source_budget_bytes: LIMIT,
+            origin_timeout: Duration::from_millis(300),
+            ..PerformanceConfig::default_for(2)
+        };
+        let fetcher = OriginFetcher::new(&perf, LIMIT, None);
+        let first = fetcher.fetch(&unannounced, "/a?1", None).await.unwrap();
+        assert_eq!(first.body.len(), 100 << 10);
+        assert_eq!(fetcher.held.in_use(), 100 << 10);
+        // A second one could be up to the limit: no room while the first is held...
+        let busy = fetcher.fetch(&unannounced, "/a?2", None).await.unwrap_err();
+        assert!(matches!(busy, OriginError::Busy), "{busy:?}");
+        // ...and room once it is let go.
+        drop(first);
+        let second = fetcher.fetch(&unannounced, "/a?2", None).await.unwrap();
+        assert_eq!(second.body.len(), 100 << 10);
     }
 }

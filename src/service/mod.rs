@@ -5,7 +5,6 @@
 //! and responses, not Pingora proxy phases or the edge cache.
 
 mod app;
-mod budget;
 pub(crate) mod cost;
 pub mod heaps;
 pub mod processor;

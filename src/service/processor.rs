@@ -27,7 +27,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use super::budget::{Budget, Refusal};
+use crate::budget::{Budget, Refusal};
 
 /// How often the release thread looks at the pool. Memory is released once no job has
 /// started or finished for a whole period.
@@ -257,7 +257,7 @@ impl Processor {
 }
 
 /// A grant that also keeps `imgate_processing_budget_bytes_in_use` while it lives.
-struct BudgetGauge(super::budget::Grant);
+struct BudgetGauge(crate::budget::Grant);
 
 impl Drop for BudgetGauge {
     fn drop(&mut self) {

@@ -17,7 +17,7 @@ use super::processor::Processor;
 use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
 use crate::error::{Blame, ImgateError};
 use crate::metrics;
-use crate::origin::{Access, Fetched, OriginError, OriginFetcher};
+use crate::origin::{Access, Fetched, OriginFetcher};
 use crate::pipeline::{self, Processed};
 use crate::route::{self, Source};
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
@@ -140,7 +140,7 @@ impl ResizeService {
             .fetcher
             .fetch_with(&origin, &access, &path, not_before)
             .await
-            .map_err(origin_error)?;
+            .map_err(ImgateError::from)?;
         let fetch_time = started.elapsed();
 
         let limits = self.config.limits.clone();
@@ -182,7 +182,7 @@ impl ResizeService {
         self.fetcher
             .fetch_with(&site.origin, &access, path, not_before)
             .await
-            .map_err(origin_error)
+            .map_err(ImgateError::from)
     }
 }
 
@@ -216,38 +216,6 @@ fn origin_for(site: &Site, source: &Source) -> Result<(Origin, Access, String), 
                 base_path: String::new(),
             };
             Ok((Origin::Http(origin), access, path.clone()))
-        }
-    }
-}
-
-fn origin_error(e: OriginError) -> ImgateError {
-    let cause = e.to_string();
-    match e {
-        OriginError::NotFound => {
-            ImgateError::new(404, "source image not found", cause, Blame::Upstream)
-        }
-        OriginError::Status(s) if (400..500).contains(&s) => {
-            ImgateError::new(s, "origin refused the source image", cause, Blame::Upstream)
-        }
-        OriginError::Status(_) => ImgateError::new(502, "origin error", cause, Blame::Upstream),
-        OriginError::TooLarge { .. } => {
-            ImgateError::new(413, "source image too large", cause, Blame::Downstream)
-        }
-        OriginError::Unreachable(_) => {
-            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
-        }
-        OriginError::Timeout(_) => {
-            ImgateError::new(504, "origin timed out", cause, Blame::Upstream)
-        }
-        OriginError::BadPath(_) => {
-            ImgateError::new(400, "bad source path", cause, Blame::Downstream)
-        }
-        OriginError::Unresolvable(_) => {
-            ImgateError::new(502, "origin unreachable", cause, Blame::Upstream)
-        }
-        // The same answer whatever the address and its ports: nothing was connected to.
-        OriginError::AddressRefused(_) => {
-            ImgateError::new(403, "source address not allowed", cause, Blame::Downstream)
         }
     }
 }

@@ -1,14 +1,17 @@
-//! Admission of CPU-pool jobs by their estimated memory cost: a byte budget shared by the
-//! jobs running at once, a cap on how many run at once (`max_concurrent_processing`, plus one
-//! place kept for light jobs), and a bounded queue. It owns only the accounting and the order
-//! of admission; it never estimates a cost (`cost.rs` does) nor runs a job (`processor.rs`).
+//! Admission by bytes: a budget of bytes shared by the holders of grants, a cap on how many
+//! hold one at once (plus one place kept for light ones), and a bounded queue of waiters. Two
+//! budgets use it: the CPU pool's jobs, by their estimated memory cost
+//! (`service::processor`, `max_concurrent_processing`, `processing_budget`), and the originals
+//! held in memory from their download to the end of the last job using them (`origin`,
+//! `source_budget`). It owns only the accounting and the order of admission; it never
+//! estimates a cost nor runs anything.
 //!
-//! Fairness: jobs are admitted in arrival order, except that a waiting job may be overtaken
+//! Fairness: waiters are admitted in arrival order, except that a waiting one may be overtaken
 //! by a later one that fits in what is free right now, at most [`MAX_OVERTAKEN`] times. After
-//! that nothing later starts before it, and since every running job ends and no job costs more
-//! than the whole budget, it starts once enough has been given back. So no job waits forever,
-//! and a cheap job does not wait for a burst of expensive ones queued before it to finish
-//! (it overtakes them while they wait for room), only for its place on the pool.
+//! that nothing later starts before it, and since every grant is given back and none costs
+//! more than the whole budget, it starts once enough has been given back. So no one waits
+//! forever, and a cheap job does not wait for a burst of expensive ones queued before it to
+//! finish (it overtakes them while they wait for room), only for its place.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,9 +59,24 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Bytes this job holds.
+    /// Bytes this grant holds.
     pub fn cost(&self) -> u64 {
         self.cost
+    }
+
+    /// Give back all but `to` bytes now (a reservation made for the most something could
+    /// take, once its real size is known). Never grows the grant.
+    pub fn shrink(&mut self, to: u64) {
+        let to = to.max(1);
+        if to >= self.cost {
+            return;
+        }
+        if let Some(budget) = &self.budget {
+            let mut state = budget.lock();
+            state.free += self.cost - to;
+            budget.admit(&mut state);
+        }
+        self.cost = to;
     }
 }
 
@@ -241,6 +259,24 @@ mod tests {
         assert_eq!(b.in_use(), 60);
         drop(first);
         assert_eq!(second.await.unwrap(), Ok(60));
+    }
+
+    #[tokio::test]
+    async fn shrinking_a_grant_gives_bytes_back_to_waiters() {
+        let b = budget(100, 8, 0, 8);
+        let mut reserved = b.acquire(100).await.unwrap();
+        let b2 = b.clone();
+        let next = tokio::spawn(async move { b2.acquire(60).await.map(|g| g.cost()) });
+        settle().await;
+        assert!(!next.is_finished(), "admitted with no room");
+        reserved.shrink(40);
+        assert_eq!(reserved.cost(), 40);
+        assert_eq!(next.await.unwrap(), Ok(60));
+        reserved.shrink(90);
+        assert_eq!(reserved.cost(), 40, "shrink grew the grant");
+        assert_eq!(b.in_use(), 40);
+        drop(reserved);
+        assert_eq!(b.in_use(), 0);
     }
 
     #[tokio::test]
