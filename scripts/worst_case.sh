@@ -7,7 +7,8 @@
 #          (VmHWM), the thumbnails' latency, and how each worst-case request was answered;
 #   burst: 64 concurrent misses spread over five distinct large originals (two copies of the
 #          16 MB 17.9 MP Elephants JPEG, three 14.7 MP JPEGs made from it), every URL distinct:
-#          peak RSS; then again with a distinct query on every source (64 separate downloads).
+#          peak RSS; then again with a distinct query on every source (64 separate downloads),
+#          and with 128 such requests.
 #   calibrate: one request per fresh process, peak RSS minus idle (REQUESTS overrides the list).
 #   scripts/worst_case.sh [worst|burst|both|calibrate] [preset]
 # BIN_DIR picks the build (default target/perf: cargo build --profile perf --bins; debug figures
@@ -52,11 +53,15 @@ pids+=($!)
 cat >"$run/imgate.yaml" <<YAML
 pingora:
   threads: 2
+  # Restarts between phases need not wait for Pingora's default 5-minute grace period.
+  grace_period_seconds: 0
+  graceful_shutdown_timeout_seconds: 1
 listen: 127.0.0.1:$edge_port
 admin_listen: 127.0.0.1:$admin_port
 transform_socket: $run/transform.sock
 performance: $preset
-performance_overrides: {max_image_bytes: 20MiB, ${OVERRIDES:-}}
+performance_overrides: {${OVERRIDES:-}}
+limits: {max_source_bytes: 20MiB}
 sites:
   - hosts: ["*"]
     origin: http://127.0.0.1:$origin_port
@@ -100,14 +105,15 @@ if [[ $what == burst || $what == both ]]; then
   done
   stop_imgate
   images=(elephants1.jpg elephants2.jpg large1.jpg large2.jpg large3.jpg)
-  # burst LABEL QUERY: 64 concurrent misses on a fresh server, one width each; QUERY (with $i
-  # for the request's number) is appended to every source URL.
+  # burst LABEL QUERY [N]: N (64) concurrent misses on a fresh server, one width each; QUERY
+  # (with $i for the request's number) is appended to every source URL.
   burst() {
+    local n=${3:-64}
     start_imgate
     idle=$(rss VmRSS)
-    for i in $(seq 0 63); do
+    for i in $(seq 0 $((n - 1))); do
       echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}${2//\$i/$i}"
-    done | xargs -P 64 -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
+    done | xargs -P "$n" -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
     echo "$1: $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
     echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
     stop_imgate
@@ -116,6 +122,8 @@ if [[ $what == burst || $what == both ]]; then
   # The same with a distinct query on every source URL: 64 separate downloads of the five
   # files (nothing shared between requests: the worst case of the burst).
   burst "burst, distinct sources ($preset)" '?u=$i'
+  # Twice as many: bounded means the peak does not grow with the number of originals.
+  burst "burst, 128 distinct sources ($preset)" '?u=$i' 128
 fi
 
 if [[ $what == worst || $what == both ]]; then

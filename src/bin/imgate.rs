@@ -16,8 +16,16 @@ USAGE:
     imgate --validate FILE [FILE...]
 
 With no --config, runs the embedded example config (conf/imgate.yaml), which serves
-the sample images in conf/samples. Environment: IMGATE_LISTEN, IMGATE_ADMIN_LISTEN,
-IMGATE_ORIGIN, IMGATE_CACHE_DIR override the config; RUST_LOG sets the log level.";
+the sample images in conf/samples.
+
+ENVIRONMENT (each overrides the config):
+    IMGATE_LISTEN         edge listener (default 127.0.0.1:8080)
+    IMGATE_ADMIN_LISTEN   admin listener: /metrics, /livez, /readyz, /purge, /warm
+    IMGATE_ORIGIN         origin of every site (http://host:port, https://host, file:///dir)
+    IMGATE_CACHE_DIR      disk tier directory
+    IMGATE_ADMIN_TOKEN    bearer token of the purge and warm API
+    IMGATE_HTML_REWRITE   on|off: HTML rewriting for the first site
+    RUST_LOG              log level (default info)";
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(

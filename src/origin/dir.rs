@@ -82,6 +82,7 @@ impl Opened {
             last_modified: modified,
             etag,
             tags: Vec::new(),
+            askers: Default::default(),
         })
     }
 }

@@ -182,6 +182,7 @@ pub async fn start(
             .into_iter()
             .filter_map(|name| Some((name, header(name)?)))
             .collect(),
+        askers: Default::default(),
     };
     Ok(Started {
         session,

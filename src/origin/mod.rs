@@ -17,6 +17,7 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
@@ -35,6 +36,24 @@ pub struct Fetched {
     /// `Surrogate-Key` / `Cache-Tag` headers as the origin sent them (name, value), forwarded
     /// on variants so the edge cache can record them for purge by tag.
     pub tags: Vec<(&'static str, String)>,
+    /// How many fetches this download has answered so far: every asker that joined it while
+    /// it ran, or reused it after, counts. Shared by all their copies.
+    pub askers: Askers,
+}
+
+/// The count of fetches one download answered.
+#[derive(Debug, Clone, Default)]
+pub struct Askers(Arc<AtomicUsize>);
+
+impl Askers {
+    /// Whether another fetch got these same bytes (so a job may share a decode with theirs).
+    pub fn is_shared(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 1
+    }
+
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Why an original could not be had. The service maps each to a status.
@@ -213,6 +232,7 @@ impl OriginFetcher {
         let key = format!("{}|{place}", access.tag());
         if let Some(reused) = self.reuse(&key, not_before) {
             metrics::ORIGIN_REUSES.inc();
+            reused.askers.add();
             return Ok(reused);
         }
         let flight = {
@@ -244,6 +264,10 @@ impl OriginFetcher {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if in_flight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             in_flight.remove(&key);
+        }
+        drop(in_flight);
+        if let Ok(fetched) = &result {
+            fetched.askers.add();
         }
         result
     }
@@ -467,6 +491,7 @@ mod tests {
             last_modified: None,
             etag: None,
             tags: Vec::new(),
+            askers: Default::default(),
         };
         std::fs::write(&file, b"first").unwrap();
         let held = fetch(&fetcher, &origin).await;
@@ -718,5 +743,27 @@ mod tests {
         drop(first);
         let second = fetcher.fetch(&unannounced, "/a?2", None).await.unwrap();
         assert_eq!(second.body.len(), 100 << 10);
+    }
+
+    #[tokio::test]
+    async fn askers_count_every_fetch_one_download_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jpg"), b"bytes").unwrap();
+        std::fs::write(dir.path().join("b.jpg"), b"bytes").unwrap();
+        let origin = Origin::Dir(dir.path().to_path_buf());
+        let fetcher = OriginFetcher::new(&PerformanceConfig::default_for(2), 1 << 20, None);
+        let lone = fetcher.fetch(&origin, "/a.jpg", None).await.unwrap();
+        assert!(!lone.askers.is_shared());
+        // A later fetch while it is held reuses it: both now see it shared.
+        let again = fetcher.fetch(&origin, "/a.jpg", None).await.unwrap();
+        assert!(again.askers.is_shared() && lone.askers.is_shared());
+        // Two at once share one download.
+        let (x, y) = tokio::join!(
+            fetcher.fetch(&origin, "/b.jpg", None),
+            fetcher.fetch(&origin, "/b.jpg", None)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.body.as_ptr(), y.body.as_ptr());
+        assert!(x.askers.is_shared() && y.askers.is_shared());
     }
 }

@@ -21,7 +21,8 @@ mod heif;
 mod keep_metadata;
 mod metadata;
 mod orient;
-// The runner's file is named after the module on purpose (the brief's layout).
+// The runner (the ordered steps) is `pipeline/pipeline.rs`: named after the module so the
+// step list is found where the module's name says.
 #[allow(clippy::module_inception)]
 mod pipeline;
 mod sniff;

@@ -87,6 +87,13 @@ impl SharedDecodes {
         self.entries.invalidate_all();
         self.entries.run_pending_tasks();
     }
+
+    /// Decodes kept now.
+    #[cfg(test)]
+    pub fn kept(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
 }
 
 /// One job's access to the shared decodes.

@@ -153,11 +153,20 @@ impl ResizeService {
         let input = original.body.clone();
         let job_spec = spec.clone();
         let decodes = self.processor.decodes();
+        let askers = original.askers.clone();
         let image = self
             .processor
             .run(job_cost, move || {
-                let share = decodes.for_input(input.clone());
-                pipeline::process_shared(&input, &job_spec, accepts, &limits, Some(&share))
+                // Asked when the job starts, by which time the askers that joined its download
+                // have counted. A download nobody else got has no other variant to share a
+                // decode with: keeping its decode would hold memory (and the original, against
+                // the source budget) for nothing.
+                if askers.is_shared() {
+                    let share = decodes.for_input(input.clone());
+                    pipeline::process_shared(&input, &job_spec, accepts, &limits, Some(&share))
+                } else {
+                    pipeline::process_shared(&input, &job_spec, accepts, &limits, None)
+                }
             })
             .await?;
         record_steps(&image);

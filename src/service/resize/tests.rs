@@ -52,3 +52,19 @@ async fn auto_format_follows_what_the_request_accepts() {
     let webp = s.resize(&req).await.unwrap();
     assert_eq!(&webp.image.bytes[8..12], b"WEBP");
 }
+
+#[tokio::test]
+async fn a_download_nobody_else_got_keeps_no_decode() {
+    let s = service();
+    let out = s
+        .resize(&ResizeRequest::new(
+            "width=120,format=jpeg",
+            "/GreenMeadow.jpg",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.image.width, 120);
+    assert!(!out.original.askers.is_shared());
+    // Nothing to share it with: kept, it would only hold the pixels and the original.
+    assert_eq!(s.processor.decodes().kept(), 0);
+}
