@@ -42,7 +42,7 @@ pub fn estimate(fp: &Footprint, input_len: usize) -> u64 {
     let native = decoded * u64::from(fp.native_bytes_per_pixel);
     // The codec's own layout and its 8-bit RGB(A) form are alive together while converting;
     // orientation and colour steps may copy the raster once.
-    let mut decode_phase = (native + raster).max(2 * raster);
+    let mut decode_phase = (native + raster).max(2 * raster) + fp.coefficient_bytes;
     if fp.probe.format == crate::pipeline::SourceFormat::Avif {
         let source = u64::from(fp.probe.width) * u64::from(fp.probe.height);
         decode_phase += source * AVIF_DECODER_BYTES_PER_PIXEL;
