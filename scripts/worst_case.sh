@@ -105,14 +105,14 @@ if [[ $what == burst || $what == both ]]; then
   done
   stop_imgate
   images=(elephants1.jpg elephants2.jpg large1.jpg large2.jpg large3.jpg)
-  # burst LABEL QUERY [N]: N (64) concurrent misses on a fresh server, one width each; QUERY
+  # burst LABEL QUERY [N]: N (64) concurrent misses on a fresh server, 64 widths; QUERY
   # (with $i for the request's number) is appended to every source URL.
   burst() {
     local n=${3:-64}
     start_imgate
     idle=$(rss VmRSS)
     for i in $(seq 0 $((n - 1))); do
-      echo "$edge/width=$((300 + 13 * i)),format=jpeg/${images[$((i % 5))]}${2//\$i/$i}"
+      echo "$edge/width=$((300 + 13 * (i % 64))),format=jpeg/${images[$((i % 5))]}${2//\$i/$i}"
     done | xargs -P "$n" -I{} bash -c 'get "$1"' _ {} >"$run/burst.txt"
     echo "$1: $(sort "$run/burst.txt" | awk '{print $1}' | uniq -c | tr '\n' ' ')"
     echo "  RSS idle ${idle} MiB, peak (VmHWM) $(rss VmHWM) MiB; slowest $(sort -k2 -n "$run/burst.txt" | tail -1 | awk '{print $2}') s"
@@ -122,7 +122,8 @@ if [[ $what == burst || $what == both ]]; then
   # The same with a distinct query on every source URL: 64 separate downloads of the five
   # files (nothing shared between requests: the worst case of the burst).
   burst "burst, distinct sources ($preset)" '?u=$i'
-  # Twice as many: bounded means the peak does not grow with the number of originals.
+  # Twice as many (the same 64 widths twice): bounded means the peak does not grow with the
+  # number of originals.
   burst "burst, 128 distinct sources ($preset)" '?u=$i' 128
 fi
 

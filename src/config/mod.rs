@@ -151,7 +151,7 @@ impl PerformanceConfig {
                 pool_size: 100,
                 shared_decode_bytes: 256 << 20,
                 processing_budget_bytes: 1 << 30,
-                source_budget_bytes: 512 << 20,
+                source_budget_bytes: 256 << 20,
                 ..base
             },
             "low_latency" => PerformanceConfig {
@@ -172,7 +172,7 @@ impl PerformanceConfig {
                 eager_memory_release: true,
                 response_write_buffer: 16 << 10,
                 processing_budget_bytes: 192 << 20,
-                source_budget_bytes: 64 << 20,
+                source_budget_bytes: 48 << 20,
                 ..base
             },
             _ => return None,
@@ -194,7 +194,7 @@ impl PerformanceConfig {
             eager_memory_release: false,
             response_write_buffer: 64 << 10,
             processing_budget_bytes: DEFAULT_PROCESSING_BUDGET,
-            source_budget_bytes: 256 << 20,
+            source_budget_bytes: 128 << 20,
         }
     }
 }

@@ -63,9 +63,9 @@ fn presets_and_overrides() {
 fn source_budget_holds_at_least_one_original_of_the_largest_size() {
     let site = "sites: [{origin: 'http://a'}]";
     let c = parse(site).unwrap();
-    assert_eq!(c.performance.source_budget_bytes, 256 << 20);
+    assert_eq!(c.performance.source_budget_bytes, 128 << 20);
     let c = parse(&format!("performance: memory_efficient\n{site}")).unwrap();
-    assert_eq!(c.performance.source_budget_bytes, 64 << 20);
+    assert_eq!(c.performance.source_budget_bytes, 48 << 20);
     // Not set: raised to the largest original allowed.
     let c = parse(&format!("limits: {{max_source_bytes: 300MiB}}\n{site}")).unwrap();
     assert_eq!(c.performance.source_budget_bytes, 300 << 20);

@@ -42,7 +42,7 @@ pub fn estimate(fp: &Footprint, input_len: usize) -> u64 {
     let native = decoded * u64::from(fp.native_bytes_per_pixel);
     // The codec's own layout and its 8-bit RGB(A) form are alive together while converting;
     // orientation and colour steps may copy the raster once.
-    let mut decode_phase = (native + raster).max(2 * raster) + fp.coefficient_bytes;
+    let mut decode_phase = (native + raster).max(2 * raster);
     if fp.probe.format == crate::pipeline::SourceFormat::Avif {
         let source = u64::from(fp.probe.width) * u64::from(fp.probe.height);
         decode_phase += source * AVIF_DECODER_BYTES_PER_PIXEL;
@@ -62,7 +62,10 @@ pub fn estimate(fp: &Footprint, input_len: usize) -> u64 {
         .map(|f| encoder_bytes_per_pixel(*f))
         .max()
         .unwrap_or(JPEG_ENCODER_BYTES_PER_PIXEL);
-    let mut encode_phase = canvas + px(fp.canvas) * encoder;
+    // libjpeg's coefficient buffer (progressive JPEG) and the encoder's working set are both
+    // in C, from glibc, and never alive together: the decoder frees it before the encoder
+    // starts, and glibc reuses (or, mapped, has returned) it. So the larger of the two.
+    let mut encode_phase = canvas + (px(fp.canvas) * encoder).max(fp.coefficient_bytes);
     if fp.animated {
         // Every frame is kept at its output size until the animation encoder takes them all,
         // next to the decoder's full canvas.
