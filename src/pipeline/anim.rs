@@ -105,8 +105,14 @@ pub(super) fn decode_within(ctx: &mut Ctx<'_>, budget: u64) -> Result<(), Pipeli
     let input = ctx.input;
     let (frames, loop_count, icc) = match probe.format {
         SourceFormat::Gif => {
-            let d = image::codecs::gif::GifDecoder::new(Cursor::new(input)).map_err(image_err)?;
-            open(d, &probe, ctx.limits.max_source_pixels)?
+            let mut d =
+                image::codecs::gif::GifDecoder::new(Cursor::new(input)).map_err(image_err)?;
+            // The GIF reader has already read its ICC extension's sub-blocks: bounded by the
+            // input.
+            let icc = d.icc_profile().ok().flatten().filter(|p| !p.is_empty());
+            super::metadata::check_icc(icc.as_deref())?;
+            let (frames, loop_count) = open(d, &probe, ctx.limits.max_source_pixels)?;
+            (frames, loop_count, icc)
         }
         SourceFormat::Webp => {
             let mut d =
@@ -122,7 +128,11 @@ pub(super) fn decode_within(ctx: &mut Ctx<'_>, budget: u64) -> Result<(), Pipeli
                     "WebP animation frames without the animation flag".into(),
                 ));
             }
-            open(d, &probe, ctx.limits.max_source_pixels)?
+            // Not image-webp's ICC: it allocates an `ICCP` chunk by the size the chunk header
+            // claims before reading it (a 373-byte file asked for 1.5 GB); the profile our
+            // own bounded walker found (`metadata::webp`, in `ctx.meta`) is used instead.
+            let (frames, loop_count) = open(d, &probe, ctx.limits.max_source_pixels)?;
+            (frames, loop_count, None)
         }
         other => {
             return Err(PipelineError::Unsupported(format!(
@@ -189,12 +199,12 @@ pub(super) fn decode_within(ctx: &mut Ctx<'_>, budget: u64) -> Result<(), Pipeli
 }
 
 /// Limits for the `image` decoders (canvas size, allocations a few canvases deep), then the
-/// loop count, the ICC profile and the lazy frame iterator.
+/// lazy frame iterator and the loop count.
 fn open<'a, D: ImageDecoder + AnimationDecoder<'a>>(
     mut d: D,
     probe: &Probe,
     max_source_pixels: u64,
-) -> Result<(image::Frames<'a>, u16, Option<Vec<u8>>), PipelineError> {
+) -> Result<(image::Frames<'a>, u16), PipelineError> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(probe.width);
     limits.max_image_height = Some(probe.height);
@@ -205,9 +215,7 @@ fn open<'a, D: ImageDecoder + AnimationDecoder<'a>>(
         image::metadata::LoopCount::Infinite => 0,
         image::metadata::LoopCount::Finite(n) => u16::try_from(n.get()).unwrap_or(u16::MAX),
     };
-    let icc = d.icc_profile().ok().flatten().filter(|p| !p.is_empty());
-    super::metadata::check_icc(icc.as_deref())?;
-    Ok((d.into_frames(), loop_count, icc))
+    Ok((d.into_frames(), loop_count))
 }
 
 /// The still path's per-image steps, in the same order, for one full-canvas RGBA frame.

@@ -361,3 +361,26 @@ fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
         "{result:?}"
     );
 }
+
+/// Found by the `pipeline` fuzz target: an animated WebP whose `ICCP` chunk header claims
+/// 1.5 GB in a 373-byte file. image-webp allocated the claimed size before reading the
+/// chunk (libFuzzer's malloc limit stopped it); the profile now comes from our own bounded
+/// walker, so the file costs what a small animation costs.
+#[test]
+fn r_fuzz_webp_animation_icc_chunk_claiming_more_than_the_file_allocates_nothing_for_it() {
+    let case =
+        include_bytes!("../../fuzz/corpus/pipeline/oom-0bc6f88d62ceaad7dff99c7a9376a332201ec17d");
+    let n = usize::from(case[0]);
+    let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
+    let image = &case[2 + n..];
+    let limits = Limits {
+        max_source_pixels: 512 * 512,
+        max_output_dimension: 512,
+        max_animation_frames: 8,
+    };
+    let spec = parse_options(options).unwrap();
+    let (_, peak) = crate::test_alloc::peak_during(|| {
+        std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits))
+    });
+    assert!(peak < 16 << 20, "took {peak} bytes at its peak");
+}
