@@ -339,13 +339,9 @@ fn animated_format_choice() {
     assert!(!anim::animates_as_webp(Original, avif, Gif));
 }
 
-/// Found by the `pipeline` fuzz target: a WebP with `ANMF` chunks but no animation flag in
-/// `VP8X` took the animated path, and image-webp's frame reader panicked (`is_animated`).
-#[test]
-fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
-    let case =
-        include_bytes!("../../fuzz/corpus/pipeline/crash-33250bd37861f38fe50081b79923bdaa57773397");
-    // The fuzz input: options length, options, Accept bits, image.
+/// A `pipeline` fuzz input (options length, options, Accept bits, image) run as the fuzz
+/// target runs it (its small limits), a panic caught.
+fn run_fuzz_case(case: &[u8]) -> std::thread::Result<Result<super::Processed, PipelineError>> {
     let n = usize::from(case[0]);
     let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
     let image = &case[2 + n..];
@@ -355,7 +351,16 @@ fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
         max_animation_frames: 8,
     };
     let spec = parse_options(options).unwrap();
-    let result = std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits));
+    std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits))
+}
+
+/// Found by the `pipeline` fuzz target: a WebP with `ANMF` chunks but no animation flag in
+/// `VP8X` took the animated path, and image-webp's frame reader panicked (`is_animated`).
+#[test]
+fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
+    let result = run_fuzz_case(include_bytes!(
+        "../../fuzz/corpus/pipeline/crash-33250bd37861f38fe50081b79923bdaa57773397"
+    ));
     assert!(
         matches!(result, Ok(Err(PipelineError::Undecodable(_)))),
         "{result:?}"
@@ -370,17 +375,6 @@ fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
 fn r_fuzz_webp_animation_icc_chunk_claiming_more_than_the_file_allocates_nothing_for_it() {
     let case =
         include_bytes!("../../fuzz/corpus/pipeline/oom-0bc6f88d62ceaad7dff99c7a9376a332201ec17d");
-    let n = usize::from(case[0]);
-    let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
-    let image = &case[2 + n..];
-    let limits = Limits {
-        max_source_pixels: 512 * 512,
-        max_output_dimension: 512,
-        max_animation_frames: 8,
-    };
-    let spec = parse_options(options).unwrap();
-    let (_, peak) = crate::test_alloc::peak_during(|| {
-        std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits))
-    });
+    let (_, peak) = crate::test_alloc::peak_during(|| run_fuzz_case(case));
     assert!(peak < 16 << 20, "took {peak} bytes at its peak");
 }
