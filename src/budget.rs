@@ -3,8 +3,9 @@
 //! budgets use it: the CPU pool's jobs, by their estimated memory cost
 //! (`service::processor`, `max_concurrent_processing`, `processing_budget`), and the originals
 //! held in memory from their download to the end of the last job using them (`origin`,
-//! `source_budget`). It owns only the accounting and the order of admission; it never
-//! estimates a cost nor runs anything.
+//! `source_budget`). It owns only the accounting (including the gauge that shows the bytes
+//! in use, when given one) and the order of admission; it never estimates a cost nor runs
+//! anything.
 //!
 //! Fairness: waiters are admitted in arrival order, except that a waiting one may be overtaken
 //! by a later one that fits in what is free right now, at most [`MAX_OVERTAKEN`] times. After
@@ -13,6 +14,7 @@
 //! forever, and a cheap job does not wait for a burst of expensive ones queued before it to
 //! finish (it overtakes them while they wait for room), only for its place.
 
+use pingora_prometheus::prometheus::IntGauge;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -37,6 +39,8 @@ pub struct Budget {
     max_running: usize,
     light_bytes: u64,
     max_waiting: usize,
+    /// Kept equal to the bytes granted now, when set.
+    in_use: Option<IntGauge>,
     state: Mutex<State>,
 }
 
@@ -74,6 +78,7 @@ impl Grant {
         if let Some(budget) = &self.budget {
             let mut state = budget.lock();
             state.free += self.cost - to;
+            budget.gauge(-((self.cost - to) as i64));
             budget.admit(&mut state);
         }
         self.cost = to;
@@ -86,6 +91,7 @@ impl Drop for Grant {
             let mut state = budget.lock();
             state.free += self.cost;
             state.running -= 1;
+            budget.gauge(-(self.cost as i64));
             budget.admit(&mut state);
         }
     }
@@ -100,11 +106,24 @@ impl Budget {
             max_running: max_running.max(1),
             light_bytes,
             max_waiting,
+            in_use: None,
             state: Mutex::new(State {
                 free: total.max(1),
                 running: 0,
                 queue: VecDeque::new(),
             }),
+        }
+    }
+
+    /// Keep `gauge` equal to the bytes granted (a metric of the budget in use).
+    pub fn with_gauge(mut self, gauge: IntGauge) -> Budget {
+        self.in_use = Some(gauge);
+        self
+    }
+
+    fn gauge(&self, change: i64) {
+        if let Some(g) = &self.in_use {
+            g.add(change);
         }
     }
 
@@ -174,6 +193,7 @@ impl Budget {
     fn take(self: &Arc<Self>, state: &mut State, cost: u64) -> Grant {
         state.free -= cost;
         state.running += 1;
+        self.gauge(cost as i64);
         Grant {
             budget: Some(self.clone()),
             cost,
@@ -210,6 +230,7 @@ impl Budget {
                 grant.budget = None;
                 state.free += cost;
                 state.running -= 1;
+                self.gauge(-(cost as i64));
             }
         }
     }
@@ -277,6 +298,25 @@ mod tests {
         assert_eq!(b.in_use(), 40);
         drop(reserved);
         assert_eq!(b.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn its_gauge_shows_the_bytes_granted() {
+        let gauge = IntGauge::new("in_use", "bytes granted").unwrap();
+        let b = Arc::new(Budget::new(100, 8, 0, 8).with_gauge(gauge.clone()));
+        let mut first = b.acquire(70).await.unwrap();
+        let b2 = b.clone();
+        let second = tokio::spawn(async move { b2.acquire(50).await });
+        settle().await;
+        assert_eq!(gauge.get(), 70);
+        // Shrinking admits the waiter: both show.
+        first.shrink(30);
+        let second = second.await.unwrap().unwrap();
+        assert_eq!(gauge.get(), 80);
+        assert_eq!(gauge.get() as u64, b.in_use());
+        drop(first);
+        drop(second);
+        assert_eq!(gauge.get(), 0);
     }
 
     #[tokio::test]

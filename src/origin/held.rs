@@ -27,7 +27,10 @@ impl SourceBudget {
     pub fn new(total: u64, max_waiting: usize, wait_limit: Duration) -> SourceBudget {
         SourceBudget {
             // No cap on how many originals are held, only on their bytes.
-            budget: Arc::new(Budget::new(total, usize::MAX / 2, 0, max_waiting)),
+            budget: Arc::new(
+                Budget::new(total, usize::MAX / 2, 0, max_waiting)
+                    .with_gauge(metrics::SOURCE_BYTES_HELD.clone()),
+            ),
             wait_limit,
         }
     }
@@ -38,7 +41,7 @@ impl SourceBudget {
     pub async fn hold(&self, bytes: u64) -> Result<Held, OriginError> {
         let bytes = bytes.min(self.budget.total());
         match tokio::time::timeout(self.wait_limit, self.budget.acquire(bytes)).await {
-            Ok(Ok(grant)) => Ok(Held::new(grant)),
+            Ok(Ok(grant)) => Ok(Held(grant)),
             Ok(Err(Refusal::OverBudget)) | Ok(Err(Refusal::QueueFull)) | Err(_) => {
                 metrics::SOURCE_BUDGET_REFUSED.inc();
                 Err(OriginError::Busy)
@@ -57,25 +60,12 @@ impl SourceBudget {
 pub struct Held(Grant);
 
 impl Held {
-    fn new(grant: Grant) -> Held {
-        metrics::SOURCE_BYTES_HELD.add(grant.cost() as i64);
-        Held(grant)
-    }
-
     /// Keep only `body`'s length (a reservation for the most a body could be is cut to what
     /// it was) and tie the hold to `body`: every clone of the returned `Bytes` shares it, and
     /// the bytes go back to the budget with the last one.
     pub fn attach(mut self, body: Bytes) -> Bytes {
-        let before = self.0.cost();
         self.0.shrink(body.len() as u64);
-        metrics::SOURCE_BYTES_HELD.sub((before - self.0.cost()) as i64);
         Bytes::from_owner(HeldBody { body, _held: self })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        metrics::SOURCE_BYTES_HELD.sub(self.0.cost() as i64);
     }
 }
 

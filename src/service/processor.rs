@@ -180,12 +180,15 @@ impl Processor {
             .expect("release thread starts");
         Processor {
             pool,
-            budget: Arc::new(Budget::new(
-                budget_bytes,
-                concurrency,
-                budget_bytes / LIGHT_SHARE_OF_BUDGET,
-                max_waiting,
-            )),
+            budget: Arc::new(
+                Budget::new(
+                    budget_bytes,
+                    concurrency,
+                    budget_bytes / LIGHT_SHARE_OF_BUDGET,
+                    max_waiting,
+                )
+                .with_gauge(metrics::PROCESSING_BUDGET_IN_USE.clone()),
+            ),
             activity,
             decodes,
         }
@@ -224,8 +227,6 @@ impl Processor {
                 return Err(ImgateError::overloaded(1));
             }
         };
-        metrics::PROCESSING_BUDGET_IN_USE.add(permit.cost() as i64);
-        let permit = BudgetGauge(permit);
         let (tx, rx) = oneshot::channel();
         let activity = self.activity.clone();
         activity.started.fetch_add(1, Ordering::AcqRel);
@@ -260,15 +261,6 @@ impl Processor {
                 crate::error::Blame::Internal,
             )),
         }
-    }
-}
-
-/// A grant that also keeps `imgate_processing_budget_bytes_in_use` while it lives.
-struct BudgetGauge(crate::budget::Grant);
-
-impl Drop for BudgetGauge {
-    fn drop(&mut self) {
-        metrics::PROCESSING_BUDGET_IN_USE.sub(self.0.cost() as i64);
     }
 }
 
