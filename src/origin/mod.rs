@@ -363,15 +363,9 @@ impl OriginFetcher {
                         http::start(&connector, peer, o, path, self.max_bytes).await
                     })
                     .await?;
-                    let waited = tokio::time::Instant::now();
-                    let held = self
-                        .held
-                        .hold(started.declared_len().unwrap_or(self.max_bytes))
-                        .await?;
+                    let size = started.declared_len().unwrap_or(self.max_bytes);
                     let body = started.read_body(&connector, &self.perf, self.max_bytes);
-                    let mut fetched = within(deadline + waited.elapsed(), timeout, body).await?;
-                    fetched.body = held.attach(fetched.body);
-                    Ok(fetched)
+                    self.hold_then_read(size, deadline, body).await
                 }
                 Origin::Dir(d) => {
                     let opened = within(
@@ -380,12 +374,9 @@ impl OriginFetcher {
                         dir::open(d, path, self.max_bytes, access.dotfiles),
                     )
                     .await?;
-                    let waited = tokio::time::Instant::now();
-                    let held = self.held.hold(opened.len()).await?;
-                    let read = opened.read(self.max_bytes);
-                    let mut fetched = within(deadline + waited.elapsed(), timeout, read).await?;
-                    fetched.body = held.attach(fetched.body);
-                    Ok(fetched)
+                    let size = opened.len();
+                    self.hold_then_read(size, deadline, opened.read(self.max_bytes))
+                        .await
                 }
             }
         }
@@ -395,6 +386,23 @@ impl OriginFetcher {
             result.as_ref().map(|f| f.body.len()).map_err(|_| ()),
         );
         result
+    }
+
+    /// Set `size` bytes of the source budget aside (waiting for room if need be), then run
+    /// `read`, the body's download, by `deadline` moved on by the wait, and tie the hold to
+    /// the body it brings.
+    async fn hold_then_read(
+        &self,
+        size: u64,
+        deadline: tokio::time::Instant,
+        read: impl std::future::Future<Output = Result<Fetched, OriginError>>,
+    ) -> Result<Fetched, OriginError> {
+        let waited = tokio::time::Instant::now();
+        let held = self.held.hold(size).await?;
+        let deadline = deadline + waited.elapsed();
+        let mut fetched = within(deadline, self.perf.origin_timeout, read).await?;
+        fetched.body = held.attach(fetched.body);
+        Ok(fetched)
     }
 }
 
