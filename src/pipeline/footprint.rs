@@ -98,90 +98,9 @@ pub fn footprint(
         canvas,
         animated,
         formats: formats(spec.format, accepts, probe.format, animated),
-        coefficient_bytes: match probe.format {
-            SourceFormat::Jpeg => jpeg_coefficient_bytes(input),
-            _ => 0,
-        },
+        // Read by the probe's own walk of the JPEG headers (`metadata::jpeg`).
+        coefficient_bytes: ctx.meta.coefficient_bytes,
     })
-}
-
-type JpegFrame = (bool, u64, u64, Vec<(u64, u64)>);
-
-/// The full-image coefficient buffer a JPEG's decoder keeps (see
-/// [`Footprint::coefficient_bytes`]): none for a single-scan sequential JPEG, which is decoded
-/// one MCU row at a time. Walks the markers up to the first scan header (each step moves
-/// forward, bounded by the input); a header it cannot read counts as none, since the decoder
-/// will refuse it anyway.
-fn jpeg_coefficient_bytes(input: &[u8]) -> u64 {
-    let be16 = |at: usize| -> Option<usize> {
-        let b = input.get(at..at + 2)?;
-        Some(usize::from(u16::from_be_bytes([b[0], b[1]])))
-    };
-    // The frame header: progressive, width, height, each component's sampling factors.
-    let mut frame: Option<JpegFrame> = None;
-    let mut pos = 2; // after SOI
-    while pos + 4 <= input.len() {
-        if input[pos] != 0xFF {
-            return 0;
-        }
-        let marker = input[pos + 1];
-        if marker == 0xFF {
-            pos += 1; // fill byte
-            continue;
-        }
-        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
-            pos += 2;
-            continue;
-        }
-        let Some(len) = be16(pos + 2).filter(|&l| l >= 2) else {
-            return 0;
-        };
-        let data = input
-            .get(pos + 4..(pos + 2 + len).min(input.len()))
-            .unwrap_or(&[]);
-        match marker {
-            // SOF0-15 but DHT (C4), JPG (C8) and DAC (CC).
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-                let (Some(h), Some(w)) = (
-                    data.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]])),
-                    data.get(3..5).map(|b| u16::from_be_bytes([b[0], b[1]])),
-                ) else {
-                    return 0;
-                };
-                let n = usize::from(data.get(5).copied().unwrap_or(0));
-                let sampling: Vec<(u64, u64)> = (0..n)
-                    .filter_map(|i| data.get(6 + 3 * i + 1))
-                    .map(|hv| (u64::from(hv >> 4).max(1), u64::from(hv & 15).max(1)))
-                    .collect();
-                frame = Some((progressive, u64::from(w), u64::from(h), sampling));
-            }
-            0xDA => {
-                let Some((progressive, w, h, sampling)) = frame else {
-                    return 0;
-                };
-                // A first scan with fewer components than the frame: several scans, buffered.
-                let scan_components = usize::from(data.first().copied().unwrap_or(0));
-                if !progressive && scan_components >= sampling.len() {
-                    return 0;
-                }
-                let hmax = sampling.iter().map(|s| s.0).max().unwrap_or(1);
-                let vmax = sampling.iter().map(|s| s.1).max().unwrap_or(1);
-                return sampling
-                    .iter()
-                    .map(|&(hs, vs)| {
-                        let bw = (w * hs).div_ceil(hmax).div_ceil(8);
-                        let bh = (h * vs).div_ceil(vmax).div_ceil(8);
-                        bw * bh * 64 * 2
-                    })
-                    .sum();
-            }
-            0xD9 => return 0,
-            _ => {}
-        }
-        pos += 2 + len;
-    }
-    0
 }
 
 fn pixels((w, h): (u32, u32)) -> u64 {

@@ -21,6 +21,9 @@ pub(super) struct SourceMeta {
     /// The raw TIFF structure of the first EXIF block (without the `Exif\0\0` prefix), kept
     /// only for `metadata=copyright|keep`; `None` when absent or over `MAX_EXIF_BYTES`.
     pub exif: Option<Vec<u8>>,
+    /// JPEG: bytes of the full-image coefficient buffer its decoder keeps whatever the scale
+    /// (`Footprint::coefficient_bytes`); 0 for a single-scan sequential JPEG.
+    pub coefficient_bytes: u64,
 }
 
 /// Largest source EXIF we keep a copy of. A JPEG APP1 cannot carry more than 64 KB anyway;
@@ -63,11 +66,13 @@ pub(super) fn check_icc(icc: Option<&[u8]>) -> Result<(), super::PipelineError> 
 const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
 
 /// Walk JPEG segments from SOI up to the first SOS. APP2 ICC chunks are reassembled in
-/// sequence order and dropped unless the set is complete and consistent.
+/// sequence order and dropped unless the set is complete and consistent. The frame header and
+/// the first scan header tell whether the decoder buffers the whole image's coefficients.
 pub(super) fn jpeg(input: &[u8]) -> SourceMeta {
     let mut meta = SourceMeta::default();
     let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
     let mut icc_count = 0u8;
+    let mut frame: Option<JpegFrame> = None;
     let mut pos = 2usize; // after SOI
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
@@ -81,8 +86,14 @@ pub(super) fn jpeg(input: &[u8]) -> SourceMeta {
         if marker == 0x01 || (0xD0..=0xD8).contains(&marker) {
             continue; // standalone markers carry no length
         }
-        if marker == 0xDA || marker == 0xD9 {
-            break; // entropy-coded data or end of image: no more headers
+        if marker == 0xDA {
+            // The first scan: its component count follows the segment length.
+            let scan_components = usize::from(input.get(pos + 2).copied().unwrap_or(0));
+            meta.coefficient_bytes = frame.map_or(0, |f| coefficient_bytes(&f, scan_components));
+            break; // entropy-coded data: no more headers
+        }
+        if marker == 0xD9 {
+            break; // end of image
         }
         let Some(len) = input
             .get(pos..pos + 2)
@@ -116,11 +127,63 @@ pub(super) fn jpeg(input: &[u8]) -> SourceMeta {
                 }
             }
             0xEE if data.starts_with(b"Adobe") => meta.adobe = true,
+            // SOF0-15 but DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                frame = jpeg_frame(marker, data);
+            }
             _ => {}
         }
     }
     meta.icc = assemble_icc(icc_chunks, icc_count);
     meta
+}
+
+/// A JPEG frame header: progressive, width, height, each component's sampling factors.
+struct JpegFrame {
+    progressive: bool,
+    width: u64,
+    height: u64,
+    sampling: Vec<(u64, u64)>,
+}
+
+/// The frame header in a SOF segment's `data`; `None` when too short to say the size.
+fn jpeg_frame(marker: u8, data: &[u8]) -> Option<JpegFrame> {
+    let be16 = |at: usize| {
+        data.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (height, width) = (be16(1)?, be16(3)?);
+    let n = usize::from(data.get(5).copied().unwrap_or(0));
+    Some(JpegFrame {
+        progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+        width: u64::from(width),
+        height: u64::from(height),
+        sampling: (0..n)
+            .filter_map(|i| data.get(6 + 3 * i + 1))
+            .map(|hv| (u64::from(hv >> 4).max(1), u64::from(hv & 15).max(1)))
+            .collect(),
+    })
+}
+
+/// The full-image coefficient buffer libjpeg keeps for `frame` (2 bytes per coefficient, 64
+/// per 8x8 block of each component): for a progressive frame, or a sequential one whose
+/// first scan has fewer components than the frame (several scans); none otherwise, since a
+/// single-scan sequential JPEG is decoded one MCU row at a time.
+fn coefficient_bytes(frame: &JpegFrame, scan_components: usize) -> u64 {
+    if !frame.progressive && scan_components >= frame.sampling.len() {
+        return 0;
+    }
+    let hmax = frame.sampling.iter().map(|s| s.0).max().unwrap_or(1);
+    let vmax = frame.sampling.iter().map(|s| s.1).max().unwrap_or(1);
+    frame
+        .sampling
+        .iter()
+        .map(|&(hs, vs)| {
+            let bw = (frame.width * hs).div_ceil(hmax).div_ceil(8);
+            let bh = (frame.height * vs).div_ceil(vmax).div_ceil(8);
+            bw * bh * 64 * 2
+        })
+        .sum()
 }
 
 /// Chunks must number 1..=count exactly once each; anything else is a broken profile.

@@ -345,11 +345,7 @@ fn run_fuzz_case(case: &[u8]) -> std::thread::Result<Result<super::Processed, Pi
     let n = usize::from(case[0]);
     let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
     let image = &case[2 + n..];
-    let limits = Limits {
-        max_source_pixels: 512 * 512,
-        max_output_dimension: 512,
-        max_animation_frames: 8,
-    };
+    let limits = crate::fuzzing::small_limits();
     let spec = parse_options(options).unwrap();
     std::panic::catch_unwind(|| process(image, &spec, Accepts::default(), &limits))
 }
