@@ -639,7 +639,8 @@ mod tests {
     }
 
     /// Start fetching `paths` at once, each task keeping what it fetched until `release`
-    /// says to drop it; returns the tasks and how many have their original.
+    /// counts past its rank (the n-th to get its original is let go when `release` > n);
+    /// returns the tasks and how many have their original.
     fn hold_all(
         fetcher: &Arc<OriginFetcher>,
         origin: &Origin,
@@ -650,15 +651,15 @@ mod tests {
         use std::sync::atomic::Ordering;
         paths
             .into_iter()
-            .enumerate()
-            .map(|(i, path)| {
+            .map(|path| {
                 let (fetcher, origin) = (fetcher.clone(), origin.clone());
                 let (mut release, done) = (release.clone(), done.clone());
                 tokio::spawn(async move {
                     let got = fetcher.fetch(&origin, &path, None).await?;
-                    done.fetch_add(1, Ordering::SeqCst);
-                    // Held like a job holds its input, until this one is let go.
-                    let _ = release.wait_for(|&n| n > i).await;
+                    // Held like a job holds its input, until this one is let go: the first to
+                    // finish is the first let go, whatever order the tasks ran in.
+                    let rank = done.fetch_add(1, Ordering::SeqCst);
+                    let _ = release.wait_for(|&n| n > rank).await;
                     Ok(got.body.len())
                 })
             })
@@ -666,7 +667,7 @@ mod tests {
     }
 
     async fn settle_until(what: impl Fn() -> bool) {
-        for _ in 0..200 {
+        for _ in 0..1000 {
             if what() {
                 break;
             }

@@ -10,8 +10,8 @@
 //! third of libvips' CPU; rav1e, used before, needed 1.3x the bytes for that look at its fast
 //! speeds, and its slow speeds cost more CPU than libvips.
 
+use super::error::PipelineError;
 use super::raster::Raster;
-use super::PipelineError;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
 /// libaom's speed for every request: the slowest setting that keeps AVIF CPU well under

@@ -7,11 +7,12 @@
 //! conversion to RGB: a thumbnail's conversion and resize run at the reduced size.
 
 use super::color;
+use super::error::PipelineError;
 use super::heif::{Coded, Heif, ItemProps, Nclx};
+use super::limits::Limits;
 use super::metadata::{self, SourceMeta};
-use super::pipeline::alloc_pixels;
+use super::raster::alloc_pixels;
 use super::raster::Raster;
-use super::{Limits, PipelineError};
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 

@@ -1,26 +1,14 @@
-//! Step 4, colour: bring pixels into sRGB. Owns ICC conversion (lcms2, perceptual intent)
+//! Colour management: bring pixels into sRGB. Owns ICC conversion (lcms2, perceptual intent)
 //! and CMYK -> RGB. A profile we cannot read or use is logged and ignored, never an error:
 //! showing slightly wrong colours beats refusing the image. Does not parse containers (the
 //! profile arrives in `SourceMeta`) and never changes the raster's size or channel count.
 
-use super::pipeline::{alloc_pixels, Ctx};
+use super::error::PipelineError;
+use super::raster::alloc_pixels;
 use super::raster::Raster;
-use super::PipelineError;
 use lcms2::{
     ColorSpaceSignature, Intent, Locale, PixelFormat, Profile, Tag, TagSignature, Transform,
 };
-
-/// Pipeline step: convert `ctx.raster` from its embedded profile to sRGB.
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    if ctx.meta.icc_applied {
-        return Ok(());
-    }
-    if let Some(icc) = ctx.meta.icc.take() {
-        to_srgb(&mut ctx.raster, &icc);
-        ctx.meta.icc_applied = true;
-    }
-    Ok(())
-}
 
 /// True when the profile calls itself sRGB: converting sRGB to sRGB is wasted time, and most
 /// web images carry exactly such a profile.

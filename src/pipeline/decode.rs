@@ -1,22 +1,21 @@
-//! Step 2, decode: source bytes to an 8-bit sRGB-layout `Raster`, shrinking on load where the
-//! codec can (JPEG DCT scaling, libwebp's scaler) so a thumbnail never pays for a full-size
-//! decode. Owns the codec calls and the pixel layout (gray/palette/16-bit -> 8-bit RGB(A)).
-//! Must not decide colour (except CMYK, which has no RGB form until converted), orientation
-//! or final size, and allocates only after `sniff` has checked the size against the limits.
+//! The still decoders: source bytes to an 8-bit sRGB-layout `Raster`, shrunk on load where the
+//! codec can (JPEG DCT scaling, libwebp's scaler) by the factor the `decode` step planned, so a
+//! thumbnail never pays for a full-size decode. Owns the codec calls and the pixel layout
+//! (gray/palette/16-bit -> 8-bit RGB(A)). Must not decide colour (except CMYK, which has no RGB
+//! form until converted), orientation or final size, and allocates only after `sniff` has checked
+//! the size against the limits.
 //!
 //! Animated GIF/WebP (and APNG): only the first frame is decoded, because we output still
 //! images; the frame count was still checked against `max_animation_frames` by the probe.
 
-use super::avif_decode;
 use super::color;
-use super::encode;
-use super::geometry;
+use super::error::PipelineError;
+use super::limits::Limits;
 use super::metadata::SourceMeta;
 use super::orient;
-use super::pipeline::{alloc_pixels, Ctx};
+use super::raster::alloc_pixels;
 use super::raster::Raster;
 use super::sniff::{Probe, SourceFormat};
-use super::{Limits, PipelineError};
 use image::{DynamicImage, ImageDecoder};
 use libwebp_sys as webp;
 use std::io::Cursor;
@@ -26,64 +25,6 @@ use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 /// write about ten scans.
 const MAX_JPEG_SCANS: u32 = 500;
 
-/// Upright source size -> smallest acceptable decoded size (normally
-/// `min_upright_size` for the request; tests pass their own).
-pub(super) type MinSize<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
-
-/// The smallest upright size shrink-on-load may deliver for this request: what `fit` needs,
-/// times the output format's headroom (`encode::decode_headroom`), never more than the source.
-fn min_upright_size<'a>(ctx: &Ctx<'a>) -> impl Fn(u32, u32) -> (u32, u32) + 'a {
-    let spec = ctx.spec;
-    let headroom = encode::decode_headroom(spec.format, ctx.accepts);
-    move |w, h| {
-        let (mw, mh) = geometry::min_decode_size(w, h, spec);
-        let grow = |min: u32, src: u32| ((f64::from(min) * headroom).ceil() as u32).min(src);
-        (grow(mw, w), grow(mh, h))
-    }
-}
-
-/// Pipeline step: decode `ctx.input` as probed into `ctx.raster`.
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    let probe = ctx.probe()?;
-    let min_upright = min_upright_size(ctx);
-    let raster = match probe.format {
-        SourceFormat::Jpeg => decode_jpeg(ctx.input, &probe, &mut ctx.meta, &min_upright)?,
-        SourceFormat::Webp => decode_webp(ctx.input, &probe, &ctx.meta, &min_upright)?,
-        SourceFormat::Png | SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => {
-            decode_with_image(ctx.input, &probe, &mut ctx.meta, ctx.limits)?
-        }
-        SourceFormat::Avif => {
-            let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
-            avif_decode::decode(ctx.input, ctx.limits, &mut ctx.meta, shrink)?
-        }
-    };
-    ctx.raster = drop_opaque_alpha(raster);
-    Ok(())
-}
-
-/// The smallest size, in the *stored* frame, that the decoder may shrink to. The geometry
-/// step thinks in the upright frame, so for EXIF orientations 5-8 (which swap the axes) the
-/// size is asked for upright and swapped back.
-pub(super) fn min_stored_size(
-    width: u32,
-    height: u32,
-    orientation: u8,
-    min_upright: MinSize<'_>,
-) -> (u32, u32) {
-    let swap = (5..=8).contains(&orientation);
-    let (uw, uh) = if swap {
-        (height, width)
-    } else {
-        (width, height)
-    };
-    let (mw, mh) = min_upright(uw, uh);
-    if swap {
-        (mh, mw)
-    } else {
-        (mw, mh)
-    }
-}
-
 /// Smallest DCT scale n/8 whose output still covers `min_w` x `min_h`.
 pub(super) fn jpeg_scale(width: u32, height: u32, min_w: u32, min_h: u32) -> ScalingFactor {
     (1..=8)
@@ -92,36 +33,6 @@ pub(super) fn jpeg_scale(width: u32, height: u32, min_w: u32, min_h: u32) -> Sca
             s.scale(width as usize) >= min_w as usize && s.scale(height as usize) >= min_h as usize
         })
         .unwrap_or(ScalingFactor::ONE)
-}
-
-/// The DCT scale a JPEG is decoded at for this request.
-fn jpeg_plan(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> ScalingFactor {
-    let (mw, mh) = min_stored_size(probe.width, probe.height, meta.orientation, min_upright);
-    jpeg_scale(probe.width, probe.height, mw, mh)
-}
-
-/// The integer factor a still WebP or an AVIF is shrunk by while decoding, for this request.
-fn integer_shrink(probe: &Probe, meta: &SourceMeta, min_upright: MinSize<'_>) -> u32 {
-    let (w, h) = (probe.width, probe.height);
-    let (mw, mh) = min_stored_size(w, h, meta.orientation, min_upright);
-    (w / mw.max(1)).min(h / mh.max(1)).max(1)
-}
-
-/// What, besides the source bytes, decides the decode step's output for this request: the
-/// shrink-on-load factor (JPEG n/8, WebP and AVIF 1/n; other formats always decode whole). Two requests
-/// with equal inputs and equal plans get identical decodes, so they may share one.
-pub(super) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
-    let probe = ctx.probe()?;
-    let min_upright = min_upright_size(ctx);
-    Ok(match probe.format {
-        // n/8, as n (`ScalingFactor` reduces 2/8 to 1/4, so its numerator alone is ambiguous).
-        SourceFormat::Jpeg => {
-            let scale = jpeg_plan(&probe, &ctx.meta, &min_upright);
-            (scale.num() * 8 / scale.denom()) as u32
-        }
-        SourceFormat::Webp | SourceFormat::Avif => integer_shrink(&probe, &ctx.meta, &min_upright),
-        _ => 0,
-    })
 }
 
 fn jpeg_err(e: turbojpeg::Error) -> PipelineError {
@@ -142,20 +53,21 @@ fn tolerable(e: &turbojpeg::Error) -> bool {
         if TOLERATED_JPEG_WARNINGS.iter().any(|w| msg.contains(w)))
 }
 
-/// JPEG through libjpeg-turbo: RGB for YCbCr/RGB/gray sources, CMYK (converted right away
-/// by `color::cmyk_to_rgb`) for CMYK/YCCK.
+/// JPEG through libjpeg-turbo at DCT `scale` (n/8): RGB for YCbCr/RGB/gray sources, CMYK (converted
+/// right away by `color::cmyk_to_rgb`) for CMYK/YCCK.
 pub(super) fn decode_jpeg(
     input: &[u8],
     probe: &Probe,
     meta: &mut SourceMeta,
-    min_upright: MinSize<'_>,
+    scale: ScalingFactor,
 ) -> Result<Raster, PipelineError> {
     let mut d = Decompressor::new().map_err(jpeg_err)?;
     let header = d.read_header(input).map_err(jpeg_err)?;
+    // A lossless JPEG has no DCT to scale by.
     let scale = if header.is_lossless {
         ScalingFactor::ONE
     } else {
-        jpeg_plan(probe, meta, min_upright)
+        scale
     };
     d.set_scaling_factor(scale).map_err(jpeg_err)?;
     d.set_scan_limit(MAX_JPEG_SCANS).map_err(jpeg_err)?;
@@ -211,13 +123,13 @@ fn webp_err(what: &str, status: webp::VP8StatusCode) -> PipelineError {
     PipelineError::Undecodable(format!("WebP {what}: {status:?}"))
 }
 
-/// Still WebP through libwebp, shrinking by an integer factor while the result still covers
-/// the minimum size; the geometry step then does the exact, higher-quality resize.
+/// Still WebP through libwebp, shrunk on load by the integer factor `shrink` (1 = full size);
+/// the geometry step then does the exact, higher-quality resize. An animated WebP gives its
+/// first frame, full size.
 pub(super) fn decode_webp(
     input: &[u8],
     probe: &Probe,
-    meta: &SourceMeta,
-    min_upright: MinSize<'_>,
+    shrink: u32,
 ) -> Result<Raster, PipelineError> {
     let mut config = webp::WebPDecoderConfig::new()
         .map_err(|()| PipelineError::Undecodable("WebP: decoder init failed".into()))?;
@@ -230,7 +142,7 @@ pub(super) fn decode_webp(
         return decode_webp_first_frame(input, probe);
     }
     let (w, h) = (probe.width, probe.height);
-    let shrink = integer_shrink(probe, meta, min_upright);
+    let shrink = shrink.max(1);
     let (ow, oh) = (w.div_ceil(shrink), h.div_ceil(shrink));
     if shrink >= 2 {
         config.options.use_scaling = 1;
@@ -333,7 +245,7 @@ fn image_err(e: image::ImageError) -> PipelineError {
 
 /// PNG, GIF, BMP and TIFF through the `image` crate, with limits set from the probed size so
 /// the decoder refuses to allocate more than that picture needs (at 16 bits, RGBA).
-fn decode_with_image(
+pub(super) fn decode_with_image(
     input: &[u8],
     probe: &Probe,
     meta: &mut SourceMeta,

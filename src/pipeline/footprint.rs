@@ -5,10 +5,14 @@
 //! the probe (no pixel decoding, nothing allocated in proportion to the claimed size) and must
 //! use the very plans the steps use, so an estimate cannot drift from what runs.
 
-use super::pipeline::{upright_size, Ctx};
+use super::context::Ctx;
+use super::error::PipelineError;
+use super::format::choose_format;
+use super::geometry;
+use super::limits::Limits;
 use super::sniff::{Probe, SourceFormat};
-use super::{anim, decode, encode, geometry, sniff};
-use super::{Limits, PipelineError};
+use super::steps::fit::upright_size;
+use super::steps::{animated, decode, probe};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 
 /// What a job will handle; sizes are width x height in pixels.
@@ -55,9 +59,9 @@ pub fn footprint(
     limits: &Limits,
 ) -> Result<Footprint, PipelineError> {
     let mut ctx = Ctx::new(input, spec, accepts, limits);
-    sniff::step(&mut ctx)?;
+    probe::step(&mut ctx)?;
     let probe = ctx.probe()?;
-    let animated = anim::wanted(&ctx)?;
+    let animated = animated::wanted(&ctx)?;
     let (w, h) = (probe.width, probe.height);
     let decoded = match probe.format {
         SourceFormat::Jpeg => {
@@ -142,7 +146,7 @@ fn formats(
     if animated {
         return [Some(OutputFormat::Webp), None];
     }
-    let opaque = encode::choose_format(request, accepts, source, false);
-    let alpha = encode::choose_format(request, accepts, source, true);
+    let opaque = choose_format(request, accepts, source, false);
+    let alpha = choose_format(request, accepts, source, true);
     [Some(opaque), (alpha != opaque).then_some(alpha)]
 }

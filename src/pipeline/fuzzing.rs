@@ -4,7 +4,8 @@
 //! must never be reached by a product build.
 
 use super::heif::{Coded, Heif};
-use super::{avif_decode, keep_metadata, metadata, orient, sniff, Limits};
+use super::limits::Limits;
+use super::{avif_decode, keep_metadata, metadata, orient, sniff};
 
 /// Everything the pipeline reads from an AVIF container before decoding: the primary item,
 /// what it is made of, its properties, alpha, EXIF, and the data of every item it names.

@@ -16,8 +16,9 @@
 //! after `rotate` is decided by the order the runner calls [`fit`] and [`rotate_flip`] in, and
 //! [`min_decode_size`] is safe for either order.
 
+use super::error::PipelineError;
+use super::limits::Limits;
 use super::raster::Raster;
-use super::{Limits, PipelineError};
 use crate::spec::{Fit, Flip, Gravity, TransformSpec};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{

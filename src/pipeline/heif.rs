@@ -8,7 +8,7 @@
 //! well-formed container we cannot show (HEVC items, a sequence with no still picture, item
 //! data in another file) is `Unsupported`.
 
-use super::PipelineError;
+use super::error::PipelineError;
 use std::borrow::Cow;
 use std::ops::Range;
 

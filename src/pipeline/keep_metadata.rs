@@ -1,19 +1,14 @@
-//! Step 8, metadata: honour `metadata=copyright|keep` by writing an EXIF block into the
-//! already encoded output. Owns the small TIFF reader/patcher/writer for that block and the
-//! container surgery (JPEG APP1, WebP VP8X + `EXIF`, PNG `eXIf`). Must not touch pixels or
-//! re-encode, must never copy the ICC profile (the pixels are sRGB by now, which is what every
-//! decoder assumes without one) and must never fail a request: a malformed source block or
-//! an output we cannot patch just means the image goes out without metadata.
+//! Metadata writing for `metadata=copyright|keep` (the `metadata` step): an EXIF block cut down
+//! from the source's and spliced into the already encoded output. Owns the small TIFF
+//! reader/patcher/writer for that block and the container surgery (JPEG APP1, WebP VP8X + `EXIF`,
+//! PNG `eXIf`). Must not touch pixels or re-encode, must never copy the ICC profile (the pixels are
+//! sRGB by now, which is what every decoder assumes without one) and must never fail a request: a
+//! malformed source block or an output we cannot patch just means the image goes out without
+//! metadata.
 //!
 //! AVIF output is always stripped: EXIF in AVIF is a separate item in the ISOBMFF `meta` box
 //! (`iinf`, `iloc`, `iref`), which means rebuilding boxes whose offsets point into `mdat`,
 //! far more surgery than this step should do on encoder output.
-
-use super::metadata;
-use super::pipeline::Ctx;
-use super::sniff::SourceFormat;
-use super::PipelineError;
-use crate::spec::{Metadata, OutputFormat};
 
 const TAG_ORIENTATION: u16 = 0x0112;
 const TAG_ARTIST: u16 = 0x013B;
@@ -34,50 +29,6 @@ pub(super) const MAX_JPEG_EXIF: usize = u16::MAX as usize - 2 - 6;
 /// VP8X flag bits (WebP container spec).
 const VP8X_ALPHA: u8 = 0x10;
 const VP8X_EXIF: u8 = 0x08;
-
-/// Pipeline step (after `encode`): a no-op for `metadata=none`, the default.
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    let mode = ctx.spec.metadata;
-    if mode == Metadata::None || ctx.output.is_empty() {
-        return Ok(());
-    }
-    let Some(format) = ctx.format else {
-        return Ok(());
-    };
-    // PNG sources are not walked at probe time; read their `eXIf` only now that it is needed.
-    let png_exif;
-    let source = match ctx.meta.exif.as_deref() {
-        Some(tiff) => tiff,
-        None if ctx.probe.map(|p| p.format) == Some(SourceFormat::Png) => {
-            png_exif = metadata::png_exif(ctx.input);
-            match png_exif.as_deref() {
-                Some(tiff) => tiff,
-                None => return Ok(()),
-            }
-        }
-        None => return Ok(()),
-    };
-    let exif = match mode {
-        Metadata::None => return Ok(()),
-        Metadata::Copyright => copyright_exif(source),
-        Metadata::Keep => keep_exif(source, ctx.raster.width, ctx.raster.height),
-    };
-    let Some(exif) = exif else {
-        log::debug!("metadata: source EXIF is malformed or has nothing to keep");
-        return Ok(());
-    };
-    let injected = match format {
-        OutputFormat::Jpeg => inject_jpeg(&ctx.output, &exif),
-        OutputFormat::Webp => inject_webp(&ctx.output, &exif),
-        OutputFormat::Png => inject_png(&ctx.output, &exif),
-        OutputFormat::Avif => Err("AVIF output carries no metadata".into()),
-    };
-    match injected {
-        Ok(out) => ctx.output = out,
-        Err(why) => log::info!("metadata: EXIF not written to {format:?} output: {why}"),
-    }
-    Ok(())
-}
 
 /// Read-only view of a TIFF block; every read is bounds-checked and returns `None` past the end.
 #[derive(Clone, Copy)]

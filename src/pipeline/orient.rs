@@ -1,25 +1,13 @@
-//! Step 3, orient: read the EXIF Orientation tag with a small bounds-checked TIFF reader and
+//! EXIF orientation: read the Orientation tag with a small bounds-checked TIFF reader and
 //! turn the raster upright. Owns the EXIF parsing and the 8 orientation transforms; it does
 //! not touch colour, size or the user's `rotate`/`flip` (that is `geometry::rotate_flip`).
 
-use super::pipeline::Ctx;
 use super::raster::Raster;
-use super::PipelineError;
 
 /// TIFF tag 0x0112, Orientation.
 const TAG_ORIENTATION: u16 = 0x0112;
 /// More IFD entries than this is not an EXIF block anyone wrote on purpose.
 const MAX_IFD_ENTRIES: usize = 4096;
-
-/// Pipeline step: apply `ctx.meta.orientation` (values 2..=8; anything else is upright).
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    let orientation = ctx.meta.orientation;
-    if (2..=8).contains(&orientation) {
-        let img = ctx.take_raster();
-        ctx.raster = apply(img, orientation);
-    }
-    Ok(())
-}
 
 /// Orientation (1..=8) from a TIFF structure (the body of an EXIF block, or a TIFF file):
 /// IFD0, tag 0x0112, type SHORT. `None` when absent, malformed or out of range.

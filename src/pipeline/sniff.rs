@@ -1,12 +1,12 @@
-//! Step 1, sniff + probe: name the container by its magic bytes and read its size and frame
+//! Sniff and probe: name the container by its magic bytes and read its size and frame
 //! count from the header. Owns format detection and the source-size limits. Must not decode
 //! pixels or allocate in proportion to the claimed image size: everything here is bounded by
 //! the input length, so a hostile header costs nothing before `TooLarge` is returned.
 
+use super::error::PipelineError;
+use super::limits::Limits;
 use super::metadata::{self, SourceMeta};
-use super::pipeline::Ctx;
 use super::{avif_decode, heif};
-use super::{Limits, PipelineError};
 use std::io::Cursor;
 
 /// A source container we can decode.
@@ -30,14 +30,6 @@ pub struct Probe {
     pub height: u32,
     /// Frames in an animation; 1 for a still image.
     pub frames: u32,
-}
-
-/// Pipeline step: fills `ctx.probe` and the container metadata the decoder needs up front.
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    let (probe, meta) = probe_with_meta(ctx.input, ctx.limits)?;
-    ctx.probe = Some(probe);
-    ctx.meta = meta;
-    Ok(())
 }
 
 /// Sniff, read the header and enforce `limits`; also returns the metadata (EXIF orientation,

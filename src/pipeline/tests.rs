@@ -2,12 +2,18 @@
 //! (including the full EXIF orientation set), so they pass from a fresh clone. Most use specs
 //! without width/height or decode-level functions; geometry has its own unit tests.
 
-use super::decode::{self, MinSize};
+use super::context::Ctx;
+use super::decode;
+use super::error::PipelineError;
+use super::format::choose_format;
+use super::limits::Limits;
 use super::metadata::{self, SourceMeta};
-use super::pipeline::{Ctx, STEPS};
 use super::sniff::{self, SourceFormat};
-use super::{color, encode, flatten, orient};
-use super::{decode_upright, process, Limits, PipelineError, Raster};
+use super::steps::decode::{integer_shrink, jpeg_plan, min_stored_size, plan, MinSize};
+use super::steps::flatten;
+use super::steps::{probe, Phase, STEPS};
+use super::{color, orient};
+use super::{decode_upright, process, Raster};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, Rgba, TransformSpec};
 use std::path::{Path, PathBuf};
 
@@ -55,7 +61,7 @@ fn decode_steps(input: &[u8], skip: &[&str]) -> (Raster, SourceMeta) {
     let (s, l) = (spec(), Limits::default());
     let mut ctx = Ctx::new(input, &s, Accepts::default(), &l);
     for (name, phase, step) in STEPS {
-        if *phase == super::pipeline::Phase::Decode && !skip.contains(name) {
+        if *phase == Phase::Decode && !skip.contains(name) {
             step(&mut ctx).unwrap();
         }
     }
@@ -376,14 +382,14 @@ fn min_size_is_asked_upright_and_swapped_back_for_orientations_5_to_8() {
     // Stored 400x300: upright it is 300x400 for 5-8, so the min is 150x100 upright.
     for o in 5..=8 {
         assert_eq!(
-            decode::min_stored_size(400, 300, o, upright_min),
+            min_stored_size(400, 300, o, upright_min),
             (100, 150),
             "orientation {o}"
         );
     }
     for o in 0..=4 {
         assert_eq!(
-            decode::min_stored_size(400, 300, o, upright_min),
+            min_stored_size(400, 300, o, upright_min),
             (200, 75),
             "orientation {o}"
         );
@@ -399,7 +405,8 @@ fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
     assert_eq!(meta.orientation, 6);
     let (uw, uh) = (probe.height, probe.width);
     let min: MinSize<'_> = &|w, h| (w / 4, h / 3);
-    let img = decode::decode_jpeg(&input, &probe, &mut meta, min).unwrap();
+    let scale = jpeg_plan(&probe, &meta, min);
+    let img = decode::decode_jpeg(&input, &probe, &mut meta, scale).unwrap();
     // Stored width must cover upright height / 3, stored height upright width / 4.
     assert!(
         img.width >= uh / 3 && img.height >= uw / 4,
@@ -418,7 +425,7 @@ fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
     let input = fixture("storm-lossy.webp");
     let (probe, meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
     let min: MinSize<'_> = &|w, h| (w / 5, h / 5);
-    let img = decode::decode_webp(&input, &probe, &meta, min).unwrap();
+    let img = decode::decode_webp(&input, &probe, integer_shrink(&probe, &meta, min)).unwrap();
     assert_eq!(
         (img.width, img.height),
         (probe.width.div_ceil(5), probe.height.div_ceil(5))
@@ -978,7 +985,7 @@ fn format_choice_follows_request_accept_and_alpha() {
         avif: true,
         webp: true,
     };
-    let choose = encode::choose_format;
+    let choose = choose_format;
     assert_eq!(choose(Fixed(Png), all, SourceFormat::Jpeg, false), Png);
     assert_eq!(choose(Auto, all, SourceFormat::Jpeg, false), Avif);
     assert_eq!(choose(Auto, webp, SourceFormat::Jpeg, true), Webp);
@@ -1204,8 +1211,8 @@ fn avif_output_leaves_shrink_on_load_headroom_and_other_formats_do_not() {
             ..TransformSpec::default()
         };
         let mut ctx = Ctx::new(&meadow, &spec, accepts, &limits);
-        sniff::step(&mut ctx).unwrap();
-        decode::plan(&ctx).unwrap()
+        probe::step(&mut ctx).unwrap();
+        plan(&ctx).unwrap()
     };
     let avif_client = Accepts {
         avif: true,
@@ -1231,8 +1238,8 @@ fn avif_output_leaves_shrink_on_load_headroom_and_other_formats_do_not() {
         ..fixed(OutputFormat::Avif)
     };
     let mut ctx = Ctx::new(&meadow, &spec, Accepts::default(), &limits);
-    sniff::step(&mut ctx).unwrap();
-    assert_eq!(decode::plan(&ctx).unwrap(), 8);
+    probe::step(&mut ctx).unwrap();
+    assert_eq!(super::steps::decode::plan(&ctx).unwrap(), 8);
     // And the output size is the one asked for.
     let out = run(
         &meadow,

@@ -3,8 +3,13 @@
 //! container level (VP8X flag, ANMF chunks) and by decoding them back with the `image`
 //! crate, which is independent of the libwebp encoder under test.
 
-use super::pipeline::Ctx;
-use super::{anim, process, sniff, Limits, PipelineError, Processed};
+use super::context::Ctx;
+use super::error::PipelineError;
+use super::format::animates_as_webp;
+use super::limits::Limits;
+use super::run::Processed;
+use super::steps::animated;
+use super::{process, sniff};
 use crate::spec::{parse_options, Accepts, OutputFormat};
 use image::AnimationDecoder;
 use std::io::Cursor;
@@ -274,7 +279,7 @@ fn probed<'a>(
     limits: &'a Limits,
 ) -> Ctx<'a> {
     let mut ctx = Ctx::new(input, spec, Accepts::default(), limits);
-    sniff::step(&mut ctx).unwrap();
+    super::steps::probe::step(&mut ctx).unwrap();
     ctx
 }
 
@@ -286,9 +291,9 @@ fn over_the_source_budget_takes_the_still_path() {
         let input = fixture(name);
         let ctx = probed(&input, &spec, &limits);
         // 3 frames of 320x200 = 192 000 pixel-frames.
-        assert!(anim::wanted_within(&ctx, 192_000).unwrap(), "{name}");
-        assert!(!anim::wanted_within(&ctx, 191_999).unwrap(), "{name}");
-        assert!(anim::wanted(&ctx).unwrap(), "{name}");
+        assert!(animated::wanted_within(&ctx, 192_000).unwrap(), "{name}");
+        assert!(!animated::wanted_within(&ctx, 191_999).unwrap(), "{name}");
+        assert!(animated::wanted(&ctx).unwrap(), "{name}");
     }
 }
 
@@ -300,15 +305,15 @@ fn over_the_output_budget_encodes_the_first_frame_still() {
         let input = fixture(name);
         let mut ctx = probed(&input, &spec, &limits);
         // 3 frames of 100x63 = 18 900 pixel-frames: one short keeps only the first frame.
-        anim::decode_within(&mut ctx, 18_899).unwrap();
+        animated::decode_within(&mut ctx, 18_899).unwrap();
         assert_eq!(ctx.animation.as_ref().unwrap().frames.len(), 1, "{name}");
-        anim::encode_step(&mut ctx).unwrap();
+        animated::encode_step(&mut ctx).unwrap();
         assert_eq!(ctx.format, Some(OutputFormat::Webp), "{name}");
         assert_eq!(count(&ctx.output, b"ANMF"), 0, "{name}: still");
         assert_eq!((ctx.raster.width, ctx.raster.height), THUMB, "{name}");
 
         let mut ctx = probed(&input, &spec, &limits);
-        anim::decode_within(&mut ctx, 18_900).unwrap();
+        animated::decode_within(&mut ctx, 18_900).unwrap();
         assert_eq!(ctx.animation.as_ref().unwrap().frames.len(), 3, "{name}");
     }
 }
@@ -322,21 +327,13 @@ fn animated_format_choice() {
         avif: true,
         webp: true,
     };
-    assert!(anim::animates_as_webp(Fixed(OutputFormat::Webp), none, Gif));
-    assert!(!anim::animates_as_webp(
-        Fixed(OutputFormat::Avif),
-        avif,
-        Gif
-    ));
-    assert!(!anim::animates_as_webp(
-        Fixed(OutputFormat::Jpeg),
-        avif,
-        Webp
-    ));
-    assert!(anim::animates_as_webp(Auto, avif, Gif));
-    assert!(!anim::animates_as_webp(Auto, none, Webp));
-    assert!(anim::animates_as_webp(Original, none, Webp));
-    assert!(!anim::animates_as_webp(Original, avif, Gif));
+    assert!(animates_as_webp(Fixed(OutputFormat::Webp), none, Gif));
+    assert!(!animates_as_webp(Fixed(OutputFormat::Avif), avif, Gif));
+    assert!(!animates_as_webp(Fixed(OutputFormat::Jpeg), avif, Webp));
+    assert!(animates_as_webp(Auto, avif, Gif));
+    assert!(!animates_as_webp(Auto, none, Webp));
+    assert!(animates_as_webp(Original, none, Webp));
+    assert!(!animates_as_webp(Original, avif, Gif));
 }
 
 /// A `pipeline` fuzz input (options length, options, Accept bits, image) run as the fuzz

@@ -7,11 +7,12 @@
 
 use super::avif::testing::luma_ssim;
 use super::avif::{encode, encode_streams};
-use super::decode;
+use super::context::Ctx;
+use super::error::PipelineError;
 use super::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
-use super::pipeline::Ctx;
+use super::limits::Limits;
 use super::sniff::{self, SourceFormat};
-use super::{decode_upright, process, Limits, PipelineError, Raster};
+use super::{decode_upright, process, Raster};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use std::path::Path;
 
@@ -93,10 +94,10 @@ fn thumbnails_of_avif_are_converted_at_a_reduced_size() {
         Limits::default(),
     );
     let mut ctx = Ctx::new(&avif, &spec, Accepts::default(), &limits);
-    sniff::step(&mut ctx).unwrap();
-    let shrink = decode::plan(&ctx).unwrap();
+    super::steps::probe::step(&mut ctx).unwrap();
+    let shrink = super::steps::decode::plan(&ctx).unwrap();
     assert!(shrink >= 4, "2560 px to 300 px shrinks by {shrink} only");
-    decode::step(&mut ctx).unwrap();
+    super::steps::decode::step(&mut ctx).unwrap();
     let raster = ctx.take_raster();
     assert_eq!(
         (raster.width, raster.height),

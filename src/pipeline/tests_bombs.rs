@@ -4,8 +4,10 @@
 //! (`crate::test_alloc`), which is where the `image` crate and our container readers
 //! allocate.
 
+use super::error::PipelineError;
 use super::heif::testing::{bx, full, ispe};
-use super::{process, Limits, PipelineError};
+use super::limits::Limits;
+use super::process;
 use crate::spec::{Accepts, TransformSpec};
 use crate::test_alloc::peak_during;
 use std::io::Write;

@@ -7,7 +7,9 @@ use super::keep_metadata::{
     self, copyright_exif, ifd0_fields, inject_jpeg, inject_webp, keep_exif, next_ifd,
     sub_ifd_fields, MAX_JPEG_EXIF,
 };
-use super::{metadata, orient, process, Limits, Processed};
+use super::limits::Limits;
+use super::run::Processed;
+use super::{metadata, orient, process};
 use crate::spec::{parse_options, Accepts};
 use std::path::Path;
 

@@ -1,14 +1,14 @@
-//! Step 6, flatten: when the chosen output format cannot carry alpha (JPEG), composite the
+//! Step `flatten`: when the chosen output format cannot carry alpha (JPEG), composite the
 //! raster onto `spec.background` (white by default). Owns only that compositing; it runs
 //! after the format is chosen and never touches an image whose output keeps alpha.
 
-use super::pipeline::Ctx;
-use super::raster::Raster;
-use super::PipelineError;
+use crate::pipeline::context::Ctx;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::raster::Raster;
 use crate::spec::{OutputFormat, Rgba};
 
 /// Pipeline step: flatten when the output is JPEG and the raster has alpha.
-pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
     if ctx.format == Some(OutputFormat::Jpeg) && ctx.raster.has_alpha() {
         let img = ctx.take_raster();
         ctx.raster = flatten(img, background_rgb(ctx.spec.background));
@@ -18,7 +18,7 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
 
 /// The opaque colour to composite onto. A translucent `background` is itself laid over
 /// white first, since the result has nothing behind it to show through.
-pub(super) fn background_rgb(bg: Option<Rgba>) -> [u8; 3] {
+pub(in crate::pipeline) fn background_rgb(bg: Option<Rgba>) -> [u8; 3] {
     let Some(Rgba([r, g, b, a])) = bg else {
         return [255; 3];
     };
@@ -34,7 +34,7 @@ fn blend(fg: u8, bg: u8, a: u8) -> u8 {
 
 /// Composite an RGBA raster onto `bg`, giving RGB; an RGB raster is returned as is. Works in
 /// place (RGB output is shorter than RGBA input), so no second buffer is allocated.
-pub(super) fn flatten(img: Raster, bg: [u8; 3]) -> Raster {
+pub(in crate::pipeline) fn flatten(img: Raster, bg: [u8; 3]) -> Raster {
     if !img.has_alpha() {
         return img;
     }

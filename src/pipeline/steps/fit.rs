@@ -1,0 +1,41 @@
+//! Step `fit`: resize to the requested box (`fit`, `width`, `height`, `dpr`, `gravity`...),
+//! from the shared decode in place when there is one. The sizes come from the original's
+//! upright size, so the output never depends on how far the decoder shrank; the kernels are
+//! `geometry`'s.
+
+use crate::pipeline::context::Ctx;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::geometry;
+use crate::pipeline::sniff::Probe;
+use crate::spec::TransformSpec;
+use std::borrow::Cow;
+
+/// Sizes come from the original's upright size (after EXIF orientation and `rotate`), never
+/// from the shrink-on-load raster, so the output does not depend on the decoder's scale.
+pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
+    let probe = ctx.probe()?;
+    let original = upright_size(&probe, ctx.meta.orientation, ctx.spec);
+    let shared = ctx.shared.take();
+    let img = match &shared {
+        Some(decoded) => Cow::Borrowed(&decoded.raster),
+        None => Cow::Owned(ctx.take_raster()),
+    };
+    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.limits)?;
+    Ok(())
+}
+
+/// The original's size after EXIF `orientation` and the spec's `rotate`: what `fit` sizes.
+pub(in crate::pipeline) fn upright_size(
+    probe: &Probe,
+    orientation: u8,
+    spec: &TransformSpec,
+) -> (u32, u32) {
+    let mut size = (probe.width, probe.height);
+    if (5..=8).contains(&orientation) {
+        size = (size.1, size.0);
+    }
+    if matches!(spec.rotate, Some(90) | Some(270)) {
+        size = (size.1, size.0);
+    }
+    size
+}
