@@ -82,7 +82,7 @@ for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$origin_port/aqua
 
 if [[ $what == calibrate ]]; then
   # One request per fresh process: peak RSS (VmHWM) minus the idle process, the measured side
-  # of `service::cost`'s constants (compare with `cost::estimate` for the same request).
+  # of `cpu::cost`'s constants (compare with `cost::estimate` for the same request).
   for req in ${REQUESTS:-width=2000,height=2000,fit=pad,format=avif/meadow.jpg \
       width=4000,height=4000,fit=pad,format=avif/meadow.jpg \
       width=4000,height=4000,fit=pad,format=webp/meadow.jpg \

@@ -1,7 +1,7 @@
 //! Admission by bytes: a budget of bytes shared by the holders of grants, a cap on how many
 //! hold one at once (plus one place kept for light ones), and a bounded queue of waiters. Two
 //! budgets use it: the CPU pool's jobs, by their estimated memory cost
-//! (`service::processor`, `max_concurrent_processing`, `processing_budget`), and the originals
+//! (`cpu`, `max_concurrent_processing`, `processing_budget`), and the originals
 //! held in memory from their download to the end of the last job using them (`origin`,
 //! `source_budget`). It owns only the accounting (including the gauge that shows the bytes
 //! in use, when given one) and the order of admission; it never estimates a cost nor runs

@@ -5,11 +5,11 @@
 //! parsing of its own.
 
 use crate::config::{Config, EnvOverrides};
+use crate::cpu::cost;
 use crate::pipeline::{self, Limits, Processed};
 use crate::purge::PurgeRequest;
 use crate::rewrite::{entities, url, HtmlBody, RewriteOptions};
 use crate::route::{self, KeyedRoute};
-use crate::service::cost;
 use crate::spec::{self, Accepts, FormatRequest};
 use crate::warm::WarmRequest;
 use once_cell::sync::Lazy;
@@ -225,7 +225,7 @@ pub fn small_limits() -> Limits {
 /// Largest output a fuzz run makes (the service's `limits.max_output_pixels` check).
 pub const MAX_OUTPUT_PIXELS: u64 = 128 * 128;
 
-/// One transform job as the transform service runs it (`ResizeService::render` after the
+/// One transform job as the transform service runs it (`Transformer::render` after the
 /// fetch): options parsed, the footprint and output size checked from the header, then the
 /// whole pipeline on the calling thread.
 pub fn transform(input: &[u8], options: &str, accepts: Accepts) -> Option<Processed> {

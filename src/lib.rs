@@ -10,6 +10,7 @@ pub mod admin;
 pub mod budget;
 pub mod cache;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod forwarded;
 // The unit tests replay the committed fuzz corpora through the same entry points.

@@ -29,7 +29,7 @@ pub enum Role {
 /// Build a ready-to-run Pingora server.
 pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
     crate::metrics::init();
-    crate::service::set_memory_release(config.performance.eager_memory_release);
+    crate::cpu::set_memory_release(config.performance.eager_memory_release);
     let mut server = Server::new_with_opt_and_conf(None, pingora_conf(&config)?);
     server.bootstrap();
     let config = Arc::new(config);

@@ -115,7 +115,7 @@ pub struct PerformanceConfig {
     /// bytes before it is sent, so a hit of that size leaves in one write (header and body).
     pub response_write_buffer: usize,
     /// Estimated bytes that the jobs running at once may hold (decoded rasters, resize
-    /// buffers, encoder working sets; `service::cost`): a burst of expensive jobs queues
+    /// buffers, encoder working sets; `cpu::cost`): a burst of expensive jobs queues
     /// instead of multiplying, and a job costing more than all of it is refused with 413.
     /// The trap: it is also the largest job this server makes, so set too low it refuses
     /// large outputs; the memory tier, shared decodes and originals (`source_budget_bytes`)

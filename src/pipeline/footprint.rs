@@ -1,7 +1,7 @@
 //! What one job will handle, read from the header before any pixel is decoded: the size the
 //! decode step delivers (after shrink-on-load), the sizes `fit` makes, the sample layout of the
 //! source and the encoders that may run. Facts only, no bytes or policy: the service turns
-//! them into a memory cost (`service::cost`) and decides what to admit. Must stay as cheap as
+//! them into a memory cost (`cpu::cost`) and decides what to admit. Must stay as cheap as
 //! the probe (no pixel decoding, nothing allocated in proportion to the claimed size) and must
 //! use the very plans the steps use, so an estimate cannot drift from what runs.
 

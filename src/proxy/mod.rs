@@ -182,7 +182,7 @@ impl ProxyHttp for Edge {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
         panics::guard("request_filter", async {
-            crate::service::heaps::register_current_thread();
+            crate::cpu::register_current_thread();
             let req = session.req_header();
             if client::lacks_host(req) {
                 return respond(session, 400, "missing Host header").await;

@@ -1,7 +1,7 @@
 //! The transform service as a Pingora HTTP app: reads the request, hands it to
 //! [`TransformService`], writes the [`Reply`]. No logic of its own.
 
-use super::{
+use super::http::{
     Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER,
 };
 use crate::forwarded::combined_field;
@@ -19,7 +19,7 @@ pub struct TransformApp {
 #[async_trait]
 impl ServeHttp for TransformApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        super::heaps::register_current_thread();
+        crate::cpu::register_current_thread();
         let req = session.req_header();
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let host = header("host").or_else(|| req.uri.host()).unwrap_or("");

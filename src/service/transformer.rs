@@ -1,20 +1,20 @@
-//! `ResizeService`, the library entry point: fetch an original from a site's origin, run the
+//! `Transformer`, the library entry point: fetch an original from a site's origin, run the
 //! pipeline on the CPU pool, return the encoded image. No HTTP serving and no cache: the
 //! transform service builds responses on top of it, and programs can use it on their own
 //! (batch jobs, cache warming, tests).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use imgate::service::{ResizeRequest, ResizeService};
-//! let service = ResizeService::new()?; // the embedded example config
-//! let out = service.resize(&ResizeRequest::new("width=300,format=webp", "/FreshFlower.jpg")).await?;
+//! use imgate::service::{TransformJob, Transformer};
+//! let service = Transformer::new()?; // the embedded example config
+//! let out = service.transform(&TransformJob::new("width=300,format=webp", "/FreshFlower.jpg")).await?;
 //! println!("{}x{} {} bytes", out.image.width, out.image.height, out.image.bytes.len());
 //! # Ok(()) }
 //! ```
 
-use super::cost;
-use super::processor::Processor;
 use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
+use crate::cpu::cost;
+use crate::cpu::CpuPool;
 use crate::error::{Blame, ImgateError};
 use crate::metrics;
 use crate::origin::{Access, Fetched, OriginFetcher};
@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 /// One image to make: transform options in the URL syntax (`width=300,format=auto`), a source
 /// (a path on the site's origin or an allowed absolute URL) and the formats the client takes.
 #[derive(Debug, Clone)]
-pub struct ResizeRequest {
+pub struct TransformJob {
     /// Picks the site (and so the origin); `""` means the first site.
     pub host: String,
     pub options: String,
@@ -37,10 +37,10 @@ pub struct ResizeRequest {
     pub accepts: Accepts,
 }
 
-impl ResizeRequest {
+impl TransformJob {
     /// A request on the first site that accepts neither AVIF nor WebP for `format=auto`.
-    pub fn new(options: &str, source: &str) -> ResizeRequest {
-        ResizeRequest {
+    pub fn new(options: &str, source: &str) -> TransformJob {
+        TransformJob {
             host: String::new(),
             options: options.to_string(),
             source: source.to_string(),
@@ -51,32 +51,32 @@ impl ResizeRequest {
 
 /// An image made: the encoded output and what the original said about itself.
 #[derive(Debug)]
-pub struct Resized {
+pub struct Transformed {
     pub spec: TransformSpec,
     pub image: Processed,
     pub original: Fetched,
     pub fetch_time: Duration,
 }
 
-pub struct ResizeService {
+pub struct Transformer {
     config: Arc<Config>,
     fetcher: OriginFetcher,
-    processor: Processor,
+    pool: CpuPool,
 }
 
-impl ResizeService {
+impl Transformer {
     /// A service on the embedded example config (sample images from a local directory).
-    pub fn new() -> Result<ResizeService, ConfigError> {
+    pub fn new() -> Result<Transformer, ConfigError> {
         let config = Config::embedded_default(&EnvOverrides::default())?;
-        Ok(ResizeService::with_config(Arc::new(config)))
+        Ok(Transformer::with_config(Arc::new(config)))
     }
 
     /// A service on a validated config: its sites, limits, performance settings and CA file.
-    pub fn with_config(config: Arc<Config>) -> ResizeService {
+    pub fn with_config(config: Arc<Config>) -> Transformer {
         let perf = &config.performance;
-        ResizeService {
+        Transformer {
             fetcher: OriginFetcher::new(perf, config.max_source_bytes, config.ca_file.clone()),
-            processor: Processor::new(
+            pool: CpuPool::new(
                 perf.max_concurrent_processing,
                 perf.processing_queue,
                 perf.shared_decode_bytes,
@@ -87,7 +87,7 @@ impl ResizeService {
     }
 
     /// Make one image. Errors carry the HTTP status a server would answer with.
-    pub async fn resize(&self, req: &ResizeRequest) -> Result<Resized, ImgateError> {
+    pub async fn transform(&self, req: &TransformJob) -> Result<Transformed, ImgateError> {
         let site = self.site(&req.host)?;
         let spec = spec::parse_options(&req.options)?;
         let source = route::parse_source(&req.source).map_err(ImgateError::bad_request)?;
@@ -101,16 +101,16 @@ impl ResizeService {
 
     /// Make many images, at most `max_concurrent` at a time (downloads and CPU work are also
     /// bounded by the service's own limits). Results come back in request order.
-    pub async fn resize_batch(
+    pub async fn transform_batch(
         &self,
-        requests: Vec<ResizeRequest>,
+        requests: Vec<TransformJob>,
         max_concurrent: usize,
-    ) -> Vec<Result<Resized, ImgateError>> {
+    ) -> Vec<Result<Transformed, ImgateError>> {
         let gate = Semaphore::new(max_concurrent.max(1));
         let jobs = requests.iter().map(|req| async {
             // Never closed, so acquiring cannot fail.
             let _permit = gate.acquire().await.expect("semaphore open");
-            self.resize(req).await
+            self.transform(req).await
         });
         futures::future::join_all(jobs).await
     }
@@ -133,7 +133,7 @@ impl ResizeService {
         source: &Source,
         accepts: Accepts,
         not_before: Option<SystemTime>,
-    ) -> Result<Resized, ImgateError> {
+    ) -> Result<Transformed, ImgateError> {
         let (origin, access, path) = origin_for(site, source)?;
         let started = Instant::now();
         let original = self
@@ -152,10 +152,10 @@ impl ResizeService {
         let job_cost = cost::estimate(&footprint, original.body.len());
         let input = original.body.clone();
         let job_spec = spec.clone();
-        let decodes = self.processor.decodes();
+        let decodes = self.pool.decodes();
         let askers = original.askers.clone();
         let image = self
-            .processor
+            .pool
             .run(job_cost, move || {
                 // Asked when the job starts, by which time the askers that joined its download
                 // have counted. A download nobody else got has no other variant to share a
@@ -170,7 +170,7 @@ impl ResizeService {
             })
             .await?;
         record_steps(&image);
-        Ok(Resized {
+        Ok(Transformed {
             spec,
             image,
             original,

@@ -1,5 +1,5 @@
 //! The async runtimes' part of handing memory back after a burst (the CPU pool's part is in
-//! `processor.rs`). Tokio worker threads allocate buffers (downloads, responses) that other
+//! `release.rs`). Tokio worker threads allocate buffers (downloads, responses) that other
 //! threads free; mimalloc returns such pages to the OS only when the owning thread next
 //! collects its heap, and a worker idle after a burst never does. So each runtime thread
 //! registers itself the first time it serves a request (a thread-local flag: no lock per

@@ -1,13 +1,13 @@
 use super::*;
 
-fn service() -> ResizeService {
-    ResizeService::new().expect("embedded config is valid")
+fn service() -> Transformer {
+    Transformer::new().expect("embedded config is valid")
 }
 
 #[tokio::test]
 async fn resize_on_the_embedded_config_makes_exact_sizes() {
     let out = service()
-        .resize(&ResizeRequest::new(
+        .transform(&TransformJob::new(
             "width=300,format=webp",
             "/FreshFlower.jpg",
         ))
@@ -22,13 +22,13 @@ async fn resize_on_the_embedded_config_makes_exact_sizes() {
 async fn batch_keeps_order_reports_each_error_and_respects_the_bound() {
     let s = service();
     let widths = [100u32, 200, 50, 320, 64];
-    let mut requests: Vec<ResizeRequest> = widths
+    let mut requests: Vec<TransformJob> = widths
         .iter()
-        .map(|w| ResizeRequest::new(&format!("width={w},format=jpeg"), "/GreenMeadow.jpg"))
+        .map(|w| TransformJob::new(&format!("width={w},format=jpeg"), "/GreenMeadow.jpg"))
         .collect();
-    requests.insert(2, ResizeRequest::new("width=100", "/missing.jpg"));
-    requests.push(ResizeRequest::new("width=0", "/GreenMeadow.jpg"));
-    let results = s.resize_batch(requests, 2).await;
+    requests.insert(2, TransformJob::new("width=100", "/missing.jpg"));
+    requests.push(TransformJob::new("width=0", "/GreenMeadow.jpg"));
+    let results = s.transform_batch(requests, 2).await;
     assert_eq!(results.len(), 7);
     let made: Vec<u32> = results
         .iter()
@@ -42,14 +42,14 @@ async fn batch_keeps_order_reports_each_error_and_respects_the_bound() {
 #[tokio::test]
 async fn auto_format_follows_what_the_request_accepts() {
     let s = service();
-    let mut req = ResizeRequest::new("width=64,format=auto", "/GreenMeadow.jpg");
-    let jpeg = s.resize(&req).await.unwrap();
+    let mut req = TransformJob::new("width=64,format=auto", "/GreenMeadow.jpg");
+    let jpeg = s.transform(&req).await.unwrap();
     assert_eq!(&jpeg.image.bytes[..2], &[0xFF, 0xD8]);
     req.accepts = Accepts {
         avif: false,
         webp: true,
     };
-    let webp = s.resize(&req).await.unwrap();
+    let webp = s.transform(&req).await.unwrap();
     assert_eq!(&webp.image.bytes[8..12], b"WEBP");
 }
 
@@ -57,7 +57,7 @@ async fn auto_format_follows_what_the_request_accepts() {
 async fn a_download_nobody_else_got_keeps_no_decode() {
     let s = service();
     let out = s
-        .resize(&ResizeRequest::new(
+        .transform(&TransformJob::new(
             "width=120,format=jpeg",
             "/GreenMeadow.jpg",
         ))
@@ -66,5 +66,5 @@ async fn a_download_nobody_else_got_keeps_no_decode() {
     assert_eq!(out.image.width, 120);
     assert!(!out.original.askers.is_shared());
     // Nothing to share it with: kept, it would only hold the pixels and the original.
-    assert_eq!(s.processor.decodes().kept(), 0);
+    assert_eq!(s.pool.decodes().kept(), 0);
 }

@@ -1,0 +1,282 @@
+//! `TransformService`: a transform request's HTTP side. Routes the path, negotiates the format,
+//! runs the job through the `Transformer` and builds the reply with its cache headers (ETag,
+//! `Cache-Control`, `Vary`, conditional requests); also the passthrough of a `file://` origin's
+//! other paths. Knows HTTP requests and responses, not Pingora.
+
+use super::transformer::{Transformed, Transformer};
+use crate::config::{Config, Origin, Site};
+use crate::error::{Blame, ImgateError};
+use crate::origin::Fetched;
+use crate::route;
+use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
+use blake2::{Blake2b, Digest};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Internal request header by which the edge tells the service which format it negotiated for
+/// `format=auto` (`avif`, `webp` or `fallback`). The edge varies its cache on the same token, so
+/// the two can never disagree.
+pub const NEGOTIATED_FORMAT_HEADER: &str = "x-imgate-format";
+
+/// Internal request header by which the edge tells the service when the last admin purge
+/// began (milliseconds since the Unix epoch): an original fetched before then, still held for
+/// other variants, must not be reused for this request (`OriginFetcher::fetch`).
+pub const PURGED_AT_HEADER: &str = "x-imgate-purged-at";
+
+/// A complete answer: status, headers and body. The HTTP layer writes it out as is.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// An error answer: the public message only, never cached.
+    pub fn error(e: &ImgateError) -> Reply {
+        let mut headers = vec![
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ];
+        if let Some(secs) = e.retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        Reply {
+            status: e.status,
+            headers,
+            body: format!("{}\n", e.public).into_bytes(),
+        }
+    }
+}
+
+/// What the service needs to answer one request, taken from the HTTP request by the app layer.
+#[derive(Debug, Clone)]
+pub struct TransformRequest<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The edge's negotiated token, when called by the edge.
+    pub negotiated: Option<&'a str>,
+    /// The client's `Accept`, used when running alone.
+    pub accept: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    /// When the edge's last admin purge began (`PURGED_AT_HEADER`): originals fetched before
+    /// then are not reused.
+    pub purged_at: Option<SystemTime>,
+}
+
+pub struct TransformService {
+    config: Arc<Config>,
+    transformer: Transformer,
+}
+
+impl TransformService {
+    pub fn new(config: Arc<Config>) -> TransformService {
+        TransformService {
+            transformer: Transformer::with_config(config.clone()),
+            config,
+        }
+    }
+
+    pub async fn handle(&self, req: &TransformRequest<'_>) -> Reply {
+        let Some((_, site)) = self.config.site_for(req.host) else {
+            return Reply::error(&ImgateError::new(
+                404,
+                "unknown site",
+                format!("no site for host {}", req.host),
+                Blame::Downstream,
+            ));
+        };
+        let result = match route::split_image_path(req.path) {
+            Some((options, source)) => self.transform(site, options, source, req).await,
+            None => self.serve_file(site, req).await,
+        };
+        result.unwrap_or_else(|e| {
+            log::info!("{} {}: {}", req.host, req.path, e);
+            let mut reply = Reply::error(&e);
+            if e.status == 404 && !site.ttl.negative.is_zero() {
+                // Negative caching: a missing original is asked for again soon, not at once.
+                reply.headers.retain(|(name, _)| *name != "cache-control");
+                let ttl = site.ttl.negative.as_secs();
+                reply
+                    .headers
+                    .push(("cache-control", format!("public, max-age={ttl}")));
+            }
+            reply
+        })
+    }
+
+    async fn transform(
+        &self,
+        site: &Site,
+        options: &str,
+        source: &str,
+        req: &TransformRequest<'_>,
+    ) -> Result<Reply, ImgateError> {
+        let spec = spec::parse_options(options)?;
+        let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
+        let accepts = negotiated_accepts(&spec, req);
+        let made = self
+            .transformer
+            .render(site, spec, &source, accepts, req.purged_at)
+            .await?;
+        Ok(self.image_reply(site, made, req.if_none_match))
+    }
+
+    fn image_reply(&self, site: &Site, made: Transformed, if_none_match: Option<&str>) -> Reply {
+        let Transformed {
+            spec,
+            image: out,
+            original,
+            fetch_time,
+        } = made;
+        let etag = strong_etag(&out.bytes);
+        let mut headers = Vec::with_capacity(10);
+        headers.push(("content-type", out.format.mime().to_string()));
+        headers.push(("cache-control", cache_control(site, &original)));
+        headers.push(("etag", etag.clone()));
+        let last_modified = original.last_modified.unwrap_or_else(SystemTime::now);
+        headers.push(("last-modified", httpdate::fmt_http_date(last_modified)));
+        if spec.format == FormatRequest::Auto {
+            headers.push(("vary", "Accept".to_string()));
+        }
+        for (name, value) in &original.tags {
+            headers.push((name, value.clone()));
+        }
+        let t = out.timings;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut timing = String::new();
+        let _ = write!(
+            timing,
+            "fetch;dur={:.1}, decode;dur={:.1}, resize;dur={:.1}, encode;dur={:.1}",
+            ms(fetch_time),
+            ms(t.decode),
+            ms(t.resize),
+            ms(t.encode)
+        );
+        headers.push(("server-timing", timing));
+        headers.push((
+            "x-imgate-dimensions",
+            format!("{}x{}", out.width, out.height),
+        ));
+        if if_none_match.is_some_and(|inm| etag_matches(inm, &etag)) {
+            return Reply {
+                status: 304,
+                headers,
+                body: Vec::new(),
+            };
+        }
+        Reply {
+            status: 200,
+            headers,
+            body: out.bytes,
+        }
+    }
+
+    /// Serve a file of a `file://` origin unchanged (the passthrough route for directory origins).
+    async fn serve_file(
+        &self,
+        site: &Site,
+        req: &TransformRequest<'_>,
+    ) -> Result<Reply, ImgateError> {
+        let Origin::Dir(_) = &site.origin else {
+            return Err(ImgateError::new(
+                404,
+                "not found",
+                "passthrough for an HTTP origin reached the transform service",
+                Blame::Internal,
+            ));
+        };
+        let path = if req.path.ends_with('/') {
+            format!("{}index.html", req.path)
+        } else {
+            req.path.to_string()
+        };
+        let original = self.transformer.fetch(site, &path, req.purged_at).await?;
+        let mut headers = vec![
+            (
+                "cache-control",
+                format!("public, max-age={}", site.ttl.default.as_secs()),
+            ),
+            (
+                "content-type",
+                original
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+            ),
+        ];
+        if let Some(lm) = original.last_modified {
+            headers.push(("last-modified", httpdate::fmt_http_date(lm)));
+        }
+        if let Some(etag) = &original.etag {
+            headers.push(("etag", etag.clone()));
+            if req.if_none_match.is_some_and(|inm| etag_matches(inm, etag)) {
+                return Ok(Reply {
+                    status: 304,
+                    headers,
+                    body: Vec::new(),
+                });
+            }
+        }
+        Ok(Reply {
+            status: 200,
+            headers,
+            body: original.body.to_vec(),
+        })
+    }
+}
+
+/// The formats to consider for `format=auto`: the edge's token when present, else `Accept`.
+fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accepts {
+    if spec.format != FormatRequest::Auto {
+        return Accepts::default();
+    }
+    match req.negotiated {
+        Some("avif") => Accepts {
+            avif: true,
+            webp: true,
+        },
+        Some("webp") => Accepts {
+            avif: false,
+            webp: true,
+        },
+        Some(_) => Accepts::default(),
+        None => Accepts::from_accept_header(req.accept.unwrap_or("")),
+    }
+}
+
+/// `Cache-Control` for a variant: the origin's freshness bounded by the site's TTL policy.
+/// An origin that forbids storing keeps that promise for the variants too.
+fn cache_control(site: &Site, original: &Fetched) -> String {
+    if original.no_store {
+        return "private, no-store".into();
+    }
+    let ttl = site.ttl.bound(original.ttl).as_secs();
+    format!("public, max-age={ttl}, stale-while-revalidate=60, stale-if-error=86400")
+}
+
+/// A strong validator from the encoded bytes: equal bytes, equal tag.
+fn strong_etag(bytes: &[u8]) -> String {
+    let hash = Blake2b::<blake2::digest::consts::U16>::digest(bytes);
+    format!("\"{}\"", hex::encode(hash))
+}
+
+/// `If-None-Match` matching (weak comparison, RFC 9110 13.1.2).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| bare(t) == bare(etag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_matching_is_weak_and_handles_lists() {
+        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
+        assert!(etag_matches("W/\"b\"", "\"b\""));
+        assert!(etag_matches("*", "\"b\""));
+        assert!(!etag_matches("\"c\"", "\"b\""));
+    }
+}
