@@ -2,8 +2,9 @@
 //! the environment overrides containers set, then validated once (`validate.rs`). Knows
 //! where text comes from; must not judge values (validation does).
 
+use super::env::EnvOverrides;
+use super::model::{Config, ConfigError};
 use super::wire::WireConfig;
-use super::{Config, ConfigError};
 use std::path::{Path, PathBuf};
 
 /// The example config, compiled in: what `imgate` runs with when given no `--config`.
@@ -11,31 +12,6 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../conf/imgate.yaml");
 /// Relative `file://` origins in the embedded default resolve against the repo's `conf/`.
 pub const DEFAULT_CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
 
-/// Environment overrides for containers, applied on top of the file.
-#[derive(Debug, Default, Clone)]
-pub struct EnvOverrides {
-    pub listen: Option<String>,
-    pub admin_listen: Option<String>,
-    pub origin: Option<String>,
-    pub cache_dir: Option<String>,
-    pub admin_token: Option<String>,
-    /// `IMGATE_HTML_REWRITE=on|off`: the HTML rewrite of the first site.
-    pub html_rewrite: Option<String>,
-}
-
-impl EnvOverrides {
-    pub fn from_env() -> EnvOverrides {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        EnvOverrides {
-            listen: get("IMGATE_LISTEN"),
-            admin_listen: get("IMGATE_ADMIN_LISTEN"),
-            origin: get("IMGATE_ORIGIN"),
-            cache_dir: get("IMGATE_CACHE_DIR"),
-            admin_token: get("IMGATE_ADMIN_TOKEN"),
-            html_rewrite: get("IMGATE_HTML_REWRITE"),
-        }
-    }
-}
 impl Config {
     /// Load and validate a config file.
     pub fn load(path: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {

@@ -1,5 +1,9 @@
 use super::*;
-use std::path::Path;
+use crate::origin::Reach;
+use ipnet::IpNet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(

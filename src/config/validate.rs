@@ -2,14 +2,14 @@
 //! function per config section, each naming the key of what it refuses. Runs once at start;
 //! must not read files or the environment itself (loading does).
 
-use super::load::EnvOverrides;
+use super::env::EnvOverrides;
+use super::model::{
+    CacheConfig, ClientLimits, Config, ConfigError, HttpOrigin, Origin, PerformanceConfig, Site,
+    TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
+};
 use super::wire::{
     WireAccessLog, WireAdmin, WireCache, WireClients, WireConfig, WireHtmlRewrite, WireLimits,
     WirePerformance, WireSite,
-};
-use super::{
-    CacheConfig, ClientLimits, Config, ConfigError, HttpOrigin, Origin, PerformanceConfig, Site,
-    TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
 };
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
 use crate::forwarded::TrustedProxies;

@@ -8,6 +8,30 @@ use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+/// What one fetch may reach, beyond what its origin says. The default is a site's own
+/// configured origin: any address, no dotfiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The addresses it may connect to: [`Reach::Any`] for the site's origin, public ones
+    /// (plus `allowed_source_ranges`) for an absolute source URL.
+    pub reach: Reach,
+    /// Serve `file://` paths with a component starting with `.` (`/.env`, `/.git/config`).
+    /// Default `false`: they answer 404 as if absent.
+    pub dotfiles: bool,
+}
+
+impl Access {
+    /// Tells accesses apart in the keys of shared downloads: a fetch must never join one made
+    /// with more reach than its own.
+    pub(super) fn tag(&self) -> String {
+        format!(
+            "{}{}",
+            self.reach.tag(),
+            if self.dotfiles { "+dot" } else { "" }
+        )
+    }
+}
+
 /// The addresses a fetch may connect to.
 ///
 /// Default: [`Reach::Any`], for a site's own configured origin, which the operator chose and

@@ -4,7 +4,8 @@
 //! resolved) before opening, so a link pointing outside serves nothing. Both refusals answer
 //! 404, as if the file were absent: a client learns nothing about the rest of the disk.
 
-use super::{Fetched, OriginError};
+use super::error::OriginError;
+use super::fetched::Fetched;
 use bytes::Bytes;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;

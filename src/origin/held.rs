@@ -9,7 +9,7 @@
 //! It never deadlocks with the processing budget: what frees source bytes (jobs ending) never
 //! waits for source bytes.
 
-use super::OriginError;
+use super::error::OriginError;
 use crate::budget::{Budget, Grant, Refusal};
 use crate::metrics;
 use bytes::Bytes;

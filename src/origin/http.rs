@@ -3,8 +3,10 @@
 //! module resolved and checked itself, never from a name (Pingora would resolve it blocking,
 //! and panic when it does not resolve). Redirects are not followed: a 3xx is an origin error.
 
+use super::address::Reach;
+use super::error::OriginError;
+use super::fetched::{forbids_storing, freshness, Fetched};
 use super::resolve;
-use super::{forbids_storing, freshness, Fetched, OriginError, Reach};
 use crate::config::{HttpOrigin, PerformanceConfig};
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;

@@ -5,7 +5,7 @@
 //! system `getaddrinfo` behind `ToSocketAddrs` does, which is why Pingora's
 //! `HttpPeer::new((host, port), ..)` is never given a name.
 
-use super::OriginError;
+use super::error::OriginError;
 use crate::metrics;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;

@@ -8,8 +8,8 @@
 //! limit as it comes, so a 2 KiB brotli body that expands to gigabytes stops at the limit
 //! with [`RewriteError::TooLarge`] after decoding (and buffering) at most the limit.
 
+use super::options::RewriteOptions;
 use super::page::PageRewriter;
-use super::RewriteOptions;
 use std::io::{self, Write};
 use std::sync::Arc;
 

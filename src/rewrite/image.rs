@@ -2,8 +2,8 @@
 //! written, which attributes to set. Pure: no HTML parsing here, so every rule is testable on
 //! its own and [`super::page`] only reads and writes attributes.
 
+use super::options::RewriteOptions;
 use super::url::{format_srcset, image_source, image_url, parse_srcset};
-use super::RewriteOptions;
 
 /// The attributes the rules read, as a browser reads them (character references decoded:
 /// `?w=1&#038;h=2` is `?w=1&h=2`); the values the rules return are plain text too, escaped

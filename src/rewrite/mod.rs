@@ -9,84 +9,18 @@
 //! - [`page`]: [`PageRewriter`], lol_html wired to the rules, with the page's charset.
 //! - [`body`]: [`HtmlBody`], origin content-coding removed before the rewriter.
 //! - [`entities`]: character references in attribute values, decoded and escaped again.
+//! - [`options`]: [`RewriteOptions`], what a site's rewrite does; [`HtmlRewrite`], its fingerprint.
 
 pub mod body;
 pub mod entities;
 pub mod image;
+pub mod options;
 pub mod page;
 pub mod url;
 
 pub use body::{HtmlBody, RewriteError};
+pub use options::{HtmlRewrite, RewriteOptions};
 pub use page::PageRewriter;
-
-use blake2::{Blake2b512, Digest};
-use std::sync::Arc;
-
-/// Bump when the rewriter's output changes for the same options: it is part of the
-/// fingerprint, so cached pages rewritten by an older build are not served again.
-/// 2: attribute values are read with their character references decoded and written escaped.
-const REWRITER_VERSION: u32 = 2;
-
-/// What a site's HTML rewrite does. Built and validated by `config`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RewriteOptions {
-    /// Widths (pixels, ascending) of the generated `srcset` for images without a `width`.
-    pub widths: Vec<u32>,
-    /// Densities (1-4) of the generated `srcset` for images with a `width` attribute.
-    pub densities: Vec<u8>,
-    /// `sizes` given to a generated width `srcset` when the tag has none.
-    pub sizes: String,
-    /// Add `loading="lazy"` and `decoding="async"` (never overriding the page's own).
-    pub lazy_loading: bool,
-    /// The first N `<img>` of a page are taken to be above the fold: never lazy.
-    pub eager_images: usize,
-    /// The site's own host names: absolute URLs on them become path sources.
-    pub own_hosts: Vec<String>,
-    /// Other hosts the edge may fetch from (`Site::allows_source_host`): absolute URLs on them
-    /// become absolute sources. URLs on any other host are left alone.
-    pub allowed_source_hosts: Vec<String>,
-    /// The site's `allow_http_sources` and `allowed_source_ports`: absolute URLs the edge
-    /// would refuse (`http://`, odd ports) are left alone, as for hosts it may not fetch from.
-    pub allow_http_sources: bool,
-    pub allowed_source_ports: Vec<u16>,
-}
-
-impl Default for RewriteOptions {
-    fn default() -> Self {
-        RewriteOptions {
-            widths: vec![320, 640, 960, 1280, 1920],
-            densities: vec![1, 2],
-            sizes: "100vw".into(),
-            lazy_loading: true,
-            eager_images: 1,
-            own_hosts: Vec::new(),
-            allowed_source_hosts: Vec::new(),
-            allow_http_sources: false,
-            allowed_source_ports: Vec::new(),
-        }
-    }
-}
-
-/// A site's rewrite switched on: the options and their fingerprint, computed once.
-#[derive(Debug, Clone)]
-pub struct HtmlRewrite {
-    pub options: Arc<RewriteOptions>,
-    /// Short hash of the options and the rewriter version. It goes into the passthrough cache
-    /// key: getting this wrong serves pages rewritten under an older config.
-    pub fingerprint: String,
-}
-
-impl HtmlRewrite {
-    pub fn new(options: RewriteOptions) -> HtmlRewrite {
-        let mut hash = Blake2b512::new();
-        hash.update(format!("v{REWRITER_VERSION}:{options:?}").as_bytes());
-        let fingerprint = hex::encode(&hash.finalize()[..8]);
-        HtmlRewrite {
-            options: Arc::new(options),
-            fingerprint,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests;

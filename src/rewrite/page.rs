@@ -8,8 +8,8 @@
 
 use super::entities::{decode_attribute, escape_attribute};
 use super::image::{rewrite_img, rewrite_source, Changes, ImageTag};
+use super::options::RewriteOptions;
 use super::url::page_dir;
-use super::RewriteOptions;
 use encoding_rs::Encoding;
 use lol_html::errors::RewritingError;
 use lol_html::send::{HtmlRewriter, Settings};

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 // The generated page the Criterion bench and the integration tests measure too.
 #[path = "../../tests/it/support/sample_page.rs"]

@@ -2,7 +2,7 @@
 //! part of a `/cdn-cgi/image/<options>/<source>` URL (or `None`: leave it alone), and `srcset`
 //! text is split into candidates and joined again. No I/O, no HTML parsing.
 
-use super::RewriteOptions;
+use super::options::RewriteOptions;
 use crate::route::{self, Source, IMAGE_PREFIX};
 
 /// The directory of a page's path, against which relative image URLs resolve:

@@ -1,0 +1,28 @@
+//! The environment overrides containers set (`IMGATE_LISTEN`, `IMGATE_ORIGIN`...), read once
+//! at start and applied on top of the file by validation.
+
+/// Environment overrides for containers, applied on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct EnvOverrides {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub origin: Option<String>,
+    pub cache_dir: Option<String>,
+    pub admin_token: Option<String>,
+    /// `IMGATE_HTML_REWRITE=on|off`: the HTML rewrite of the first site.
+    pub html_rewrite: Option<String>,
+}
+
+impl EnvOverrides {
+    pub fn from_env() -> EnvOverrides {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        EnvOverrides {
+            listen: get("IMGATE_LISTEN"),
+            admin_listen: get("IMGATE_ADMIN_LISTEN"),
+            origin: get("IMGATE_ORIGIN"),
+            cache_dir: get("IMGATE_CACHE_DIR"),
+            admin_token: get("IMGATE_ADMIN_TOKEN"),
+            html_rewrite: get("IMGATE_HTML_REWRITE"),
+        }
+    }
+}
