@@ -16,7 +16,14 @@ use once_cell::sync::Lazy;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use crate::pipeline::fuzzing::{container_metadata, exif, heif, probe};
+pub use crate::imaging::fuzzing::{container_metadata, exif, heif};
+
+/// Sniffing and the header probe with the default limits, as the `probe` step runs them.
+pub fn probe(input: &[u8]) {
+    if crate::imaging::sniff(input).is_ok() {
+        let _ = pipeline::probe(input, &Limits::default());
+    }
+}
 
 /// Two sites, one with absolute sources allowed: what the purge and route targets resolve
 /// against.

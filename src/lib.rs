@@ -13,6 +13,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod forwarded;
+pub mod imaging;
 // The unit tests replay the committed fuzz corpora through the same entry points.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

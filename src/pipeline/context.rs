@@ -3,9 +3,9 @@
 
 use super::error::PipelineError;
 use super::limits::Limits;
-use super::metadata::SourceMeta;
-use super::raster::Raster;
-use super::sniff::Probe;
+use crate::imaging::animation::Frame;
+use crate::imaging::meta::SourceMeta;
+use crate::imaging::{Probe, Raster};
 use crate::spec::{Accepts, OutputFormat, TransformSpec};
 use std::sync::Arc;
 
@@ -92,12 +92,6 @@ impl Decoded {
     pub fn weight(&self) -> usize {
         self.raster.data.len()
     }
-}
-
-/// One output frame and how long it is shown.
-pub(super) struct Frame {
-    pub raster: Raster,
-    pub duration_ms: u32,
 }
 
 /// The frames `steps::animated::decode_step` leaves for its `encode_step`, already at their output

@@ -7,7 +7,7 @@
 //! Translucent images are filtered premultiplied (and divided back afterwards) so the colour of
 //! invisible pixels never bleeds into visible ones.
 
-use super::raster::Raster;
+use crate::imaging::Raster;
 use crate::spec::TransformSpec;
 use fast_image_resize::images::Image;
 use fast_image_resize::{MulDiv, PixelType};

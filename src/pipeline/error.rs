@@ -1,5 +1,8 @@
 //! Why an image could not be processed: one kind per HTTP status (the mapping is the crate's
-//! `error.rs`). Every step and codec returns it; none panics on bad input.
+//! `error.rs`). Every step returns it, the codecs' `ImageError` becoming the kind of the same
+//! name; none panics on bad input.
+
+use crate::imaging::ImageError;
 
 /// Why an image could not be processed. Each kind maps to one HTTP status in the service.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -20,4 +23,15 @@ pub enum PipelineError {
     /// An encoder failed. -> 500
     #[error("encoding failed: {0}")]
     Encode(String),
+}
+
+impl From<ImageError> for PipelineError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::TooLarge(m) => PipelineError::TooLarge(m),
+            ImageError::Unsupported(m) => PipelineError::Unsupported(m),
+            ImageError::Undecodable(m) => PipelineError::Undecodable(m),
+            ImageError::Encode(m) => PipelineError::Encode(m),
+        }
+    }
 }

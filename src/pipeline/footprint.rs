@@ -10,9 +10,9 @@ use super::error::PipelineError;
 use super::format::choose_format;
 use super::geometry;
 use super::limits::Limits;
-use super::sniff::{Probe, SourceFormat};
 use super::steps::fit::upright_size;
 use super::steps::{animated, decode, probe};
+use crate::imaging::{Probe, SourceFormat};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 
 /// What a job will handle; sizes are width x height in pixels.
@@ -102,7 +102,7 @@ pub fn footprint(
         canvas,
         animated,
         formats: formats(spec.format, accepts, probe.format, animated),
-        // Read by the probe's own walk of the JPEG headers (`metadata::jpeg`).
+        // Read by the probe's own walk of the JPEG headers (`imaging::jpeg::read_meta`).
         coefficient_bytes: ctx.meta.coefficient_bytes,
     })
 }

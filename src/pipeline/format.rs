@@ -2,7 +2,7 @@
 //! the source), the encoder setting for a `quality` option, and how much shrink-on-load must
 //! leave for the chosen encoder. Decisions only, no pixels and no codec calls.
 
-use super::sniff::SourceFormat;
+use crate::imaging::SourceFormat;
 use crate::spec::{Accepts, FormatRequest, OutputFormat};
 
 /// Default JPEG quality (on the option's scale, see [`encoder_quality`]): the usual web sweet spot.

@@ -18,7 +18,8 @@
 
 use super::error::PipelineError;
 use super::limits::Limits;
-use super::raster::Raster;
+use crate::imaging::orientation::{self, Orientation};
+use crate::imaging::Raster;
 use crate::spec::{Fit, Flip, Gravity, TransformSpec};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{
@@ -155,9 +156,11 @@ pub fn rotates_or_flips(spec: &TransformSpec) -> bool {
 
 /// Apply `rotate` and `flip` from the spec.
 pub fn rotate_flip(img: Raster, spec: &TransformSpec) -> Raster {
-    if !rotates_or_flips(spec) {
-        return img;
-    }
+    orientation::apply(img, spec_orientation(spec))
+}
+
+/// The spec's `rotate` (clockwise) and `flip` as one orientation: rotate first, then mirror.
+pub fn spec_orientation(spec: &TransformSpec) -> Orientation {
     let turns = match spec.rotate {
         Some(90) => 1,
         Some(180) => 2,
@@ -170,20 +173,10 @@ pub fn rotate_flip(img: Raster, spec: &TransformSpec) -> Raster {
         Flip::Vertical => (false, true),
         Flip::Both => (true, true),
     };
-    if img.width == 0 || img.height == 0 {
-        return img;
-    }
-    // A half turn is a horizontal plus a vertical mirror; fold it into the flips so only
-    // quarter turns need the transposing (allocating) path.
-    let (flip_h, flip_v) = if turns == 2 {
-        (!flip_h, !flip_v)
-    } else {
-        (flip_h, flip_v)
-    };
-    match (turns % 2 == 1, img.channels) {
-        (false, _) => mirror_in_place(img, flip_h, flip_v),
-        (true, 4) => transpose_turn::<4>(img, turns == 1, flip_h, flip_v),
-        (true, _) => transpose_turn::<3>(img, turns == 1, flip_h, flip_v),
+    Orientation {
+        turns,
+        flip_h,
+        flip_v,
     }
 }
 
@@ -543,64 +536,6 @@ fn pad(img: &Raster, cw: u32, ch: u32, spec: &TransformSpec) -> Raster {
         }
     }
     Raster::new(cw, ch, out_c as u8, data)
-}
-
-/// Mirror horizontally and/or vertically without a second buffer.
-fn mirror_in_place(mut img: Raster, flip_h: bool, flip_v: bool) -> Raster {
-    let c = img.channels as usize;
-    let stride = img.width as usize * c;
-    let rows = img.height as usize;
-    if flip_v {
-        let (mut top, mut bottom) = (0, rows);
-        while top + 1 < bottom {
-            bottom -= 1;
-            let (a, b) = img.data.split_at_mut(bottom * stride);
-            a[top * stride..(top + 1) * stride].swap_with_slice(&mut b[..stride]);
-            top += 1;
-        }
-    }
-    if flip_h {
-        for row in img.data.chunks_exact_mut(stride) {
-            // Reversing the bytes reverses pixel order and each pixel's channels; reversing
-            // every pixel again restores channel order.
-            row.reverse();
-            for px in row.chunks_exact_mut(c) {
-                px.reverse();
-            }
-        }
-    }
-    img
-}
-
-/// Rotate a quarter turn (clockwise when `cw`), then mirror, in one pass into a new buffer.
-/// Works in square tiles so both the reads and the writes stay within a few cache lines.
-fn transpose_turn<const C: usize>(img: Raster, cw: bool, flip_h: bool, flip_v: bool) -> Raster {
-    const TILE: usize = 32;
-    let (sw, sh) = (img.width as usize, img.height as usize);
-    let (dw, dh) = (sh, sw);
-    let mut out = vec![0u8; sw * sh * C];
-    let src = &img.data;
-    // Output (ox, oy) reads source (sx, sy): clockwise is sx = oy, sy = sh-1-ox;
-    // counter-clockwise is sx = sw-1-oy, sy = ox; mirrors first reflect (ox, oy).
-    for ty in (0..dh).step_by(TILE) {
-        for tx in (0..dw).step_by(TILE) {
-            for oy in ty..(ty + TILE).min(dh) {
-                let my = if flip_v { dh - 1 - oy } else { oy };
-                for ox in tx..(tx + TILE).min(dw) {
-                    let mx = if flip_h { dw - 1 - ox } else { ox };
-                    let (sx, sy) = if cw {
-                        (my, sh - 1 - mx)
-                    } else {
-                        (sw - 1 - my, mx)
-                    };
-                    let s = (sy * sw + sx) * C;
-                    let d = (oy * dw + ox) * C;
-                    out[d..d + C].copy_from_slice(&src[s..s + C]);
-                }
-            }
-        }
-    }
-    Raster::new(dw as u32, dh as u32, C as u8, out)
 }
 
 #[cfg(test)]

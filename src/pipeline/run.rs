@@ -7,9 +7,8 @@
 use super::context::{Ctx, Decoded};
 use super::error::PipelineError;
 use super::limits::Limits;
-use super::raster::Raster;
-use super::sniff::{self, Probe};
 use super::steps::{animated, decode, Phase, Step, ANIM_STEPS, STEPS};
+use crate::imaging::{Probe, Raster};
 use crate::spec::{Accepts, OutputFormat, TransformSpec};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,5 +160,5 @@ pub fn decode_upright(
 
 /// Sniff and read the header only: format, stored size, frame count, with limits enforced.
 pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
-    sniff::probe_with_meta(input, limits).map(|(p, _)| p)
+    super::steps::probe::probe_with_meta(input, limits).map(|(p, _)| p)
 }

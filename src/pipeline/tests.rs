@@ -3,17 +3,18 @@
 //! without width/height or decode-level functions; geometry has its own unit tests.
 
 use super::context::Ctx;
-use super::decode;
 use super::error::PipelineError;
 use super::format::choose_format;
 use super::limits::Limits;
-use super::metadata::{self, SourceMeta};
-use super::sniff::{self, SourceFormat};
 use super::steps::decode::{integer_shrink, jpeg_plan, min_stored_size, plan, MinSize};
 use super::steps::flatten;
-use super::steps::{probe, Phase, STEPS};
-use super::{color, orient};
-use super::{decode_upright, process, Raster};
+use super::steps::probe::{self, probe_with_meta};
+use super::steps::{Phase, STEPS};
+use super::{decode_upright, process};
+use crate::imaging::meta::SourceMeta;
+use crate::imaging::orientation::{self, Orientation};
+use crate::imaging::raster::drop_opaque_alpha;
+use crate::imaging::{color, exif, jpeg, sniff, webp, Raster, SourceFormat};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, Rgba, TransformSpec};
 use std::path::{Path, PathBuf};
 
@@ -162,16 +163,10 @@ fn sniff_names_each_format_by_magic() {
         ("animated.webp", SourceFormat::Webp),
     ];
     for (name, format) in cases {
-        assert_eq!(sniff::sniff(&fixture(name)).unwrap(), format, "{name}");
+        assert_eq!(sniff(&fixture(name)).unwrap(), format, "{name}");
     }
-    assert_eq!(
-        sniff::sniff(b"II*\0\x08\0\0\0").unwrap(),
-        SourceFormat::Tiff
-    );
-    assert_eq!(
-        sniff::sniff(b"MM\0*\0\0\0\x08").unwrap(),
-        SourceFormat::Tiff
-    );
+    assert_eq!(sniff(b"II*\0\x08\0\0\0").unwrap(), SourceFormat::Tiff);
+    assert_eq!(sniff(b"MM\0*\0\0\0\x08").unwrap(), SourceFormat::Tiff);
 }
 
 #[test]
@@ -364,7 +359,7 @@ fn animations_decode_their_first_frame() {
 #[test]
 fn jpeg_shrink_on_load_picks_the_smallest_sufficient_dct_scale() {
     let pick = |w, h, mw, mh| {
-        let s = decode::jpeg_scale(w, h, mw, mh);
+        let s = jpeg::scale(w, h, mw, mh);
         (s.num(), s.denom())
     };
     assert_eq!(pick(2000, 1000, 250, 125), (1, 8));
@@ -401,12 +396,12 @@ fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
     // Landscape_6 is stored portrait with orientation 6: ask for a quarter of the upright
     // width and a third of the upright height and check both stored axes still cover it.
     let input = fixture("orientation/Landscape_6.jpg");
-    let (probe, mut meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
+    let (probe, mut meta) = probe_with_meta(&input, &Limits::default()).unwrap();
     assert_eq!(meta.orientation, 6);
     let (uw, uh) = (probe.height, probe.width);
     let min: MinSize<'_> = &|w, h| (w / 4, h / 3);
     let scale = jpeg_plan(&probe, &meta, min);
-    let img = decode::decode_jpeg(&input, &probe, &mut meta, scale).unwrap();
+    let img = jpeg::decode(&input, &probe, &mut meta, scale).unwrap();
     // Stored width must cover upright height / 3, stored height upright width / 4.
     assert!(
         img.width >= uh / 3 && img.height >= uw / 4,
@@ -419,13 +414,13 @@ fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
         "no DCT scaling happened: {}",
         img.width
     );
-    let up = orient::apply(img, 6);
+    let up = orientation::apply(img, Orientation::from_exif(6));
     assert!(up.width >= uw / 4 && up.height >= uh / 3);
 
     let input = fixture("storm-lossy.webp");
-    let (probe, meta) = sniff::probe_with_meta(&input, &Limits::default()).unwrap();
+    let (probe, meta) = probe_with_meta(&input, &Limits::default()).unwrap();
     let min: MinSize<'_> = &|w, h| (w / 5, h / 5);
-    let img = decode::decode_webp(&input, &probe, integer_shrink(&probe, &meta, min)).unwrap();
+    let img = webp::decode(&input, &probe, integer_shrink(&probe, &meta, min)).unwrap();
     assert_eq!(
         (img.width, img.height),
         (probe.width.div_ceil(5), probe.height.div_ceil(5))
@@ -439,11 +434,11 @@ fn jpeg_and_webp_shrink_on_load_cover_the_minimum() {
 fn opaque_alpha_is_dropped_real_alpha_kept() {
     let opaque = Raster::new(2, 1, 4, vec![1, 2, 3, 255, 4, 5, 6, 255]);
     assert_eq!(
-        decode::drop_opaque_alpha(opaque),
+        drop_opaque_alpha(opaque),
         Raster::new(2, 1, 3, vec![1, 2, 3, 4, 5, 6])
     );
     let clear = Raster::new(2, 1, 4, vec![1, 2, 3, 255, 4, 5, 6, 0]);
-    assert_eq!(decode::drop_opaque_alpha(clear.clone()), clear);
+    assert_eq!(drop_opaque_alpha(clear.clone()), clear);
 }
 
 #[test]
@@ -466,8 +461,8 @@ fn bmp_and_tiff_sources_decode_and_fall_back_to_png_or_jpeg() {
         .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
         .unwrap();
     let tiff = tiff.into_inner();
-    assert_eq!(sniff::sniff(&bmp).unwrap(), SourceFormat::Bmp);
-    assert_eq!(sniff::sniff(&tiff).unwrap(), SourceFormat::Tiff);
+    assert_eq!(sniff(&bmp).unwrap(), SourceFormat::Bmp);
+    assert_eq!(sniff(&tiff).unwrap(), SourceFormat::Tiff);
 
     let out = run(&bmp, &spec());
     assert_eq!(
@@ -611,21 +606,21 @@ fn exif_orientation_parser_is_bounds_checked() {
         t
     };
     for o in 1..=8 {
-        assert_eq!(orient::exif_orientation(&ifd(true, 3, o)), Some(o as u8));
-        assert_eq!(orient::exif_orientation(&ifd(false, 3, o)), Some(o as u8));
+        assert_eq!(exif::orientation(&ifd(true, 3, o)), Some(o as u8));
+        assert_eq!(exif::orientation(&ifd(false, 3, o)), Some(o as u8));
     }
-    assert_eq!(orient::exif_orientation(&ifd(true, 3, 9)), None);
-    assert_eq!(orient::exif_orientation(&ifd(true, 4, 6)), None);
+    assert_eq!(exif::orientation(&ifd(true, 3, 9)), None);
+    assert_eq!(exif::orientation(&ifd(true, 4, 6)), None);
     let good = ifd(true, 3, 6);
     for cut in 0..good.len() - 6 {
-        assert_eq!(orient::exif_orientation(&good[..cut]), None, "cut at {cut}");
+        assert_eq!(exif::orientation(&good[..cut]), None, "cut at {cut}");
     }
     let mut far = good.clone();
     far[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(orient::exif_orientation(&far), None);
+    assert_eq!(exif::orientation(&far), None);
     let mut many = good;
     many[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
-    assert_eq!(orient::exif_orientation(&many), Some(6));
+    assert_eq!(exif::orientation(&many), Some(6));
 }
 
 /// A minimal little-endian EXIF TIFF block holding only Orientation.
@@ -660,13 +655,13 @@ fn png_exif_orientation_and_icc_profile_are_applied() {
             .unwrap();
         out
     };
-    let icc = metadata::jpeg(&fixture("twowings-p3.jpg")).icc.unwrap();
+    let icc = jpeg::read_meta(&fixture("twowings-p3.jpg")).icc.unwrap();
     let plain = upright(&encode_png(None, None));
     let tagged = upright(&encode_png(
         Some(exif_with_orientation(6)),
         Some(icc.clone()),
     ));
-    let mut expected = orient::apply(plain, 6);
+    let mut expected = orientation::apply(plain, Orientation::from_exif(6));
     color::to_srgb(&mut expected, &icc);
     assert_eq!((tagged.width, tagged.height), (2, 3));
     assert_eq!(tagged, expected);
@@ -688,7 +683,7 @@ fn orientation_transforms_match_their_definitions() {
         (8, (2, 3), [2, 5, 1, 4, 0, 3]), // 90 counter-clockwise
     ];
     for (o, size, pixels) in expect {
-        let out = orient::apply(src.clone(), o);
+        let out = orientation::apply(src.clone(), Orientation::from_exif(o));
         assert_eq!((out.width, out.height), size, "orientation {o}");
         assert_eq!(values(&out), pixels, "orientation {o}");
     }
@@ -713,7 +708,7 @@ fn check_orientation_set(dir: &Path, prefix: &str, numbers: &[u8]) {
             meta.orientation
         };
         for wrong in (1..=8).filter(|&o| o != right) {
-            let bad = orient::apply(stored.clone(), wrong);
+            let bad = orientation::apply(stored.clone(), Orientation::from_exif(wrong));
             if (bad.width, bad.height) == (reference.width, reference.height) {
                 let d = picture_distance(&bad, &reference);
                 assert!(
@@ -745,7 +740,7 @@ fn whole_orientation_corpus_comes_out_upright() {
 #[test]
 fn display_p3_jpeg_is_converted_to_srgb() {
     let input = fixture("twowings-p3.jpg");
-    let meta = metadata::jpeg(&input);
+    let meta = jpeg::read_meta(&input);
     assert!(
         meta.icc.as_ref().is_some_and(|p| p.len() > 128),
         "P3 profile not found"
@@ -766,7 +761,7 @@ fn display_p3_jpeg_is_converted_to_srgb() {
 fn p3_profile_maps_a_pixel_like_the_p3_to_srgb_matrix() {
     // Display P3 (200, 100, 50) -> linear -> P3-to-sRGB matrix -> sRGB curve gives about
     // (215, 93, 31): more red, less green and blue, as a colour-managed viewer shows it.
-    let icc = metadata::jpeg(&fixture("twowings-p3.jpg")).icc.unwrap();
+    let icc = jpeg::read_meta(&fixture("twowings-p3.jpg")).icc.unwrap();
     let mut img = Raster::new(2, 1, 4, vec![200, 100, 50, 77, 128, 128, 128, 255]);
     color::to_srgb(&mut img, &icc);
     let close = |got: &[u8], want: [u8; 4]| got.iter().zip(want).all(|(&g, w)| g.abs_diff(w) <= 3);
@@ -867,16 +862,16 @@ fn jpeg_icc_chunks_are_reassembled_in_order() {
     jpeg.extend(seg(0xEE, b"Adobe\0\x64\0\0\0\0\x02"));
     jpeg.extend(icc(1, 2, b"hello "));
     jpeg.extend([0xFF, 0xDA, 0, 2]);
-    let meta = metadata::jpeg(&jpeg);
+    let meta = jpeg::read_meta(&jpeg);
     assert_eq!(meta.icc.as_deref(), Some(&b"hello world"[..]));
     assert!(meta.adobe);
     // A missing chunk drops the profile; truncation anywhere never panics.
     let mut partial = vec![0xFF, 0xD8];
     partial.extend(icc(2, 2, b"world"));
-    assert_eq!(metadata::jpeg(&partial).icc, None);
+    assert_eq!(jpeg::read_meta(&partial).icc, None);
     for cut in 0..jpeg.len() {
-        let _ = metadata::jpeg(&jpeg[..cut]);
-        let _ = metadata::webp(&jpeg[..cut]);
+        let _ = jpeg::read_meta(&jpeg[..cut]);
+        let _ = webp::read_meta(&jpeg[..cut]);
     }
 }
 
@@ -1036,7 +1031,7 @@ fn output_carries_no_metadata() {
     // The P3 source has an ICC profile (APP2) and the orientation file EXIF (APP1).
     for name in ["twowings-p3.jpg", "orientation/Landscape_6.jpg"] {
         let out = run(&fixture(name), &spec());
-        let meta = metadata::jpeg(&out.bytes);
+        let meta = jpeg::read_meta(&out.bytes);
         assert_eq!(meta.icc, None, "{name}");
         assert_eq!(meta.orientation, 0, "{name}");
         assert!(!out.bytes.windows(6).any(|w| w == b"Exif\0\0"), "{name}");
@@ -1168,7 +1163,9 @@ fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
 
 #[test]
 fn avif_output_of_photos_keeps_size_and_look() {
-    use super::avif::testing::{decode_av1, find_box, ispe_sizes, luma_ssim, to_rgb};
+    use crate::imaging::avif::encode::testing::{
+        decode_av1, find_box, ispe_sizes, luma_ssim, to_rgb,
+    };
     for name in [
         "photos/LadyBird.jpg",
         "photos/FreshFlower.jpg",

@@ -7,9 +7,10 @@ use super::context::Ctx;
 use super::error::PipelineError;
 use super::format::animates_as_webp;
 use super::limits::Limits;
+use super::process;
 use super::run::Processed;
 use super::steps::animated;
-use super::{process, sniff};
+use crate::imaging::SourceFormat;
 use crate::spec::{parse_options, Accepts, OutputFormat};
 use image::AnimationDecoder;
 use std::io::Cursor;
@@ -321,7 +322,7 @@ fn over_the_output_budget_encodes_the_first_frame_still() {
 #[test]
 fn animated_format_choice() {
     use crate::spec::FormatRequest::{Auto, Fixed, Original};
-    use sniff::SourceFormat::{Gif, Webp};
+    use SourceFormat::{Gif, Webp};
     let none = Accepts::default();
     let avif = Accepts {
         avif: true,

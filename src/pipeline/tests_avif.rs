@@ -1,18 +1,18 @@
 //! AVIF input tests. Pictures come from three independent writers: libvips/libheif (the
 //! corpus's `yellowflower.avif`), the `aomenc` command line (`tests/fixtures/av1/*.obu`:
 //! 10-bit limited-range BT.709 and 8-bit monochrome streams, made from corpus photos, see the
-//! fixtures README) and our own encoder; `heif::testing` wraps streams in containers with the
+//! fixtures README) and our own encoder; `imaging::avif::heif::testing` wraps streams in containers with the
 //! properties no encoder here writes (turns, mirrors, clean apertures, grids, broken boxes).
 //! Every decode is compared with the picture it was made from, by size exactly and by look.
 
-use super::avif::testing::luma_ssim;
-use super::avif::{encode, encode_streams};
 use super::context::Ctx;
 use super::error::PipelineError;
-use super::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
 use super::limits::Limits;
-use super::sniff::{self, SourceFormat};
-use super::{decode_upright, process, Raster};
+use super::{decode_upright, process};
+use crate::imaging::avif::encode::testing::luma_ssim;
+use crate::imaging::avif::encode::{encode, encode_streams};
+use crate::imaging::avif::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
+use crate::imaging::{sniff, ImageError, Raster, SourceFormat};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use std::path::Path;
 
@@ -73,12 +73,9 @@ fn assert_like(got: &Raster, want: &Raster, min_ssim: f64, max_mean_diff: f64, w
 #[test]
 fn sniff_names_avif_and_still_refuses_heic() {
     let avif = fixture("yellowflower.avif");
-    assert_eq!(sniff::sniff(&avif).unwrap(), SourceFormat::Avif);
+    assert_eq!(sniff(&avif).unwrap(), SourceFormat::Avif);
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
-    assert!(matches!(
-        sniff::sniff(heic),
-        Err(PipelineError::Unsupported(_))
-    ));
+    assert!(matches!(sniff(heic), Err(ImageError::Unsupported(_))));
     let probe = super::probe(&avif, &Limits::default()).unwrap();
     assert_eq!((probe.width, probe.height, probe.frames), (2560, 1600, 1));
 }

@@ -5,9 +5,9 @@
 //! allocate.
 
 use super::error::PipelineError;
-use super::heif::testing::{bx, full, ispe};
 use super::limits::Limits;
 use super::process;
+use crate::imaging::avif::heif::testing::{bx, full, ispe};
 use crate::spec::{Accepts, TransformSpec};
 use crate::test_alloc::peak_during;
 use std::io::Write;

@@ -1,15 +1,12 @@
-//! Tests for `metadata=none|copyright|keep` (the `metadata` step, `keep_metadata.rs`) on real
+//! Tests for `metadata=none|copyright|keep` (the `metadata` step, `imaging::exif` and the codecs' `write_exif`) on real
 //! files from `tests/fixtures/`. No fixture carries Artist/Copyright, so the tests build a
 //! small big-endian EXIF block by hand and splice it into a fixture as the source. They only
 //! read fixtures and never write files.
 
-use super::keep_metadata::{
-    self, copyright_exif, ifd0_fields, inject_jpeg, inject_webp, keep_exif, next_ifd,
-    sub_ifd_fields, MAX_JPEG_EXIF,
-};
 use super::limits::Limits;
+use super::process;
 use super::run::Processed;
-use super::{metadata, orient, process};
+use crate::imaging::{exif, jpeg, png, webp};
 use crate::spec::{parse_options, Accepts};
 use std::path::Path;
 
@@ -172,11 +169,11 @@ fn camera_jpeg() -> Vec<u8> {
 #[test]
 fn camera_exif_builder_is_what_the_reader_expects() {
     let tiff = camera_exif();
-    assert_eq!(orient::exif_orientation(&tiff), Some(6));
-    let fields = ifd0_fields(&tiff).expect("valid");
+    assert_eq!(exif::orientation(&tiff), Some(6));
+    let fields = exif::ifd0_fields(&tiff).expect("valid");
     assert_eq!(field(&fields, ARTIST).unwrap().2, ascii("Jane Doe"));
-    assert_ne!(next_ifd(&tiff), Some(0));
-    let exif = sub_ifd_fields(&tiff, EXIF_IFD).expect("exif ifd");
+    assert_ne!(exif::next_ifd(&tiff), Some(0));
+    let exif = exif::sub_ifd_fields(&tiff, EXIF_IFD).expect("exif ifd");
     assert_eq!(field(&exif, COLOR_SPACE).unwrap().2, vec![0xFF, 0xFF]);
 }
 
@@ -187,10 +184,10 @@ fn keep_jpeg_writes_exif_with_orientation_reset() {
         "width=200,format=jpeg,metadata=keep",
     );
     assert_eq!(app1_exif_count(&out.bytes), 1);
-    let meta = metadata::jpeg(&out.bytes);
+    let meta = jpeg::read_meta(&out.bytes);
     let tiff = meta.exif.expect("EXIF kept");
-    assert_eq!(orient::exif_orientation(&tiff), Some(1));
-    let fields = ifd0_fields(&tiff).expect("parses back");
+    assert_eq!(exif::orientation(&tiff), Some(1));
+    let fields = exif::ifd0_fields(&tiff).expect("parses back");
     assert_eq!(field(&fields, ORIENTATION).unwrap().1, 3, "SHORT");
     // The rest of IFD0 is the source's (XResolution here).
     assert!(field(&fields, 0x011A).is_some());
@@ -206,17 +203,17 @@ fn keep_jpeg_writes_exif_with_orientation_reset() {
 fn keep_patches_colour_space_pixel_size_and_drops_thumbnail_link() {
     let out = run(&camera_jpeg(), "width=200,format=jpeg,metadata=keep");
     assert_eq!(decoded_size(&out.bytes), (out.width, out.height));
-    let tiff = metadata::jpeg(&out.bytes).exif.expect("EXIF kept");
+    let tiff = jpeg::read_meta(&out.bytes).exif.expect("EXIF kept");
     assert_eq!(&tiff[..2], b"MM", "byte order kept");
-    assert_eq!(orient::exif_orientation(&tiff), Some(1));
-    let fields = ifd0_fields(&tiff).expect("parses back");
+    assert_eq!(exif::orientation(&tiff), Some(1));
+    let fields = exif::ifd0_fields(&tiff).expect("parses back");
     assert_eq!(field(&fields, MAKE).unwrap().2, ascii("TestCam"));
     assert_eq!(
         field(&fields, COPYRIGHT).unwrap().2,
         ascii("(c) 2024 Jane Doe")
     );
-    assert_eq!(next_ifd(&tiff), Some(0), "IFD1 thumbnail unlinked");
-    let exif = sub_ifd_fields(&tiff, EXIF_IFD).expect("exif ifd");
+    assert_eq!(exif::next_ifd(&tiff), Some(0), "IFD1 thumbnail unlinked");
+    let exif = exif::sub_ifd_fields(&tiff, EXIF_IFD).expect("exif ifd");
     assert_eq!(field(&exif, COLOR_SPACE).unwrap().2, vec![0, 1], "sRGB");
     let long = |v: u32| v.to_be_bytes().to_vec();
     assert_eq!(field(&exif, PIXEL_X).unwrap().2, long(out.width));
@@ -230,21 +227,21 @@ fn keep_patches_colour_space_pixel_size_and_drops_thumbnail_link() {
 #[test]
 fn keep_never_copies_the_icc_profile() {
     let src = fixture("twowings-p3.jpg");
-    assert!(metadata::jpeg(&src).icc.is_some(), "fixture has a profile");
+    assert!(jpeg::read_meta(&src).icc.is_some(), "fixture has a profile");
     let out = run(&src, "width=200,format=jpeg,metadata=keep");
-    let meta = metadata::jpeg(&out.bytes);
+    let meta = jpeg::read_meta(&out.bytes);
     assert_eq!(meta.icc, None);
     assert!(jpeg_segments(&out.bytes).iter().all(|(m, _)| *m != 0xE2));
     let tiff = meta.exif.expect("EXIF kept");
-    assert_eq!(orient::exif_orientation(&tiff), Some(1));
+    assert_eq!(exif::orientation(&tiff), Some(1));
 }
 
 #[test]
 fn copyright_keeps_only_artist_and_copyright() {
     let out = run(&camera_jpeg(), "width=200,format=jpeg,metadata=copyright");
     assert_eq!(app1_exif_count(&out.bytes), 1);
-    let tiff = metadata::jpeg(&out.bytes).exif.expect("EXIF written");
-    let fields = ifd0_fields(&tiff).expect("parses back");
+    let tiff = jpeg::read_meta(&out.bytes).exif.expect("EXIF written");
+    let fields = exif::ifd0_fields(&tiff).expect("parses back");
     assert_eq!(
         fields,
         vec![
@@ -252,8 +249,8 @@ fn copyright_keeps_only_artist_and_copyright() {
             (COPYRIGHT, 2, ascii("(c) 2024 Jane Doe")),
         ]
     );
-    assert_eq!(orient::exif_orientation(&tiff), None);
-    assert_eq!(next_ifd(&tiff), Some(0));
+    assert_eq!(exif::orientation(&tiff), None);
+    assert_eq!(exif::next_ifd(&tiff), Some(0));
     // The pixels were still turned upright by the source's orientation 6.
     let src = fixture("photos/FreshFlower.jpg");
     let (sw, sh) = decoded_size(&src);
@@ -302,24 +299,28 @@ fn webp_keep_becomes_vp8x_with_exif_chunk() {
     let canvas = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], 0]) + 1;
     assert_eq!((canvas(&vp8x[4..]), canvas(&vp8x[7..])), (200, 133));
     assert_eq!(&chunks.last().unwrap().0, b"EXIF");
-    let tiff = metadata::webp(&out.bytes).exif.expect("EXIF chunk");
-    assert_eq!(orient::exif_orientation(&tiff), Some(1));
-    assert!(ifd0_fields(&tiff).is_some());
+    let tiff = webp::read_meta(&out.bytes).exif.expect("EXIF chunk");
+    assert_eq!(exif::orientation(&tiff), Some(1));
+    assert!(exif::ifd0_fields(&tiff).is_some());
     assert_eq!(decoded_size(&out.bytes), (200, 133));
 }
 
 #[test]
 fn webp_copyright_from_a_jpeg_source() {
     let out = run(&camera_jpeg(), "width=120,format=webp,metadata=copyright");
-    let tiff = metadata::webp(&out.bytes).exif.expect("EXIF chunk");
-    let tags: Vec<u16> = ifd0_fields(&tiff).unwrap().iter().map(|f| f.0).collect();
+    let tiff = webp::read_meta(&out.bytes).exif.expect("EXIF chunk");
+    let tags: Vec<u16> = exif::ifd0_fields(&tiff)
+        .unwrap()
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(tags, vec![ARTIST, COPYRIGHT]);
     assert_eq!(decoded_size(&out.bytes), (out.width, out.height));
 }
 
 #[test]
 fn webp_already_extended_or_lossless_gets_flag_and_chunk() {
-    let exif = copyright_exif(&camera_exif()).unwrap();
+    let exif = exif::copyright_only(&camera_exif()).unwrap();
     // Lossy with alpha: libwebp already writes VP8X + ALPH.
     let alpha = run(&fixture("pngsuite/basn6a08.png"), "format=webp").bytes;
     // Lossless: a simple VP8L file from the `image` crate's encoder.
@@ -335,7 +336,7 @@ fn webp_already_extended_or_lossless_gets_flag_and_chunk() {
         ("animated", fixture("animated.webp"), false),
     ] {
         let before = decoded_size(&src);
-        let out = inject_webp(&src, &exif).expect(name);
+        let out = webp::write_exif(&src, &exif).expect(name);
         let chunks = webp_chunks(&out);
         assert_eq!(&chunks[0].0, b"VP8X", "{name}");
         assert_eq!(chunks[0].1[0] & 0x08, 0x08, "{name}: EXIF flag");
@@ -343,27 +344,27 @@ fn webp_already_extended_or_lossless_gets_flag_and_chunk() {
             assert_eq!(chunks[0].1[0] & 0x10, 0x10, "{name}: alpha flag");
         }
         assert_eq!(chunks.iter().filter(|c| &c.0 == b"EXIF").count(), 1);
-        assert_eq!(metadata::webp(&out).exif, Some(exif.clone()), "{name}");
+        assert_eq!(webp::read_meta(&out).exif, Some(exif.clone()), "{name}");
         assert_eq!(decoded_size(&out), before, "{name}");
         // Injecting twice does not add a second chunk.
-        assert_eq!(inject_webp(&out, &exif).unwrap(), out);
+        assert_eq!(webp::write_exif(&out, &exif).unwrap(), out);
     }
-    assert!(inject_webp(b"RIFF\0\0\0\0WEBPjunk", &exif).is_err());
+    assert!(webp::write_exif(b"RIFF\0\0\0\0WEBPjunk", &exif).is_err());
 }
 
 #[test]
 fn png_exif_source_and_png_output() {
     let src = fixture("pngsuite/exif2c08.png");
-    assert!(metadata::png_exif(&src).is_some(), "fixture has eXIf");
+    assert!(png::read_exif(&src).is_some(), "fixture has eXIf");
     let png = run(&src, "format=png,metadata=keep");
-    let tiff = metadata::png_exif(&png.bytes).expect("eXIf written");
-    assert_eq!(orient::exif_orientation(&tiff), Some(1));
+    let tiff = png::read_exif(&png.bytes).expect("eXIf written");
+    assert_eq!(exif::orientation(&tiff), Some(1));
     // The png crate checks chunk CRCs.
     assert_eq!(decoded_size(&png.bytes), (png.width, png.height));
     let jpeg = run(&src, "format=jpeg,metadata=keep");
     assert_eq!(app1_exif_count(&jpeg.bytes), 1);
     let none = run(&src, "format=png");
-    assert_eq!(metadata::png_exif(&none.bytes), None);
+    assert_eq!(png::read_exif(&none.bytes), None);
 }
 
 #[test]
@@ -380,18 +381,18 @@ fn oversized_exif_is_dropped_for_jpeg_but_kept_for_webp() {
     let huge = ifd_block(&[(0x010E, 2, vec![b'x'; 70_000])], 8, 0);
     let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
     tiff.extend(huge);
-    assert!(inject_jpeg(&[0xFF, 0xD8, 0xFF, 0xD9], &tiff).is_err());
-    let fits = vec![0u8; MAX_JPEG_EXIF];
-    let ok = inject_jpeg(&[0xFF, 0xD8, 0xFF, 0xD9], &fits).unwrap();
+    assert!(jpeg::write_exif(&[0xFF, 0xD8, 0xFF, 0xD9], &tiff).is_err());
+    let fits = vec![0u8; jpeg::MAX_JPEG_EXIF];
+    let ok = jpeg::write_exif(&[0xFF, 0xD8, 0xFF, 0xD9], &fits).unwrap();
     assert_eq!(&ok[2..6], &[0xFF, 0xE1, 0xFF, 0xFF]);
     // A WebP source may carry more than 64 KB of EXIF.
-    let src = inject_webp(&fixture("storm-lossy.webp"), &tiff).unwrap();
+    let src = webp::write_exif(&fixture("storm-lossy.webp"), &tiff).unwrap();
     let jpeg = run(&src, "width=100,format=jpeg,metadata=keep");
     assert_eq!(app1_exif_count(&jpeg.bytes), 0);
     assert_eq!(decoded_size(&jpeg.bytes), (jpeg.width, jpeg.height));
     let webp = run(&src, "width=100,format=webp,metadata=keep");
     assert_eq!(
-        metadata::webp(&webp.bytes).exif.map(|e| e.len()),
+        webp::read_meta(&webp.bytes).exif.map(|e| e.len()),
         Some(tiff.len())
     );
 }
@@ -413,14 +414,14 @@ fn malformed_source_exif_yields_no_metadata() {
     // Every truncation: no panic; cuts inside IFD0 or the values it points to are refused.
     for cut in 0..good.len() {
         let t = &good[..cut];
-        let kept = keep_exif(t, 10, 10);
-        let _ = copyright_exif(t);
+        let kept = exif::patch_for_upright(t, 10, 10);
+        let _ = exif::copyright_only(t);
         if let Some(k) = &kept {
-            assert!(ifd0_fields(k).is_some());
+            assert!(exif::ifd0_fields(k).is_some());
         }
         if cut < 40 {
             assert_eq!(kept, None, "cut {cut}");
-            assert_eq!(copyright_exif(t), None, "cut {cut}");
+            assert_eq!(exif::copyright_only(t), None, "cut {cut}");
         }
     }
     let patched = |at: usize, bytes: &[u8]| {
@@ -430,22 +431,25 @@ fn malformed_source_exif_yields_no_metadata() {
     };
     // IFD0 offset outside the block.
     let far = patched(4, &[0, 1, 0, 0]);
-    assert_eq!(keep_exif(&far, 10, 10), None);
-    assert_eq!(copyright_exif(&far), None);
+    assert_eq!(exif::patch_for_upright(&far, 10, 10), None);
+    assert_eq!(exif::copyright_only(&far), None);
     // Artist's value offset (entry 2 of IFD0) pointing outside.
     let artist_value = 8 + 2 + 2 * 12 + 8;
     let bad_value = patched(artist_value, &[0xFF, 0xFF, 0xFF, 0xF0]);
-    assert_eq!(keep_exif(&bad_value, 10, 10), None);
-    assert_eq!(copyright_exif(&bad_value), None);
+    assert_eq!(exif::patch_for_upright(&bad_value, 10, 10), None);
+    assert_eq!(exif::copyright_only(&bad_value), None);
     // Exif IFD pointer (entry 3) outside: keep refuses, copyright does not need it.
     let bad_exif = patched(8 + 2 + 3 * 12 + 8, &[0, 0, 0x40, 0]);
-    assert_eq!(keep_exif(&bad_exif, 10, 10), None);
-    assert!(copyright_exif(&bad_exif).is_some());
+    assert_eq!(exif::patch_for_upright(&bad_exif, 10, 10), None);
+    assert!(exif::copyright_only(&bad_exif).is_some());
     // Absurd entry count, bad magic, count overflow (u32::MAX of LONG).
-    assert_eq!(keep_exif(&patched(8, &[0xFF, 0xFF]), 10, 10), None);
-    assert_eq!(keep_exif(&patched(2, &[0, 43]), 10, 10), None);
+    assert_eq!(
+        exif::patch_for_upright(&patched(8, &[0xFF, 0xFF]), 10, 10),
+        None
+    );
+    assert_eq!(exif::patch_for_upright(&patched(2, &[0, 43]), 10, 10), None);
     let overflow = patched(8 + 2 + 4, &[0xFF, 0xFF, 0xFF, 0xFF]);
-    assert_eq!(keep_exif(&overflow, 10, 10), None);
+    assert_eq!(exif::patch_for_upright(&overflow, 10, 10), None);
     // Random corruption (a fixed LCG): never a panic, and what comes out parses.
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     for _ in 0..3000 {
@@ -457,11 +461,14 @@ fn malformed_source_exif_yields_no_metadata() {
             let at = (seed >> 33) as usize % t.len();
             t[at] = (seed >> 17) as u8;
         }
-        for out in [keep_exif(&t, 10, 10), copyright_exif(&t)]
-            .into_iter()
-            .flatten()
+        for out in [
+            exif::patch_for_upright(&t, 10, 10),
+            exif::copyright_only(&t),
+        ]
+        .into_iter()
+        .flatten()
         {
-            assert!(ifd0_fields(&out).is_some());
+            assert!(exif::ifd0_fields(&out).is_some());
         }
     }
 }
@@ -485,5 +492,5 @@ fn malformed_source_exif_end_to_end() {
 #[test]
 fn crc32_matches_png() {
     // Every PNG ends with IEND and this CRC.
-    assert_eq!(keep_metadata::crc32(b"IEND"), 0xAE42_6082);
+    assert_eq!(png::crc32(b"IEND"), 0xAE42_6082);
 }

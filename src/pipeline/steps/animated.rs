@@ -14,16 +14,14 @@
 //! with a picture, and the fallback costs one frame. `max_animation_frames` stays a hard
 //! `TooLarge`, enforced by the probe and again while decoding.
 
-use crate::pipeline::anim;
-use crate::pipeline::color::to_srgb;
-use crate::pipeline::context::{Animation, Ctx, Frame};
-use crate::pipeline::decode::drop_opaque_alpha;
-use crate::pipeline::encode::encode;
+use crate::imaging::animation::{self, Frame};
+use crate::imaging::color::to_srgb;
+use crate::imaging::orientation::{self, Orientation};
+use crate::imaging::raster::drop_opaque_alpha;
+use crate::imaging::{gif, webp, Raster, SourceFormat};
+use crate::pipeline::context::{Animation, Ctx};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::{animates_as_webp, encoder_quality};
-use crate::pipeline::orient::apply;
-use crate::pipeline::raster::Raster;
-use crate::pipeline::sniff::SourceFormat;
 use crate::pipeline::{effects, geometry};
 use crate::spec::OutputFormat;
 
@@ -76,7 +74,7 @@ pub(in crate::pipeline) fn decode_within(
 ) -> Result<(), PipelineError> {
     let probe = ctx.probe()?;
     let input = ctx.input;
-    let (frames, loop_count, icc) = anim::frames(input, &probe, ctx.limits.max_source_pixels)?;
+    let (frames, loop_count, icc) = animation::frames(input, &probe, ctx.limits.max_source_pixels)?;
     let icc = ctx.meta.icc.clone().or(icc);
     let canvas = u64::from(probe.width) * u64::from(probe.height);
     let mut out: Vec<Frame> = Vec::new();
@@ -100,9 +98,9 @@ pub(in crate::pipeline) fn decode_within(
                 log::debug!("animation cut at frame {n}: {e}");
                 break;
             }
-            Err(e) => return Err(anim::image_err(e)),
+            Err(e) => return Err(animation::image_err(e).into()),
         };
-        let duration_ms = anim::delay_ms(&frame, probe.format);
+        let duration_ms = gif::delay_ms(&frame, probe.format);
         let buffer = frame.into_buffer();
         if buffer.dimensions() != (probe.width, probe.height) {
             return Err(PipelineError::Undecodable(
@@ -141,7 +139,7 @@ fn per_frame(mut img: Raster, ctx: &Ctx<'_>, icc: Option<&[u8]>) -> Result<Raste
         to_srgb(&mut img, icc);
     }
     if (2..=8).contains(&ctx.meta.orientation) {
-        img = apply(img, ctx.meta.orientation);
+        img = orientation::apply(img, Orientation::from_exif(ctx.meta.orientation));
     }
     img = geometry::rotate_flip(img, ctx.spec);
     // Frames are decoded at full size, so the frame itself is the upright original `fit`
@@ -161,9 +159,9 @@ pub(in crate::pipeline) fn encode_step(ctx: &mut Ctx<'_>) -> Result<(), Pipeline
         .ok_or_else(|| PipelineError::Encode("internal: no frames decoded".into()))?;
     let quality = encoder_quality(OutputFormat::Webp, ctx.spec.quality);
     ctx.output = if anim.frames.len() == 1 {
-        encode(&anim.frames[0].raster, OutputFormat::Webp, quality, false)?
+        webp::encode(&anim.frames[0].raster, quality)?
     } else {
-        anim::encode_animation(&anim.frames, anim.loop_count, quality)?
+        webp::encode_animation(&anim.frames, anim.loop_count, quality)?
     };
     ctx.format = Some(OutputFormat::Webp);
     ctx.raster = anim

@@ -1,7 +1,7 @@
 //! Step `colour`: bring the decoded pixels into sRGB with the source's ICC profile, unless the
 //! decoder already did (CMYK JPEG). The conversion is `color::to_srgb`'s.
 
-use crate::pipeline::color::to_srgb;
+use crate::imaging::color::to_srgb;
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 

@@ -1,18 +1,15 @@
 //! Step `decode`: source bytes to the raster the later steps work on, shrunk on load as far as
 //! this request allows. Owns the plan (which DCT scale or integer shrink still covers what `fit`
-//! needs, times the output format's headroom); the decoders are `decode.rs`'s and
-//! `avif_decode.rs`'s. The plan is also the key under which decodes are shared between jobs.
+//! needs, times the output format's headroom); the decoders are the codecs'. The plan is also the key under which decodes are shared between jobs.
 
-use crate::pipeline::avif_decode;
+use crate::imaging::meta::SourceMeta;
+use crate::imaging::orientation::Orientation;
+use crate::imaging::raster::drop_opaque_alpha;
+use crate::imaging::{avif, jpeg, via_image, webp, Probe, SourceFormat};
 use crate::pipeline::context::Ctx;
-use crate::pipeline::decode::{
-    decode_jpeg, decode_webp, decode_with_image, drop_opaque_alpha, jpeg_scale,
-};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::decode_headroom;
 use crate::pipeline::geometry::min_decode_size;
-use crate::pipeline::metadata::SourceMeta;
-use crate::pipeline::sniff::{Probe, SourceFormat};
 use turbojpeg::ScalingFactor;
 
 /// Upright source size -> smallest acceptable decoded size (normally
@@ -40,18 +37,28 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
     let raster = match probe.format {
         SourceFormat::Jpeg => {
             let scale = jpeg_plan(&probe, &ctx.meta, &min_upright);
-            decode_jpeg(ctx.input, &probe, &mut ctx.meta, scale)?
+            jpeg::decode(ctx.input, &probe, &mut ctx.meta, scale)?
         }
         SourceFormat::Webp => {
             let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
-            decode_webp(ctx.input, &probe, shrink)?
+            webp::decode(ctx.input, &probe, shrink)?
         }
         SourceFormat::Png | SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => {
-            decode_with_image(ctx.input, &probe, &mut ctx.meta, ctx.limits)?
+            via_image::decode(
+                ctx.input,
+                &probe,
+                &mut ctx.meta,
+                ctx.limits.max_source_pixels,
+            )?
         }
         SourceFormat::Avif => {
             let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
-            avif_decode::decode(ctx.input, ctx.limits, &mut ctx.meta, shrink)?
+            avif::decode(
+                ctx.input,
+                ctx.limits.max_source_pixels,
+                &mut ctx.meta,
+                shrink,
+            )?
         }
     };
     ctx.raster = drop_opaque_alpha(raster);
@@ -67,7 +74,7 @@ pub(in crate::pipeline) fn min_stored_size(
     orientation: u8,
     min_upright: MinSize<'_>,
 ) -> (u32, u32) {
-    let swap = (5..=8).contains(&orientation);
+    let swap = Orientation::from_exif(orientation).swaps_axes();
     let (uw, uh) = if swap {
         (height, width)
     } else {
@@ -88,7 +95,7 @@ pub(in crate::pipeline) fn jpeg_plan(
     min_upright: MinSize<'_>,
 ) -> ScalingFactor {
     let (mw, mh) = min_stored_size(probe.width, probe.height, meta.orientation, min_upright);
-    jpeg_scale(probe.width, probe.height, mw, mh)
+    jpeg::scale(probe.width, probe.height, mw, mh)
 }
 
 /// The integer factor a still WebP or an AVIF is shrunk by while decoding, for this request.

@@ -1,8 +1,8 @@
 //! Step `encode`: the finished raster to the chosen format's bytes, at the encoder setting the
-//! request's `quality` maps to. The encoders are `encode.rs`'s.
+//! request's `quality` maps to (`format::encoder_quality`). The encoders are the codecs'.
 
+use crate::imaging::{avif, jpeg, png, webp, ImageError, Raster};
 use crate::pipeline::context::Ctx;
-use crate::pipeline::encode::encode;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::encoder_quality;
 use crate::spec::OutputFormat;
@@ -19,4 +19,26 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
     let quality = encoder_quality(format, ctx.spec.quality);
     ctx.output = encode(&ctx.raster, format, quality, ctx.spec.grayscale)?;
     Ok(())
+}
+
+/// Encode `img` as `format` at the encoder's own `quality` setting; `grayscale` makes a JPEG
+/// single-channel.
+fn encode(
+    img: &Raster,
+    format: OutputFormat,
+    quality: u8,
+    grayscale: bool,
+) -> Result<Vec<u8>, ImageError> {
+    if img.width == 0 || img.height == 0 {
+        return Err(ImageError::Encode(format!(
+            "empty {}x{} image",
+            img.width, img.height
+        )));
+    }
+    match format {
+        OutputFormat::Jpeg => jpeg::encode(img, quality, grayscale),
+        OutputFormat::Png => png::encode(img),
+        OutputFormat::Webp => webp::encode(img, quality),
+        OutputFormat::Avif => avif::encode(img, quality),
+    }
 }

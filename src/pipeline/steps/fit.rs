@@ -3,10 +3,11 @@
 //! upright size, so the output never depends on how far the decoder shrank; the kernels are
 //! `geometry`'s.
 
+use crate::imaging::orientation::Orientation;
+use crate::imaging::Probe;
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::geometry;
-use crate::pipeline::sniff::Probe;
 use crate::spec::TransformSpec;
 use std::borrow::Cow;
 
@@ -31,7 +32,7 @@ pub(in crate::pipeline) fn upright_size(
     spec: &TransformSpec,
 ) -> (u32, u32) {
     let mut size = (probe.width, probe.height);
-    if (5..=8).contains(&orientation) {
+    if Orientation::from_exif(orientation).swaps_axes() {
         size = (size.1, size.0);
     }
     if matches!(spec.rotate, Some(90) | Some(270)) {

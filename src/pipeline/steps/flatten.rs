@@ -2,9 +2,9 @@
 //! raster onto `spec.background` (white by default). Owns only that compositing; it runs
 //! after the format is chosen and never touches an image whose output keeps alpha.
 
+use crate::imaging::Raster;
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
-use crate::pipeline::raster::Raster;
 use crate::spec::{OutputFormat, Rgba};
 
 /// Pipeline step: flatten when the output is JPEG and the raster has alpha.

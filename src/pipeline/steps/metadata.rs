@@ -1,16 +1,12 @@
 //! Step `metadata` (after `encode`): honour `metadata=copyright|keep` by writing the source's
-//! EXIF, cut down and patched for the output, into the encoded file. The TIFF work and the
-//! container surgery are `keep_metadata`'s. Never fails a request: a malformed source block or
+//! EXIF, cut down and patched for the output, into the encoded file. The TIFF work is
+//! `imaging::exif`'s, the container surgery each codec's `write_exif`. Never fails a request: a malformed source block or
 //! an output that cannot be patched means the image goes out without metadata. AVIF output is
-//! always stripped (see `keep_metadata`).
+//! always stripped (see `imaging::avif`).
 
+use crate::imaging::{exif, jpeg, png, webp, SourceFormat};
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
-use crate::pipeline::keep_metadata::{
-    copyright_exif, inject_jpeg, inject_png, inject_webp, keep_exif,
-};
-use crate::pipeline::metadata;
-use crate::pipeline::sniff::SourceFormat;
 use crate::spec::{Metadata, OutputFormat};
 
 /// Pipeline step (after `encode`): a no-op for `metadata=none`, the default.
@@ -27,7 +23,7 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
     let source = match ctx.meta.exif.as_deref() {
         Some(tiff) => tiff,
         None if ctx.probe.map(|p| p.format) == Some(SourceFormat::Png) => {
-            png_exif = metadata::png_exif(ctx.input);
+            png_exif = png::read_exif(ctx.input);
             match png_exif.as_deref() {
                 Some(tiff) => tiff,
                 None => return Ok(()),
@@ -35,19 +31,19 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
         }
         None => return Ok(()),
     };
-    let exif = match mode {
+    let block = match mode {
         Metadata::None => return Ok(()),
-        Metadata::Copyright => copyright_exif(source),
-        Metadata::Keep => keep_exif(source, ctx.raster.width, ctx.raster.height),
+        Metadata::Copyright => exif::copyright_only(source),
+        Metadata::Keep => exif::patch_for_upright(source, ctx.raster.width, ctx.raster.height),
     };
-    let Some(exif) = exif else {
+    let Some(block) = block else {
         log::debug!("metadata: source EXIF is malformed or has nothing to keep");
         return Ok(());
     };
     let injected = match format {
-        OutputFormat::Jpeg => inject_jpeg(&ctx.output, &exif),
-        OutputFormat::Webp => inject_webp(&ctx.output, &exif),
-        OutputFormat::Png => inject_png(&ctx.output, &exif),
+        OutputFormat::Jpeg => jpeg::write_exif(&ctx.output, &block),
+        OutputFormat::Webp => webp::write_exif(&ctx.output, &block),
+        OutputFormat::Png => png::write_exif(&ctx.output, &block),
         OutputFormat::Avif => Err("AVIF output carries no metadata".into()),
     };
     match injected {

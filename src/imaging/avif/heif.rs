@@ -8,7 +8,7 @@
 //! well-formed container we cannot show (HEVC items, a sequence with no still picture, item
 //! data in another file) is `Unsupported`.
 
-use super::error::PipelineError;
+use crate::imaging::error::ImageError;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -33,7 +33,7 @@ const MAX_EXTENTS: usize = 4 * MAX_ITEMS;
 
 /// Colour information from an `nclx` `colr` property (CICP code points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Nclx {
+pub(crate) struct Nclx {
     pub primaries: u16,
     pub transfer: u16,
     pub matrix: u16,
@@ -42,7 +42,7 @@ pub(super) struct Nclx {
 
 /// A clean aperture (`clap`) reduced to a whole-pixel crop of the decoded picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Crop {
+pub(crate) struct Crop {
     pub x: u32,
     pub y: u32,
     pub width: u32,
@@ -51,7 +51,7 @@ pub(super) struct Crop {
 
 /// The properties of one item that decide how it is shown.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ItemProps {
+pub(crate) struct ItemProps {
     /// `ispe`: the coded picture's size.
     pub size: Option<(u32, u32)>,
     pub nclx: Option<Nclx>,
@@ -83,7 +83,7 @@ impl ItemProps {
 
 /// A `grid` item: tiles laid out in rows, cropped to the output size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Grid {
+pub(crate) struct Grid {
     pub rows: u32,
     pub columns: u32,
     pub width: u32,
@@ -94,7 +94,7 @@ pub(super) struct Grid {
 
 /// What an image item is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Coded {
+pub(crate) enum Coded {
     /// One AV1 picture.
     Av1,
     Grid(Grid),
@@ -132,7 +132,7 @@ enum Property {
 
 /// A parsed AVIF/HEIF file, borrowing the input.
 #[derive(Debug)]
-pub(super) struct Heif<'a> {
+pub(crate) struct Heif<'a> {
     file: &'a [u8],
     primary: u32,
     items: Vec<Item>,
@@ -141,12 +141,12 @@ pub(super) struct Heif<'a> {
     idat: Option<Range<usize>>,
 }
 
-fn corrupt(what: &str) -> PipelineError {
-    PipelineError::Undecodable(format!("AVIF container: {what}"))
+fn corrupt(what: &str) -> ImageError {
+    ImageError::Undecodable(format!("AVIF container: {what}"))
 }
 
-fn too_many(what: &str) -> PipelineError {
-    PipelineError::TooLarge(format!("AVIF container: more {what} than we accept"))
+fn too_many(what: &str) -> ImageError {
+    ImageError::TooLarge(format!("AVIF container: more {what} than we accept"))
 }
 
 /// A cursor over one box's payload; every read is checked.
@@ -160,7 +160,7 @@ impl<'a> Reader<'a> {
         Reader { data, pos: 0 }
     }
 
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], PipelineError> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
         let end = self.pos.checked_add(n).ok_or_else(|| corrupt("overflow"))?;
         let s = self
             .data
@@ -170,22 +170,22 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8, PipelineError> {
+    fn u8(&mut self) -> Result<u8, ImageError> {
         Ok(self.bytes(1)?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, PipelineError> {
+    fn u16(&mut self) -> Result<u16, ImageError> {
         let b = self.bytes(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn u32(&mut self) -> Result<u32, PipelineError> {
+    fn u32(&mut self) -> Result<u32, ImageError> {
         let b = self.bytes(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// An unsigned big-endian field of 0, 4 or 8 bytes (`iloc`'s sized fields).
-    fn sized(&mut self, size: u8) -> Result<u64, PipelineError> {
+    fn sized(&mut self, size: u8) -> Result<u64, ImageError> {
         match size {
             0 => Ok(0),
             4 => Ok(u64::from(self.u32()?)),
@@ -198,7 +198,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An item id: 16 bits in version 0 boxes, 32 in later ones.
-    fn id(&mut self, wide: bool) -> Result<u32, PipelineError> {
+    fn id(&mut self, wide: bool) -> Result<u32, ImageError> {
         if wide {
             self.u32()
         } else {
@@ -207,7 +207,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A full box's version and flags.
-    fn full(&mut self) -> Result<(u8, u32), PipelineError> {
+    fn full(&mut self) -> Result<(u8, u32), ImageError> {
         let v = self.u32()?;
         Ok(((v >> 24) as u8, v & 0x00FF_FFFF))
     }
@@ -225,7 +225,7 @@ struct BoxRef {
 
 /// The boxes laid end to end in `data`. A box running past the end is an error; a size of 0
 /// means "to the end".
-fn boxes(data: &[u8]) -> Result<Vec<BoxRef>, PipelineError> {
+fn boxes(data: &[u8]) -> Result<Vec<BoxRef>, ImageError> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < data.len() {
@@ -259,7 +259,7 @@ fn brands(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// True when an ISO-BMFF file (starting with `ftyp`) says it is AVIF: brand `avif` (still) or
 /// `avis` (sequence) among its major or compatible brands.
-pub(super) fn is_avif(input: &[u8]) -> bool {
+pub(crate) fn is_avif(input: &[u8]) -> bool {
     let Some(size) = input
         .get(..4)
         .map(|b| u32::from_be_bytes(b.try_into().expect("4")))
@@ -276,11 +276,11 @@ pub(super) fn is_avif(input: &[u8]) -> bool {
 
 impl<'a> Heif<'a> {
     /// Read the `meta` box of `file`.
-    pub fn parse(file: &'a [u8]) -> Result<Heif<'a>, PipelineError> {
+    pub fn parse(file: &'a [u8]) -> Result<Heif<'a>, ImageError> {
         let top = boxes(file)?;
         let Some(meta) = top.iter().find(|b| &b.kind == b"meta") else {
             return Err(if top.iter().any(|b| &b.kind == b"moov") {
-                PipelineError::Unsupported("AVIF image sequence without a still picture".into())
+                ImageError::Unsupported("AVIF image sequence without a still picture".into())
             } else {
                 corrupt("no meta box")
             });
@@ -307,7 +307,7 @@ impl<'a> Heif<'a> {
                     h.full()?;
                     h.u32()?; // pre_defined
                     if h.bytes(4)? != b"pict" {
-                        return Err(PipelineError::Unsupported(
+                        return Err(ImageError::Unsupported(
                             "HEIF file whose handler is not a picture".into(),
                         ));
                     }
@@ -343,7 +343,7 @@ impl<'a> Heif<'a> {
     }
 
     /// `ipco` (the property list) and `ipma` (which item has which).
-    fn parse_iprp(&mut self, payload: &[u8], offset: usize) -> Result<(), PipelineError> {
+    fn parse_iprp(&mut self, payload: &[u8], offset: usize) -> Result<(), ImageError> {
         for child in boxes(payload)? {
             let data = &payload[child.payload.clone()];
             match &child.kind {
@@ -386,7 +386,7 @@ impl<'a> Heif<'a> {
         Ok(())
     }
 
-    fn item(&self, id: u32) -> Result<&Item, PipelineError> {
+    fn item(&self, id: u32) -> Result<&Item, ImageError> {
         self.items
             .iter()
             .find(|i| i.id == id)
@@ -399,19 +399,19 @@ impl<'a> Heif<'a> {
     }
 
     /// What the item is made of; HEVC and other codings are `Unsupported`.
-    pub fn coded(&self, id: u32) -> Result<Coded, PipelineError> {
+    pub fn coded(&self, id: u32) -> Result<Coded, ImageError> {
         let item = self.item(id)?;
         match &item.kind {
             b"av01" => Ok(Coded::Av1),
             b"grid" => self.grid(id).map(Coded::Grid),
-            other => Err(PipelineError::Unsupported(format!(
+            other => Err(ImageError::Unsupported(format!(
                 "HEIF item of type {:?} (only AV1 is decoded)",
                 String::from_utf8_lossy(other)
             ))),
         }
     }
 
-    fn grid(&self, id: u32) -> Result<Grid, PipelineError> {
+    fn grid(&self, id: u32) -> Result<Grid, ImageError> {
         let data = self.item_data(id)?;
         let mut r = Reader::new(&data);
         let (_version, flags) = (r.u8()?, r.u8()?);
@@ -436,7 +436,7 @@ impl<'a> Heif<'a> {
         }
         for &tile in &tiles {
             if self.item(tile)?.kind != *b"av01" {
-                return Err(PipelineError::Unsupported(
+                return Err(ImageError::Unsupported(
                     "grid tiles that are not AV1".into(),
                 ));
             }
@@ -451,7 +451,7 @@ impl<'a> Heif<'a> {
     }
 
     /// The item's coded bytes: its extents, joined when there are several.
-    pub fn item_data(&self, id: u32) -> Result<Cow<'a, [u8]>, PipelineError> {
+    pub fn item_data(&self, id: u32) -> Result<Cow<'a, [u8]>, ImageError> {
         let item = self.item(id)?;
         let source: &'a [u8] = match item.method {
             0 => self.file,
@@ -460,7 +460,7 @@ impl<'a> Heif<'a> {
                 &self.file[range]
             }
             _ => {
-                return Err(PipelineError::Unsupported(
+                return Err(ImageError::Unsupported(
                     "item data built from other items".into(),
                 ))
             }
@@ -494,7 +494,7 @@ impl<'a> Heif<'a> {
     }
 
     /// The properties of `id` that affect how it is shown.
-    pub fn props(&self, id: u32) -> Result<ItemProps, PipelineError> {
+    pub fn props(&self, id: u32) -> Result<ItemProps, ImageError> {
         let item = self.item(id)?;
         let mut out = ItemProps::default();
         let mut clap = None;
@@ -560,7 +560,7 @@ impl<'a> Heif<'a> {
 
 /// `iloc`: (item id, construction method, extents) for every item.
 #[allow(clippy::type_complexity)]
-fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, PipelineError> {
+fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, ImageError> {
     let mut r = Reader::new(payload);
     let (version, _) = r.full()?;
     if version > 2 {
@@ -612,7 +612,7 @@ fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, Pipel
             extents.push(start..end);
         }
         if data_ref != 0 {
-            return Err(PipelineError::Unsupported(
+            return Err(ImageError::Unsupported(
                 "AVIF item data in another file".into(),
             ));
         }
@@ -622,7 +622,7 @@ fn parse_iloc(payload: &[u8]) -> Result<Vec<(u32, u8, Vec<Range<usize>>)>, Pipel
 }
 
 /// `iinf`: the items and their types (only `infe` versions 2 and 3 carry a type).
-fn parse_iinf(payload: &[u8]) -> Result<Vec<Item>, PipelineError> {
+fn parse_iinf(payload: &[u8]) -> Result<Vec<Item>, ImageError> {
     let mut r = Reader::new(payload);
     let (version, _) = r.full()?;
     if version == 0 {
@@ -658,7 +658,7 @@ fn parse_iinf(payload: &[u8]) -> Result<Vec<Item>, PipelineError> {
 }
 
 /// `iref`: typed references from one item to others.
-fn parse_iref(payload: &[u8]) -> Result<Vec<Reference>, PipelineError> {
+fn parse_iref(payload: &[u8]) -> Result<Vec<Reference>, ImageError> {
     let mut r = Reader::new(payload);
     let (version, _) = r.full()?;
     let mut refs = Vec::new();
@@ -684,7 +684,7 @@ fn parse_property(
     kind: &[u8; 4],
     payload: &[u8],
     abs: Range<usize>,
-) -> Result<Property, PipelineError> {
+) -> Result<Property, ImageError> {
     let mut r = Reader::new(payload);
     Ok(match kind {
         b"ispe" => {
@@ -748,7 +748,7 @@ fn clap_crop(v: &[u32; 8], size: Option<(u32, u32)>) -> Option<Crop> {
 }
 
 #[cfg(test)]
-pub(super) mod testing {
+pub(crate) mod testing {
     //! A small HEIF writer for tests: any items (data in `mdat` or `idat`, in one extent or
     //! two), their properties and references. It makes the files no encoder here writes
     //! (turned, mirrored, cropped, gridded, broken) to drive the reader through each path.
@@ -982,7 +982,7 @@ mod tests {
         let f = file(&items, &[(*b"dimg", 1, vec![2, 3, 4])], 1);
         assert!(matches!(
             Heif::parse(&f).unwrap().coded(1),
-            Err(PipelineError::Undecodable(_))
+            Err(ImageError::Undecodable(_))
         ));
     }
 
@@ -1039,14 +1039,11 @@ mod tests {
         // A sequence without a still picture, and a HEVC item, are unsupported.
         let seq = [bx(b"ftyp", b"avis\0\0\0\0avismsf1"), bx(b"moov", b"")].concat();
         assert!(is_avif(&seq));
-        assert!(matches!(
-            Heif::parse(&seq),
-            Err(PipelineError::Unsupported(_))
-        ));
+        assert!(matches!(Heif::parse(&seq), Err(ImageError::Unsupported(_))));
         let at = good.windows(4).position(|w| w == b"av01").unwrap();
         let mut hevc = good.clone();
         hevc[at..at + 4].copy_from_slice(b"hvc1");
         let h = Heif::parse(&hevc).unwrap();
-        assert!(matches!(h.coded(1), Err(PipelineError::Unsupported(_))));
+        assert!(matches!(h.coded(1), Err(ImageError::Unsupported(_))));
     }
 }

@@ -1,16 +1,15 @@
-//! Entry points for the fuzz targets in `fuzz/` into the pipeline's private readers (the HEIF
-//! container, probing, EXIF and container metadata). Compiled only with the `fuzzing`
-//! feature; it holds no logic of its own, only calls the readers the way the steps do, and
-//! must never be reached by a product build.
+//! Entry points for the fuzz targets in `fuzz/` into the image layer's private readers (the
+//! HEIF container, EXIF and container metadata). Compiled only with the `fuzzing` feature (and
+//! in unit tests); it holds no logic of its own, only calls the readers the way the steps do,
+//! and must never be reached by a product build.
 
-use super::heif::{Coded, Heif};
-use super::limits::Limits;
-use super::{avif_decode, keep_metadata, metadata, orient, sniff};
+use super::avif::heif::{Coded, Heif};
+use super::{avif, exif as tiff, jpeg, meta, png, webp};
 
 /// Everything the pipeline reads from an AVIF container before decoding: the primary item,
 /// what it is made of, its properties, alpha, EXIF, and the data of every item it names.
 pub fn heif(input: &[u8]) {
-    let _ = avif_decode::probe(input);
+    let _ = avif::probe(input);
     let Ok(heif) = Heif::parse(input) else {
         return;
     };
@@ -35,22 +34,15 @@ pub fn heif(input: &[u8]) {
     }
 }
 
-/// Sniffing and the header probe with the default limits, as the `probe` step runs them.
-pub fn probe(input: &[u8]) {
-    if sniff::sniff(input).is_ok() {
-        let _ = sniff::probe_with_meta(input, &Limits::default());
-    }
-}
-
 /// The container walkers (JPEG segments, WebP chunks, PNG `eXIf`) on `input`, then the
 /// EXIF readers and writers on every TIFF block they find and on `input` itself.
 pub fn container_metadata(input: &[u8]) {
     let mut blocks = vec![input.to_vec()];
-    for meta in [metadata::jpeg(input), metadata::webp(input)] {
-        let _ = metadata::check_icc(meta.icc.as_deref());
-        blocks.extend(meta.exif);
+    for found in [jpeg::read_meta(input), webp::read_meta(input)] {
+        let _ = meta::check_icc(found.icc.as_deref());
+        blocks.extend(found.exif);
     }
-    blocks.extend(metadata::png_exif(input));
+    blocks.extend(png::read_exif(input));
     for tiff in blocks {
         exif(&tiff);
     }
@@ -64,24 +56,24 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0
 
 /// One EXIF TIFF block through every reader and writer `metadata=keep|copyright` uses.
 pub fn exif(tiff: &[u8]) {
-    let _ = orient::exif_orientation(tiff);
-    let Some(kept) = metadata::keep_exif(tiff) else {
+    let _ = tiff::orientation(tiff);
+    let Some(kept) = tiff::copy_bounded(tiff) else {
         return;
     };
-    let kept_patched = keep_metadata::keep_exif(&kept, 640, 480);
+    let kept_patched = tiff::patch_for_upright(&kept, 640, 480);
     if let Some(block) = &kept_patched {
         // The pixels are upright by now: a block that still says otherwise would make
         // viewers turn them a second time.
-        let orientation = orient::exif_orientation(block);
+        let orientation = tiff::orientation(block);
         assert!(
             matches!(orientation, None | Some(1)),
             "kept {orientation:?}"
         );
     }
-    let copyright = keep_metadata::copyright_exif(&kept);
+    let copyright = tiff::copyright_only(&kept);
     for block in [kept_patched, copyright].into_iter().flatten() {
-        let _ = keep_metadata::inject_jpeg(JPEG, &block);
-        let _ = keep_metadata::inject_webp(WEBP, &block);
-        let _ = keep_metadata::inject_png(PNG, &block);
+        let _ = jpeg::write_exif(JPEG, &block);
+        let _ = webp::write_exif(WEBP, &block);
+        let _ = png::write_exif(PNG, &block);
     }
 }

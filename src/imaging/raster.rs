@@ -1,7 +1,7 @@
 //! The pixel buffer every pipeline step works on: 8-bit sRGB, 3 or 4 interleaved channels,
 //! alpha straight (not premultiplied) between steps.
 
-use super::error::PipelineError;
+use super::error::ImageError;
 
 /// Decoded pixels in sRGB. `channels` is 3 (RGB) or 4 (RGBA, straight alpha).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +34,30 @@ impl Raster {
 
 /// A zeroed pixel buffer, or `TooLarge` when the allocator refuses: a failed allocation must
 /// cost one request, never abort the process.
-pub(super) fn alloc_pixels(len: usize) -> Result<Vec<u8>, PipelineError> {
+pub(crate) fn alloc_pixels(len: usize) -> Result<Vec<u8>, ImageError> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
-        .map_err(|_| PipelineError::TooLarge(format!("cannot allocate {len} bytes for pixels")))?;
+        .map_err(|_| ImageError::TooLarge(format!("cannot allocate {len} bytes for pixels")))?;
     v.resize(len, 0);
     Ok(v)
+}
+
+/// An alpha channel that is 255 everywhere carries nothing: drop it (compacting in place) so
+/// later steps and encoders treat the image as opaque.
+pub(crate) fn drop_opaque_alpha(img: Raster) -> Raster {
+    if img.channels != 4 || img.data.chunks_exact(4).any(|p| p[3] != 255) {
+        return img;
+    }
+    let Raster {
+        width,
+        height,
+        mut data,
+        ..
+    } = img;
+    let pixels = data.len() / 4;
+    for i in 0..pixels {
+        data.copy_within(i * 4..i * 4 + 3, i * 3);
+    }
+    data.truncate(pixels * 3);
+    Raster::new(width, height, 3, data)
 }

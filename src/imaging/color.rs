@@ -3,9 +3,8 @@
 //! showing slightly wrong colours beats refusing the image. Does not parse containers (the
 //! profile arrives in `SourceMeta`) and never changes the raster's size or channel count.
 
-use super::error::PipelineError;
-use super::raster::alloc_pixels;
-use super::raster::Raster;
+use super::error::ImageError;
+use super::raster::{alloc_pixels, Raster};
 use lcms2::{
     ColorSpaceSignature, Intent, Locale, PixelFormat, Profile, Tag, TagSignature, Transform,
 };
@@ -25,7 +24,7 @@ fn is_srgb(profile: &Profile) -> bool {
 /// Convert an RGB(A) raster in place from the colour space described by `icc` to sRGB.
 /// RGB profiles transform R, G, B (alpha untouched); a gray profile maps the gray level
 /// (replicated in R, G, B by the decoder) through its tone curve.
-pub(super) fn to_srgb(img: &mut Raster, icc: &[u8]) {
+pub(crate) fn to_srgb(img: &mut Raster, icc: &[u8]) {
     let profile = match Profile::new_icc(icc) {
         Ok(p) => p,
         Err(e) => {
@@ -86,11 +85,11 @@ pub(super) fn to_srgb(img: &mut Raster, icc: &[u8]) {
 /// CMYK samples (4 bytes a pixel) to sRGB (3 bytes a pixel). `inverted` is true for Adobe
 /// CMYK JPEGs (APP14 marker), which store 255 - ink. Uses the CMYK ICC profile when there is
 /// one, else the naive formula R = (1-C)(1-K). Returns the pixels and whether `icc` was used.
-pub(super) fn cmyk_to_rgb(
+pub(crate) fn cmyk_to_rgb(
     cmyk: &[u8],
     icc: Option<&[u8]>,
     inverted: bool,
-) -> Result<(Vec<u8>, bool), PipelineError> {
+) -> Result<(Vec<u8>, bool), ImageError> {
     let pixels = cmyk.len() / 4;
     let mut rgb = alloc_pixels(pixels.checked_mul(3).ok_or_else(|| too_large(pixels))?)?;
     if let Some(t) = icc.and_then(|icc| cmyk_transform(icc, inverted)) {
@@ -135,8 +134,8 @@ fn cmyk_transform(icc: &[u8], inverted: bool) -> Option<Transform<u8, u8>> {
         .ok()
 }
 
-fn too_large(pixels: usize) -> PipelineError {
-    PipelineError::TooLarge(format!("{pixels} CMYK pixels"))
+fn too_large(pixels: usize) -> ImageError {
+    ImageError::TooLarge(format!("{pixels} CMYK pixels"))
 }
 
 /// SMPTE ST 2084 (PQ): a signal in 0..=1 to display light in cd/m².
@@ -181,7 +180,7 @@ fn hdr_to_sdr(nits: f64) -> f64 {
 /// sequence header), or `None` when they are sRGB already (BT.709 primaries with an sRGB-like
 /// curve, or unspecified). PQ and HLG (HDR) get a curve that maps their display light into SDR
 /// range (`hdr_to_sdr`): reference white to near white, highlights rolled off.
-pub(super) fn icc_from_cicp(primaries: u16, transfer: u16) -> Option<Vec<u8>> {
+pub(crate) fn icc_from_cicp(primaries: u16, transfer: u16) -> Option<Vec<u8>> {
     use lcms2::{CIExyY, CIExyYTRIPLE, ToneCurve};
     let xy = |x: f64, y: f64| CIExyY { x, y, Y: 1.0 };
     let d65 = xy(0.3127, 0.3290);

@@ -6,13 +6,12 @@
 //! colour step) are honoured. AV1 has no scaled decode, so shrink-on-load happens in the
 //! conversion to RGB: a thumbnail's conversion and resize run at the reduced size.
 
-use super::color;
-use super::error::PipelineError;
 use super::heif::{Coded, Heif, ItemProps, Nclx};
-use super::limits::Limits;
-use super::metadata::{self, SourceMeta};
-use super::raster::alloc_pixels;
-use super::raster::Raster;
+use crate::imaging::color;
+use crate::imaging::error::ImageError;
+use crate::imaging::exif;
+use crate::imaging::meta::SourceMeta;
+use crate::imaging::raster::{alloc_pixels, Raster};
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
@@ -61,7 +60,7 @@ extern "C" {
 const KEEP_MAX_PIXELS: u64 = 8_400_000;
 
 /// Frees the calling thread's kept AV1 decoder, if it has one (`release_thread_memory`).
-pub(super) fn drop_kept_decoder() {
+pub(crate) fn drop_kept_decoder() {
     // SAFETY: touches only this thread's own decoder, which no decode is using now (decodes
     // run to completion on the thread that started them).
     unsafe { imgate_aom_drop_kept() }
@@ -127,7 +126,7 @@ fn leb128(data: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A decoded AV1 picture, borrowed from the decoder for the length of one callback.
-pub(super) struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     pub width: u32,
     pub height: u32,
     pub bit_depth: u32,
@@ -197,13 +196,13 @@ impl Frame<'_> {
 /// What `decode_frame`'s callback and the C sink share.
 struct SinkState<F, R> {
     f: Option<F>,
-    result: Option<Result<R, PipelineError>>,
+    result: Option<Result<R, ImageError>>,
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
 unsafe extern "C" fn frame_sink<F, R>(ctx: *mut c_void, frame: *const AomFrame) -> c_int
 where
-    F: FnOnce(&Frame<'_>) -> Result<R, PipelineError>,
+    F: FnOnce(&Frame<'_>) -> Result<R, ImageError>,
 {
     // SAFETY: `ctx` is the `SinkState` in `decode_frame`, alive and exclusively ours for the
     // call; `frame` is libaom's picture, valid until this function returns.
@@ -263,9 +262,9 @@ where
 }
 
 /// Decode one AV1 picture and hand it to `f` while the decoder still holds it.
-pub(super) fn decode_frame<F, R>(data: &[u8], max_pixels: u64, f: F) -> Result<R, PipelineError>
+pub(crate) fn decode_frame<F, R>(data: &[u8], max_pixels: u64, f: F) -> Result<R, ImageError>
 where
-    F: FnOnce(&Frame<'_>) -> Result<R, PipelineError>,
+    F: FnOnce(&Frame<'_>) -> Result<R, ImageError>,
 {
     decode_frame_keeping(data, max_pixels, KEEP_MAX_PIXELS, f)
 }
@@ -276,9 +275,9 @@ fn decode_frame_keeping<F, R>(
     max_pixels: u64,
     keep_max_pixels: u64,
     f: F,
-) -> Result<R, PipelineError>
+) -> Result<R, ImageError>
 where
-    F: FnOnce(&Frame<'_>) -> Result<R, PipelineError>,
+    F: FnOnce(&Frame<'_>) -> Result<R, ImageError>,
 {
     let mut state = SinkState {
         f: Some(f),
@@ -310,25 +309,25 @@ where
     // SAFETY: the shim always leaves a NUL-terminated message when it fails.
     let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
     Err(if rc == AOM_TOO_LARGE {
-        PipelineError::TooLarge(msg.into_owned())
+        ImageError::TooLarge(msg.into_owned())
     } else {
-        PipelineError::Undecodable(format!("AV1: {msg}"))
+        ImageError::Undecodable(format!("AV1: {msg}"))
     })
 }
 
 /// What the probe reads from an AVIF header: the shown size before turning, frames, metadata.
-pub(super) fn probe(input: &[u8]) -> Result<(u32, u32, SourceMeta), PipelineError> {
+pub(crate) fn probe(input: &[u8]) -> Result<(u32, u32, SourceMeta), ImageError> {
     let heif = Heif::parse(input)?;
     let id = heif.primary();
     heif.coded(id)?;
     let props = heif.props(id)?;
     let (w, h) = props
         .size
-        .ok_or_else(|| PipelineError::Undecodable("AVIF: primary item has no size".into()))?;
+        .ok_or_else(|| ImageError::Undecodable("AVIF: primary item has no size".into()))?;
     let (w, h) = props.crop.map_or((w, h), |c| (c.width, c.height));
     let meta = SourceMeta {
         orientation: props.exif_orientation(),
-        exif: heif.exif_of(id).and_then(metadata::keep_exif),
+        exif: heif.exif_of(id).and_then(exif::copy_bounded),
         ..SourceMeta::default()
     };
     Ok((w, h, meta))
@@ -336,12 +335,12 @@ pub(super) fn probe(input: &[u8]) -> Result<(u32, u32, SourceMeta), PipelineErro
 
 /// Decode the primary picture of an AVIF file (with its alpha) to a raster, and describe its
 /// colours in `meta.icc` for the colour step.
-pub(super) fn decode(
+pub(crate) fn decode(
     input: &[u8],
-    limits: &Limits,
+    max_pixels: u64,
     meta: &mut SourceMeta,
     shrink: u32,
-) -> Result<Raster, PipelineError> {
+) -> Result<Raster, ImageError> {
     let heif = Heif::parse(input)?;
     let id = heif.primary();
     let props = heif.props(id)?;
@@ -353,13 +352,13 @@ pub(super) fn decode(
     } else {
         shrink.max(1)
     };
-    let color = decode_item(&heif, id, &props, limits, Planes::Color, shrink)?;
+    let color = decode_item(&heif, id, &props, max_pixels, Planes::Color, shrink)?;
     let alpha = match heif.alpha_of(id) {
         Some(aux) => {
             let aux_props = heif.props(aux)?;
-            let alpha = decode_item(&heif, aux, &aux_props, limits, Planes::Alpha, shrink)?;
+            let alpha = decode_item(&heif, aux, &aux_props, max_pixels, Planes::Alpha, shrink)?;
             if (alpha.width, alpha.height) != (color.width, color.height) {
-                return Err(PipelineError::Undecodable(format!(
+                return Err(ImageError::Undecodable(format!(
                     "AVIF alpha is {}x{}, the picture {}x{}",
                     alpha.width, alpha.height, color.width, color.height
                 )));
@@ -368,7 +367,7 @@ pub(super) fn decode(
         }
         None => None,
     };
-    metadata::check_icc(props.icc.as_deref())?;
+    crate::imaging::meta::check_icc(props.icc.as_deref())?;
     meta.icc = props.icc.clone().or_else(|| {
         let (primaries, transfer) = props.nclx.map_or((color.primaries, color.transfer), |n| {
             (n.primaries, n.transfer)
@@ -425,7 +424,7 @@ impl Planes {
 }
 
 /// An item decoded to 8-bit pixels, with the CICP colour code points its stream carried.
-struct Picture {
+struct DecodedItem {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
@@ -439,16 +438,16 @@ fn decode_item(
     heif: &Heif<'_>,
     id: u32,
     props: &ItemProps,
-    limits: &Limits,
+    max_pixels: u64,
     planes: Planes,
     shrink: u32,
-) -> Result<Picture, PipelineError> {
+) -> Result<DecodedItem, ImageError> {
     match heif.coded(id)? {
-        Coded::Av1 => decode_av1_item(heif, id, props, limits, planes, shrink),
+        Coded::Av1 => decode_av1_item(heif, id, props, max_pixels, planes, shrink),
         Coded::Grid(grid) => {
             let (width, height) = (grid.width, grid.height);
-            if u64::from(width) * u64::from(height) > limits.max_source_pixels {
-                return Err(PipelineError::TooLarge(format!(
+            if u64::from(width) * u64::from(height) > max_pixels {
+                return Err(ImageError::TooLarge(format!(
                     "AVIF grid of {width}x{height} is over the pixel limit"
                 )));
             }
@@ -459,7 +458,7 @@ fn decode_item(
             for (i, &tile) in grid.tiles.iter().enumerate() {
                 let mut tile_props = heif.props(tile)?;
                 tile_props.nclx = tile_props.nclx.or(props.nclx);
-                let pic = decode_av1_item(heif, tile, &tile_props, limits, planes, 1)?;
+                let pic = decode_av1_item(heif, tile, &tile_props, max_pixels, planes, 1)?;
                 let (tw, th) = *tile_size.get_or_insert((pic.width, pic.height));
                 // Tiles are all one size, cover the canvas, and none lies wholly outside it.
                 let fits = (pic.width, pic.height) == (tw, th)
@@ -468,7 +467,7 @@ fn decode_item(
                     && u64::from(tw) * u64::from(grid.columns - 1) < u64::from(width)
                     && u64::from(th) * u64::from(grid.rows - 1) < u64::from(height);
                 if !fits {
-                    return Err(PipelineError::Undecodable(format!(
+                    return Err(ImageError::Undecodable(format!(
                         "AVIF grid {width}x{height} of {}x{} tiles: tile {i} is {}x{}",
                         grid.columns, grid.rows, pic.width, pic.height
                     )));
@@ -484,7 +483,7 @@ fn decode_item(
                 first.get_or_insert((pic.primaries, pic.transfer));
             }
             let (primaries, transfer) = first.unwrap_or((2, 2));
-            Ok(Picture {
+            Ok(DecodedItem {
                 width,
                 height,
                 pixels: canvas,
@@ -500,26 +499,24 @@ fn decode_av1_item(
     heif: &Heif<'_>,
     id: u32,
     props: &ItemProps,
-    limits: &Limits,
+    max_pixels: u64,
     planes: Planes,
     shrink: u32,
-) -> Result<Picture, PipelineError> {
+) -> Result<DecodedItem, ImageError> {
     let data = heif.item_data(id)?;
-    decode_frame(&data, limits.max_source_pixels, |frame| {
+    decode_frame(&data, max_pixels, |frame| {
         if frame.width == 0 || frame.height == 0 {
-            return Err(PipelineError::Undecodable(
-                "AV1 picture of no pixels".into(),
-            ));
+            return Err(ImageError::Undecodable("AV1 picture of no pixels".into()));
         }
         if let Some((w, h)) = props.size {
             if (w, h) != (frame.width, frame.height) {
-                return Err(PipelineError::Undecodable(format!(
+                return Err(ImageError::Undecodable(format!(
                     "AVIF item says {w}x{h}, its AV1 picture is {}x{}",
                     frame.width, frame.height
                 )));
             }
         }
-        Ok(Picture {
+        Ok(DecodedItem {
             width: frame.width.div_ceil(shrink),
             height: frame.height.div_ceil(shrink),
             pixels: convert(frame, props.nclx, planes, shrink)?,
@@ -672,7 +669,7 @@ fn convert(
     nclx: Option<Nclx>,
     planes: Planes,
     shrink: u32,
-) -> Result<Vec<u8>, PipelineError> {
+) -> Result<Vec<u8>, ImageError> {
     let (matrix, full_range) = match (planes, nclx) {
         (Planes::Color, Some(n)) => (n.matrix, n.full_range),
         _ => (frame.matrix, frame.full_range),
@@ -757,11 +754,11 @@ fn convert(
 }
 
 /// The `width` x `height` window of `img` at (`x`, `y`).
-fn crop(img: &Raster, x: u32, y: u32, width: u32, height: u32) -> Result<Raster, PipelineError> {
+fn crop(img: &Raster, x: u32, y: u32, width: u32, height: u32) -> Result<Raster, ImageError> {
     if u64::from(x) + u64::from(width) > u64::from(img.width)
         || u64::from(y) + u64::from(height) > u64::from(img.height)
     {
-        return Err(PipelineError::Undecodable(format!(
+        return Err(ImageError::Undecodable(format!(
             "AVIF clean aperture {width}x{height}+{x}+{y} outside the {}x{} picture",
             img.width, img.height
         )));
@@ -861,7 +858,7 @@ mod tests {
             }
         }
         let img = Raster::new(w, h, 3, data);
-        super::super::avif::encode_streams(&img, quality)
+        super::super::encode::encode_streams(&img, quality)
             .unwrap()
             .color
     }
@@ -881,7 +878,7 @@ mod tests {
     }
 
     /// The picture's RGB (or gray as RGB) at full size.
-    fn pixels(data: &[u8], keep_max: u64) -> Result<(u32, u32, Vec<u8>), PipelineError> {
+    fn pixels(data: &[u8], keep_max: u64) -> Result<(u32, u32, Vec<u8>), ImageError> {
         decode_frame_keeping(data, u64::MAX, keep_max, |f| {
             Ok((f.width, f.height, convert(f, None, Planes::Color, 1)?))
         })

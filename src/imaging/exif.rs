@@ -1,34 +1,84 @@
-//! Metadata writing for `metadata=copyright|keep` (the `metadata` step): an EXIF block cut down
-//! from the source's and spliced into the already encoded output. Owns the small TIFF
-//! reader/patcher/writer for that block and the container surgery (JPEG APP1, WebP VP8X + `EXIF`,
-//! PNG `eXIf`). Must not touch pixels or re-encode, must never copy the ICC profile (the pixels are
-//! sRGB by now, which is what every decoder assumes without one) and must never fail a request: a
-//! malformed source block or an output we cannot patch just means the image goes out without
-//! metadata.
-//!
-//! AVIF output is always stripped: EXIF in AVIF is a separate item in the ISOBMFF `meta` box
-//! (`iinf`, `iloc`, `iref`), which means rebuilding boxes whose offsets point into `mdat`,
-//! far more surgery than this step should do on encoder output.
+//! EXIF, the one TIFF reader and writer: a bounds-checked view of a TIFF block (`Tiff`), the
+//! Orientation tag read as viewers read it (`orientation`), a bounded copy of a source's block
+//! (`copy_bounded`), and the two blocks `metadata=copyright|keep` write (`copyright_only`,
+//! `patch_for_upright`). Every read goes through `slice::get`; a malformed block means "no
+//! metadata", never an error or a panic. Where the block goes in a file is each codec's
+//! `write_exif`.
 
 const TAG_ORIENTATION: u16 = 0x0112;
+
 const TAG_ARTIST: u16 = 0x013B;
+
 const TAG_COPYRIGHT: u16 = 0x8298;
+
 const TAG_EXIF_IFD: u16 = 0x8769;
+
 const TAG_GPS_IFD: u16 = 0x8825;
+
 const TAG_INTEROP_IFD: u16 = 0xA005;
+
 const TAG_COLOR_SPACE: u16 = 0xA001;
+
 const TAG_PIXEL_X: u16 = 0xA002;
+
 const TAG_PIXEL_Y: u16 = 0xA003;
+
 const TYPE_ASCII: u16 = 2;
+
 const TYPE_SHORT: u16 = 3;
+
 const TYPE_LONG: u16 = 4;
+
 /// An IFD with more entries than this is not something a camera or editor wrote.
 const MAX_IFD_ENTRIES: usize = 1024;
-/// A JPEG segment length is a u16 that counts itself (2) and our `Exif\0\0` prefix (6).
-pub(super) const MAX_JPEG_EXIF: usize = u16::MAX as usize - 2 - 6;
-/// VP8X flag bits (WebP container spec).
-const VP8X_ALPHA: u8 = 0x10;
-const VP8X_EXIF: u8 = 0x08;
+
+/// More IFD0 entries than this are not looked through for Orientation (an EXIF block nobody
+/// wrote on purpose); unlike [`MAX_IFD_ENTRIES`], such a block is not refused, only cut short.
+const MAX_ORIENTATION_ENTRIES: usize = 4096;
+
+/// Orientation (1..=8) from a TIFF structure (the body of an EXIF block, or a TIFF file):
+/// IFD0, tag 0x0112, type SHORT. `None` when absent, malformed or out of range. Lenient, as
+/// viewers are: the first Orientation entry counts, the count field and the rest of the IFD
+/// are not checked, so a block cut after the tag still gives it.
+pub(crate) fn orientation(tiff: &[u8]) -> Option<u8> {
+    let t = Tiff::new(tiff)?;
+    let ifd = t.offset_at(4)?;
+    let entries = usize::from(t.u16_at(ifd)?).min(MAX_ORIENTATION_ENTRIES);
+    for i in 0..entries {
+        let entry = ifd.checked_add(2 + i * 12)?;
+        if t.u16_at(entry)? != TAG_ORIENTATION {
+            continue;
+        }
+        // Type 3 (SHORT), count 1: the value sits left-aligned in the 4-byte value field.
+        if t.u16_at(entry + 2)? != TYPE_SHORT {
+            return None;
+        }
+        let value = t.u16_at(entry + 8)?;
+        return (1..=8).contains(&value).then_some(value as u8);
+    }
+    None
+}
+
+/// Largest source EXIF we keep a copy of. A JPEG APP1 cannot carry more than 64 KB anyway;
+/// WebP and PNG chunks could be huge, and a hostile one must not be copied per request.
+pub(super) const MAX_EXIF_BYTES: usize = 256 * 1024;
+
+/// A bounded owned copy of an EXIF TIFF block; blocks that do not even start like TIFF are
+/// not worth keeping.
+pub(crate) fn copy_bounded(tiff: &[u8]) -> Option<Vec<u8>> {
+    let tiff_like = matches!(tiff.get(0..2), Some(b"II") | Some(b"MM"));
+    if !tiff_like {
+        return None;
+    }
+    if tiff.len() > MAX_EXIF_BYTES {
+        log::debug!(
+            "source EXIF of {} bytes is over the limit; not kept",
+            tiff.len()
+        );
+        return None;
+    }
+    Some(tiff.to_vec())
+}
 
 /// Read-only view of a TIFF block; every read is bounds-checked and returns `None` past the end.
 #[derive(Clone, Copy)]
@@ -50,7 +100,7 @@ struct Entry {
 }
 
 impl<'a> Tiff<'a> {
-    fn new(data: &'a [u8]) -> Option<Self> {
+    pub(crate) fn new(data: &'a [u8]) -> Option<Self> {
         let little = match data.get(0..2)? {
             b"II" => true,
             b"MM" => false,
@@ -138,7 +188,7 @@ fn type_size(kind: u16) -> Option<usize> {
 
 /// IFD0 as (tag, type, value bytes): the reader the tests use to check what we wrote.
 #[cfg(test)]
-pub(super) fn ifd0_fields(tiff: &[u8]) -> Option<Vec<(u16, u16, Vec<u8>)>> {
+pub(crate) fn ifd0_fields(tiff: &[u8]) -> Option<Vec<(u16, u16, Vec<u8>)>> {
     let t = Tiff::new(tiff)?;
     fields_at(&t, t.offset_at(4)?)
 }
@@ -158,7 +208,7 @@ fn fields_at(t: &Tiff<'_>, offset: usize) -> Option<Vec<(u16, u16, Vec<u8>)>> {
 /// The IFD that an IFD0 pointer entry (`TAG_EXIF_IFD`, `TAG_GPS_IFD`) names, as
 /// `ifd0_fields` gives IFD0; for tests.
 #[cfg(test)]
-pub(super) fn sub_ifd_fields(tiff: &[u8], pointer: u16) -> Option<Vec<(u16, u16, Vec<u8>)>> {
+pub(crate) fn sub_ifd_fields(tiff: &[u8], pointer: u16) -> Option<Vec<(u16, u16, Vec<u8>)>> {
     let t = Tiff::new(tiff)?;
     let ifd0 = t.ifd(t.offset_at(4)?)?;
     let e = ifd0.iter().find(|e| e.tag == pointer)?;
@@ -167,7 +217,7 @@ pub(super) fn sub_ifd_fields(tiff: &[u8], pointer: u16) -> Option<Vec<(u16, u16,
 
 /// Offset of the IFD after IFD0 (0 = none); for tests.
 #[cfg(test)]
-pub(super) fn next_ifd(tiff: &[u8]) -> Option<u32> {
+pub(crate) fn next_ifd(tiff: &[u8]) -> Option<u32> {
     let t = Tiff::new(tiff)?;
     let at = t.offset_at(4)?;
     let count = usize::from(t.u16_at(at)?);
@@ -176,7 +226,7 @@ pub(super) fn next_ifd(tiff: &[u8]) -> Option<u32> {
 
 /// `metadata=copyright`: a fresh block holding only IFD0 Artist and Copyright (ASCII), the
 /// fields Cloudflare keeps. `None` if the source has neither or is malformed.
-pub(super) fn copyright_exif(source: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn copyright_only(source: &[u8]) -> Option<Vec<u8>> {
     let t = Tiff::new(source)?;
     let entries = t.ifd(t.offset_at(4)?)?;
     let mut fields: Vec<(u16, Vec<u8>)> = Vec::new();
@@ -239,7 +289,7 @@ fn build_ascii_tiff(fields: &[(u16, Vec<u8>)]) -> Option<Vec<u8>> {
 /// rotate twice), ColorSpace sRGB (they were converted), PixelX/YDimension the output size.
 /// The IFD1 link is cut: its thumbnail shows the uncropped, unrotated original. `None` when
 /// IFD0 or the Exif/GPS/Interop IFDs it points to are malformed.
-pub(super) fn keep_exif(source: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+pub(crate) fn patch_for_upright(source: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
     let t = Tiff::new(source)?;
     let ifd0_at = t.offset_at(4)?;
     let ifd0 = t.ifd(ifd0_at)?;
@@ -285,7 +335,7 @@ pub(super) fn keep_exif(source: &[u8], width: u32, height: u32) -> Option<Vec<u8
     patched.ifd(ifd0_at)?;
     // Nor one that still says the pixels are turned (a patch of an overlapping IFD can land
     // on IFD0's Orientation): a viewer would turn the upright pixels again.
-    if !matches!(super::orient::exif_orientation(&out), None | Some(1)) {
+    if !matches!(orientation(&out), None | Some(1)) {
         return None;
     }
     Some(out)
@@ -341,183 +391,10 @@ impl Writer<'_> {
     }
 }
 
-/// JPEG: an APP1 `Exif\0\0` segment after SOI (after a leading JFIF APP0 if there is one, so
-/// the file stays a valid JFIF as well). Blocks over the 64 KB segment limit are refused.
-pub(super) fn inject_jpeg(jpeg: &[u8], tiff: &[u8]) -> Result<Vec<u8>, String> {
-    if tiff.len() > MAX_JPEG_EXIF {
-        return Err(format!(
-            "{} bytes of EXIF exceed the 64 KB JPEG segment limit",
-            tiff.len()
-        ));
-    }
-    if jpeg.get(0..2) != Some(&[0xFF, 0xD8][..]) {
-        return Err("no JPEG SOI marker".into());
-    }
-    let mut at = 2;
-    if jpeg.get(2..4) == Some(&[0xFF, 0xE0][..]) && jpeg.get(6..11) == Some(&b"JFIF\0"[..]) {
-        let len = jpeg
-            .get(4..6)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .unwrap_or(0);
-        if 4 + len <= jpeg.len() {
-            at = 4 + len;
-        }
-    }
-    let seg_len = u16::try_from(2 + 6 + tiff.len()).map_err(|_| "EXIF too large")?;
-    let mut out = Vec::with_capacity(jpeg.len() + tiff.len() + 10);
-    out.extend_from_slice(&jpeg[..at]);
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&seg_len.to_be_bytes());
-    out.extend_from_slice(b"Exif\0\0");
-    out.extend_from_slice(tiff);
-    out.extend_from_slice(&jpeg[at..]);
-    Ok(out)
-}
-
-/// WebP: simple `VP8 `/`VP8L` files become extended (`VP8X` first, EXIF flag set, canvas
-/// size read from the bitstream); an existing `VP8X` just gets the flag. The `EXIF` chunk
-/// (raw TIFF, no `Exif\0\0` prefix) goes after the image data and before any `XMP `, the
-/// order the container spec asks for; the RIFF size is recomputed.
-pub(super) fn inject_webp(webp: &[u8], tiff: &[u8]) -> Result<Vec<u8>, String> {
-    if webp.get(0..4) != Some(&b"RIFF"[..]) || webp.get(8..12) != Some(&b"WEBP"[..]) {
-        return Err("not a RIFF WebP".into());
-    }
-    let chunks = riff_chunks(webp).ok_or("malformed RIFF chunks")?;
-    let first = chunks.first().ok_or("no chunks")?;
-    if chunks.iter().any(|c| c.0 == *b"EXIF") {
-        return Ok(webp.to_vec());
-    }
-    let chunk_len = u32::try_from(tiff.len()).map_err(|_| "EXIF too large")?;
-    let mut exif_chunk = Vec::with_capacity(tiff.len() + 9);
-    exif_chunk.extend_from_slice(b"EXIF");
-    exif_chunk.extend_from_slice(&chunk_len.to_le_bytes());
-    exif_chunk.extend_from_slice(tiff);
-    if tiff.len() % 2 == 1 {
-        exif_chunk.push(0);
-    }
-    let insert_at = chunks
-        .iter()
-        .find(|c| c.0 == *b"XMP ")
-        .map_or(webp.len(), |c| c.1);
-    let mut out = Vec::with_capacity(webp.len() + exif_chunk.len() + 18);
-    out.extend_from_slice(&webp[..12]);
-    match &first.0 {
-        b"VP8X" => {
-            out.extend_from_slice(&webp[12..insert_at]);
-            // Flags byte right after the VP8X chunk header; present since the chunk parsed.
-            let flags = out.get_mut(20).ok_or("short VP8X")?;
-            *flags |= VP8X_EXIF;
-        }
-        b"VP8 " | b"VP8L" => {
-            let data = webp.get(first.1 + 8..first.2).ok_or("short chunk")?;
-            let (w, h, alpha) = if first.0 == *b"VP8 " {
-                vp8_size(data)
-            } else {
-                vp8l_size(data)
-            }
-            .ok_or("unreadable bitstream header")?;
-            out.extend_from_slice(b"VP8X");
-            out.extend_from_slice(&10u32.to_le_bytes());
-            out.push(VP8X_EXIF | if alpha { VP8X_ALPHA } else { 0 });
-            out.extend_from_slice(&[0, 0, 0]);
-            out.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
-            out.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
-            out.extend_from_slice(&webp[12..insert_at]);
-        }
-        other => return Err(format!("unexpected first chunk {other:?}")),
-    }
-    out.extend_from_slice(&exif_chunk);
-    out.extend_from_slice(&webp[insert_at..]);
-    let riff = u32::try_from(out.len() - 8).map_err(|_| "file too large for RIFF")?;
-    out[4..8].copy_from_slice(&riff.to_le_bytes());
-    Ok(out)
-}
-
-/// (fourcc, chunk start, end of data) for each chunk; `None` unless the chunks tile the file.
-fn riff_chunks(webp: &[u8]) -> Option<Vec<([u8; 4], usize, usize)>> {
-    let mut chunks = Vec::new();
-    let mut pos = 12usize;
-    while pos < webp.len() {
-        let head = webp.get(pos..pos.checked_add(8)?)?;
-        let kind = [head[0], head[1], head[2], head[3]];
-        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let end = (pos + 8).checked_add(size)?;
-        chunks.push((kind, pos, end));
-        // Odd sizes are padded; the padded chunk must still fit (we append after it).
-        pos = end.checked_add(size & 1)?;
-        if pos > webp.len() {
-            return None;
-        }
-    }
-    Some(chunks)
-}
-
-/// Lossy VP8 key frame: 3-byte frame tag, start code 9d 01 2a, then 14-bit width and height.
-fn vp8_size(data: &[u8]) -> Option<(u32, u32, bool)> {
-    if data.get(3..6)? != [0x9D, 0x01, 0x2A] {
-        return None;
-    }
-    let w = u32::from(u16::from_le_bytes([*data.get(6)?, *data.get(7)?]) & 0x3FFF);
-    let h = u32::from(u16::from_le_bytes([*data.get(8)?, *data.get(9)?]) & 0x3FFF);
-    (w > 0 && h > 0).then_some((w, h, false))
-}
-
-/// Lossless VP8L: signature 0x2f, then width-1 and height-1 (14 bits each) and the alpha bit.
-fn vp8l_size(data: &[u8]) -> Option<(u32, u32, bool)> {
-    if *data.first()? != 0x2F {
-        return None;
-    }
-    let b = data.get(1..5)?;
-    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    Some((
-        (bits & 0x3FFF) + 1,
-        ((bits >> 14) & 0x3FFF) + 1,
-        (bits >> 28) & 1 == 1,
-    ))
-}
-
-/// PNG: an `eXIf` chunk right after `IHDR` (it must precede `IDAT`), with its CRC.
-pub(super) fn inject_png(png: &[u8], tiff: &[u8]) -> Result<Vec<u8>, String> {
-    const SIG: &[u8] = b"\x89PNG\r\n\x1a\n";
-    if png.get(0..8) != Some(SIG) || png.get(12..16) != Some(&b"IHDR"[..]) {
-        return Err("not a PNG starting with IHDR".into());
-    }
-    // Signature, then IHDR: length, type, 13 bytes of data, CRC.
-    let at = 8 + 4 + 4 + 13 + 4;
-    if png.len() < at {
-        return Err("truncated PNG".into());
-    }
-    let len = u32::try_from(tiff.len()).map_err(|_| "EXIF too large")?;
-    let mut chunk = Vec::with_capacity(tiff.len() + 12);
-    chunk.extend_from_slice(&len.to_be_bytes());
-    chunk.extend_from_slice(b"eXIf");
-    chunk.extend_from_slice(tiff);
-    let crc = crc32(&chunk[4..]);
-    chunk.extend_from_slice(&crc.to_be_bytes());
-    let mut out = Vec::with_capacity(png.len() + chunk.len());
-    out.extend_from_slice(&png[..at]);
-    out.extend_from_slice(&chunk);
-    out.extend_from_slice(&png[at..]);
-    Ok(out)
-}
-
-/// CRC-32 (IEEE, reflected, as PNG defines it), bit by bit: the chunk is at most a few KB,
-/// so a table would buy nothing measurable.
-pub(super) fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{metadata, orient};
+    use super::*;
+    use crate::imaging::jpeg;
 
     /// Found by the `metadata` fuzz target: an Exif IFD that overlaps IFD0 took a patch into
     /// IFD0's Orientation entry, and the kept block said 8 again over upright pixels.
@@ -527,10 +404,10 @@ mod tests {
             "../../fuzz/corpus/metadata/crash-b42d36840638a8cb34316e8a484dd61408e616b9"
         );
         let mut blocks = vec![source.to_vec()];
-        blocks.extend(metadata::jpeg(source).exif);
+        blocks.extend(jpeg::read_meta(source).exif);
         for block in blocks {
-            if let Some(kept) = super::keep_exif(&block, 640, 480) {
-                let o = orient::exif_orientation(&kept);
+            if let Some(kept) = patch_for_upright(&block, 640, 480) {
+                let o = orientation(&kept);
                 assert!(matches!(o, None | Some(1)), "{o:?}");
             }
         }

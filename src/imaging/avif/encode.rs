@@ -10,8 +10,8 @@
 //! third of libvips' CPU; rav1e, used before, needed 1.3x the bytes for that look at its fast
 //! speeds, and its slow speeds cost more CPU than libvips.
 
-use super::error::PipelineError;
-use super::raster::Raster;
+use crate::imaging::error::ImageError;
+use crate::imaging::raster::Raster;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
 /// libaom's speed for every request: the slowest setting that keeps AVIF CPU well under
@@ -73,13 +73,13 @@ extern "C" {
 /// libaom's constant-quality level (0 best ..= 63) for a `quality` on the option's scale.
 /// libheif, under libvips, maps quality q to about `(100 - q) * 0.63`; at q60 that level gave
 /// 0.0012 less SSIM than libvips' output here, so ours runs a notch finer: q60 -> 24, q80 -> 12.
-pub(super) fn cq_level(quality: u8) -> c_int {
+pub(crate) fn cq_level(quality: u8) -> c_int {
     let q = f32::from(quality.clamp(1, 100));
     ((100.0 - q) * 0.6).round() as c_int
 }
 
 /// Encode `img` as an AVIF file at `quality` (the option's scale, 1-100).
-pub(super) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError> {
+pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, ImageError> {
     let streams = encode_streams(img, quality)?;
     let mut mux = avif_serialize::Aviffy::new();
     mux.set_matrix_coefficients(avif_serialize::constants::MatrixCoefficients::Bt601)
@@ -96,18 +96,18 @@ pub(super) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, PipelineError
         img.height,
         8,
     )
-    .map_err(|e| PipelineError::Encode(format!("AVIF container: {e}")))?;
+    .map_err(|e| ImageError::Encode(format!("AVIF container: {e}")))?;
     Ok(out)
 }
 
 /// The AV1 bitstreams of one image, before the container.
-pub(super) struct Streams {
+pub(crate) struct Streams {
     pub color: Vec<u8>,
     pub alpha: Option<Vec<u8>>,
     pub full_chroma: bool,
 }
 
-pub(super) fn encode_streams(img: &Raster, quality: u8) -> Result<Streams, PipelineError> {
+pub(crate) fn encode_streams(img: &Raster, quality: u8) -> Result<Streams, ImageError> {
     let full_chroma = quality >= FULL_CHROMA_FROM_QUALITY;
     let planes = Planes::from_raster(img, full_chroma);
     let settings = AomSettings {
@@ -128,7 +128,7 @@ pub(super) fn encode_streams(img: &Raster, quality: u8) -> Result<Streams, Pipel
 }
 
 /// The raster as 8-bit planes ready for libaom.
-pub(super) struct Planes {
+pub(crate) struct Planes {
     pub width: u32,
     pub height: u32,
     pub full_chroma: bool,
@@ -151,7 +151,7 @@ fn chroma(num: i32, den: i32) -> u8 {
 }
 
 impl Planes {
-    pub(super) fn from_raster(img: &Raster, full_chroma: bool) -> Planes {
+    pub(crate) fn from_raster(img: &Raster, full_chroma: bool) -> Planes {
         let (w, h) = (img.width as usize, img.height as usize);
         let ch = usize::from(img.channels);
         let px = |x: usize, y: usize| &img.data[(y * w + x) * ch..(y * w + x) * ch + 3];
@@ -251,7 +251,7 @@ unsafe extern "C" fn append(ctx: *mut c_void, data: *const u8, len: usize) -> c_
 }
 
 /// One picture through libaom: the AV1 bitstream (a sequence header and one key frame).
-fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, PipelineError> {
+fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, ImageError> {
     // An AVIF thumbnail runs near one bit per pixel.
     let mut out: Vec<u8> = Vec::with_capacity(pic.width as usize * pic.height as usize / 8 + 256);
     let mut err = [0 as c_char; 256];
@@ -271,7 +271,7 @@ fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, Pipel
         // SAFETY: the shim always NUL-terminates what it writes into `err` (snprintf), and
         // `err` starts zeroed.
         let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-        return Err(PipelineError::Encode(format!(
+        return Err(ImageError::Encode(format!(
             "AVIF: {}",
             msg.to_string_lossy()
         )));
@@ -281,11 +281,11 @@ fn encode_av1(pic: &AomPicture, settings: &AomSettings) -> Result<Vec<u8>, Pipel
 
 // The project's one test SSIM, shared with the integration tests.
 #[cfg(test)]
-#[path = "../../tests/it/support/ssim.rs"]
+#[path = "../../../tests/it/support/ssim.rs"]
 mod ssim;
 
 #[cfg(test)]
-pub(super) mod testing {
+pub(crate) mod testing {
     //! Reading AVIF back in tests: libaom's decoder (csrc/aom_decode.c) and the few ISO-BMFF
     //! boxes needed to find the AV1 data in a file `avif-serialize` wrote.
     use super::*;
@@ -295,7 +295,7 @@ pub(super) mod testing {
 
     /// Decode an AV1 bitstream into its planes as stored (Y, Cb, Cr; or one for monochrome).
     pub fn decode_av1(data: &[u8]) -> Result<Vec<Plane>, String> {
-        super::super::avif_decode::decode_frame(data, u64::MAX, |f| {
+        super::super::decode::decode_frame(data, u64::MAX, |f| {
             let n = if f.monochrome { 1 } else { 3 };
             Ok((0..n)
                 .map(|p| {
