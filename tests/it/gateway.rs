@@ -612,8 +612,16 @@ fn concurrent_variants_of_one_original_share_one_download() {
         )
     };
     let (misses, hits) = (decodes("miss"), decodes("hit"));
-    assert_eq!(misses + hits, 12.0);
-    assert!(misses <= 4.0, "{misses} decodes for 12 widths");
+    // Every job but at most one asks the shared decodes: on a loaded machine the first job can
+    // start on the pool before the others waiting on the same download have counted themselves
+    // as its askers, and then decodes alone (`Fetched::askers`). Whatever the timing, every job that did not get a shared decode
+    // made one, and there are at most 4 of them for 12 widths.
+    assert!(
+        misses + hits >= 11.0,
+        "{misses} + {hits} lookups for 12 jobs"
+    );
+    let decoded = 12.0 - hits;
+    assert!(decoded <= 4.0, "{decoded} decodes for 12 widths");
     // Once that freshness is over, the next miss fetches afresh.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(

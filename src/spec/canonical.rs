@@ -1,0 +1,123 @@
+//! The canonical form: the one options string a spec is written as (long keys, a fixed order,
+//! defaults left out), so two URLs that mean the same thing share one cache key.
+
+use super::types::{Fit, Flip, FormatRequest, Gravity, Metadata, Rgba, TransformSpec};
+use std::fmt;
+
+impl fmt::Display for TransformSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical())
+    }
+}
+
+/// `value / 10^digits` with trailing zeros dropped: 250 (2 digits) -> "2.5", 100 -> "1".
+fn format_fixed(value: u64, digits: u32) -> String {
+    let scale = 10u64.pow(digits);
+    let (int, frac) = (value / scale, value % scale);
+    if frac == 0 {
+        return int.to_string();
+    }
+    let frac = format!("{frac:0width$}", width = digits as usize);
+    format!("{int}.{}", frac.trim_end_matches('0'))
+}
+
+fn gravity_name(g: Gravity) -> String {
+    match g {
+        Gravity::Auto => "auto".into(),
+        Gravity::Center => "center".into(),
+        Gravity::Top => "top".into(),
+        Gravity::Bottom => "bottom".into(),
+        Gravity::Left => "left".into(),
+        Gravity::Right => "right".into(),
+        Gravity::TopLeft => "top-left".into(),
+        Gravity::TopRight => "top-right".into(),
+        Gravity::BottomLeft => "bottom-left".into(),
+        Gravity::BottomRight => "bottom-right".into(),
+        Gravity::Point { x_milli, y_milli } => format!(
+            "{}x{}",
+            format_fixed(u64::from(x_milli), 3),
+            format_fixed(u64::from(y_milli), 3)
+        ),
+    }
+}
+
+impl TransformSpec {
+    /// The options string that parses back to exactly this spec: long key names in a fixed
+    /// order, defaults left out, so equal specs give equal cache keys.
+    ///
+    /// The default spec canonicalises to the empty string, which `parse_options` rejects (a
+    /// URL must say something); callers building keys should treat "" as "no transform".
+    pub fn canonical(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(w) = self.width {
+            parts.push(format!("width={w}"));
+        }
+        if let Some(h) = self.height {
+            parts.push(format!("height={h}"));
+        }
+        if self.dpr_centi != 0 && self.dpr_centi != 100 {
+            parts.push(format!(
+                "dpr={}",
+                format_fixed(u64::from(self.dpr_centi), 2)
+            ));
+        }
+        let fit = match self.fit {
+            Fit::ScaleDown => None,
+            Fit::Contain => Some("contain"),
+            Fit::Cover => Some("cover"),
+            Fit::Crop => Some("crop"),
+            Fit::Pad => Some("pad"),
+        };
+        if let Some(fit) = fit {
+            parts.push(format!("fit={fit}"));
+        }
+        if self.gravity != Gravity::Auto {
+            parts.push(format!("gravity={}", gravity_name(self.gravity)));
+        }
+        if let Some(q) = self.quality {
+            parts.push(format!("quality={q}"));
+        }
+        match self.format {
+            FormatRequest::Original => {}
+            FormatRequest::Auto => parts.push("format=auto".into()),
+            FormatRequest::Fixed(f) => parts.push(format!("format={}", f.name())),
+        }
+        if let Some(Rgba([r, g, b, a])) = self.background {
+            if a == 0xff {
+                parts.push(format!("background=#{r:02x}{g:02x}{b:02x}"));
+            } else {
+                parts.push(format!("background=#{r:02x}{g:02x}{b:02x}{a:02x}"));
+            }
+        }
+        if let Some(blur) = self.blur_deci {
+            parts.push(format!("blur={}", format_fixed(u64::from(blur), 1)));
+        }
+        if let Some(sharpen) = self.sharpen_deci.filter(|&s| s != 0) {
+            parts.push(format!("sharpen={}", format_fixed(u64::from(sharpen), 1)));
+        }
+        if let Some(rotate) = self.rotate.filter(|&r| r != 0) {
+            parts.push(format!("rotate={rotate}"));
+        }
+        let flip = match self.flip {
+            Flip::None => None,
+            Flip::Horizontal => Some("h"),
+            Flip::Vertical => Some("v"),
+            Flip::Both => Some("hv"),
+        };
+        if let Some(flip) = flip {
+            parts.push(format!("flip={flip}"));
+        }
+        if self.grayscale {
+            parts.push("grayscale=true".into());
+        }
+        match self.metadata {
+            Metadata::None => {}
+            Metadata::Copyright => parts.push("metadata=copyright".into()),
+            Metadata::Keep => parts.push("metadata=keep".into()),
+        }
+        if !self.anim {
+            parts.push("anim=false".into());
+        }
+        parts.join(",")
+    }
+}

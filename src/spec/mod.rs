@@ -1,0 +1,24 @@
+//! Transform options: the `<options>` segment of `/cdn-cgi/image/<options>/<source>` parsed into
+//! one canonical [`TransformSpec`]. Owns parsing, validation and the canonical string form used
+//! in cache keys. Of HTTP it knows only how to read an `Accept` value into [`Accepts`]; it
+//! knows nothing of how images are processed.
+//!
+//! Fractional values are quantised and stored as integers so a spec is `Eq + Hash` and two URLs
+//! that mean the same thing produce the same canonical form (and so one cache entry).
+//!
+//! `types.rs` holds the spec and its option types, `parse.rs` the options syntax (keys,
+//! aliases, values, errors), `canonical.rs` the one string form a spec is keyed by, `colour.rs`
+//! CSS colour values, `values.rs` the integers and decimals they are all written in and `accept.rs` the `Accept` negotiation.
+
+mod accept;
+mod canonical;
+mod colour;
+mod parse;
+#[cfg(test)]
+mod tests;
+mod types;
+mod values;
+
+pub use accept::Accepts;
+pub use parse::{parse_options, SpecError};
+pub use types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};

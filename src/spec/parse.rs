@@ -1,0 +1,281 @@
+//! The options syntax: `key=value` items split at top-level commas, every key and alias, value
+//! ranges, and errors that name the option and echo little of the input.
+
+use super::colour::parse_colour;
+use super::types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec};
+use super::values::{decimal_in, int_in};
+
+/// A bad option: the message names the option and is safe to show to clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+/// Largest `width`/`height` a client may ask for (before dpr).
+const MAX_DIMENSION: u64 = 12_000;
+
+/// One option, whatever alias named it, so duplicates are caught across aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Width,
+    Height,
+    Dpr,
+    Fit,
+    Gravity,
+    Quality,
+    Format,
+    Background,
+    Blur,
+    Sharpen,
+    Rotate,
+    Flip,
+    Grayscale,
+    Metadata,
+    Anim,
+}
+
+impl Opt {
+    fn from_key(key: &str) -> Option<Opt> {
+        Some(match key {
+            "width" | "w" => Opt::Width,
+            "height" | "h" => Opt::Height,
+            "dpr" => Opt::Dpr,
+            "fit" => Opt::Fit,
+            "gravity" => Opt::Gravity,
+            "quality" | "q" => Opt::Quality,
+            "format" | "f" => Opt::Format,
+            "background" => Opt::Background,
+            "blur" => Opt::Blur,
+            "sharpen" => Opt::Sharpen,
+            "rotate" => Opt::Rotate,
+            "flip" => Opt::Flip,
+            "grayscale" => Opt::Grayscale,
+            "metadata" => Opt::Metadata,
+            "anim" => Opt::Anim,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Width => "width",
+            Opt::Height => "height",
+            Opt::Dpr => "dpr",
+            Opt::Fit => "fit",
+            Opt::Gravity => "gravity",
+            Opt::Quality => "quality",
+            Opt::Format => "format",
+            Opt::Background => "background",
+            Opt::Blur => "blur",
+            Opt::Sharpen => "sharpen",
+            Opt::Rotate => "rotate",
+            Opt::Flip => "flip",
+            Opt::Grayscale => "grayscale",
+            Opt::Metadata => "metadata",
+            Opt::Anim => "anim",
+        }
+    }
+
+    /// The public "must be ..." half of a bad-value message.
+    fn expects(self) -> &'static str {
+        match self {
+            Opt::Width | Opt::Height => "an integer between 1 and 12000",
+            Opt::Dpr => "a number between 1 and 4",
+            Opt::Fit => "one of scale-down, contain, cover, crop, pad",
+            Opt::Gravity => {
+                "auto, center, top, bottom, left, right, top-left, top-right, bottom-left, \
+                 bottom-right or <x>x<y> with x and y between 0 and 1"
+            }
+            Opt::Quality => "an integer between 1 and 100",
+            Opt::Format => "one of auto, jpeg, png, webp, avif",
+            Opt::Background => {
+                "a CSS colour: #rgb, #rgba, #rrggbb, #rrggbbaa, rgb(), rgba() or a name"
+            }
+            Opt::Blur => "a number between 1 and 250",
+            Opt::Sharpen => "a number between 0 and 10",
+            Opt::Rotate => "0, 90, 180 or 270",
+            Opt::Flip => "h, v or hv",
+            Opt::Grayscale | Opt::Anim => "true or false",
+            Opt::Metadata => "one of none, copyright, keep",
+        }
+    }
+}
+
+/// Parses the `<options>` segment of `/cdn-cgi/image/<options>/<source>` (already
+/// percent-decoded) into a validated spec.
+///
+/// Every error names the option it is about and echoes at most a short, printable snippet of
+/// the input, so the message can go straight into a 400 response.
+pub fn parse_options(options: &str) -> Result<TransformSpec, SpecError> {
+    let options = options.trim();
+    if options.is_empty() {
+        return Err(SpecError("no options given".into()));
+    }
+    let mut spec = TransformSpec::default();
+    let mut seen = 0u32;
+    for item in split_top_level(options) {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(SpecError("empty option (stray comma)".into()));
+        }
+        let (key, value) = match item.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (item, None),
+        };
+        if key.is_empty() {
+            return Err(SpecError("option without a name".into()));
+        }
+        let opt = Opt::from_key(key)
+            .ok_or_else(|| SpecError(format!("unknown option: {}", snippet(key))))?;
+        let bit = 1u32 << (opt as u32);
+        if seen & bit != 0 {
+            return Err(SpecError(format!("{}: given more than once", opt.name())));
+        }
+        seen |= bit;
+        // `grayscale` alone is a flag; every other option needs a value.
+        let value = match (opt, value) {
+            (Opt::Grayscale, None) => "true",
+            (_, Some(v)) if !v.is_empty() => v,
+            _ => return Err(SpecError(format!("{}: missing value", opt.name()))),
+        };
+        apply(&mut spec, opt, value)
+            .ok_or_else(|| SpecError(format!("{}: must be {}", opt.name(), opt.expects())))?;
+    }
+    Ok(spec)
+}
+
+/// Sets one option on `spec`; `None` when the value is invalid or out of range.
+fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
+    match opt {
+        Opt::Width => spec.width = Some(int_in(value, 1, MAX_DIMENSION)? as u32),
+        Opt::Height => spec.height = Some(int_in(value, 1, MAX_DIMENSION)? as u32),
+        Opt::Dpr => spec.dpr_centi = decimal_in(value, 1, 4, 2)? as u16,
+        Opt::Fit => {
+            spec.fit = match value {
+                "scale-down" => Fit::ScaleDown,
+                "contain" => Fit::Contain,
+                "cover" => Fit::Cover,
+                "crop" => Fit::Crop,
+                "pad" => Fit::Pad,
+                _ => return None,
+            }
+        }
+        Opt::Gravity => spec.gravity = parse_gravity(value)?,
+        Opt::Quality => spec.quality = Some(int_in(value, 1, 100)? as u8),
+        Opt::Format => {
+            spec.format = match value {
+                "auto" => FormatRequest::Auto,
+                "jpeg" | "jpg" => FormatRequest::Fixed(OutputFormat::Jpeg),
+                "png" => FormatRequest::Fixed(OutputFormat::Png),
+                "webp" => FormatRequest::Fixed(OutputFormat::Webp),
+                "avif" => FormatRequest::Fixed(OutputFormat::Avif),
+                _ => return None,
+            }
+        }
+        Opt::Background => spec.background = Some(parse_colour(value)?),
+        Opt::Blur => spec.blur_deci = Some(decimal_in(value, 1, 250, 1)? as u16),
+        Opt::Sharpen => {
+            let deci = decimal_in(value, 0, 10, 1)? as u16;
+            spec.sharpen_deci = (deci != 0).then_some(deci);
+        }
+        Opt::Rotate => {
+            spec.rotate = match value {
+                "0" => None,
+                "90" => Some(90),
+                "180" => Some(180),
+                "270" => Some(270),
+                _ => return None,
+            }
+        }
+        Opt::Flip => {
+            spec.flip = match value {
+                "h" => Flip::Horizontal,
+                "v" => Flip::Vertical,
+                "hv" | "vh" => Flip::Both,
+                _ => return None,
+            }
+        }
+        Opt::Grayscale => spec.grayscale = parse_bool(value)?,
+        Opt::Metadata => {
+            spec.metadata = match value {
+                "none" => Metadata::None,
+                "copyright" => Metadata::Copyright,
+                "keep" => Metadata::Keep,
+                _ => return None,
+            }
+        }
+        Opt::Anim => spec.anim = parse_bool(value)?,
+    }
+    Some(())
+}
+
+/// Splits on commas outside parentheses, so `background=rgb(1,2,3)` stays one item.
+/// Unbalanced parentheses are not an error here; the value parser rejects them.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                items.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&s[start..]);
+    items
+}
+
+/// At most 32 printable ASCII characters of client input, for error messages that end up in
+/// responses and logs.
+fn snippet(s: &str) -> String {
+    const MAX_CHARS: usize = 32;
+    let mut out: String = s
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.chars().nth(MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_gravity(value: &str) -> Option<Gravity> {
+    Some(match value {
+        "auto" => Gravity::Auto,
+        "center" | "centre" => Gravity::Center,
+        "top" | "north" => Gravity::Top,
+        "bottom" | "south" => Gravity::Bottom,
+        "left" | "west" => Gravity::Left,
+        "right" | "east" => Gravity::Right,
+        "top-left" | "north-west" => Gravity::TopLeft,
+        "top-right" | "north-east" => Gravity::TopRight,
+        "bottom-left" | "south-west" => Gravity::BottomLeft,
+        "bottom-right" | "south-east" => Gravity::BottomRight,
+        _ => {
+            let (x, y) = value.split_once('x')?;
+            Gravity::Point {
+                x_milli: decimal_in(x, 0, 1, 3)? as u16,
+                y_milli: decimal_in(y, 0, 1, 3)? as u16,
+            }
+        }
+    })
+}

@@ -1,0 +1,161 @@
+//! The transform spec and the types of its options, with their defaults. Values are quantised
+//! integers (dpr in hundredths, blur in tenths...) so a spec is `Eq + Hash`.
+
+/// An output encoding the pipeline can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Avif,
+}
+
+impl OutputFormat {
+    pub fn mime(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Png => "image/png",
+            OutputFormat::Webp => "image/webp",
+            OutputFormat::Avif => "image/avif",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Png => "png",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Avif => "avif",
+        }
+    }
+}
+
+/// What the client asked for with `format=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FormatRequest {
+    /// No `format` option: keep the source's format when it can be encoded, else JPEG/PNG.
+    #[default]
+    Original,
+    /// `format=auto`: AVIF, else WebP, else JPEG (PNG with alpha), by the client's `Accept`.
+    Auto,
+    Fixed(OutputFormat),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Fit {
+    /// Shrink to fit inside width x height keeping aspect; never enlarge. Cloudflare's default.
+    #[default]
+    ScaleDown,
+    /// Fit inside width x height keeping aspect, enlarging if needed.
+    Contain,
+    /// Fill width x height exactly, cropping the overflow around the gravity point.
+    Cover,
+    /// Like cover but never enlarges: shrink then crop to at most width x height.
+    Crop,
+    /// Fit inside, then pad to exactly width x height with `background`.
+    Pad,
+}
+
+/// Where to keep the interesting part when cropping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Gravity {
+    /// Centre for now; a saliency guess may come later.
+    #[default]
+    Auto,
+    Center,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    TopLeft,
+    TopRight,
+    BottomLeft,
+    BottomRight,
+    /// Focal point, each axis in thousandths of the image size (0..=1000).
+    Point {
+        x_milli: u16,
+        y_milli: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Flip {
+    #[default]
+    None,
+    Horizontal,
+    Vertical,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Metadata {
+    /// Strip everything (Cloudflare's default for non-JPEG; ours for all).
+    #[default]
+    None,
+    Copyright,
+    Keep,
+}
+
+/// An sRGB colour with alpha, parsed from a CSS colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rgba(pub [u8; 4]);
+
+/// One canonical, validated set of transform options.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransformSpec {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Device pixel ratio in hundredths (100 = 1x, 100..=400).
+    pub dpr_centi: u16,
+    pub fit: Fit,
+    pub gravity: Gravity,
+    /// 1..=100; `None` means the encoder's default for the format.
+    pub quality: Option<u8>,
+    pub format: FormatRequest,
+    pub background: Option<Rgba>,
+    /// Gaussian blur radius in tenths (10..=2500); `None` = no blur.
+    pub blur_deci: Option<u16>,
+    /// Sharpen strength in tenths (0..=100); `None` or 0 = none.
+    pub sharpen_deci: Option<u16>,
+    /// Clockwise rotation in degrees: 90, 180 or 270.
+    pub rotate: Option<u16>,
+    pub flip: Flip,
+    pub grayscale: bool,
+    pub metadata: Metadata,
+    /// `anim=false`: first frame only.
+    pub anim: bool,
+}
+
+impl TransformSpec {
+    /// The device pixel ratio as a float.
+    pub fn dpr(&self) -> f32 {
+        if self.dpr_centi == 0 {
+            1.0
+        } else {
+            self.dpr_centi as f32 / 100.0
+        }
+    }
+}
+
+impl Default for TransformSpec {
+    /// What an options segment that sets nothing would mean: dpr 1x and animation kept, so a
+    /// spec built in code compares equal to one parsed from a URL.
+    fn default() -> Self {
+        TransformSpec {
+            width: None,
+            height: None,
+            dpr_centi: 100,
+            fit: Fit::default(),
+            gravity: Gravity::default(),
+            quality: None,
+            format: FormatRequest::default(),
+            background: None,
+            blur_deci: None,
+            sharpen_deci: None,
+            rotate: None,
+            flip: Flip::default(),
+            grayscale: false,
+            metadata: Metadata::default(),
+            anim: true,
+        }
+    }
+}
