@@ -82,8 +82,9 @@ impl Default for ClientLimits {
     }
 }
 
-/// Concurrency, timeouts and pooling. Presets come from the original design; every field can
-/// be overridden in `performance_overrides`.
+/// Concurrency, timeouts and pooling, set by a preset (`performance`: `default`, `low_latency`,
+/// `high_throughput`, `memory_efficient`); every field can be overridden in
+/// `performance_overrides`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerformanceConfig {
     pub max_concurrent_downloads: usize,

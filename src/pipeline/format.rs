@@ -100,7 +100,7 @@ pub(super) fn animates_as_webp(
 }
 
 #[cfg(test)]
-mod quality_tests {
+mod tests {
     use super::*;
 
     #[test]

@@ -28,10 +28,9 @@ use fast_image_resize::{
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-/// Every resize uses Lanczos3. The original design used a bilinear filter up to 300 px, but
-/// measured on the corpus (`scripts/quality_vs_libvips.py`) that cost 300 px JPEGs 0.0044 SSIM
-/// against a Lanczos reference (0.9722 vs 0.9766 one pixel wider), while the resize is about
-/// 1% of the miss path's instructions (BENCHMARKS.md, profile): the sharper filter is free.
+/// Every resize uses Lanczos3: a bilinear filter for small outputs would save little (the
+/// resize is about 1% of the miss path's instructions) and cost sharpness (BENCHMARKS.md,
+/// output size and look).
 const RESIZE_FILTER: FilterType = FilterType::Lanczos3;
 
 /// A per-thread [`Resizer`] keeps its scratch buffers between requests; above this many bytes

@@ -14,14 +14,6 @@ mod run;
 mod steps;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_anim;
-#[cfg(test)]
-mod tests_avif;
-#[cfg(test)]
-mod tests_bombs;
-#[cfg(test)]
-mod tests_metadata;
 
 pub use crate::imaging::{release_thread_memory, sniff, Probe, Raster, SourceFormat};
 pub use context::Decoded;

@@ -4,10 +4,10 @@
 //! (`crate::test_alloc`), which is where the `image` crate and our container readers
 //! allocate.
 
-use super::error::PipelineError;
-use super::limits::Limits;
-use super::process;
 use crate::imaging::avif::heif::testing::{bx, full, ispe};
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::limits::Limits;
+use crate::pipeline::process;
 use crate::spec::{Accepts, TransformSpec};
 use crate::test_alloc::peak_during;
 use std::io::Write;

@@ -5,14 +5,14 @@
 //! properties no encoder here writes (turns, mirrors, clean apertures, grids, broken boxes).
 //! Every decode is compared with the picture it was made from, by size exactly and by look.
 
-use super::context::Ctx;
-use super::error::PipelineError;
-use super::limits::Limits;
-use super::{decode_upright, process};
 use crate::imaging::avif::encode::testing::luma_ssim;
 use crate::imaging::avif::encode::{encode, encode_streams};
 use crate::imaging::avif::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
 use crate::imaging::{sniff, ImageError, Raster, SourceFormat};
+use crate::pipeline::context::Ctx;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::limits::Limits;
+use crate::pipeline::{decode_upright, process};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use std::path::Path;
 
@@ -76,7 +76,7 @@ fn sniff_names_avif_and_still_refuses_heic() {
     assert_eq!(sniff(&avif).unwrap(), SourceFormat::Avif);
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
     assert!(matches!(sniff(heic), Err(ImageError::Unsupported(_))));
-    let probe = super::probe(&avif, &Limits::default()).unwrap();
+    let probe = crate::pipeline::probe(&avif, &Limits::default()).unwrap();
     assert_eq!((probe.width, probe.height, probe.frames), (2560, 1600, 1));
 }
 
@@ -91,10 +91,10 @@ fn thumbnails_of_avif_are_converted_at_a_reduced_size() {
         Limits::default(),
     );
     let mut ctx = Ctx::new(&avif, &spec, Accepts::default(), &limits);
-    super::steps::probe::step(&mut ctx).unwrap();
-    let shrink = super::steps::decode::plan(&ctx).unwrap();
+    crate::pipeline::steps::probe::step(&mut ctx).unwrap();
+    let shrink = crate::pipeline::steps::decode::plan(&ctx).unwrap();
     assert!(shrink >= 4, "2560 px to 300 px shrinks by {shrink} only");
-    super::steps::decode::step(&mut ctx).unwrap();
+    crate::pipeline::steps::decode::step(&mut ctx).unwrap();
     let raster = ctx.take_raster();
     assert_eq!(
         (raster.width, raster.height),
@@ -339,7 +339,7 @@ fn turns_mirrors_and_clean_aperture_are_applied() {
         .collect();
     let props = vec![ispe(96, 64), colour, bx(b"clap", &clap), bx(b"irot", &[1])];
     let avif = file(&[TestItem::av1(1, &streams.color, props)], &[], 1);
-    let probe = super::probe(&avif, &Limits::default()).unwrap();
+    let probe = crate::pipeline::probe(&avif, &Limits::default()).unwrap();
     assert_eq!((probe.width, probe.height), (60, 40));
     let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
     let mut window = Vec::new();

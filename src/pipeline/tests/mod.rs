@@ -2,19 +2,24 @@
 //! (including the full EXIF orientation set), so they pass from a fresh clone. Most use specs
 //! without width/height or decode-level functions; geometry has its own unit tests.
 
-use super::context::Ctx;
-use super::error::PipelineError;
-use super::format::choose_format;
-use super::limits::Limits;
-use super::steps::decode::{integer_shrink, jpeg_plan, min_stored_size, plan, MinSize};
-use super::steps::flatten;
-use super::steps::probe::{self, probe_with_meta};
-use super::steps::{Phase, STEPS};
-use super::{decode_upright, process};
+mod anim;
+mod avif;
+mod bombs;
+mod metadata;
+
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::orientation::{self, Orientation};
 use crate::imaging::raster::drop_opaque_alpha;
 use crate::imaging::{color, exif, jpeg, sniff, webp, Raster, SourceFormat};
+use crate::pipeline::context::Ctx;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::format::choose_format;
+use crate::pipeline::limits::Limits;
+use crate::pipeline::steps::decode::{integer_shrink, jpeg_plan, min_stored_size, plan, MinSize};
+use crate::pipeline::steps::flatten;
+use crate::pipeline::steps::probe::{self, probe_with_meta};
+use crate::pipeline::steps::{Phase, STEPS};
+use crate::pipeline::{decode_upright, process};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, Rgba, TransformSpec};
 use std::path::{Path, PathBuf};
 

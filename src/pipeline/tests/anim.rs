@@ -3,14 +3,14 @@
 //! container level (VP8X flag, ANMF chunks) and by decoding them back with the `image`
 //! crate, which is independent of the libwebp encoder under test.
 
-use super::context::Ctx;
-use super::error::PipelineError;
-use super::format::animates_as_webp;
-use super::limits::Limits;
-use super::process;
-use super::run::Processed;
-use super::steps::animated;
 use crate::imaging::SourceFormat;
+use crate::pipeline::context::Ctx;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::format::animates_as_webp;
+use crate::pipeline::limits::Limits;
+use crate::pipeline::process;
+use crate::pipeline::run::Processed;
+use crate::pipeline::steps::animated;
 use crate::spec::{parse_options, Accepts, OutputFormat};
 use image::AnimationDecoder;
 use std::io::Cursor;
@@ -280,7 +280,7 @@ fn probed<'a>(
     limits: &'a Limits,
 ) -> Ctx<'a> {
     let mut ctx = Ctx::new(input, spec, Accepts::default(), limits);
-    super::steps::probe::step(&mut ctx).unwrap();
+    crate::pipeline::steps::probe::step(&mut ctx).unwrap();
     ctx
 }
 
@@ -339,7 +339,9 @@ fn animated_format_choice() {
 
 /// A `pipeline` fuzz input (options length, options, Accept bits, image) run as the fuzz
 /// target runs it (its small limits), a panic caught.
-fn run_fuzz_case(case: &[u8]) -> std::thread::Result<Result<super::Processed, PipelineError>> {
+fn run_fuzz_case(
+    case: &[u8],
+) -> std::thread::Result<Result<crate::pipeline::Processed, PipelineError>> {
     let n = usize::from(case[0]);
     let options = std::str::from_utf8(&case[1..1 + n]).unwrap();
     let image = &case[2 + n..];
@@ -353,7 +355,7 @@ fn run_fuzz_case(case: &[u8]) -> std::thread::Result<Result<super::Processed, Pi
 #[test]
 fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
     let result = run_fuzz_case(include_bytes!(
-        "../../fuzz/corpus/pipeline/crash-33250bd37861f38fe50081b79923bdaa57773397"
+        "../../../fuzz/corpus/pipeline/crash-33250bd37861f38fe50081b79923bdaa57773397"
     ));
     assert!(
         matches!(result, Ok(Err(PipelineError::Undecodable(_)))),
@@ -367,8 +369,9 @@ fn r_fuzz_webp_frames_without_animation_flag_are_an_error() {
 /// walker, so the file costs what a small animation costs.
 #[test]
 fn r_fuzz_webp_animation_icc_chunk_claiming_more_than_the_file_allocates_nothing_for_it() {
-    let case =
-        include_bytes!("../../fuzz/corpus/pipeline/oom-0bc6f88d62ceaad7dff99c7a9376a332201ec17d");
+    let case = include_bytes!(
+        "../../../fuzz/corpus/pipeline/oom-0bc6f88d62ceaad7dff99c7a9376a332201ec17d"
+    );
     let (_, peak) = crate::test_alloc::peak_during(|| run_fuzz_case(case));
     assert!(peak < 16 << 20, "took {peak} bytes at its peak");
 }

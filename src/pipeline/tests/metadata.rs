@@ -3,10 +3,10 @@
 //! small big-endian EXIF block by hand and splice it into a fixture as the source. They only
 //! read fixtures and never write files.
 
-use super::limits::Limits;
-use super::process;
-use super::run::Processed;
 use crate::imaging::{exif, jpeg, png, webp};
+use crate::pipeline::limits::Limits;
+use crate::pipeline::process;
+use crate::pipeline::run::Processed;
 use crate::spec::{parse_options, Accepts};
 use std::path::Path;
 
