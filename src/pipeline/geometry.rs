@@ -150,7 +150,7 @@ pub fn output_sizes(src_w: u32, src_h: u32, spec: &TransformSpec) -> ((u32, u32)
 
 /// Whether [`rotate_flip`] would change anything for `spec`.
 pub fn rotates_or_flips(spec: &TransformSpec) -> bool {
-    matches!(spec.rotate, Some(90) | Some(180) | Some(270)) || spec.flip != Flip::None
+    !spec_orientation(spec).is_identity()
 }
 
 /// Apply `rotate` and `flip` from the spec.
@@ -181,7 +181,7 @@ pub fn spec_orientation(spec: &TransformSpec) -> Orientation {
 
 /// True when the spec rotates by 90 or 270 degrees, which swaps width and height.
 fn quarter_turn(spec: &TransformSpec) -> bool {
-    matches!(spec.rotate, Some(90) | Some(270))
+    spec_orientation(spec).swaps_axes()
 }
 
 /// A region of the source in source pixels; fractional so `cover` keeps sub-pixel accuracy.

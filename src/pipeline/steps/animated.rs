@@ -138,9 +138,7 @@ fn per_frame(mut img: Raster, ctx: &Ctx<'_>, icc: Option<&[u8]>) -> Result<Raste
     if let Some(icc) = icc {
         to_srgb(&mut img, icc);
     }
-    if (2..=8).contains(&ctx.meta.orientation) {
-        img = orientation::apply(img, Orientation::from_exif(ctx.meta.orientation));
-    }
+    img = orientation::apply(img, Orientation::from_exif(ctx.meta.orientation));
     img = geometry::rotate_flip(img, ctx.spec);
     // Frames are decoded at full size, so the frame itself is the upright original `fit`
     // sizes from (no shrink-on-load here).

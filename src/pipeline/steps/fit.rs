@@ -35,7 +35,7 @@ pub(in crate::pipeline) fn upright_size(
     if Orientation::from_exif(orientation).swaps_axes() {
         size = (size.1, size.0);
     }
-    if matches!(spec.rotate, Some(90) | Some(270)) {
+    if geometry::spec_orientation(spec).swaps_axes() {
         size = (size.1, size.0);
     }
     size

@@ -8,10 +8,11 @@ use crate::pipeline::error::PipelineError;
 
 /// Pipeline step: apply `ctx.meta.orientation` (values 2..=8; anything else is upright).
 pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    let orientation = ctx.meta.orientation;
-    if (2..=8).contains(&orientation) {
+    let orientation = Orientation::from_exif(ctx.meta.orientation);
+    // Upright already: leave a shared decode shared (`take_raster` would copy it).
+    if !orientation.is_identity() {
         let img = ctx.take_raster();
-        ctx.raster = apply(img, Orientation::from_exif(orientation));
+        ctx.raster = apply(img, orientation);
     }
     Ok(())
 }
