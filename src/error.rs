@@ -3,6 +3,7 @@
 //! Lower layers return their own typed errors (`SpecError`, `PipelineError`, `OriginError`);
 //! this module is where they meet their status, once.
 
+use crate::dialect::Refusal;
 use crate::origin::OriginError;
 use crate::pipeline::PipelineError;
 use crate::spec::SpecError;
@@ -112,6 +113,12 @@ impl fmt::Display for ImgateError {
 }
 
 impl std::error::Error for ImgateError {}
+
+impl From<Refusal> for ImgateError {
+    fn from(r: Refusal) -> Self {
+        ImgateError::new(r.status, r.message.clone(), r.message, Blame::Downstream)
+    }
+}
 
 impl From<SpecError> for ImgateError {
     fn from(e: SpecError) -> Self {

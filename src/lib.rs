@@ -11,6 +11,7 @@ pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod cpu;
+pub mod dialect;
 pub mod error;
 pub mod forwarded;
 pub mod imaging;

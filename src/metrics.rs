@@ -23,6 +23,24 @@ pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static DIALECT_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_dialect_requests_total",
+        "Transform requests accepted, by the URL dialect they were written in",
+        &["dialect"]
+    )
+    .expect("metric registers once")
+});
+
+pub static URL_REFUSALS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_url_refusals_total",
+        "Transform URLs refused before anything was fetched, by reason (bad_url, not_allowed, missing_signature, bad_signature)",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
 pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     register_histogram_vec!(
         "imgate_request_duration_seconds",
@@ -267,6 +285,12 @@ pub static MEMORY_LOOKUP_HITS: Lazy<IntCounter> =
 pub fn init() {
     Lazy::force(&REQUESTS);
     Lazy::force(&REQUEST_DURATION);
+    for dialect in crate::dialect::Dialect::ALL {
+        DIALECT_REQUESTS.with_label_values(&[dialect.name()]);
+    }
+    for reason in crate::dialect::RefusalReason::ALL {
+        URL_REFUSALS.with_label_values(&[reason.name()]);
+    }
     Lazy::force(&ORIGIN_FETCH_DURATION);
     Lazy::force(&ORIGIN_FETCH_BYTES);
     Lazy::force(&ORIGIN_FETCH_ERRORS);

@@ -5,9 +5,9 @@
 
 use crate::cache::{PurgeCounts, PurgeQuery, TieredStorage};
 use crate::config::Config;
+use crate::dialect;
 use crate::metrics;
 use crate::route::{self, KeyedRoute};
-use crate::spec;
 use serde::Deserialize;
 
 /// Most targets one call may name; more is a 400, so one request cannot pin the admin loop.
@@ -72,30 +72,28 @@ fn resolve(config: &Config, raw: &str) -> Result<Target, PurgeError> {
 /// edge does, so `w=300` and `width=300,dpr=1` purge the same entry.
 fn url_keys(config: &Config, raw: &str) -> Result<Vec<String>, PurgeError> {
     let t = resolve(config, raw)?;
-    let image = match route::split_image_path(&t.path) {
-        Some((options, source)) => {
-            let spec = spec::parse_options(options)
-                .map_err(|e| PurgeError(format!("'{raw}': {}", e.0)))?;
-            let source =
-                route::parse_source(source).map_err(|e| PurgeError(format!("'{raw}': {e}")))?;
-            Some((spec.canonical(), source.key()))
-        }
-        None => None,
-    };
-    Ok(t.sites
-        .iter()
-        .map(|&site| match &image {
-            Some((canonical, source)) => {
-                route::primary_key(site, KeyedRoute::Image { canonical, source })
-            }
+    let mut keys = Vec::with_capacity(t.sites.len());
+    for &site in &t.sites {
+        // Read in the site's own dialects and presets; a signature is not needed to purge.
+        let key = match dialect::read_unverified(&config.sites[site].urls, &t.path) {
+            Some(Ok(r)) => route::primary_key(
+                site,
+                KeyedRoute::Image {
+                    canonical: &r.spec.canonical(),
+                    source: &r.source.key(),
+                },
+            ),
+            Some(Err(e)) => return Err(PurgeError(format!("'{raw}': {}", e.message))),
             None => route::primary_key(
                 site,
                 KeyedRoute::Raw {
                     path_and_query: &t.path,
                 },
             ),
-        })
-        .collect())
+        };
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Matches keys by original (source) or by path prefix.

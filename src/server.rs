@@ -7,7 +7,7 @@ use crate::cache::TieredStorage;
 use crate::config::Config;
 use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Edge, KeepDate};
-use crate::service::{TransformApp, TransformService};
+use crate::service::{Facing, TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -33,7 +33,11 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(None, pingora_conf(&config)?);
     server.bootstrap();
     let config = Arc::new(config);
-    let service = Arc::new(TransformService::new(config.clone()));
+    let facing = match role {
+        Role::All => Facing::Edge,
+        Role::Transform => Facing::Clients,
+    };
+    let service = Arc::new(TransformService::new(config.clone(), facing));
 
     let app = TransformApp { service };
     let mut cache_api = None;

@@ -11,6 +11,10 @@ pub struct EnvOverrides {
     pub admin_token: Option<String>,
     /// `IMGATE_HTML_REWRITE=on|off`: the HTML rewrite of the first site.
     pub html_rewrite: Option<String>,
+    /// `IMGATE_SIGNING_KEY` and `IMGATE_SIGNING_SALT`: the first site's signing keys and
+    /// salts, hex, comma-separated for rotation (as imgproxy's `IMGPROXY_KEY`/`IMGPROXY_SALT`).
+    pub signing_key: Option<String>,
+    pub signing_salt: Option<String>,
 }
 
 impl EnvOverrides {
@@ -23,6 +27,8 @@ impl EnvOverrides {
             cache_dir: get("IMGATE_CACHE_DIR"),
             admin_token: get("IMGATE_ADMIN_TOKEN"),
             html_rewrite: get("IMGATE_HTML_REWRITE"),
+            signing_key: get("IMGATE_SIGNING_KEY"),
+            signing_salt: get("IMGATE_SIGNING_SALT"),
         }
     }
 }

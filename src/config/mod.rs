@@ -7,6 +7,7 @@
 mod env;
 mod load;
 mod model;
+mod urls;
 mod validate;
 pub mod wire;
 

@@ -3,6 +3,7 @@
 //! `validate.rs`.
 
 use crate::access_log::AccessLogConfig;
+use crate::dialect::UrlPolicy;
 use crate::forwarded::TrustedProxies;
 use crate::origin::{Access, Reach};
 use crate::pipeline::Limits;
@@ -226,6 +227,8 @@ pub struct Site {
     pub allowed_source_ports: Vec<u16>,
     /// Dotfiles of a `file://` origin served (`allow_dotfiles`); default false: 404.
     pub allow_dotfiles: bool,
+    /// Which transform URLs the site serves: signatures, presets, allowed values.
+    pub urls: UrlPolicy,
 }
 
 impl Site {

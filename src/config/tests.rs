@@ -386,3 +386,117 @@ fn max_image_bytes_is_a_deprecated_alias_of_max_source_bytes() {
     assert_eq!(e.key, "limits.max_source_bytes");
     assert!(e.message.contains("max_image_bytes"), "{e}");
 }
+
+fn parse_env(yaml: &str, env: &EnvOverrides) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml, "test.yaml", Path::new("/etc/imgate"), env)
+}
+
+#[test]
+fn signing_keys_from_the_file_and_from_the_environment() {
+    let c = parse(
+        "sites: [{origin: 'http://a', signing: {keys: [{key: '736563726574', salt: '73616c74'}]}}]",
+    )
+    .unwrap();
+    let s = c.sites[0].urls.signing.as_ref().unwrap();
+    assert_eq!(s.keys[0].key, b"secret");
+    assert_eq!(s.keys[0].salt, b"salt");
+    assert!(s.required, "keys without `required` mean signed URLs only");
+    let c = parse(
+        "sites: [{origin: 'http://a', signing: {keys: [{key: '736563726574'}], required: false}}]",
+    )
+    .unwrap();
+    assert!(!c.sites[0].urls.signing_required());
+    // The environment's lists replace the first site's keys, pairwise.
+    let env = EnvOverrides {
+        signing_key: Some("6e6577,6f6c64".into()),
+        signing_salt: Some("01,02".into()),
+        ..EnvOverrides::default()
+    };
+    let c = parse_env(
+        "sites: [{origin: 'http://a', signing: {keys: [{key: 'aa'}]}}, {origin: 'http://b'}]",
+        &env,
+    )
+    .unwrap();
+    let keys = &c.sites[0].urls.signing.as_ref().unwrap().keys;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].key.as_slice(), keys[0].salt.as_slice()),
+        (&b"new"[..], &[1u8][..])
+    );
+    assert_eq!(
+        (keys[1].key.as_slice(), keys[1].salt.as_slice()),
+        (&b"old"[..], &[2u8][..])
+    );
+    assert!(c.sites[1].urls.signing.is_none());
+    for (env, what) in [
+        (
+            EnvOverrides {
+                signing_key: Some("aa,bb".into()),
+                signing_salt: Some("01".into()),
+                ..EnvOverrides::default()
+            },
+            "1 salts for 2 keys",
+        ),
+        (
+            EnvOverrides {
+                signing_salt: Some("01".into()),
+                ..EnvOverrides::default()
+            },
+            "without IMGATE_SIGNING_KEY",
+        ),
+        (
+            EnvOverrides {
+                signing_key: Some("zz".into()),
+                ..EnvOverrides::default()
+            },
+            "must be hex",
+        ),
+    ] {
+        let e = parse_env("sites: [{origin: 'http://a'}]", &env).unwrap_err();
+        assert!(e.to_string().contains(what), "{e}");
+    }
+    let e = parse("sites: [{origin: 'http://a', signing: {required: true}}]").unwrap_err();
+    assert!(e.to_string().contains("sites[0].signing.required"), "{e}");
+    let e = parse("sites: [{origin: 'http://a', signing: {keys: [{key: ''}]}}]").unwrap_err();
+    assert!(e.to_string().contains("signing.keys[0].key"), "{e}");
+}
+
+#[test]
+fn presets_and_allowed_values_are_checked_when_loading() {
+    let c = parse(
+        "sites: [{origin: 'http://a', presets: {thumb: 'width=200,fit=cover'}, \
+         allowed_widths: [640, 200, 200], allowed_qualities: [80]}]",
+    )
+    .unwrap();
+    let urls = &c.sites[0].urls;
+    assert_eq!(urls.presets.get("thumb"), Some("width=200,fit=cover"));
+    assert_eq!(urls.allowed_widths, vec![200, 640]);
+    for (yaml, what) in [
+        ("presets: {thumb: 'width=abc'}", "sites[0].presets.thumb"),
+        ("presets: {'a b': 'width=1'}", "sites[0].presets.a b"),
+        ("presets: {t: 'preset=u'}", "no preset named u"),
+        ("presets_only: true", "sites[0].presets_only"),
+        ("allowed_widths: [0]", "sites[0].allowed_widths"),
+        ("allowed_qualities: [101]", "sites[0].allowed_qualities"),
+        (
+            "presets: {big: 'width=900'}, allowed_widths: [640]",
+            "sites[0].presets.big",
+        ),
+        (
+            "presets: {t: 'width=1'}, presets_only: true, html_rewrite: {enabled: true}",
+            "sites[0].html_rewrite",
+        ),
+    ] {
+        let e = parse(&format!("sites: [{{origin: 'http://a', {yaml}}}]")).unwrap_err();
+        assert!(e.to_string().contains(what), "{yaml}: {e}");
+    }
+    // Rewriting on a site with allowed widths and keys: the rewriter gets both.
+    let c = parse(
+        "sites: [{origin: 'http://a', allowed_widths: [300], html_rewrite: {enabled: true}, \
+         signing: {keys: [{key: 'aa'}]}}]",
+    )
+    .unwrap();
+    let o = &c.sites[0].html_rewrite.as_ref().unwrap().options;
+    assert_eq!(o.allowed_widths, vec![300]);
+    assert_eq!(o.signer.as_ref().unwrap().key, vec![0xaa]);
+}

@@ -12,6 +12,7 @@ use super::wire::{
     WirePerformance, WireSite,
 };
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
+use crate::dialect::UrlPolicy;
 use crate::forwarded::TrustedProxies;
 use crate::pipeline::Limits;
 use crate::rewrite::{HtmlRewrite, RewriteOptions};
@@ -381,12 +382,13 @@ fn passthrough_pool_size(pool_size: usize, sites: &[Site]) -> usize {
 }
 
 fn site(
-    s: WireSite,
+    mut s: WireSite,
     i: usize,
     env: &EnvOverrides,
     base_dir: &Path,
 ) -> Result<Site, (String, String)> {
     let key = |k: &str| format!("sites[{i}].{k}");
+    let urls = super::urls::url_policy(&mut s, i, env).map_err(|(k, m)| (key(&k), m))?;
     let origin_text = env.origin.clone().unwrap_or(s.origin);
     let origin = parse_origin(&origin_text, base_dir).map_err(|m| (key("origin"), m))?;
     let hosts: Vec<String> = if s.hosts.is_empty() {
@@ -426,12 +428,19 @@ fn site(
         .map(|h| h.to_ascii_lowercase())
         .collect();
     let html_rewrite = match s.html_rewrite {
+        Some(h) if h.enabled && urls.presets_only => {
+            return Err((
+                key("html_rewrite"),
+                "cannot be on with presets_only: the rewriter chooses widths itself".into(),
+            ))
+        }
         Some(h) if h.enabled => Some(
             html_rewrite(
                 h,
                 &hosts,
                 &allowed_source_hosts,
                 (s.allow_http_sources, &s.allowed_source_ports),
+                &urls,
             )
             .map_err(|(k, m)| (key(&format!("html_rewrite.{k}")), m))?,
         ),
@@ -464,6 +473,7 @@ fn site(
         allow_http_sources: s.allow_http_sources.unwrap_or(false),
         allowed_source_ports: s.allowed_source_ports,
         allow_dotfiles: s.allow_dotfiles.unwrap_or(false),
+        urls,
     })
 }
 
@@ -483,6 +493,7 @@ fn html_rewrite(
     hosts: &[String],
     allowed_source_hosts: &[String],
     (allow_http, ports): (Option<bool>, &[u16]),
+    urls: &UrlPolicy,
 ) -> Result<HtmlRewrite, (String, String)> {
     let defaults = RewriteOptions::default();
     let mut widths = h.widths.unwrap_or(defaults.widths);
@@ -511,6 +522,8 @@ fn html_rewrite(
         allowed_source_hosts: allowed_source_hosts.to_vec(),
         allow_http_sources: allow_http.unwrap_or(false),
         allowed_source_ports: ports.to_vec(),
+        allowed_widths: urls.allowed_widths.clone(),
+        signer: urls.signing.as_ref().and_then(|s| s.signer().cloned()),
     }))
 }
 

@@ -121,6 +121,37 @@ pub struct WireSite {
     pub allowed_source_ports: Vec<u16>,
     /// Serve dotfiles (`/.env`, `/.git/...`) of a `file://` origin; default false (404).
     pub allow_dotfiles: Option<bool>,
+    /// Signed transform URLs: keys (hex) and whether unsigned URLs are refused.
+    pub signing: Option<WireSigning>,
+    /// Named option strings, used as `preset=<name>`.
+    #[serde(default)]
+    pub presets: std::collections::BTreeMap<String, String>,
+    /// Refuse every option but `preset=`; default false.
+    pub presets_only: Option<bool>,
+    /// Widths transform URLs may ask for; empty: any.
+    #[serde(default)]
+    pub allowed_widths: Vec<u32>,
+    /// Qualities transform URLs may ask for; empty: any.
+    #[serde(default)]
+    pub allowed_qualities: Vec<u8>,
+}
+
+/// `sites[].signing`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireSigning {
+    #[serde(default)]
+    pub keys: Vec<WireSigningKey>,
+    pub required: Option<bool>,
+}
+
+/// One `sites[].signing.keys` entry: key and salt in hex.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSigningKey {
+    pub key: String,
+    #[serde(default)]
+    pub salt: String,
 }
 
 /// `sites[].html_rewrite`: `<img>` URLs in the site's HTML pages rewritten to the edge.

@@ -14,11 +14,12 @@ pub use kept_date::KeepDate;
 use crate::access_log::{AccessLog, TransformTimings};
 use crate::cache::{FillStarted, TieredStorage};
 use crate::config::{Config, Origin};
+use crate::dialect;
 use crate::metrics;
 use crate::origin;
 use crate::route;
 use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER};
-use crate::spec::{self, Accepts, FormatRequest};
+use crate::spec::{Accepts, FormatRequest};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::VARY;
@@ -48,6 +49,8 @@ pub enum Route {
         canonical: String,
         source: String,
         vary_token: &'static str,
+        /// What the transform service is asked for: the canonical form of any dialect's URL.
+        service_path: String,
     },
     Passthrough,
 }
@@ -195,18 +198,28 @@ impl ProxyHttp for Edge {
             };
             ctx.site = site_index;
             let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            let Some((options, source)) = route::split_image_path(path) else {
-                ctx.route = Route::Passthrough;
-                return Ok(false);
+            // Any dialect's URL, signature and site rules checked before anything is fetched.
+            let resolved = match dialect::resolve(&site.urls, path) {
+                None => {
+                    ctx.route = Route::Passthrough;
+                    return Ok(false);
+                }
+                Some(Err(refusal)) => {
+                    metrics::URL_REFUSALS
+                        .with_label_values(&[refusal.reason.name()])
+                        .inc();
+                    return respond(session, refusal.status, &refusal.message).await;
+                }
+                Some(Ok(resolved)) => resolved,
             };
-            let spec = match spec::parse_options(options) {
-                Ok(s) => s,
-                Err(e) => return respond(session, 400, &e.0).await,
-            };
-            let source = match route::parse_source(source) {
-                Ok(s) => s,
-                Err(e) => return respond(session, 400, &e).await,
-            };
+            let dialect::Resolved {
+                dialect,
+                spec,
+                source,
+            } = resolved;
+            metrics::DIALECT_REQUESTS
+                .with_label_values(&[dialect.name()])
+                .inc();
             if let Err(refused) = site.source_access(&source) {
                 return respond(session, 403, refused).await;
             }
@@ -217,6 +230,7 @@ impl ProxyHttp for Edge {
             };
             ctx.route = Route::Image {
                 canonical: spec.canonical(),
+                service_path: dialect::canonical_path(&spec, &source),
                 source: source.key(),
                 vary_token,
             };
@@ -440,8 +454,21 @@ impl ProxyHttp for Edge {
                 req.insert_header(PURGED_AT_HEADER, ms.to_string())?;
             }
             match &ctx.route {
-                Route::Image { vary_token, .. } if !vary_token.is_empty() => {
-                    req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+                Route::Image {
+                    vary_token,
+                    service_path,
+                    ..
+                } => {
+                    let uri: http::Uri = service_path.parse().map_err(|_| {
+                        Error::explain(
+                            pingora_error::ErrorType::InternalError,
+                            "canonical transform path is not a URI",
+                        )
+                    })?;
+                    req.set_uri(uri);
+                    if !vary_token.is_empty() {
+                        req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+                    }
                 }
                 Route::Passthrough => {
                     req.append_header("surrogate-capability", http_cache::SURROGATE_CAPABILITY)?;

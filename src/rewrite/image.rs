@@ -34,7 +34,10 @@ pub fn rewrite_img(tag: &ImageTag, index: usize, dir: &str, o: &RewriteOptions) 
     let source = tag.src.as_deref().and_then(|s| image_source(s, dir, o));
     let mut changes = Changes::new();
     if let Some(src) = &source {
-        changes.push(("src", image_url(&options(width, None), src)));
+        changes.push((
+            "src",
+            image_url(&options(width, None, o), src, o.signer.as_ref()),
+        ));
     }
     match (&tag.srcset, &source) {
         (Some(set), _) => {
@@ -46,7 +49,11 @@ pub fn rewrite_img(tag: &ImageTag, index: usize, dir: &str, o: &RewriteOptions) 
             // A known display width: the same width at each density.
             Some(w) => {
                 let set = o.densities.iter().map(|d| {
-                    let url = image_url(&options(Some(w), Some(&d.to_string())), src);
+                    let url = image_url(
+                        &options(Some(w), Some(&d.to_string()), o),
+                        src,
+                        o.signer.as_ref(),
+                    );
                     (url, format!("{d}x"))
                 });
                 changes.push(("srcset", format_srcset(set)));
@@ -54,8 +61,11 @@ pub fn rewrite_img(tag: &ImageTag, index: usize, dir: &str, o: &RewriteOptions) 
             // Unknown: the configured widths, chosen by the browser with `sizes`. The original's
             // width is unknown here; `fit=scale-down` (the default) never enlarges anyway.
             None => {
-                let set = o.widths.iter().map(|w| {
-                    let url = image_url(&options(Some(*w), None), src);
+                // Each width as the site allows it: the nearest allowed one from above.
+                let mut widths: Vec<u32> = o.widths.iter().map(|w| o.snap_width(*w)).collect();
+                widths.dedup();
+                let set = widths.into_iter().map(|w| {
+                    let url = image_url(&options(Some(w), None, o), src, o.signer.as_ref());
                     (url, format!("{w}w"))
                 });
                 changes.push(("srcset", format_srcset(set)));
@@ -102,7 +112,11 @@ fn rewrite_srcset(set: &str, width: Option<u32>, dir: &str, o: &RewriteOptions) 
             Some(src) => {
                 changed = true;
                 (
-                    image_url(&descriptor_options(c.descriptor, width), &src),
+                    image_url(
+                        &descriptor_options(c.descriptor, width, o),
+                        &src,
+                        o.signer.as_ref(),
+                    ),
                     c.descriptor,
                 )
             }
@@ -114,27 +128,29 @@ fn rewrite_srcset(set: &str, width: Option<u32>, dir: &str, o: &RewriteOptions) 
 
 /// Transform options for a candidate: `640w` asks for 640 pixels; `2x` for twice the tag's
 /// width when it is known.
-fn descriptor_options(descriptor: &str, width: Option<u32>) -> String {
+fn descriptor_options(descriptor: &str, width: Option<u32>, o: &RewriteOptions) -> String {
     if let Some(w) = descriptor.strip_suffix('w') {
-        return options(w.parse().ok(), None);
+        return options(w.parse().ok(), None, o);
     }
     let density = match descriptor {
         "" => Some("1"),
         d => d.strip_suffix('x'),
     };
     match (width, density) {
-        (Some(w), Some(d)) => options(Some(w), Some(d)),
+        (Some(w), Some(d)) => options(Some(w), Some(d), o),
         _ => AUTO.into(),
     }
 }
 
 /// `width=W[,dpr=D],format=auto`, or plain `format=auto` when the edge would refuse the
-/// combination (width over the limit, a density outside 1-4): the image still loads. Checked
-/// here rather than with `spec::parse_options`, which costs more than the rest of a tag.
-fn options(width: Option<u32>, dpr: Option<&str>) -> String {
+/// combination (width over the limit, a density outside 1-4): the image still loads. The width
+/// is one the site allows (`RewriteOptions::snap_width`). Checked here rather than with
+/// `spec::parse_options`, which costs more than the rest of a tag.
+fn options(width: Option<u32>, dpr: Option<&str>, o: &RewriteOptions) -> String {
     let Some(w) = width.filter(|w| (1..=MAX_WIDTH).contains(w)) else {
         return AUTO.into();
     };
+    let w = o.snap_width(w);
     match dpr {
         None | Some("1") => format!("width={w},{AUTO}"),
         Some(d) if d.parse::<f32>().is_ok_and(|v| (1.0..=4.0).contains(&v)) => {
@@ -167,7 +183,7 @@ mod tests {
             (Some(12_000), Some("4")),
             (Some(300), Some("1.5")),
         ] {
-            let o = options(w, d);
+            let o = options(w, d, &RewriteOptions::default());
             assert!(o.starts_with("width="), "{o}");
             assert!(spec::parse_options(&o).is_ok(), "{o}");
         }
@@ -177,14 +193,23 @@ mod tests {
             (Some(300), Some("5")),
             (None, Some("2")),
         ] {
-            assert_eq!(options(w, d), AUTO);
+            assert_eq!(options(w, d, &RewriteOptions::default()), AUTO);
         }
-        assert_eq!(descriptor_options("480w", None), "width=480,format=auto");
         assert_eq!(
-            descriptor_options("2x", Some(100)),
+            descriptor_options("480w", None, &RewriteOptions::default()),
+            "width=480,format=auto"
+        );
+        assert_eq!(
+            descriptor_options("2x", Some(100), &RewriteOptions::default()),
             "width=100,dpr=2,format=auto"
         );
-        assert_eq!(descriptor_options("1.5x", None), AUTO);
-        assert_eq!(descriptor_options("100h", Some(100)), AUTO);
+        assert_eq!(
+            descriptor_options("1.5x", None, &RewriteOptions::default()),
+            AUTO
+        );
+        assert_eq!(
+            descriptor_options("100h", Some(100), &RewriteOptions::default()),
+            AUTO
+        );
     }
 }

@@ -1,13 +1,15 @@
 //! What a site's HTML rewrite does (`RewriteOptions`, built and validated by `config`) and the
 //! fingerprint of those options that keys rewritten pages in the cache (`HtmlRewrite`).
 
+use crate::dialect::SigningKey;
 use blake2::{Blake2b512, Digest};
 use std::sync::Arc;
 
 /// Bump when the rewriter's output changes for the same options: it is part of the
 /// fingerprint, so cached pages rewritten by an older build are not served again.
 /// 2: attribute values are read with their character references decoded and written escaped.
-const REWRITER_VERSION: u32 = 2;
+/// 3: signed URLs (written as requested); allowed widths.
+const REWRITER_VERSION: u32 = 3;
 
 /// What a site's HTML rewrite does. Built and validated by `config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,18 @@ pub struct RewriteOptions {
     /// would refuse (`http://`, odd ports) are left alone, as for hosts it may not fetch from.
     pub allow_http_sources: bool,
     pub allowed_source_ports: Vec<u16>,
+    /// The site's `allowed_widths`: every width written is one of them (the nearest from
+    /// above); empty: any.
+    pub allowed_widths: Vec<u32>,
+    /// Signs every URL written, when the site has signing keys (its first key).
+    pub signer: Option<SigningKey>,
+}
+
+impl RewriteOptions {
+    /// The width to ask for instead of `width`: an allowed one, the nearest from above.
+    pub fn snap_width(&self, width: u32) -> u32 {
+        crate::dialect::snap_width(&self.allowed_widths, width)
+    }
 }
 
 impl Default for RewriteOptions {
@@ -45,6 +59,8 @@ impl Default for RewriteOptions {
             allowed_source_hosts: Vec::new(),
             allow_http_sources: false,
             allowed_source_ports: Vec::new(),
+            allowed_widths: Vec::new(),
+            signer: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! text is split into candidates and joined again. No I/O, no HTML parsing.
 
 use super::options::RewriteOptions;
+use crate::dialect::{sign_cloudflare_path, SigningKey};
 use crate::route::{self, Source, IMAGE_PREFIX};
 
 /// The directory of a page's path, against which relative image URLs resolve:
@@ -55,12 +56,40 @@ pub fn image_source(raw: &str, dir: &str, options: &RewriteOptions) -> Option<St
     Some(text)
 }
 
-/// A `/cdn-cgi/image/<options>/<source>` URL.
-pub fn image_url(options: &str, source: &str) -> String {
-    format!(
+/// A `/cdn-cgi/image/<options>/<source>` URL, signed when the site signs its URLs. A signed
+/// URL is written as the browser will request it, since the signature covers the exact bytes
+/// (an unsigned one keeps the page's own characters).
+pub fn image_url(options: &str, source: &str, signer: Option<&SigningKey>) -> String {
+    let url = format!(
         "{IMAGE_PREFIX}{options}/{}",
         source.strip_prefix('/').unwrap_or(source)
-    )
+    );
+    match signer {
+        Some(key) => {
+            let url = as_requested(&url);
+            sign_cloudflare_path(key, &url).unwrap_or(url)
+        }
+        None => url,
+    }
+}
+
+/// `url` with every character a browser percent-encodes when it requests a URL (controls,
+/// space, `"`, `<`, `>`, `` ` ``, `{`, `}`, `^`, and anything not ASCII, as UTF-8) already
+/// encoded, so the path the edge receives is the one written. (In a query, a page in a legacy
+/// charset would have its own bytes encoded instead; such URLs fail their signature.)
+fn as_requested(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c.is_ascii_graphic() && !matches!(c, '"' | '<' | '>' | '`' | '{' | '}' | '^') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 /// Length of the URL scheme (`https` in `https://...`), if the URL has one.
@@ -247,11 +276,11 @@ mod tests {
             assert_eq!(image_source(raw, &dir, &o).as_deref(), *want, "{raw}");
         }
         assert_eq!(
-            image_url("format=auto", "/photos/a.jpg"),
+            image_url("format=auto", "/photos/a.jpg", None),
             "/cdn-cgi/image/format=auto/photos/a.jpg"
         );
         assert_eq!(
-            image_url("width=10", "https://h/a.jpg"),
+            image_url("width=10", "https://h/a.jpg", None),
             "/cdn-cgi/image/width=10/https://h/a.jpg"
         );
     }
@@ -304,12 +333,42 @@ mod tests {
     #[test]
     fn r_fuzz_srcset_url_ending_in_comma_keeps_its_descriptor() {
         let source = image_source("/a/b.jpg,#frag", "/", &options()).unwrap();
-        let written = format_srcset([(image_url("format=auto", &source), "2x")]);
+        let written = format_srcset([(image_url("format=auto", &source, None), "2x")]);
         let read = parse_srcset(&written);
         assert_eq!(read.len(), 1, "{written}");
         assert_eq!(read[0].descriptor, "2x", "{written}");
         assert!(read[0]
             .url
             .starts_with("/cdn-cgi/image/format=auto/a/b.jpg"));
+    }
+
+    #[test]
+    fn signed_urls_are_written_as_requested_and_verify() {
+        use crate::dialect::{resolve, Signing, SigningKey, UrlPolicy};
+        let key = SigningKey {
+            key: b"k".to_vec(),
+            salt: b"s".to_vec(),
+        };
+        let policy = UrlPolicy {
+            signing: Some(Signing {
+                keys: vec![key.clone()],
+                required: true,
+            }),
+            ..UrlPolicy::default()
+        };
+        let source = image_source("/caf\u{e9} cr\u{e8}me.jpg?a=\"b\"", "/", &options()).unwrap();
+        let url = image_url("width=10", &source, Some(&key));
+        assert_eq!(
+            url.split(",sig=").next().unwrap(),
+            "/cdn-cgi/image/width=10"
+        );
+        assert!(
+            url.ends_with("/caf%C3%A9%20cr%C3%A8me.jpg?a=%22b%22"),
+            "{url}"
+        );
+        let resolved = resolve(&policy, &url).unwrap().unwrap();
+        assert_eq!(resolved.spec.width, Some(10));
+        // Unsigned, the page's own characters stay.
+        assert!(image_url("width=10", &source, None).contains("caf\u{e9}"));
     }
 }

@@ -5,10 +5,12 @@
 
 use super::transformer::{Transformed, Transformer};
 use crate::config::{Config, Origin, Site};
+use crate::dialect;
 use crate::error::{Blame, ImgateError};
+use crate::metrics;
 use crate::origin::Fetched;
-use crate::route;
-use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
+use crate::route::Source;
+use crate::spec::{Accepts, FormatRequest, TransformSpec};
 use blake2::{Blake2b, Digest};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -68,13 +70,26 @@ pub struct TransformRequest<'a> {
 pub struct TransformService {
     config: Arc<Config>,
     transformer: Transformer,
+    facing: Facing,
+}
+
+/// Who sends the service its requests, and so what it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facing {
+    /// The edge, which checked signatures and the site's URL rules and asks in the canonical
+    /// form (`dialect::canonical_path`).
+    Edge,
+    /// Clients directly (`--role transform`): every dialect, signature and rule is checked
+    /// here, as the edge would.
+    Clients,
 }
 
 impl TransformService {
-    pub fn new(config: Arc<Config>) -> TransformService {
+    pub fn new(config: Arc<Config>, facing: Facing) -> TransformService {
         TransformService {
             transformer: Transformer::with_config(config.clone()),
             config,
+            facing,
         }
     }
 
@@ -87,8 +102,25 @@ impl TransformService {
                 Blame::Downstream,
             ));
         };
-        let result = match route::split_image_path(req.path) {
-            Some((options, source)) => self.transform(site, options, source, req).await,
+        let resolved = match self.facing {
+            Facing::Clients => dialect::resolve(&site.urls, req.path),
+            Facing::Edge => dialect::read_canonical(req.path),
+        };
+        if self.facing == Facing::Clients {
+            // Facing clients, the service counts what the edge would.
+            match &resolved {
+                Some(Ok(r)) => metrics::DIALECT_REQUESTS
+                    .with_label_values(&[r.dialect.name()])
+                    .inc(),
+                Some(Err(refusal)) => metrics::URL_REFUSALS
+                    .with_label_values(&[refusal.reason.name()])
+                    .inc(),
+                None => {}
+            }
+        }
+        let result = match resolved {
+            Some(Ok(r)) => self.transform(site, r.spec, r.source, req).await,
+            Some(Err(refusal)) => Err(refusal.into()),
             None => self.serve_file(site, req).await,
         };
         result.unwrap_or_else(|e| {
@@ -109,12 +141,10 @@ impl TransformService {
     async fn transform(
         &self,
         site: &Site,
-        options: &str,
-        source: &str,
+        spec: TransformSpec,
+        source: Source,
         req: &TransformRequest<'_>,
     ) -> Result<Reply, ImgateError> {
-        let spec = spec::parse_options(options)?;
-        let source = route::parse_source(source).map_err(ImgateError::bad_request)?;
         let accepts = negotiated_accepts(&spec, req);
         let made = self
             .transformer

@@ -14,7 +14,7 @@ mod transformer;
 
 pub use app::TransformApp;
 pub use http::{
-    etag_matches, Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER,
+    etag_matches, Facing, Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER,
     PURGED_AT_HEADER,
 };
 pub use transformer::{TransformJob, Transformed, Transformer};

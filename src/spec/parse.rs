@@ -106,41 +106,102 @@ impl Opt {
 /// Every error names the option it is about and echoes at most a short, printable snippet of
 /// the input, so the message can go straight into a 400 response.
 pub fn parse_options(options: &str) -> Result<TransformSpec, SpecError> {
+    parse_options_with(options, &|_| None).map(|parsed| parsed.spec)
+}
+
+/// What an options segment that may name presets said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub spec: TransformSpec,
+    /// The options the segment set itself (long names, in order), presets left out: what a
+    /// site that allows presets only refuses.
+    pub own: Vec<&'static str>,
+}
+
+/// [`parse_options`] where `preset=<name>` items name option strings that `preset` looks up
+/// (a site's presets, validated when the config was loaded). Presets apply first, in order,
+/// later ones over earlier ones; the segment's own options then override them. An own option
+/// given twice is still an error.
+pub fn parse_options_with<'p>(
+    options: &str,
+    preset: &dyn Fn(&str) -> Option<&'p str>,
+) -> Result<Parsed, SpecError> {
     let options = options.trim();
     if options.is_empty() {
         return Err(SpecError("no options given".into()));
     }
     let mut spec = TransformSpec::default();
-    let mut seen = 0u32;
-    for item in split_top_level(options) {
-        let item = item.trim();
-        if item.is_empty() {
-            return Err(SpecError("empty option (stray comma)".into()));
+    let mut own = Vec::new();
+    for item in split_options(options) {
+        let (key, value) = split_item(item)?;
+        if key == "preset" {
+            let name = value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SpecError("preset: missing value".into()))?;
+            let text = preset(name)
+                .ok_or_else(|| SpecError(format!("preset: no preset named {}", snippet(name))))?;
+            apply_items(&mut spec, text, &mut 0)?;
+        } else {
+            own.push((key, value));
         }
-        let (key, value) = match item.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (item, None),
-        };
-        if key.is_empty() {
-            return Err(SpecError("option without a name".into()));
-        }
-        let opt = Opt::from_key(key)
-            .ok_or_else(|| SpecError(format!("unknown option: {}", snippet(key))))?;
-        let bit = 1u32 << (opt as u32);
-        if seen & bit != 0 {
-            return Err(SpecError(format!("{}: given more than once", opt.name())));
-        }
-        seen |= bit;
-        // `grayscale` alone is a flag; every other option needs a value.
-        let value = match (opt, value) {
-            (Opt::Grayscale, None) => "true",
-            (_, Some(v)) if !v.is_empty() => v,
-            _ => return Err(SpecError(format!("{}: missing value", opt.name()))),
-        };
-        apply(&mut spec, opt, value)
-            .ok_or_else(|| SpecError(format!("{}: must be {}", opt.name(), opt.expects())))?;
     }
-    Ok(spec)
+    let mut seen = 0u32;
+    let mut names = Vec::with_capacity(own.len());
+    for (key, value) in own {
+        names.push(apply_item(&mut spec, key, value, &mut seen)?);
+    }
+    Ok(Parsed { spec, own: names })
+}
+
+/// Applies every item of `options` to `spec`; an option in `seen` (a bit per option) is a
+/// duplicate.
+fn apply_items(spec: &mut TransformSpec, options: &str, seen: &mut u32) -> Result<(), SpecError> {
+    for item in split_options(options) {
+        let (key, value) = split_item(item)?;
+        apply_item(spec, key, value, seen)?;
+    }
+    Ok(())
+}
+
+/// `key=value` (or a bare `key`), trimmed.
+fn split_item(item: &str) -> Result<(&str, Option<&str>), SpecError> {
+    let item = item.trim();
+    if item.is_empty() {
+        return Err(SpecError("empty option (stray comma)".into()));
+    }
+    let (key, value) = match item.split_once('=') {
+        Some((k, v)) => (k.trim(), Some(v.trim())),
+        None => (item, None),
+    };
+    if key.is_empty() {
+        return Err(SpecError("option without a name".into()));
+    }
+    Ok((key, value))
+}
+
+/// Sets one option named by `key`; returns its long name.
+fn apply_item(
+    spec: &mut TransformSpec,
+    key: &str,
+    value: Option<&str>,
+    seen: &mut u32,
+) -> Result<&'static str, SpecError> {
+    let opt =
+        Opt::from_key(key).ok_or_else(|| SpecError(format!("unknown option: {}", snippet(key))))?;
+    let bit = 1u32 << (opt as u32);
+    if *seen & bit != 0 {
+        return Err(SpecError(format!("{}: given more than once", opt.name())));
+    }
+    *seen |= bit;
+    // `grayscale` alone is a flag; every other option needs a value.
+    let value = match (opt, value) {
+        (Opt::Grayscale, None) => "true",
+        (_, Some(v)) if !v.is_empty() => v,
+        _ => return Err(SpecError(format!("{}: missing value", opt.name()))),
+    };
+    apply(spec, opt, value)
+        .ok_or_else(|| SpecError(format!("{}: must be {}", opt.name(), opt.expects())))?;
+    Ok(opt.name())
 }
 
 /// Sets one option on `spec`; `None` when the value is invalid or out of range.
@@ -208,9 +269,10 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
     Some(())
 }
 
-/// Splits on commas outside parentheses, so `background=rgb(1,2,3)` stays one item.
+/// Splits an options segment into its items at commas outside parentheses, so
+/// `background=rgb(1,2,3)` stays one item; joining the items with `,` gives the segment back.
 /// Unbalanced parentheses are not an error here; the value parser rejects them.
-fn split_top_level(s: &str) -> Vec<&str> {
+pub fn split_options(s: &str) -> Vec<&str> {
     let mut items = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;

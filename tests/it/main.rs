@@ -14,5 +14,6 @@ mod edge;
 mod gateway;
 mod hostile_origin;
 mod html;
+mod signed;
 mod slow_clients;
 mod tls_origin;

@@ -1,0 +1,115 @@
+//! A site's rules for transform URLs, whatever their dialect: signing, presets, and the widths
+//! and qualities it allows. Built and validated by `config`; checked by the dialects.
+
+use super::signing::Signing;
+use super::types::{Refusal, RefusalReason};
+use crate::spec::{self, TransformSpec};
+use std::collections::BTreeMap;
+
+/// Named option strings (`thumb` -> `width=200,height=200,fit=cover`), in imgate's own
+/// options syntax, each checked to parse when the config was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Presets(pub BTreeMap<String, String>);
+
+impl Presets {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// Which transform URLs a site serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UrlPolicy {
+    /// `None`: no keys; a URL that carries a signature is refused, as it cannot be checked.
+    pub signing: Option<Signing>,
+    pub presets: Presets,
+    /// Only `preset=` options (and a signature); anything else is refused (400).
+    pub presets_only: bool,
+    /// Widths a URL may ask for; empty: any.
+    pub allowed_widths: Vec<u32>,
+    /// Qualities a URL may ask for; empty: any.
+    pub allowed_qualities: Vec<u8>,
+}
+
+impl UrlPolicy {
+    /// Whether unsigned transform URLs are refused.
+    pub fn signing_required(&self) -> bool {
+        self.signing.as_ref().is_some_and(|s| s.required)
+    }
+
+    /// Checks a signature found in a URL against the site's keys.
+    pub(crate) fn check_signature(&self, signed: &str, signature: &str) -> Result<(), Refusal> {
+        match &self.signing {
+            Some(s) if s.verify(signed, signature) => Ok(()),
+            Some(_) => Err(Refusal::new(RefusalReason::BadSignature, "bad signature")),
+            None => Err(Refusal::new(
+                RefusalReason::BadSignature,
+                "signature given but this site has no signing keys",
+            )),
+        }
+    }
+
+    /// The refusal for an unsigned URL, when the site requires signatures.
+    pub(crate) fn check_unsigned(&self) -> Result<(), Refusal> {
+        if self.signing_required() {
+            return Err(Refusal::new(
+                RefusalReason::MissingSignature,
+                "signature required",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Options in imgate's syntax (with `preset=` names) read into a spec under this policy.
+    pub(crate) fn parse_options(&self, options: &str) -> Result<TransformSpec, Refusal> {
+        let parsed = spec::parse_options_with(options, &|name| self.presets.get(name))
+            .map_err(|e| Refusal::new(RefusalReason::BadUrl, e.0))?;
+        if self.presets_only && !parsed.own.is_empty() {
+            return Err(Refusal::new(
+                RefusalReason::NotAllowed,
+                format!(
+                    "only presets are allowed on this site, not {}",
+                    parsed.own.join(", ")
+                ),
+            ));
+        }
+        self.check_values(&parsed.spec)?;
+        Ok(parsed.spec)
+    }
+
+    /// The width and quality of a finished spec against the allowed lists.
+    pub(crate) fn check_values(&self, spec: &TransformSpec) -> Result<(), Refusal> {
+        if let Some(w) = spec.width {
+            if !self.allowed_widths.is_empty() && !self.allowed_widths.contains(&w) {
+                return Err(Refusal::new(
+                    RefusalReason::NotAllowed,
+                    format!("width: must be one of {}", list(&self.allowed_widths)),
+                ));
+            }
+        }
+        if let Some(q) = spec.quality {
+            if !self.allowed_qualities.is_empty() && !self.allowed_qualities.contains(&q) {
+                return Err(Refusal::new(
+                    RefusalReason::NotAllowed,
+                    format!("quality: must be one of {}", list(&self.allowed_qualities)),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The width in `allowed` closest to `width` from above (the largest when none is as large),
+/// or `width` itself when `allowed` is empty (any width): what the HTML rewriter asks for.
+pub fn snap_width(allowed: &[u32], width: u32) -> u32 {
+    let above = allowed.iter().filter(|w| **w >= width).min();
+    above.or(allowed.iter().max()).copied().unwrap_or(width)
+}
+
+fn list<T: ToString>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,49 @@
+//! The entry points: a request path read in whichever dialect the site serves, and the one
+//! canonical path the transform service is asked for.
+
+use super::cloudflare;
+use super::policy::UrlPolicy;
+use super::types::{Refusal, Resolved, Signatures};
+use crate::route::Source;
+use crate::spec::TransformSpec;
+
+/// The transform a request path (with its query, as sent) asks for under `policy`: `None`
+/// when the path is not a transform URL in any dialect the site serves (it is passed through).
+pub fn resolve(policy: &UrlPolicy, path_and_query: &str) -> Option<Result<Resolved, Refusal>> {
+    cloudflare::resolve(policy, path_and_query, Signatures::Check)
+}
+
+/// [`resolve`] without checking signatures (a signature present is taken out, a missing one
+/// is no error): for the purge API, whose caller is already authenticated and names URLs as
+/// clients requested them.
+pub fn read_unverified(
+    policy: &UrlPolicy,
+    path_and_query: &str,
+) -> Option<Result<Resolved, Refusal>> {
+    cloudflare::resolve(policy, path_and_query, Signatures::Ignore)
+}
+
+/// A path made by [`canonical_path`] read back, by the transform service behind the edge
+/// (which checked the site's rules and signature): no rules, no signature.
+pub fn read_canonical(path_and_query: &str) -> Option<Result<Resolved, Refusal>> {
+    cloudflare::resolve(&UrlPolicy::default(), path_and_query, Signatures::Ignore)
+}
+
+/// The path the edge asks the transform service for: the one canonical form of `spec` and
+/// `source`, whatever dialect the client used.
+pub fn canonical_path(spec: &TransformSpec, source: &Source) -> String {
+    let canonical = spec.canonical();
+    // The default spec canonicalises to nothing; the service wants an options segment.
+    // `#` (in colours) would end the path; the options parser reads `%23` as `#`.
+    let options = if canonical.is_empty() {
+        "fit=scale-down".to_string()
+    } else {
+        canonical.replace('#', "%23")
+    };
+    let key = source.key();
+    format!(
+        "{}{options}/{}",
+        crate::route::IMAGE_PREFIX,
+        key.strip_prefix('/').unwrap_or(&key)
+    )
+}

@@ -1,0 +1,91 @@
+//! The dialects' shared types: which dialect, the canonical request it reads, and why a URL
+//! is refused.
+
+use crate::route::Source;
+use crate::spec::TransformSpec;
+
+/// Which URL form a request used; a label in metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// `/cdn-cgi/image/<options>/<source>`.
+    Cloudflare,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 1] = [Dialect::Cloudflare];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Cloudflare => "cloudflare",
+        }
+    }
+}
+
+/// A transform request in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub dialect: Dialect,
+    pub spec: TransformSpec,
+    pub source: Source,
+}
+
+/// Why a transform URL is refused, with the status and the public message to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: RefusalReason,
+    pub message: String,
+}
+
+/// What kind of refusal, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Options or source that do not parse or are out of range: 400.
+    BadUrl,
+    /// A value the site does not allow (width, quality, non-preset option): 400.
+    NotAllowed,
+    /// No signature where the site requires one: 403.
+    MissingSignature,
+    /// A signature that matches none of the site's keys: 403.
+    BadSignature,
+}
+
+impl RefusalReason {
+    pub const ALL: [RefusalReason; 4] = [
+        RefusalReason::BadUrl,
+        RefusalReason::NotAllowed,
+        RefusalReason::MissingSignature,
+        RefusalReason::BadSignature,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RefusalReason::BadUrl => "bad_url",
+            RefusalReason::NotAllowed => "not_allowed",
+            RefusalReason::MissingSignature => "missing_signature",
+            RefusalReason::BadSignature => "bad_signature",
+        }
+    }
+}
+
+impl Refusal {
+    pub(crate) fn new(reason: RefusalReason, message: impl Into<String>) -> Refusal {
+        let status = match reason {
+            RefusalReason::BadUrl | RefusalReason::NotAllowed => 400,
+            RefusalReason::MissingSignature | RefusalReason::BadSignature => 403,
+        };
+        Refusal {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether a dialect checks the signature of the URL it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signatures {
+    Check,
+    Ignore,
+}
