@@ -255,9 +255,6 @@ impl Site {
         else {
             return Ok(own);
         };
-        if !self.allows_source_host(host) {
-            return Err("source host not allowed");
-        }
         let port = port.unwrap_or(if *https { 443 } else { 80 });
         let unbracketed = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_string();
         if let Origin::Http(o) = &self.origin {
@@ -267,6 +264,9 @@ impl Site {
             {
                 return Ok(own);
             }
+        }
+        if !self.allows_source_host(host) {
+            return Err("source host not allowed");
         }
         route::check_source_scheme_and_port(
             *https,

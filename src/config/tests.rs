@@ -500,3 +500,28 @@ fn presets_and_allowed_values_are_checked_when_loading() {
     assert_eq!(o.allowed_widths, vec![300]);
     assert_eq!(o.signer.as_ref().unwrap().key, vec![0xaa]);
 }
+
+#[test]
+fn imgproxy_prefix() {
+    let c = parse("sites: [{origin: 'http://a', imgproxy: {}}]").unwrap();
+    assert_eq!(
+        c.sites[0].urls.imgproxy_prefix.as_deref(),
+        Some("/imgproxy")
+    );
+    let c = parse("sites: [{origin: 'http://a', imgproxy: {prefix: /}}]").unwrap();
+    assert_eq!(c.sites[0].urls.imgproxy_prefix.as_deref(), Some("/"));
+    assert!(parse("sites: [{origin: 'http://a'}]").unwrap().sites[0]
+        .urls
+        .imgproxy_prefix
+        .is_none());
+    for bad in ["img", "/img/", "/a//b", "/cdn-cgi/image/x", "/a b"] {
+        let e = parse(&format!(
+            "sites: [{{origin: 'http://a', imgproxy: {{prefix: '{bad}'}}}}]"
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("sites[0].imgproxy.prefix"),
+            "{bad}: {e}"
+        );
+    }
+}

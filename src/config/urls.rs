@@ -51,12 +51,20 @@ pub(super) fn url_policy(
     if allowed_qualities.iter().any(|q| !(1..=100).contains(q)) {
         return Err(("allowed_qualities".into(), "qualities from 1 to 100".into()));
     }
+    let imgproxy_prefix = match s.imgproxy.take() {
+        None => None,
+        Some(w) => Some(
+            dialect_prefix(w.prefix, "/imgproxy")
+                .map_err(|m| ("imgproxy.prefix".to_string(), m))?,
+        ),
+    };
     let policy = UrlPolicy {
         signing,
         presets,
         presets_only,
         allowed_widths,
         allowed_qualities,
+        imgproxy_prefix,
     };
     // A preset the site itself refuses would be a trap.
     for (name, options) in &policy.presets.0 {
@@ -66,6 +74,28 @@ pub(super) fn url_policy(
             .map_err(|r| (format!("presets.{name}"), r.message))?;
     }
     Ok(policy)
+}
+
+/// A dialect's path prefix: `/` or `/name[/name...]`, no trailing `/`, not under
+/// `/cdn-cgi/image/`.
+fn dialect_prefix(prefix: Option<String>, default: &str) -> Result<String, String> {
+    let prefix = prefix.unwrap_or_else(|| default.to_string());
+    let valid = prefix == "/"
+        || (prefix.starts_with('/')
+            && !prefix.ends_with('/')
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+            && !prefix.contains("//"));
+    if !valid {
+        return Err(format!(
+            "'{prefix}' must be / or a path like /imgproxy (letters, digits, '-', '_', '.')"
+        ));
+    }
+    if prefix.starts_with("/cdn-cgi/image") {
+        return Err(format!("'{prefix}' is under /cdn-cgi/image/"));
+    }
+    Ok(prefix)
 }
 
 fn signing(w: WireSigning) -> Result<Signing, (String, String)> {

@@ -134,6 +134,16 @@ pub struct WireSite {
     /// Qualities transform URLs may ask for; empty: any.
     #[serde(default)]
     pub allowed_qualities: Vec<u8>,
+    /// imgproxy URLs served under a prefix.
+    pub imgproxy: Option<WireImgproxy>,
+}
+
+/// `sites[].imgproxy`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireImgproxy {
+    /// Default `/imgproxy`; `/` for a host that serves only imgproxy URLs.
+    pub prefix: Option<String>,
 }
 
 /// `sites[].signing`.

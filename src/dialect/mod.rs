@@ -9,12 +9,15 @@
 //! builds the policy), no I/O.
 //!
 //! `types.rs` holds the shared types, `resolve.rs` the entry points, `policy.rs` the per-site
-//! rules, `signing.rs` the signature schemes, `cloudflare.rs` the `/cdn-cgi/image/` form.
+//! rules, `signing.rs` the signature schemes, `source.rs` source URLs; one file per dialect:
+//! `cloudflare.rs` (`/cdn-cgi/image/`), `imgproxy.rs`.
 
 mod cloudflare;
+mod imgproxy;
 mod policy;
 mod resolve;
 mod signing;
+mod source;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -23,4 +26,5 @@ pub use cloudflare::sign_cloudflare_path;
 pub use policy::{snap_width, Presets, UrlPolicy};
 pub use resolve::{canonical_path, read_canonical, read_unverified, resolve};
 pub use signing::{sign_path, Signing, SigningKey};
+pub use source::uri_safe;
 pub use types::{Dialect, Refusal, RefusalReason, Resolved};

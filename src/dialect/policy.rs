@@ -29,6 +29,8 @@ pub struct UrlPolicy {
     pub allowed_widths: Vec<u32>,
     /// Qualities a URL may ask for; empty: any.
     pub allowed_qualities: Vec<u8>,
+    /// Where imgproxy URLs are served (`/imgproxy`, or `/` for a host of its own); `None`: not.
+    pub imgproxy_prefix: Option<String>,
 }
 
 impl UrlPolicy {

@@ -1,16 +1,26 @@
 //! The entry points: a request path read in whichever dialect the site serves, and the one
 //! canonical path the transform service is asked for.
 
-use super::cloudflare;
 use super::policy::UrlPolicy;
 use super::types::{Refusal, Resolved, Signatures};
+use super::{cloudflare, imgproxy};
 use crate::route::Source;
 use crate::spec::TransformSpec;
 
 /// The transform a request path (with its query, as sent) asks for under `policy`: `None`
 /// when the path is not a transform URL in any dialect the site serves (it is passed through).
 pub fn resolve(policy: &UrlPolicy, path_and_query: &str) -> Option<Result<Resolved, Refusal>> {
-    cloudflare::resolve(policy, path_and_query, Signatures::Check)
+    read(policy, path_and_query, Signatures::Check)
+}
+
+/// Each dialect in turn: imgate's own `/cdn-cgi/image/` first, then those under a prefix.
+fn read(
+    policy: &UrlPolicy,
+    path_and_query: &str,
+    signatures: Signatures,
+) -> Option<Result<Resolved, Refusal>> {
+    cloudflare::resolve(policy, path_and_query, signatures)
+        .or_else(|| imgproxy::resolve(policy, path_and_query, signatures))
 }
 
 /// [`resolve`] without checking signatures (a signature present is taken out, a missing one
@@ -20,7 +30,7 @@ pub fn read_unverified(
     policy: &UrlPolicy,
     path_and_query: &str,
 ) -> Option<Result<Resolved, Refusal>> {
-    cloudflare::resolve(policy, path_and_query, Signatures::Ignore)
+    read(policy, path_and_query, Signatures::Ignore)
 }
 
 /// A path made by [`canonical_path`] read back, by the transform service behind the edge

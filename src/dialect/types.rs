@@ -9,14 +9,17 @@ use crate::spec::TransformSpec;
 pub enum Dialect {
     /// `/cdn-cgi/image/<options>/<source>`.
     Cloudflare,
+    /// imgproxy's `/<signature>/<options>/<source>` under the site's prefix.
+    Imgproxy,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 1] = [Dialect::Cloudflare];
+    pub const ALL: [Dialect; 2] = [Dialect::Cloudflare, Dialect::Imgproxy];
 
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Cloudflare => "cloudflare",
+            Dialect::Imgproxy => "imgproxy",
         }
     }
 }

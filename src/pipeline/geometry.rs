@@ -339,6 +339,7 @@ fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
             }
         }
         Fit::Contain => simple(fit_inside(sw, sh, bw, bh)),
+        Fit::Squeeze => simple((bw, bh)),
         Fit::Pad => Plan {
             window: full,
             scaled: fit_inside(sw, sh, bw, bh),
@@ -996,5 +997,22 @@ mod tests {
                 assert_eq!(id(&r, ox, oy), id(&src, 69 - oy, ox));
             }
         }
+    }
+
+    #[test]
+    fn squeeze_stretches_to_the_box_either_way() {
+        assert_eq!(
+            dims((1600, 1200), &spec(Some(120), Some(40), Fit::Squeeze)),
+            (120, 40)
+        );
+        assert_eq!(
+            dims((100, 50), &spec(Some(300), Some(400), Fit::Squeeze)),
+            (300, 400)
+        );
+        // One side: the aspect ratio is kept, as for contain (enlarging too).
+        assert_eq!(
+            dims((100, 50), &spec(Some(300), None, Fit::Squeeze)),
+            (300, 150)
+        );
     }
 }

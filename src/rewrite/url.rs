@@ -3,7 +3,7 @@
 //! text is split into candidates and joined again. No I/O, no HTML parsing.
 
 use super::options::RewriteOptions;
-use crate::dialect::{sign_cloudflare_path, SigningKey};
+use crate::dialect::{sign_cloudflare_path, uri_safe, SigningKey};
 use crate::route::{self, Source, IMAGE_PREFIX};
 
 /// The directory of a page's path, against which relative image URLs resolve:
@@ -66,30 +66,12 @@ pub fn image_url(options: &str, source: &str, signer: Option<&SigningKey>) -> St
     );
     match signer {
         Some(key) => {
-            let url = as_requested(&url);
+            // Written as the browser will request it: nothing left for it to encode.
+            let url = uri_safe(&url);
             sign_cloudflare_path(key, &url).unwrap_or(url)
         }
         None => url,
     }
-}
-
-/// `url` with every character a browser percent-encodes when it requests a URL (controls,
-/// space, `"`, `<`, `>`, `` ` ``, `{`, `}`, `^`, and anything not ASCII, as UTF-8) already
-/// encoded, so the path the edge receives is the one written. (In a query, a page in a legacy
-/// charset would have its own bytes encoded instead; such URLs fail their signature.)
-fn as_requested(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.chars() {
-        if c.is_ascii_graphic() && !matches!(c, '"' | '<' | '>' | '`' | '{' | '}' | '^') {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    out
 }
 
 /// Length of the URL scheme (`https` in `https://...`), if the URL has one.

@@ -67,6 +67,7 @@ impl TransformSpec {
             Fit::Cover => Some("cover"),
             Fit::Crop => Some("crop"),
             Fit::Pad => Some("pad"),
+            Fit::Squeeze => Some("squeeze"),
         };
         if let Some(fit) = fit {
             parts.push(format!("fit={fit}"));
@@ -117,6 +118,9 @@ impl TransformSpec {
         }
         if !self.anim {
             parts.push("anim=false".into());
+        }
+        if let Some(cb) = &self.cachebuster {
+            parts.push(format!("cachebuster={cb}"));
         }
         parts.join(",")
     }

@@ -20,5 +20,7 @@ mod types;
 mod values;
 
 pub use accept::Accepts;
-pub use parse::{parse_options, parse_options_with, split_options, Parsed, SpecError};
+pub use parse::{
+    apply_options, parse_options, parse_options_with, split_options, Parsed, SpecError,
+};
 pub use types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};

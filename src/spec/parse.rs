@@ -31,6 +31,7 @@ enum Opt {
     Grayscale,
     Metadata,
     Anim,
+    Cachebuster,
 }
 
 impl Opt {
@@ -51,6 +52,7 @@ impl Opt {
             "grayscale" => Opt::Grayscale,
             "metadata" => Opt::Metadata,
             "anim" => Opt::Anim,
+            "cachebuster" => Opt::Cachebuster,
             _ => return None,
         })
     }
@@ -72,6 +74,7 @@ impl Opt {
             Opt::Grayscale => "grayscale",
             Opt::Metadata => "metadata",
             Opt::Anim => "anim",
+            Opt::Cachebuster => "cachebuster",
         }
     }
 
@@ -80,7 +83,7 @@ impl Opt {
         match self {
             Opt::Width | Opt::Height => "an integer between 1 and 12000",
             Opt::Dpr => "a number between 1 and 4",
-            Opt::Fit => "one of scale-down, contain, cover, crop, pad",
+            Opt::Fit => "one of scale-down, contain, cover, crop, pad, squeeze",
             Opt::Gravity => {
                 "auto, center, top, bottom, left, right, top-left, top-right, bottom-left, \
                  bottom-right or <x>x<y> with x and y between 0 and 1"
@@ -96,6 +99,7 @@ impl Opt {
             Opt::Flip => "h, v or hv",
             Opt::Grayscale | Opt::Anim => "true or false",
             Opt::Metadata => "one of none, copyright, keep",
+            Opt::Cachebuster => "1 to 64 letters, digits, '-', '_' or '.'",
         }
     }
 }
@@ -151,6 +155,12 @@ pub fn parse_options_with<'p>(
         names.push(apply_item(&mut spec, key, value, &mut seen)?);
     }
     Ok(Parsed { spec, own: names })
+}
+
+/// Applies `options` (imgate's syntax, no presets) over what `spec` already says: for dialects
+/// whose presets or options apply in order, later ones winning.
+pub fn apply_options(spec: &mut TransformSpec, options: &str) -> Result<(), SpecError> {
+    apply_items(spec, options, &mut 0)
 }
 
 /// Applies every item of `options` to `spec`; an option in `seen` (a bit per option) is a
@@ -217,6 +227,7 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
                 "cover" => Fit::Cover,
                 "crop" => Fit::Crop,
                 "pad" => Fit::Pad,
+                "squeeze" => Fit::Squeeze,
                 _ => return None,
             }
         }
@@ -265,6 +276,13 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
             }
         }
         Opt::Anim => spec.anim = parse_bool(value)?,
+        Opt::Cachebuster => {
+            let ok = value.len() <= 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            spec.cachebuster = Some(ok.then(|| value.to_string())?);
+        }
     }
     Some(())
 }

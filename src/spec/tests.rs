@@ -225,11 +225,11 @@ fn every_error_names_its_option() {
         ("dpr=NaN", "dpr: must be a number between 1 and 4"),
         (
             "fit=fill",
-            "fit: must be one of scale-down, contain, cover, crop, pad",
+            "fit: must be one of scale-down, contain, cover, crop, pad, squeeze",
         ),
         (
             "fit=Cover",
-            "fit: must be one of scale-down, contain, cover, crop, pad",
+            "fit: must be one of scale-down, contain, cover, crop, pad, squeeze",
         ),
         ("q=0", "quality: must be an integer between 1 and 100"),
         (
@@ -247,6 +247,10 @@ fn every_error_names_its_option() {
             "metadata: must be one of none, copyright, keep",
         ),
         ("anim=no", "anim: must be true or false"),
+        (
+            "cachebuster=a/b",
+            "cachebuster: must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ),
         ("width=", "width: missing value"),
         ("width", "width: missing value"),
         ("q= ", "quality: missing value"),
@@ -483,6 +487,7 @@ fn random_spec(rng: &mut Rng) -> TransformSpec {
             Fit::Cover,
             Fit::Crop,
             Fit::Pad,
+            Fit::Squeeze,
         ]),
         gravity: if rng.below(3) == 0 {
             Gravity::Point {
@@ -523,6 +528,9 @@ fn random_spec(rng: &mut Rng) -> TransformSpec {
         grayscale: rng.coin(),
         metadata: rng.pick(&[Metadata::None, Metadata::Copyright, Metadata::Keep]),
         anim: rng.coin(),
+        cachebuster: rng
+            .coin()
+            .then(|| format!("v{}.{}_x-", rng.below(1000), rng.below(9))),
     }
 }
 

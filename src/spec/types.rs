@@ -53,6 +53,8 @@ pub enum Fit {
     Crop,
     /// Fit inside, then pad to exactly width x height with `background`.
     Pad,
+    /// Stretch to exactly width x height, aspect ratio not kept.
+    Squeeze,
 }
 
 /// Where to keep the interesting part when cropping.
@@ -123,6 +125,9 @@ pub struct TransformSpec {
     pub metadata: Metadata,
     /// `anim=false`: first frame only.
     pub anim: bool,
+    /// Changes nothing in the image, only the cache entry (imgproxy's `cachebuster`): 1-64
+    /// letters, digits, `-`, `_`, `.`.
+    pub cachebuster: Option<String>,
 }
 
 impl TransformSpec {
@@ -156,6 +161,7 @@ impl Default for TransformSpec {
             grayscale: false,
             metadata: Metadata::default(),
             anim: true,
+            cachebuster: None,
         }
     }
 }

@@ -1,37 +1,9 @@
-//! Dialect tests: signatures (right, wrong, rotated, missing), presets and allowed values on
-//! imgate's own URL form.
+//! imgate's own URL form: signatures (right, wrong, rotated, missing), presets and allowed
+//! values.
 
 use super::*;
 use crate::route::Source;
 use crate::spec::{parse_options, Fit};
-
-fn key(k: &str, s: &str) -> SigningKey {
-    SigningKey {
-        key: k.as_bytes().to_vec(),
-        salt: s.as_bytes().to_vec(),
-    }
-}
-
-fn signed_policy(keys: Vec<SigningKey>, required: bool) -> UrlPolicy {
-    UrlPolicy {
-        signing: Some(Signing { keys, required }),
-        ..UrlPolicy::default()
-    }
-}
-
-fn refused(policy: &UrlPolicy, path: &str) -> Refusal {
-    match resolve(policy, path) {
-        Some(Err(r)) => r,
-        other => panic!("{path}: expected a refusal, got {other:?}"),
-    }
-}
-
-fn resolved(policy: &UrlPolicy, path: &str) -> Resolved {
-    match resolve(policy, path) {
-        Some(Ok(r)) => r,
-        other => panic!("{path}: expected a transform, got {other:?}"),
-    }
-}
 
 #[test]
 fn other_paths_are_not_transforms() {

@@ -1,0 +1,397 @@
+//! imgproxy's URL form, under a site's `imgproxy.prefix`:
+//! `<prefix>/<signature>/<options>/plain/<source>[@<ext>]` or
+//! `<prefix>/<signature>/<options>/<base64url source>[.<ext>]`. Options are `/`-separated
+//! `name:arg:arg...` items with imgproxy's long and short names, applied in order (a later one
+//! wins); the signature is `insecure` or `_` where signing is not required, else imgproxy's own
+//! (HMAC-SHA256 of the salt and the path after the signature, base64url).
+
+use super::policy::UrlPolicy;
+use super::source::source_from_url;
+use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures};
+use crate::spec::{self, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// The imgproxy request `path_and_query` under `policy`; `None` when the site serves no
+/// imgproxy URLs or the path is not under its prefix.
+pub(super) fn resolve(
+    policy: &UrlPolicy,
+    path_and_query: &str,
+    signatures: Signatures,
+) -> Option<Result<Resolved, Refusal>> {
+    let prefix = policy.imgproxy_prefix.as_deref()?;
+    let path = path_and_query.split('?').next().unwrap_or("");
+    let rest = if prefix == "/" {
+        path.strip_prefix('/')?
+    } else {
+        path.strip_prefix(prefix)?.strip_prefix('/')?
+    };
+    Some(resolve_path(policy, rest, signatures))
+}
+
+fn bad(message: impl Into<String>) -> Refusal {
+    Refusal::new(RefusalReason::BadUrl, message)
+}
+
+fn resolve_path(
+    policy: &UrlPolicy,
+    rest: &str,
+    signatures: Signatures,
+) -> Result<Resolved, Refusal> {
+    let (signature, signed) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => return Err(bad("imgproxy URL without options or source")),
+    };
+    if signatures == Signatures::Check {
+        if signature == "insecure" || signature == "_" {
+            policy.check_unsigned()?;
+        } else {
+            policy.check_signature(signed, signature)?;
+        }
+    }
+    let segments: Vec<&str> = signed[1..].split('/').collect();
+    // Options are the leading segments holding a `:`; the source starts after them.
+    let first_source = segments
+        .iter()
+        .position(|s| !s.contains(':'))
+        .ok_or_else(|| bad("imgproxy URL without a source"))?;
+    let (options, source) = segments.split_at(first_source);
+    let (source, extension) = read_source(source)?;
+    let mut req = Request::default();
+    for item in options {
+        req.apply(item, policy)?;
+    }
+    if let Some(ext) = extension {
+        req.spec.format = format_named("extension", &ext)?;
+    }
+    let spec = req.finish()?;
+    policy.check_values(&spec)?;
+    Ok(Resolved {
+        dialect: Dialect::Imgproxy,
+        spec,
+        source: source_from_url(&source)?,
+    })
+}
+
+/// The source URL and the extension asked for after it (`@png` or `.png`).
+fn read_source(segments: &[&str]) -> Result<(String, Option<String>), Refusal> {
+    if segments.first() == Some(&"plain") {
+        let raw = segments[1..].join("/");
+        let decoded = percent_encoding::percent_decode_str(&raw)
+            .decode_utf8()
+            .map_err(|_| bad("plain source is not UTF-8"))?;
+        return Ok(match decoded.rsplit_once('@') {
+            Some((url, ext)) if !ext.contains('/') => (url.to_string(), Some(ext.to_string())),
+            _ => (decoded.into_owned(), None),
+        });
+    }
+    // Base64 sources may be split by slashes; an extension follows the last `.`.
+    let joined: String = segments.concat();
+    let (encoded, ext) = match joined.split_once('.') {
+        Some((e, ext)) => (e, Some(ext.to_string())),
+        None => (joined.as_str(), None),
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| bad("source is not base64url"))?;
+    let url = String::from_utf8(bytes).map_err(|_| bad("source is not UTF-8"))?;
+    Ok((url, ext))
+}
+
+/// What the options said so far; the fit is settled at the end, from the resizing type and
+/// the enlarge and extend flags together.
+#[derive(Default)]
+struct Request {
+    spec: TransformSpec,
+    resizing: Option<String>,
+    enlarge: bool,
+    extend: bool,
+}
+
+impl Request {
+    fn apply(&mut self, item: &str, policy: &UrlPolicy) -> Result<(), Refusal> {
+        let mut parts = item.split(':');
+        let name = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        let arg = |i: usize| args.get(i).copied().filter(|a| !a.is_empty());
+        if policy.presets_only && !matches!(name, "preset" | "pr") {
+            return Err(Refusal::new(
+                RefusalReason::NotAllowed,
+                format!(
+                    "only presets are allowed on this site, not {}",
+                    spec_snippet(name)
+                ),
+            ));
+        }
+        match name {
+            "resize" | "rs" => {
+                self.resizing_type(arg(0))?;
+                self.size(name, arg(1), arg(2), arg(3), arg(4))?;
+            }
+            "size" | "s" => self.size(name, arg(0), arg(1), arg(2), arg(3))?,
+            "resizing_type" | "rt" => self.resizing_type(arg(0))?,
+            "width" | "w" => self.spec.width = dimension(name, arg(0))?,
+            "height" | "h" => self.spec.height = dimension(name, arg(0))?,
+            "enlarge" | "el" => self.enlarge = flag(name, arg(0))?,
+            "extend" | "ex" => {
+                self.extend = flag(name, arg(0))?;
+                if args.len() > 1 && gravity(name, &args[1..])? != Gravity::Center {
+                    return Err(bad("extend: only centre gravity is supported"));
+                }
+            }
+            "dpr" => {
+                let v = number(name, arg(0))?;
+                if !(1.0..=4.0).contains(&v) {
+                    return Err(bad("dpr: must be between 1 and 4"));
+                }
+                self.spec.dpr_centi = (v * 100.0).round() as u16;
+            }
+            "gravity" | "g" => self.spec.gravity = gravity(name, &args)?,
+            "quality" | "q" => {
+                let q = number(name, arg(0))?;
+                self.spec.quality = match q as u32 {
+                    _ if q.fract() != 0.0 || !(0.0..=100.0).contains(&q) => {
+                        return Err(bad("quality: must be an integer from 0 to 100"))
+                    }
+                    0 => None,
+                    q => Some(q as u8),
+                };
+            }
+            "format" | "f" | "ext" => {
+                let v = arg(0).ok_or_else(|| bad(format!("{name}: missing value")))?;
+                self.spec.format = format_named(name, v)?;
+            }
+            "background" | "bg" => self.spec.background = Some(background(&args)?),
+            "blur" | "bl" => {
+                // imgproxy's blur is a Gaussian sigma; imgate's a radius of twice that.
+                let sigma = number(name, arg(0))?;
+                self.spec.blur_deci = match (sigma * 20.0).round() {
+                    0.0 => None,
+                    r if (10.0..=2500.0).contains(&r) => Some(r as u16),
+                    _ => return Err(bad("blur: sigma must be 0 or between 0.5 and 125")),
+                };
+            }
+            "sharpen" | "sh" => {
+                // A sigma; imgate's sharpen strength of 0-10 is twice it, capped.
+                let sigma = number(name, arg(0))?;
+                if !(0.0..=50.0).contains(&sigma) {
+                    return Err(bad("sharpen: sigma must be between 0 and 50"));
+                }
+                let deci = ((sigma * 20.0).round() as u16).min(100);
+                self.spec.sharpen_deci = (deci > 0).then_some(deci);
+            }
+            "rotate" | "rot" => {
+                self.spec.rotate = match arg(0) {
+                    Some("0") | None => None,
+                    Some("90") => Some(90),
+                    Some("180") => Some(180),
+                    Some("270") => Some(270),
+                    Some(_) => return Err(bad("rotate: must be 0, 90, 180 or 270")),
+                }
+            }
+            "auto_rotate" | "ar" => {
+                if !flag(name, arg(0))? {
+                    return Err(bad(
+                        "auto_rotate: imgate always applies EXIF orientation; false is not supported",
+                    ));
+                }
+            }
+            "strip_metadata" | "sm" => {
+                self.spec.metadata = if flag(name, arg(0))? {
+                    Metadata::None
+                } else {
+                    Metadata::Keep
+                };
+            }
+            "cachebuster" | "cb" => {
+                let mut probe = TransformSpec::default();
+                let value = arg(0).unwrap_or("");
+                spec::apply_options(&mut probe, &format!("cachebuster={value}"))
+                    .map_err(|e| bad(e.0))?;
+                self.spec.cachebuster = probe.cachebuster;
+            }
+            "preset" | "pr" => {
+                for name in &args {
+                    let text = policy.presets.get(name).ok_or_else(|| {
+                        bad(format!("preset: no preset named {}", spec_snippet(name)))
+                    })?;
+                    spec::apply_options(&mut self.spec, text).map_err(|e| bad(e.0))?;
+                }
+            }
+            other => {
+                let long = match other {
+                    "c" | "crop" => " (crop)",
+                    "t" | "trim" => " (trim)",
+                    "pd" | "padding" => " (padding)",
+                    "wm" | "watermark" => " (watermark)",
+                    "kcr" | "keep_copyright" => " (keep_copyright)",
+                    "mb" | "max_bytes" => " (max_bytes)",
+                    "fn" | "filename" => " (filename)",
+                    "exp" | "expires" => " (expires)",
+                    _ => "",
+                };
+                return Err(bad(format!(
+                    "imgproxy option not supported: {}{long}",
+                    spec_snippet(other)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn resizing_type(&mut self, value: Option<&str>) -> Result<(), Refusal> {
+        if let Some(v) = value {
+            match v {
+                "fit" | "fill" | "fill-down" | "force" => self.resizing = Some(v.to_string()),
+                "auto" => return Err(bad("resizing_type: auto is not supported")),
+                _ => return Err(bad("resizing_type: must be fit, fill, fill-down or force")),
+            }
+        }
+        Ok(())
+    }
+
+    fn size(
+        &mut self,
+        name: &str,
+        width: Option<&str>,
+        height: Option<&str>,
+        enlarge: Option<&str>,
+        extend: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if width.is_some() {
+            self.spec.width = dimension(name, width)?;
+        }
+        if height.is_some() {
+            self.spec.height = dimension(name, height)?;
+        }
+        if enlarge.is_some() {
+            self.enlarge = flag(name, enlarge)?;
+        }
+        if extend.is_some() {
+            self.extend = flag(name, extend)?;
+        }
+        Ok(())
+    }
+
+    /// The spec with its fit: `fit` (enlarging with `enlarge`, padded with `extend`), `fill`
+    /// and `fill-down` (cropped; enlarging with `enlarge`), `force` (stretched).
+    fn finish(mut self) -> Result<TransformSpec, Refusal> {
+        self.spec.fit = match self.resizing.as_deref().unwrap_or("fit") {
+            "fit" if self.extend => Fit::Pad,
+            "fit" if self.enlarge => Fit::Contain,
+            "fit" => Fit::ScaleDown,
+            "fill" | "fill-down" if self.enlarge => Fit::Cover,
+            "fill" | "fill-down" => Fit::Crop,
+            _ => Fit::Squeeze,
+        };
+        Ok(self.spec)
+    }
+}
+
+fn spec_snippet(s: &str) -> String {
+    s.chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// A width or height: 0 means "from the other side" (none).
+fn dimension(name: &str, value: Option<&str>) -> Result<Option<u32>, Refusal> {
+    match value.unwrap_or("0").parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(v) if v <= 12_000 => Ok(Some(v)),
+        _ => Err(bad(format!("{name}: must be an integer from 0 to 12000"))),
+    }
+}
+
+fn number(name: &str, value: Option<&str>) -> Result<f64, Refusal> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| bad(format!("{name}: must be a number")))
+}
+
+/// imgproxy's booleans: `1`, `t`, `true` and `0`, `f`, `false`.
+fn flag(name: &str, value: Option<&str>) -> Result<bool, Refusal> {
+    match value {
+        Some("1" | "t" | "true") => Ok(true),
+        Some("0" | "f" | "false") | None => Ok(false),
+        Some(_) => Err(bad(format!("{name}: must be true or false"))),
+    }
+}
+
+fn format_named(name: &str, value: &str) -> Result<FormatRequest, Refusal> {
+    Ok(FormatRequest::Fixed(
+        match value.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" => OutputFormat::Jpeg,
+            "png" => OutputFormat::Png,
+            "webp" => OutputFormat::Webp,
+            "avif" => OutputFormat::Avif,
+            _ => {
+                return Err(bad(format!(
+                    "{name}: {} is not supported (jpg, png, webp, avif)",
+                    spec_snippet(value)
+                )))
+            }
+        },
+    ))
+}
+
+/// `type[:x_offset:y_offset]` or `fp:x:y`; offsets other than 0 are not supported.
+fn gravity(name: &str, args: &[&str]) -> Result<Gravity, Refusal> {
+    let kind = args.first().copied().unwrap_or("ce");
+    if kind == "fp" {
+        let coord = |i: usize| -> Result<u16, Refusal> {
+            let v = number(name, args.get(i).copied())?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(format!("{name}: focus point coordinates are 0 to 1")));
+            }
+            Ok((v * 1000.0).round() as u16)
+        };
+        return Ok(Gravity::Point {
+            x_milli: coord(1)?,
+            y_milli: coord(2)?,
+        });
+    }
+    if args[1.min(args.len())..]
+        .iter()
+        .any(|o| o.parse::<f64>() != Ok(0.0))
+    {
+        return Err(bad(format!("{name}: offsets are not supported")));
+    }
+    Ok(match kind {
+        "ce" => Gravity::Center,
+        "no" => Gravity::Top,
+        "so" => Gravity::Bottom,
+        "ea" => Gravity::Right,
+        "we" => Gravity::Left,
+        "noea" => Gravity::TopRight,
+        "nowe" => Gravity::TopLeft,
+        "soea" => Gravity::BottomRight,
+        "sowe" => Gravity::BottomLeft,
+        "sm" => Gravity::Auto,
+        _ => {
+            return Err(bad(format!(
+                "{name}: {} is not a gravity imgate supports",
+                spec_snippet(kind)
+            )))
+        }
+    })
+}
+
+/// `r:g:b` (0-255 each) or a hex colour (`ff0000`).
+fn background(args: &[&str]) -> Result<Rgba, Refusal> {
+    let err = || bad("background: must be r:g:b or a hex colour");
+    match args {
+        [r, g, b] => {
+            let c = |v: &str| v.parse::<u8>().map_err(|_| err());
+            Ok(Rgba([c(r)?, c(g)?, c(b)?, 255]))
+        }
+        [hex] if hex.len() == 6 => {
+            let v = u32::from_str_radix(hex, 16).map_err(|_| err())?;
+            let [_, r, g, b] = v.to_be_bytes();
+            Ok(Rgba([r, g, b, 255]))
+        }
+        _ => Err(err()),
+    }
+}

@@ -1,0 +1,198 @@
+//! imgproxy's URL form: URLs as `@imgproxy/imgproxy-node` 1.1.0 writes them, options mapped to
+//! the canonical spec, signatures, sources, and refusals that name the option.
+
+use super::*;
+use crate::route::Source;
+use crate::spec::{parse_options, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba};
+
+fn policy() -> UrlPolicy {
+    let mut presets = Presets::default();
+    presets
+        .0
+        .insert("small".into(), "width=64,quality=50".into());
+    UrlPolicy {
+        imgproxy_prefix: Some("/imgproxy".into()),
+        presets,
+        ..UrlPolicy::default()
+    }
+}
+
+#[test]
+fn urls_written_by_imgproxy_node() {
+    // generateImageUrl({url: "http://example.com/photos/a.jpg", options: {resizing_type: "fit",
+    // width: 300, height: 200, gravity: {type: "no"}, enlarge: 1, format: "webp"}})
+    let r = resolved(
+        &policy(),
+        "/imgproxy/insecure/el:t/f:webp/g:no/h:200/rt:fit/w:300/aHR0cDovL2V4YW1wbGUuY29tL3Bob3Rvcy9hLmpwZw",
+    );
+    assert_eq!(r.dialect, Dialect::Imgproxy);
+    assert_eq!(
+        r.spec,
+        parse_options("width=300,height=200,fit=contain,gravity=top,format=webp").unwrap()
+    );
+    assert_eq!(
+        r.source,
+        Source::Url {
+            https: false,
+            host: "example.com".into(),
+            port: None,
+            path: "/photos/a.jpg".into()
+        }
+    );
+    // The same with a plain relative source, every option imgate maps.
+    let r = resolved(
+        &policy(),
+        "/imgproxy/insecure/ar:t/bg:255:0:0/bl:2/cb:x1/dpr:2/ex:t:ce/q:80/rs:fit:100:100/rot:90/sh:1/sm:f/plain//photos/a.jpg",
+    );
+    assert_eq!(r.source, Source::Path("/photos/a.jpg".into()));
+    let s = &r.spec;
+    assert_eq!(
+        (s.width, s.height, s.dpr_centi),
+        (Some(100), Some(100), 200)
+    );
+    assert_eq!(s.fit, Fit::Pad, "fit with extend pads");
+    assert_eq!(s.background, Some(Rgba([255, 0, 0, 255])));
+    assert_eq!(s.blur_deci, Some(40), "sigma 2 is radius 4");
+    assert_eq!(s.sharpen_deci, Some(20));
+    assert_eq!((s.quality, s.rotate), (Some(80), Some(90)));
+    assert_eq!(s.metadata, Metadata::Keep);
+    assert_eq!(s.cachebuster.as_deref(), Some("x1"));
+    // Signed with key "key" and salt "salt", source `local:///photos/a.jpg`.
+    let p = UrlPolicy {
+        signing: Some(Signing {
+            keys: vec![key("key", "salt")],
+            required: true,
+        }),
+        ..policy()
+    };
+    let url =
+        "/imgproxy/Z5Vp2c4_5YaabdzWJO3LZUAoDprtzfgj4SMbHB37Kk0/s:50/bG9jYWw6Ly8vcGhvdG9zL2EuanBn";
+    let r = resolved(&p, url);
+    assert_eq!(r.spec.width, Some(50));
+    assert_eq!(r.source, Source::Path("/photos/a.jpg".into()));
+    let r = refused(&p, &url.replace("s:50", "s:51"));
+    assert_eq!((r.status, r.reason), (403, RefusalReason::BadSignature));
+    let r = refused(&p, "/imgproxy/insecure/s:50/bG9jYWw6Ly8vcGhvdG9zL2EuanBn");
+    assert_eq!((r.status, r.reason), (403, RefusalReason::MissingSignature));
+}
+
+#[test]
+fn resizing_types_enlarge_and_extend_choose_the_fit() {
+    let fit = |opts: &str| {
+        resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg"))
+            .spec
+            .fit
+    };
+    assert_eq!(
+        fit("w:10"),
+        Fit::ScaleDown,
+        "imgproxy's default is fit, not enlarging"
+    );
+    assert_eq!(fit("rs:fit:10:10:1"), Fit::Contain);
+    assert_eq!(fit("rs:fit:10:10:0:1"), Fit::Pad);
+    assert_eq!(fit("rt:fill/s:10:10"), Fit::Crop);
+    assert_eq!(fit("rt:fill-down/s:10:10"), Fit::Crop);
+    assert_eq!(fit("rt:fill/s:10:10/el:1"), Fit::Cover);
+    assert_eq!(fit("rt:force/s:10:10"), Fit::Squeeze);
+    // Later options win; empty arguments keep what was set.
+    let r = resolved(&policy(), "/imgproxy/_/w:10/rs:fill::20/plain/a.jpg");
+    assert_eq!((r.spec.width, r.spec.height), (Some(10), Some(20)));
+    let r = resolved(&policy(), "/imgproxy/_/w:10/w:0/plain/a.jpg");
+    assert_eq!(r.spec.width, None, "0 is auto");
+}
+
+#[test]
+fn gravity_format_presets_and_sources() {
+    let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
+    assert_eq!(spec("g:sowe").gravity, Gravity::BottomLeft);
+    assert_eq!(spec("g:sm").gravity, Gravity::Auto);
+    assert_eq!(
+        spec("g:fp:0.25:0.75").gravity,
+        Gravity::Point {
+            x_milli: 250,
+            y_milli: 750
+        }
+    );
+    assert_eq!(spec("bg:00ff00").background, Some(Rgba([0, 255, 0, 255])));
+    assert_eq!(spec("q:0").quality, None, "0 is the default");
+    // A preset applies where it stands; later options override it.
+    let s = spec("pr:small/q:90");
+    assert_eq!((s.width, s.quality), (Some(64), Some(90)));
+    let s = spec("q:90/pr:small");
+    assert_eq!(s.quality, Some(50));
+    // The extension after the source sets the format, for plain and base64 sources.
+    let r = resolved(&policy(), "/imgproxy/_/w:5/plain/photos/a.jpg@png");
+    assert_eq!(r.spec.format, FormatRequest::Fixed(OutputFormat::Png));
+    assert_eq!(r.source, Source::Path("/photos/a.jpg".into()));
+    let r = resolved(&policy(), "/imgproxy/_/w:5/L3Bob3Rvcy9hLmpwZw.webp");
+    assert_eq!(r.spec.format, FormatRequest::Fixed(OutputFormat::Webp));
+    assert_eq!(r.source, Source::Path("/photos/a.jpg".into()));
+    // Base64 split by slashes, and an escaped plain URL with a query and a space.
+    let r = resolved(
+        &policy(),
+        "/imgproxy/_/w:5/aHR0cHM6Ly9/pbWcuZXhhbXBsZS5jb20vYS5qcGc",
+    );
+    assert_eq!(r.source.key(), "https://img.example.com/a.jpg");
+    let r = resolved(
+        &policy(),
+        "/imgproxy/_/w:5/plain/https%3A%2F%2Fimg.example.com%2Fmy%20cat.jpg%3Fv%3D2@avif",
+    );
+    assert_eq!(r.source.key(), "https://img.example.com/my%20cat.jpg?v=2");
+    // The same transform in both dialects is one canonical path.
+    let cf = resolved(
+        &policy(),
+        "/cdn-cgi/image/width=5,format=avif/https://img.example.com/my%20cat.jpg?v=2",
+    );
+    assert_eq!(
+        canonical_path(&r.spec, &r.source),
+        canonical_path(&cf.spec, &cf.source)
+    );
+}
+
+#[test]
+fn what_imgate_cannot_do_is_refused_naming_it() {
+    for (opts, named) in [
+        ("c:10:20", "crop"),
+        ("rt:auto", "auto"),
+        ("ar:f", "auto_rotate"),
+        ("g:no:5:0", "offsets"),
+        ("f:gif", "gif"),
+        ("wm:0.5", "wm"),
+        ("dpr:5", "dpr"),
+        ("w:abc", "w"),
+        ("pr:nope", "nope"),
+        ("bl:0.1", "blur"),
+    ] {
+        let r = refused(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg"));
+        assert_eq!(r.status, 400, "{opts}");
+        assert!(r.message.contains(named), "{opts}: {}", r.message);
+    }
+    for url in [
+        "/imgproxy/_",
+        "/imgproxy/_/w:5",
+        "/imgproxy/_/w:5/!!notbase64",
+        "/imgproxy/_/w:5/plain/s3://bucket/a.jpg",
+        "/imgproxy/_/w:5/plain/../etc/passwd",
+    ] {
+        assert_eq!(refused(&policy(), url).status, 400, "{url}");
+    }
+    // Not under the prefix, or no imgproxy on the site: not a transform.
+    assert!(resolve(&policy(), "/imgproxyx/_/w:5/plain/a.jpg").is_none());
+    assert!(resolve(&UrlPolicy::default(), "/imgproxy/_/w:5/plain/a.jpg").is_none());
+    // presets_only: only pr:.
+    let p = UrlPolicy {
+        presets_only: true,
+        ..policy()
+    };
+    resolved(&p, "/imgproxy/_/pr:small/plain/a.jpg");
+    assert_eq!(
+        refused(&p, "/imgproxy/_/pr:small/w:5/plain/a.jpg").reason,
+        RefusalReason::NotAllowed
+    );
+    // A host of its own.
+    let p = UrlPolicy {
+        imgproxy_prefix: Some("/".into()),
+        ..policy()
+    };
+    assert_eq!(resolved(&p, "/_/w:7/plain/a.jpg").spec.width, Some(7));
+}
