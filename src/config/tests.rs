@@ -525,3 +525,46 @@ fn imgproxy_prefix() {
         );
     }
 }
+
+#[test]
+fn nextjs_settings_default_to_next_16s() {
+    let c = parse("sites: [{origin: 'http://a', nextjs: {enabled: true}}]").unwrap();
+    let n = c.sites[0].urls.nextjs.as_ref().unwrap();
+    assert_eq!(
+        n.device_sizes,
+        vec![640, 750, 828, 1080, 1200, 1920, 2048, 3840]
+    );
+    assert_eq!(n.image_sizes, vec![32, 48, 64, 96, 128, 256, 384]);
+    assert_eq!((n.qualities.as_slice(), n.avif), (&[75u8][..], false));
+    let c = parse(
+        "sites: [{origin: 'http://a', nextjs: {enabled: true, qualities: [90, 60], \
+         formats: [image/avif, image/webp]}}]",
+    )
+    .unwrap();
+    let n = c.sites[0].urls.nextjs.as_ref().unwrap();
+    assert_eq!((n.qualities.as_slice(), n.avif), (&[60u8, 90][..], true));
+    assert!(
+        parse("sites: [{origin: 'http://a', nextjs: {enabled: false}}]")
+            .unwrap()
+            .sites[0]
+            .urls
+            .nextjs
+            .is_none()
+    );
+    for (yaml, key) in [
+        ("formats: [image/avif]", "nextjs.formats"),
+        ("formats: [image/png, image/webp]", "nextjs.formats"),
+        ("qualities: [0]", "nextjs.qualities"),
+        ("device_sizes: []", "nextjs.device_sizes"),
+        ("image_sizes: [20000]", "nextjs.image_sizes"),
+    ] {
+        let e = parse(&format!(
+            "sites: [{{origin: 'http://a', nextjs: {{enabled: true, {yaml}}}}}]"
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("sites[0].{key}")),
+            "{yaml}: {e}"
+        );
+    }
+}

@@ -1,10 +1,10 @@
 //! Validation of a site's URL rules (`signing`, `presets`, `presets_only`, `allowed_widths`,
-//! `allowed_qualities`, and `IMGATE_SIGNING_KEY`/`IMGATE_SIGNING_SALT` for the first site) into
+//! `allowed_qualities`, the `imgproxy` and `nextjs` dialects, and `IMGATE_SIGNING_KEY`/`IMGATE_SIGNING_SALT` for the first site) into
 //! a [`UrlPolicy`]. Errors name the key below `sites[i]`.
 
 use super::env::EnvOverrides;
-use super::wire::{WireSigning, WireSigningKey, WireSite};
-use crate::dialect::{Presets, Signing, SigningKey, UrlPolicy};
+use super::wire::{WireNextjs, WireSigning, WireSigningKey, WireSite};
+use crate::dialect::{NextjsConfig, Presets, Signing, SigningKey, UrlPolicy};
 use crate::spec;
 
 /// The URL rules of site `i`; the environment's keys replace the first site's.
@@ -58,6 +58,10 @@ pub(super) fn url_policy(
                 .map_err(|m| ("imgproxy.prefix".to_string(), m))?,
         ),
     };
+    let nextjs = match s.nextjs.take() {
+        Some(w) if w.enabled => Some(nextjs(w).map_err(|(k, m)| (format!("nextjs.{k}"), m))?),
+        _ => None,
+    };
     let policy = UrlPolicy {
         signing,
         presets,
@@ -65,6 +69,7 @@ pub(super) fn url_policy(
         allowed_widths,
         allowed_qualities,
         imgproxy_prefix,
+        nextjs,
     };
     // A preset the site itself refuses would be a trap.
     for (name, options) in &policy.presets.0 {
@@ -96,6 +101,55 @@ fn dialect_prefix(prefix: Option<String>, default: &str) -> Result<String, Strin
         return Err(format!("'{prefix}' is under /cdn-cgi/image/"));
     }
     Ok(prefix)
+}
+
+/// Next.js 16's defaults for what is left out; the same limits as Next.js' own config check.
+fn nextjs(w: WireNextjs) -> Result<NextjsConfig, (String, String)> {
+    let defaults = NextjsConfig::default();
+    let sizes = |key: &str, v: Option<Vec<u32>>, default: Vec<u32>| {
+        let mut v = v.unwrap_or(default);
+        v.sort_unstable();
+        v.dedup();
+        if v.is_empty() || v.iter().any(|w| !(1..=12_000).contains(w)) {
+            return Err((
+                key.to_string(),
+                "a list of widths from 1 to 12000".to_string(),
+            ));
+        }
+        Ok(v)
+    };
+    let device_sizes = sizes("device_sizes", w.device_sizes, defaults.device_sizes)?;
+    let image_sizes = sizes("image_sizes", w.image_sizes, defaults.image_sizes)?;
+    let mut qualities = w.qualities.unwrap_or(defaults.qualities);
+    qualities.sort_unstable();
+    qualities.dedup();
+    if qualities.is_empty() || qualities.iter().any(|q| !(1..=100).contains(q)) {
+        return Err((
+            "qualities".into(),
+            "a list of qualities from 1 to 100".into(),
+        ));
+    }
+    let formats = w.formats.unwrap_or_else(|| vec!["image/webp".into()]);
+    let avif = formats.iter().any(|f| f == "image/avif");
+    let webp = formats.iter().any(|f| f == "image/webp");
+    if !webp
+        || formats
+            .iter()
+            .any(|f| f != "image/avif" && f != "image/webp")
+    {
+        return Err((
+            "formats".into(),
+            "[image/webp] or [image/avif, image/webp]: imgate negotiates AVIF before WebP and \
+             falls back to JPEG or PNG"
+                .into(),
+        ));
+    }
+    Ok(NextjsConfig {
+        device_sizes,
+        image_sizes,
+        qualities,
+        avif,
+    })
 }
 
 fn signing(w: WireSigning) -> Result<Signing, (String, String)> {

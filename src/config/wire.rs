@@ -136,6 +136,21 @@ pub struct WireSite {
     pub allowed_qualities: Vec<u8>,
     /// imgproxy URLs served under a prefix.
     pub imgproxy: Option<WireImgproxy>,
+    /// The Next.js image optimizer on `/_next/image`.
+    pub nextjs: Option<WireNextjs>,
+}
+
+/// `sites[].nextjs`: Next.js 16's `images` settings of the same names.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireNextjs {
+    #[serde(default)]
+    pub enabled: bool,
+    pub device_sizes: Option<Vec<u32>>,
+    pub image_sizes: Option<Vec<u32>>,
+    pub qualities: Option<Vec<u8>>,
+    /// MIME types, as Next.js writes them: `image/webp`, `image/avif`.
+    pub formats: Option<Vec<String>>,
 }
 
 /// `sites[].imgproxy`.

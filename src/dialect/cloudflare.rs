@@ -4,7 +4,7 @@
 
 use super::policy::UrlPolicy;
 use super::signing::SigningKey;
-use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures};
+use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN};
 use crate::route::{self, IMAGE_PREFIX};
 use crate::spec;
 
@@ -39,6 +39,7 @@ fn resolve_parts(
         dialect: Dialect::Cloudflare,
         spec,
         source,
+        modern: ALL_MODERN,
     })
 }
 

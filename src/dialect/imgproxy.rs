@@ -7,7 +7,7 @@
 
 use super::policy::UrlPolicy;
 use super::source::source_from_url;
-use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures};
+use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN};
 use crate::spec::{self, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -70,6 +70,7 @@ fn resolve_path(
         dialect: Dialect::Imgproxy,
         spec,
         source: source_from_url(&source)?,
+        modern: ALL_MODERN,
     })
 }
 

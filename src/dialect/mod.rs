@@ -10,10 +10,11 @@
 //!
 //! `types.rs` holds the shared types, `resolve.rs` the entry points, `policy.rs` the per-site
 //! rules, `signing.rs` the signature schemes, `source.rs` source URLs; one file per dialect:
-//! `cloudflare.rs` (`/cdn-cgi/image/`), `imgproxy.rs`.
+//! `cloudflare.rs` (`/cdn-cgi/image/`), `imgproxy.rs`, `nextjs.rs` (`/_next/image`).
 
 mod cloudflare;
 mod imgproxy;
+mod nextjs;
 mod policy;
 mod resolve;
 mod signing;
@@ -23,7 +24,7 @@ mod tests;
 mod types;
 
 pub use cloudflare::sign_cloudflare_path;
-pub use policy::{snap_width, Presets, UrlPolicy};
+pub use policy::{snap_width, NextjsConfig, Presets, UrlPolicy};
 pub use resolve::{canonical_path, read_canonical, read_unverified, resolve};
 pub use signing::{sign_path, Signing, SigningKey};
 pub use source::uri_safe;

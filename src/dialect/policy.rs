@@ -31,6 +31,8 @@ pub struct UrlPolicy {
     pub allowed_qualities: Vec<u8>,
     /// Where imgproxy URLs are served (`/imgproxy`, or `/` for a host of its own); `None`: not.
     pub imgproxy_prefix: Option<String>,
+    /// The Next.js optimizer on `/_next/image`; `None`: not served.
+    pub nextjs: Option<NextjsConfig>,
 }
 
 impl UrlPolicy {
@@ -114,4 +116,25 @@ fn list<T: ToString>(values: &[T]) -> String {
         .map(T::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A site's Next.js optimizer settings (`nextjs:`), Next.js 16's defaults unless configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextjsConfig {
+    pub device_sizes: Vec<u32>,
+    pub image_sizes: Vec<u32>,
+    pub qualities: Vec<u8>,
+    /// Whether AVIF is among `formats` (WebP always is).
+    pub avif: bool,
+}
+
+impl Default for NextjsConfig {
+    fn default() -> Self {
+        NextjsConfig {
+            device_sizes: vec![640, 750, 828, 1080, 1200, 1920, 2048, 3840],
+            image_sizes: vec![32, 48, 64, 96, 128, 256, 384],
+            qualities: vec![75],
+            avif: false,
+        }
+    }
 }

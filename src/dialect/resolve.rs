@@ -3,7 +3,7 @@
 
 use super::policy::UrlPolicy;
 use super::types::{Refusal, Resolved, Signatures};
-use super::{cloudflare, imgproxy};
+use super::{cloudflare, imgproxy, nextjs};
 use crate::route::Source;
 use crate::spec::TransformSpec;
 
@@ -20,6 +20,7 @@ fn read(
     signatures: Signatures,
 ) -> Option<Result<Resolved, Refusal>> {
     cloudflare::resolve(policy, path_and_query, signatures)
+        .or_else(|| nextjs::resolve(policy, path_and_query, signatures))
         .or_else(|| imgproxy::resolve(policy, path_and_query, signatures))
 }
 

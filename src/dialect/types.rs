@@ -2,7 +2,7 @@
 //! is refused.
 
 use crate::route::Source;
-use crate::spec::TransformSpec;
+use crate::spec::{Accepts, TransformSpec};
 
 /// Which URL form a request used; a label in metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -11,15 +11,18 @@ pub enum Dialect {
     Cloudflare,
     /// imgproxy's `/<signature>/<options>/<source>` under the site's prefix.
     Imgproxy,
+    /// The Next.js optimizer's `/_next/image?url=&w=&q=`.
+    Nextjs,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 2] = [Dialect::Cloudflare, Dialect::Imgproxy];
+    pub const ALL: [Dialect; 3] = [Dialect::Cloudflare, Dialect::Imgproxy, Dialect::Nextjs];
 
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Cloudflare => "cloudflare",
             Dialect::Imgproxy => "imgproxy",
+            Dialect::Nextjs => "nextjs",
         }
     }
 }
@@ -30,7 +33,16 @@ pub struct Resolved {
     pub dialect: Dialect,
     pub spec: TransformSpec,
     pub source: Source,
+    /// The modern formats `format=auto` may pick for this request (both, unless the dialect's
+    /// config leaves one out, as Next.js' `formats` may): applied to what `Accept` says.
+    pub modern: Accepts,
 }
+
+/// Both modern formats: no dialect rule holds either back.
+pub(crate) const ALL_MODERN: Accepts = Accepts {
+    avif: true,
+    webp: true,
+};
 
 /// Why a transform URL is refused, with the status and the public message to answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -216,6 +216,7 @@ impl ProxyHttp for Edge {
                 dialect,
                 spec,
                 source,
+                modern,
             } = resolved;
             metrics::DIALECT_REQUESTS
                 .with_label_values(&[dialect.name()])
@@ -224,7 +225,9 @@ impl ProxyHttp for Edge {
                 return respond(session, 403, refused).await;
             }
             let vary_token = if spec.format == FormatRequest::Auto {
-                Accepts::from_accept_header(&client::accept(req)).vary_token(spec.format)
+                Accepts::from_accept_header(&client::accept(req))
+                    .within(modern)
+                    .vary_token(spec.format)
             } else {
                 ""
             };

@@ -9,7 +9,6 @@ use crate::dialect;
 use crate::error::{Blame, ImgateError};
 use crate::metrics;
 use crate::origin::Fetched;
-use crate::route::Source;
 use crate::spec::{Accepts, FormatRequest, TransformSpec};
 use blake2::{Blake2b, Digest};
 use std::fmt::Write;
@@ -119,7 +118,7 @@ impl TransformService {
             }
         }
         let result = match resolved {
-            Some(Ok(r)) => self.transform(site, r.spec, r.source, req).await,
+            Some(Ok(r)) => self.transform(site, r, req).await,
             Some(Err(refusal)) => Err(refusal.into()),
             None => self.serve_file(site, req).await,
         };
@@ -141,11 +140,16 @@ impl TransformService {
     async fn transform(
         &self,
         site: &Site,
-        spec: TransformSpec,
-        source: Source,
+        resolved: dialect::Resolved,
         req: &TransformRequest<'_>,
     ) -> Result<Reply, ImgateError> {
-        let accepts = negotiated_accepts(&spec, req);
+        let dialect::Resolved {
+            spec,
+            source,
+            modern,
+            ..
+        } = resolved;
+        let accepts = negotiated_accepts(&spec, req).within(modern);
         let made = self
             .transformer
             .render(site, spec, &source, accepts, req.purged_at)

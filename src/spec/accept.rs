@@ -46,6 +46,14 @@ impl Accepts {
         }
     }
 
+    /// What is accepted here and allowed by `allowed` (a dialect's configured formats).
+    pub fn within(self, allowed: Accepts) -> Accepts {
+        Accepts {
+            avif: self.avif && allowed.avif,
+            webp: self.webp && allowed.webp,
+        }
+    }
+
     /// The cache-key variant for a request: `format=auto` responses differ by what the client
     /// accepts, every other request has one variant ("").
     pub fn vary_token(self, request: FormatRequest) -> &'static str {

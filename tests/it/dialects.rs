@@ -152,3 +152,152 @@ fn imgproxy_node_urls_signed_and_unsigned() {
         ) >= 11.0
     );
 }
+
+/// The `{src, srcSet}` next/image's `getImageProps` writes for each of `images` under the
+/// `images` config `config`; every URL in them, paths only.
+fn nextjs_urls(config: Value, images: Value) -> Vec<String> {
+    let out = client(
+        "nextjs-urls.mjs",
+        &json!({"config": config, "images": images}),
+    );
+    let mut urls = Vec::new();
+    for img in out.as_array().unwrap() {
+        urls.push(img["src"].as_str().unwrap().to_string());
+        if let Some(set) = img["srcSet"].as_str() {
+            for candidate in set.split(", ") {
+                urls.push(candidate.split(' ').next().unwrap().to_string());
+            }
+        }
+    }
+    urls.into_iter().map(|u| path_of(&u)).collect()
+}
+
+/// `(w, q)` of a `/_next/image` URL.
+fn width_and_quality(url: &str) -> (u32, u32) {
+    let query = url.split_once('?').unwrap().1;
+    let get = |k: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (get("w"), get("q"))
+}
+
+#[test]
+fn nextjs_get_image_props_urls_with_default_and_custom_settings() {
+    let origin = TestOrigin::start(fixtures());
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['custom.test']\n    origin: {o}\n\
+         \x20   nextjs: {{enabled: true, device_sizes: [300, 600], image_sizes: [50], \
+         qualities: [60, 90], formats: [image/avif, image/webp]}}\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n    nextjs: {{enabled: true}}\n",
+        o = origin.url()
+    );
+    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    const FLOWER: (u32, u32) = (1600, 1203);
+    let height =
+        |w: u32| ((FLOWER.1 as f64) * (w.min(FLOWER.0) as f64) / FLOWER.0 as f64).round() as u32;
+    let browser = [(
+        "Accept",
+        "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+    )];
+
+    // Next.js 16's defaults: WebP only, quality 75, device and image sizes.
+    let own_origin = format!("{}/photos/FreshFlower.jpg", origin.url());
+    let urls = nextjs_urls(
+        json!({"remotePatterns": [{"protocol": "http", "hostname": "127.0.0.1"}]}),
+        json!([
+            {"src": "/photos/FreshFlower.jpg", "width": 300, "height": 226},
+            {"src": own_origin, "fill": true, "sizes": "100vw"},
+        ]),
+    );
+    assert!(urls.len() >= 10, "{urls:?}");
+    for url in &urls {
+        let (w, q) = width_and_quality(url);
+        assert_eq!(q, 75);
+        let r = gw.get_with(url, &browser);
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            sniff(&r.body),
+            "webp",
+            "{url}: AVIF is not in the default formats"
+        );
+        assert_eq!(
+            r.header("vary").map(|v| v.contains("Accept")),
+            Some(true),
+            "{url}"
+        );
+        let img = decode(&r.body);
+        assert_eq!(
+            (img.width(), img.height()),
+            (w.min(FLOWER.0), height(w)),
+            "{url}"
+        );
+    }
+    // A client without WebP gets the original's format.
+    let r = gw.get_with(&urls[0], &[("Accept", "image/png,*/*")]);
+    assert_eq!(sniff(&r.body), "jpeg");
+    // The same transform as imgate's own URL, same negotiated format: one entry.
+    let (w, _) = width_and_quality(&urls[0]);
+    let r = gw.get_with(
+        &format!("/cdn-cgi/image/width={w},quality=75,format=auto/photos/FreshFlower.jpg"),
+        &[("Accept", "image/webp")],
+    );
+    assert_eq!(r.header("cache-status"), Some("imgate; hit"));
+
+    // Custom sizes, qualities and AVIF.
+    let host = [
+        ("Host", "custom.test"),
+        ("Accept", "image/avif,image/webp,*/*"),
+    ];
+    let urls = nextjs_urls(
+        json!({"deviceSizes": [300, 600], "imageSizes": [50], "qualities": [60, 90],
+               "formats": ["image/avif", "image/webp"]}),
+        json!([{"src": "/photos/FreshFlower.jpg", "width": 50, "height": 38, "quality": 90}]),
+    );
+    for url in &urls {
+        let (w, q) = width_and_quality(url);
+        assert_eq!(q, 90);
+        let r = gw.get_with(url, &host);
+        assert_eq!(r.status, 200, "{url}");
+        assert_eq!(sniff(&r.body), "avif");
+        assert_eq!(size_of(&r.body), (w, height(w)));
+    }
+
+    // Next.js' validation: each refusal is a 400 and fetches nothing.
+    let before = origin.hits("/photos/LadyBird.jpg");
+    for url in [
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=100&q=75",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=640&q=80",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=640",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&q=75",
+        "/_next/image?w=640&q=75",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&url=%2Fa.jpg&w=640&q=75",
+        "/_next/image?url=%2F%2Fevil.example%2Fa.jpg&w=640&q=75",
+        "/_next/image?url=%2F_next%2Fimage%3Furl%3D%2Fa.jpg&w=640&q=75",
+        "/_next/image?url=ftp%3A%2F%2Fa%2Fb.jpg&w=640&q=75",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=-1&q=75",
+    ] {
+        let r = gw.get(url);
+        assert_eq!(r.status, 400, "{url}: {}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(origin.hits("/photos/LadyBird.jpg"), before);
+    // Widths over the original are not enlarged; other hosts are refused.
+    let r = gw.get_with(
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=3840&q=75",
+        &browser,
+    );
+    assert_eq!(decode(&r.body).width(), 2560);
+    let r = gw.get("/_next/image?url=https%3A%2F%2Fother.example%2Fa.jpg&w=640&q=75");
+    assert_eq!(r.status, 403);
+    assert!(
+        metric(
+            &gw.admin,
+            "imgate_dialect_requests_total{dialect=\"nextjs\"}"
+        ) >= 12.0
+    );
+}

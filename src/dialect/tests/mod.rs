@@ -2,6 +2,7 @@
 
 mod cloudflare;
 mod imgproxy;
+mod nextjs;
 
 use super::*;
 

@@ -11,6 +11,22 @@ pub fn decode(bytes: &[u8]) -> image::RgbaImage {
         .to_rgba8()
 }
 
+/// Width and height of any output image: read from the `ispe` property of an AVIF (the test
+/// decoder reads no AVIF; imgate writes one plain item, no grid or rotation), decoded otherwise.
+pub fn size_of(bytes: &[u8]) -> (u32, u32) {
+    if sniff(bytes) != "avif" {
+        let img = decode(bytes);
+        return (img.width(), img.height());
+    }
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"ispe")
+        .expect("an AVIF has an ispe property");
+    let word = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    // Box type, then version and flags, then width and height.
+    (word(at + 8), word(at + 12))
+}
+
 /// Format from magic bytes.
 pub fn sniff(bytes: &[u8]) -> &'static str {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
