@@ -568,3 +568,35 @@ fn nextjs_settings_default_to_next_16s() {
         );
     }
 }
+
+#[test]
+fn thumbor_settings() {
+    let c = parse("sites: [{origin: 'http://a', thumbor: {security_key: 'k'}}]").unwrap();
+    let t = c.sites[0].urls.thumbor.as_ref().unwrap();
+    assert_eq!((t.prefix.as_str(), t.allow_unsafe), ("/thumbor", false));
+    assert_eq!(t.security_key.as_deref(), Some(&b"k"[..]));
+    assert!(
+        !format!("{t:?}").contains("\"k\""),
+        "the key is not printed"
+    );
+    let c = parse("sites: [{origin: 'http://a', thumbor: {}}]").unwrap();
+    assert!(
+        c.sites[0].urls.thumbor.as_ref().unwrap().allow_unsafe,
+        "no key: unsafe only"
+    );
+    for (yaml, key) in [
+        ("thumbor: {allow_unsafe: false}", "thumbor.security_key"),
+        ("thumbor: {security_key: ''}", "thumbor.security_key"),
+        ("thumbor: {prefix: 'x'}", "thumbor.prefix"),
+        (
+            "imgproxy: {prefix: /p}, thumbor: {prefix: /p}",
+            "thumbor.prefix",
+        ),
+    ] {
+        let e = parse(&format!("sites: [{{origin: 'http://a', {yaml}}}]")).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("sites[0].{key}")),
+            "{yaml}: {e}"
+        );
+    }
+}

@@ -1,10 +1,10 @@
 //! Validation of a site's URL rules (`signing`, `presets`, `presets_only`, `allowed_widths`,
-//! `allowed_qualities`, the `imgproxy` and `nextjs` dialects, and `IMGATE_SIGNING_KEY`/`IMGATE_SIGNING_SALT` for the first site) into
+//! `allowed_qualities`, the `imgproxy`, `thumbor` and `nextjs` dialects, and `IMGATE_SIGNING_KEY`/`IMGATE_SIGNING_SALT` for the first site) into
 //! a [`UrlPolicy`]. Errors name the key below `sites[i]`.
 
 use super::env::EnvOverrides;
 use super::wire::{WireNextjs, WireSigning, WireSigningKey, WireSite};
-use crate::dialect::{NextjsConfig, Presets, Signing, SigningKey, UrlPolicy};
+use crate::dialect::{NextjsConfig, Presets, Signing, SigningKey, ThumborConfig, UrlPolicy};
 use crate::spec;
 
 /// The URL rules of site `i`; the environment's keys replace the first site's.
@@ -62,6 +62,37 @@ pub(super) fn url_policy(
         Some(w) if w.enabled => Some(nextjs(w).map_err(|(k, m)| (format!("nextjs.{k}"), m))?),
         _ => None,
     };
+    let thumbor = match s.thumbor.take() {
+        None => None,
+        Some(w) => {
+            let prefix = dialect_prefix(w.prefix, "/thumbor")
+                .map_err(|m| ("thumbor.prefix".to_string(), m))?;
+            if imgproxy_prefix.as_deref() == Some(prefix.as_str()) {
+                return Err((
+                    "thumbor.prefix".into(),
+                    format!("'{prefix}' is imgproxy's prefix too"),
+                ));
+            }
+            let security_key = match w.security_key {
+                Some(k) if k.is_empty() => {
+                    return Err(("thumbor.security_key".into(), "must not be empty".into()))
+                }
+                k => k.map(String::into_bytes),
+            };
+            let allow_unsafe = w.allow_unsafe.unwrap_or(security_key.is_none());
+            if !allow_unsafe && security_key.is_none() {
+                return Err((
+                    "thumbor.security_key".into(),
+                    "needed when unsafe URLs are not allowed".into(),
+                ));
+            }
+            Some(ThumborConfig {
+                prefix,
+                security_key,
+                allow_unsafe,
+            })
+        }
+    };
     let policy = UrlPolicy {
         signing,
         presets,
@@ -70,6 +101,7 @@ pub(super) fn url_policy(
         allowed_qualities,
         imgproxy_prefix,
         nextjs,
+        thumbor,
     };
     // A preset the site itself refuses would be a trap.
     for (name, options) in &policy.presets.0 {

@@ -138,6 +138,20 @@ pub struct WireSite {
     pub imgproxy: Option<WireImgproxy>,
     /// The Next.js image optimizer on `/_next/image`.
     pub nextjs: Option<WireNextjs>,
+    /// thumbor URLs served under a prefix.
+    pub thumbor: Option<WireThumbor>,
+}
+
+/// `sites[].thumbor`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireThumbor {
+    /// Default `/thumbor`; `/` for a host that serves only thumbor URLs.
+    pub prefix: Option<String>,
+    /// thumbor's `SECURITY_KEY` (text, as thumbor takes it).
+    pub security_key: Option<String>,
+    /// `unsafe` URLs; default: only when no security key is set.
+    pub allow_unsafe: Option<bool>,
 }
 
 /// `sites[].nextjs`: Next.js 16's `images` settings of the same names.

@@ -7,7 +7,9 @@
 
 use super::policy::UrlPolicy;
 use super::source::source_from_url;
-use super::types::{Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN};
+use super::types::{
+    snippet, under_prefix, Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN,
+};
 use crate::spec::{self, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,16 +23,8 @@ pub(super) fn resolve(
 ) -> Option<Result<Resolved, Refusal>> {
     let prefix = policy.imgproxy_prefix.as_deref()?;
     let path = path_and_query.split('?').next().unwrap_or("");
-    let rest = if prefix == "/" {
-        path.strip_prefix('/')?
-    } else {
-        path.strip_prefix(prefix)?.strip_prefix('/')?
-    };
+    let rest = under_prefix(path, prefix)?;
     Some(resolve_path(policy, rest, signatures))
-}
-
-fn bad(message: impl Into<String>) -> Refusal {
-    Refusal::new(RefusalReason::BadUrl, message)
 }
 
 fn resolve_path(
@@ -40,7 +34,7 @@ fn resolve_path(
 ) -> Result<Resolved, Refusal> {
     let (signature, signed) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
-        None => return Err(bad("imgproxy URL without options or source")),
+        None => return Err(Refusal::bad_url("imgproxy URL without options or source")),
     };
     if signatures == Signatures::Check {
         if signature == "insecure" || signature == "_" {
@@ -54,7 +48,7 @@ fn resolve_path(
     let first_source = segments
         .iter()
         .position(|s| !s.contains(':'))
-        .ok_or_else(|| bad("imgproxy URL without a source"))?;
+        .ok_or_else(|| Refusal::bad_url("imgproxy URL without a source"))?;
     let (options, source) = segments.split_at(first_source);
     let (source, extension) = read_source(source)?;
     let mut req = Request::default();
@@ -80,7 +74,7 @@ fn read_source(segments: &[&str]) -> Result<(String, Option<String>), Refusal> {
         let raw = segments[1..].join("/");
         let decoded = percent_encoding::percent_decode_str(&raw)
             .decode_utf8()
-            .map_err(|_| bad("plain source is not UTF-8"))?;
+            .map_err(|_| Refusal::bad_url("plain source is not UTF-8"))?;
         return Ok(match decoded.rsplit_once('@') {
             Some((url, ext)) if !ext.contains('/') => (url.to_string(), Some(ext.to_string())),
             _ => (decoded.into_owned(), None),
@@ -94,8 +88,8 @@ fn read_source(segments: &[&str]) -> Result<(String, Option<String>), Refusal> {
     };
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded.trim_end_matches('='))
-        .map_err(|_| bad("source is not base64url"))?;
-    let url = String::from_utf8(bytes).map_err(|_| bad("source is not UTF-8"))?;
+        .map_err(|_| Refusal::bad_url("source is not base64url"))?;
+    let url = String::from_utf8(bytes).map_err(|_| Refusal::bad_url("source is not UTF-8"))?;
     Ok((url, ext))
 }
 
@@ -120,7 +114,7 @@ impl Request {
                 RefusalReason::NotAllowed,
                 format!(
                     "only presets are allowed on this site, not {}",
-                    spec_snippet(name)
+                    snippet(name)
                 ),
             ));
         }
@@ -137,13 +131,13 @@ impl Request {
             "extend" | "ex" => {
                 self.extend = flag(name, arg(0))?;
                 if args.len() > 1 && gravity(name, &args[1..])? != Gravity::Center {
-                    return Err(bad("extend: only centre gravity is supported"));
+                    return Err(Refusal::bad_url("extend: only centre gravity is supported"));
                 }
             }
             "dpr" => {
                 let v = number(name, arg(0))?;
                 if !(1.0..=4.0).contains(&v) {
-                    return Err(bad("dpr: must be between 1 and 4"));
+                    return Err(Refusal::bad_url("dpr: must be between 1 and 4"));
                 }
                 self.spec.dpr_centi = (v * 100.0).round() as u16;
             }
@@ -152,14 +146,16 @@ impl Request {
                 let q = number(name, arg(0))?;
                 self.spec.quality = match q as u32 {
                     _ if q.fract() != 0.0 || !(0.0..=100.0).contains(&q) => {
-                        return Err(bad("quality: must be an integer from 0 to 100"))
+                        return Err(Refusal::bad_url(
+                            "quality: must be an integer from 0 to 100",
+                        ))
                     }
                     0 => None,
                     q => Some(q as u8),
                 };
             }
             "format" | "f" | "ext" => {
-                let v = arg(0).ok_or_else(|| bad(format!("{name}: missing value")))?;
+                let v = arg(0).ok_or_else(|| Refusal::bad_url(format!("{name}: missing value")))?;
                 self.spec.format = format_named(name, v)?;
             }
             "background" | "bg" => self.spec.background = Some(background(&args)?),
@@ -169,14 +165,18 @@ impl Request {
                 self.spec.blur_deci = match (sigma * 20.0).round() {
                     0.0 => None,
                     r if (10.0..=2500.0).contains(&r) => Some(r as u16),
-                    _ => return Err(bad("blur: sigma must be 0 or between 0.5 and 125")),
+                    _ => {
+                        return Err(Refusal::bad_url(
+                            "blur: sigma must be 0 or between 0.5 and 125",
+                        ))
+                    }
                 };
             }
             "sharpen" | "sh" => {
                 // A sigma; imgate's sharpen strength of 0-10 is twice it, capped.
                 let sigma = number(name, arg(0))?;
                 if !(0.0..=50.0).contains(&sigma) {
-                    return Err(bad("sharpen: sigma must be between 0 and 50"));
+                    return Err(Refusal::bad_url("sharpen: sigma must be between 0 and 50"));
                 }
                 let deci = ((sigma * 20.0).round() as u16).min(100);
                 self.spec.sharpen_deci = (deci > 0).then_some(deci);
@@ -187,12 +187,12 @@ impl Request {
                     Some("90") => Some(90),
                     Some("180") => Some(180),
                     Some("270") => Some(270),
-                    Some(_) => return Err(bad("rotate: must be 0, 90, 180 or 270")),
+                    Some(_) => return Err(Refusal::bad_url("rotate: must be 0, 90, 180 or 270")),
                 }
             }
             "auto_rotate" | "ar" => {
                 if !flag(name, arg(0))? {
-                    return Err(bad(
+                    return Err(Refusal::bad_url(
                         "auto_rotate: imgate always applies EXIF orientation; false is not supported",
                     ));
                 }
@@ -208,15 +208,15 @@ impl Request {
                 let mut probe = TransformSpec::default();
                 let value = arg(0).unwrap_or("");
                 spec::apply_options(&mut probe, &format!("cachebuster={value}"))
-                    .map_err(|e| bad(e.0))?;
+                    .map_err(|e| Refusal::bad_url(e.0))?;
                 self.spec.cachebuster = probe.cachebuster;
             }
             "preset" | "pr" => {
                 for name in &args {
                     let text = policy.presets.get(name).ok_or_else(|| {
-                        bad(format!("preset: no preset named {}", spec_snippet(name)))
+                        Refusal::bad_url(format!("preset: no preset named {}", snippet(name)))
                     })?;
-                    spec::apply_options(&mut self.spec, text).map_err(|e| bad(e.0))?;
+                    spec::apply_options(&mut self.spec, text).map_err(|e| Refusal::bad_url(e.0))?;
                 }
             }
             other => {
@@ -231,9 +231,9 @@ impl Request {
                     "exp" | "expires" => " (expires)",
                     _ => "",
                 };
-                return Err(bad(format!(
+                return Err(Refusal::bad_url(format!(
                     "imgproxy option not supported: {}{long}",
-                    spec_snippet(other)
+                    snippet(other)
                 )));
             }
         }
@@ -244,8 +244,12 @@ impl Request {
         if let Some(v) = value {
             match v {
                 "fit" | "fill" | "fill-down" | "force" => self.resizing = Some(v.to_string()),
-                "auto" => return Err(bad("resizing_type: auto is not supported")),
-                _ => return Err(bad("resizing_type: must be fit, fill, fill-down or force")),
+                "auto" => return Err(Refusal::bad_url("resizing_type: auto is not supported")),
+                _ => {
+                    return Err(Refusal::bad_url(
+                        "resizing_type: must be fit, fill, fill-down or force",
+                    ))
+                }
             }
         }
         Ok(())
@@ -289,19 +293,14 @@ impl Request {
     }
 }
 
-fn spec_snippet(s: &str) -> String {
-    s.chars()
-        .take(32)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
-}
-
 /// A width or height: 0 means "from the other side" (none).
 fn dimension(name: &str, value: Option<&str>) -> Result<Option<u32>, Refusal> {
     match value.unwrap_or("0").parse::<u32>() {
         Ok(0) => Ok(None),
         Ok(v) if v <= 12_000 => Ok(Some(v)),
-        _ => Err(bad(format!("{name}: must be an integer from 0 to 12000"))),
+        _ => Err(Refusal::bad_url(format!(
+            "{name}: must be an integer from 0 to 12000"
+        ))),
     }
 }
 
@@ -309,7 +308,7 @@ fn number(name: &str, value: Option<&str>) -> Result<f64, Refusal> {
     value
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| bad(format!("{name}: must be a number")))
+        .ok_or_else(|| Refusal::bad_url(format!("{name}: must be a number")))
 }
 
 /// imgproxy's booleans: `1`, `t`, `true` and `0`, `f`, `false`.
@@ -317,7 +316,7 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, Refusal> {
     match value {
         Some("1" | "t" | "true") => Ok(true),
         Some("0" | "f" | "false") | None => Ok(false),
-        Some(_) => Err(bad(format!("{name}: must be true or false"))),
+        Some(_) => Err(Refusal::bad_url(format!("{name}: must be true or false"))),
     }
 }
 
@@ -329,9 +328,9 @@ fn format_named(name: &str, value: &str) -> Result<FormatRequest, Refusal> {
             "webp" => OutputFormat::Webp,
             "avif" => OutputFormat::Avif,
             _ => {
-                return Err(bad(format!(
+                return Err(Refusal::bad_url(format!(
                     "{name}: {} is not supported (jpg, png, webp, avif)",
-                    spec_snippet(value)
+                    snippet(value)
                 )))
             }
         },
@@ -345,7 +344,9 @@ fn gravity(name: &str, args: &[&str]) -> Result<Gravity, Refusal> {
         let coord = |i: usize| -> Result<u16, Refusal> {
             let v = number(name, args.get(i).copied())?;
             if !(0.0..=1.0).contains(&v) {
-                return Err(bad(format!("{name}: focus point coordinates are 0 to 1")));
+                return Err(Refusal::bad_url(format!(
+                    "{name}: focus point coordinates are 0 to 1"
+                )));
             }
             Ok((v * 1000.0).round() as u16)
         };
@@ -358,7 +359,9 @@ fn gravity(name: &str, args: &[&str]) -> Result<Gravity, Refusal> {
         .iter()
         .any(|o| o.parse::<f64>() != Ok(0.0))
     {
-        return Err(bad(format!("{name}: offsets are not supported")));
+        return Err(Refusal::bad_url(format!(
+            "{name}: offsets are not supported"
+        )));
     }
     Ok(match kind {
         "ce" => Gravity::Center,
@@ -372,9 +375,9 @@ fn gravity(name: &str, args: &[&str]) -> Result<Gravity, Refusal> {
         "sowe" => Gravity::BottomLeft,
         "sm" => Gravity::Auto,
         _ => {
-            return Err(bad(format!(
+            return Err(Refusal::bad_url(format!(
                 "{name}: {} is not a gravity imgate supports",
-                spec_snippet(kind)
+                snippet(kind)
             )))
         }
     })
@@ -382,7 +385,7 @@ fn gravity(name: &str, args: &[&str]) -> Result<Gravity, Refusal> {
 
 /// `r:g:b` (0-255 each) or a hex colour (`ff0000`).
 fn background(args: &[&str]) -> Result<Rgba, Refusal> {
-    let err = || bad("background: must be r:g:b or a hex colour");
+    let err = || Refusal::bad_url("background: must be r:g:b or a hex colour");
     match args {
         [r, g, b] => {
             let c = |v: &str| v.parse::<u8>().map_err(|_| err());

@@ -10,7 +10,7 @@
 //!
 //! `types.rs` holds the shared types, `resolve.rs` the entry points, `policy.rs` the per-site
 //! rules, `signing.rs` the signature schemes, `source.rs` source URLs; one file per dialect:
-//! `cloudflare.rs` (`/cdn-cgi/image/`), `imgproxy.rs`, `nextjs.rs` (`/_next/image`).
+//! `cloudflare.rs` (`/cdn-cgi/image/`), `imgproxy.rs`, `thumbor.rs`, `nextjs.rs` (`/_next/image`).
 
 mod cloudflare;
 mod imgproxy;
@@ -21,11 +21,13 @@ mod signing;
 mod source;
 #[cfg(test)]
 mod tests;
+mod thumbor;
 mod types;
 
 pub use cloudflare::sign_cloudflare_path;
-pub use policy::{snap_width, NextjsConfig, Presets, UrlPolicy};
+pub use policy::{snap_width, NextjsConfig, Presets, ThumborConfig, UrlPolicy};
 pub use resolve::{canonical_path, read_canonical, read_unverified, resolve};
 pub use signing::{sign_path, Signing, SigningKey};
 pub use source::uri_safe;
+pub use thumbor::thumbor_signature;
 pub use types::{Dialect, Refusal, RefusalReason, Resolved};

@@ -14,10 +14,6 @@ pub(super) const PATH: &str = "/_next/image";
 /// Longest `url` Next.js accepts.
 const MAX_URL_LEN: usize = 3072;
 
-fn bad(message: impl Into<String>) -> Refusal {
-    Refusal::new(RefusalReason::BadUrl, message)
-}
-
 /// The optimizer request `path_and_query` under `policy`; `None` when the site does not serve
 /// Next.js URLs or the path is another.
 pub(super) fn resolve(
@@ -61,31 +57,33 @@ fn resolve_query(
             _ => continue,
         };
         if slot.is_some() {
-            return Err(bad(format!("{key}: given more than once")));
+            return Err(Refusal::bad_url(format!("{key}: given more than once")));
         }
         *slot = Some(form_decode(value)?);
     }
     let url = url
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| bad("url: required"))?;
+        .ok_or_else(|| Refusal::bad_url("url: required"))?;
     if url.len() > MAX_URL_LEN {
-        return Err(bad("url: too long"));
+        return Err(Refusal::bad_url("url: too long"));
     }
     if url.starts_with("//") {
-        return Err(bad("url: a protocol-relative URL is not allowed"));
+        return Err(Refusal::bad_url(
+            "url: a protocol-relative URL is not allowed",
+        ));
     }
     if url.starts_with('/') {
         let path = url.split(['?', '#']).next().unwrap_or("");
         let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         if decoded == PATH || decoded.starts_with("/_next/image/") {
-            return Err(bad("url: may not point at /_next/image"));
+            return Err(Refusal::bad_url("url: may not point at /_next/image"));
         }
     } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(bad("url: must be a path or an http(s) URL"));
+        return Err(Refusal::bad_url("url: must be a path or an http(s) URL"));
     }
     let width = number(w, "w", "width")?;
     if width == 0 || width > 12_000 {
-        return Err(bad("w: must be an integer greater than 0"));
+        return Err(Refusal::bad_url("w: must be an integer greater than 0"));
     }
     if !next.device_sizes.contains(&width) && !next.image_sizes.contains(&width) {
         return Err(Refusal::new(
@@ -95,7 +93,7 @@ fn resolve_query(
     }
     let quality = number(q, "q", "quality")?;
     if !(1..=100).contains(&quality) {
-        return Err(bad("q: must be an integer from 1 to 100"));
+        return Err(Refusal::bad_url("q: must be an integer from 1 to 100"));
     }
     if !next.qualities.is_empty() && !next.qualities.contains(&(quality as u8)) {
         return Err(Refusal::new(
@@ -127,18 +125,20 @@ fn form_decode(value: &str) -> Result<String, Refusal> {
     percent_encoding::percent_decode_str(&value.replace('+', " "))
         .decode_utf8()
         .map(|v| v.into_owned())
-        .map_err(|_| bad("query values must be UTF-8"))
+        .map_err(|_| Refusal::bad_url("query values must be UTF-8"))
 }
 
 /// A required parameter of decimal digits only.
 fn number(value: Option<String>, key: &str, what: &str) -> Result<u32, Refusal> {
     let value = value
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| bad(format!("{key}: required ({what})")))?;
+        .ok_or_else(|| Refusal::bad_url(format!("{key}: required ({what})")))?;
     if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(format!("{key}: must be an integer ({what})")));
+        return Err(Refusal::bad_url(format!(
+            "{key}: must be an integer ({what})"
+        )));
     }
     value
         .parse()
-        .map_err(|_| bad(format!("{key}: out of range ({what})")))
+        .map_err(|_| Refusal::bad_url(format!("{key}: out of range ({what})")))
 }

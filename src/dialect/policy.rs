@@ -33,6 +33,30 @@ pub struct UrlPolicy {
     pub imgproxy_prefix: Option<String>,
     /// The Next.js optimizer on `/_next/image`; `None`: not served.
     pub nextjs: Option<NextjsConfig>,
+    /// thumbor URLs; `None`: not served.
+    pub thumbor: Option<ThumborConfig>,
+}
+
+/// A site's thumbor URLs (`thumbor:`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ThumborConfig {
+    /// Where they are served: `/thumbor`, or `/` for a host of its own.
+    pub prefix: String,
+    /// thumbor's `SECURITY_KEY`, as bytes; `None`: only `unsafe` URLs (if allowed).
+    pub security_key: Option<Vec<u8>>,
+    /// `unsafe` URLs served (never when the site requires signatures).
+    pub allow_unsafe: bool,
+}
+
+impl std::fmt::Debug for ThumborConfig {
+    /// The key itself never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThumborConfig")
+            .field("prefix", &self.prefix)
+            .field("security_key", &self.security_key.as_ref().map(|_| "<set>"))
+            .field("allow_unsafe", &self.allow_unsafe)
+            .finish()
+    }
 }
 
 impl UrlPolicy {

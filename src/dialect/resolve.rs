@@ -3,7 +3,7 @@
 
 use super::policy::UrlPolicy;
 use super::types::{Refusal, Resolved, Signatures};
-use super::{cloudflare, imgproxy, nextjs};
+use super::{cloudflare, imgproxy, nextjs, thumbor};
 use crate::route::Source;
 use crate::spec::TransformSpec;
 
@@ -13,7 +13,8 @@ pub fn resolve(policy: &UrlPolicy, path_and_query: &str) -> Option<Result<Resolv
     read(policy, path_and_query, Signatures::Check)
 }
 
-/// Each dialect in turn: imgate's own `/cdn-cgi/image/` first, then those under a prefix.
+/// Each dialect in turn: imgate's own `/cdn-cgi/image/` first, then `/_next/image`, then those
+/// under a prefix (imgproxy before thumbor, should both be given `/`).
 fn read(
     policy: &UrlPolicy,
     path_and_query: &str,
@@ -22,6 +23,7 @@ fn read(
     cloudflare::resolve(policy, path_and_query, signatures)
         .or_else(|| nextjs::resolve(policy, path_and_query, signatures))
         .or_else(|| imgproxy::resolve(policy, path_and_query, signatures))
+        .or_else(|| thumbor::resolve(policy, path_and_query, signatures))
 }
 
 /// [`resolve`] without checking signatures (a signature present is taken out, a missing one

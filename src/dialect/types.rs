@@ -13,16 +13,24 @@ pub enum Dialect {
     Imgproxy,
     /// The Next.js optimizer's `/_next/image?url=&w=&q=`.
     Nextjs,
+    /// thumbor's `/<hmac>/<options>/<image>` under the site's prefix.
+    Thumbor,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 3] = [Dialect::Cloudflare, Dialect::Imgproxy, Dialect::Nextjs];
+    pub const ALL: [Dialect; 4] = [
+        Dialect::Cloudflare,
+        Dialect::Imgproxy,
+        Dialect::Nextjs,
+        Dialect::Thumbor,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Cloudflare => "cloudflare",
             Dialect::Imgproxy => "imgproxy",
             Dialect::Nextjs => "nextjs",
+            Dialect::Thumbor => "thumbor",
         }
     }
 }
@@ -85,6 +93,11 @@ impl RefusalReason {
 }
 
 impl Refusal {
+    /// A URL that does not parse or is out of range (400).
+    pub(crate) fn bad_url(message: impl Into<String>) -> Refusal {
+        Refusal::new(RefusalReason::BadUrl, message)
+    }
+
     pub(crate) fn new(reason: RefusalReason, message: impl Into<String>) -> Refusal {
         let status = match reason {
             RefusalReason::BadUrl | RefusalReason::NotAllowed => 400,
@@ -103,4 +116,22 @@ impl Refusal {
 pub(crate) enum Signatures {
     Check,
     Ignore,
+}
+
+/// At most 32 printable ASCII characters of client input, for messages that name it.
+pub(crate) fn snippet(s: &str) -> String {
+    s.chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// What follows `prefix` and a `/` in `path` (all of it after the `/` for the prefix `/`);
+/// `None` when `path` is not under `prefix`.
+pub(crate) fn under_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix == "/" {
+        path.strip_prefix('/')
+    } else {
+        path.strip_prefix(prefix)?.strip_prefix('/')
+    }
 }

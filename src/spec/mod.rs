@@ -21,6 +21,7 @@ mod values;
 
 pub use accept::Accepts;
 pub use parse::{
-    apply_options, parse_options, parse_options_with, split_options, Parsed, SpecError,
+    apply_options, parse_options, parse_options_with, split_options, split_top_level, Parsed,
+    SpecError,
 };
 pub use types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};

@@ -291,6 +291,11 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
 /// `background=rgb(1,2,3)` stays one item; joining the items with `,` gives the segment back.
 /// Unbalanced parentheses are not an error here; the value parser rejects them.
 pub fn split_options(s: &str) -> Vec<&str> {
+    split_top_level(s, b',')
+}
+
+/// Splits `s` at each `sep` outside parentheses (also thumbor's `name(args):name(args)`).
+pub fn split_top_level(s: &str, sep: u8) -> Vec<&str> {
     let mut items = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
@@ -298,7 +303,7 @@ pub fn split_options(s: &str) -> Vec<&str> {
         match b {
             b'(' => depth += 1,
             b')' => depth = depth.saturating_sub(1),
-            b',' if depth == 0 => {
+            b if b == sep && depth == 0 => {
                 items.push(&s[start..i]);
                 start = i + 1;
             }

@@ -301,3 +301,146 @@ fn nextjs_get_image_props_urls_with_default_and_custom_settings() {
         ) >= 12.0
     );
 }
+
+/// The URLs libthumbor's `CryptoURL(key).generate(**request)` writes, one per request.
+fn thumbor_urls(key: &str, requests: Value) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "libthumbor missing: python3 -m venv tests/clients/.venv && \
+         tests/clients/.venv/bin/pip install -r tests/clients/requirements.txt (./dev test does)"
+    );
+    let out = Command::new(python)
+        .arg(dir.join("thumbor-urls.py"))
+        .arg(json!({"key": key, "requests": requests}).to_string())
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls: Vec<String> = serde_json::from_slice(&out.stdout).expect("JSON");
+    // `unsafe/...` comes without its leading slash.
+    urls.into_iter()
+        .map(|u| format!("/thumbor/{}", u.trim_start_matches('/')))
+        .collect()
+}
+
+#[test]
+fn libthumbor_crypto_urls_signed_and_unsafe() {
+    let origin = TestOrigin::start(fixtures());
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['signed.test']\n    origin: {o}\n\
+         \x20   thumbor: {{prefix: /thumbor, security_key: 'my-security-key'}}\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n    thumbor: {{prefix: /thumbor}}\n",
+        o = origin.url()
+    );
+    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    let flower = format!("{}/photos/FreshFlower.jpg", origin.url());
+    // (CryptoURL.generate arguments, expected format and size); FreshFlower is 1600x1203.
+    let cases = [
+        (
+            json!({"width": 300, "height": 200, "smart": true, "image_url": "photos/FreshFlower.jpg"}),
+            "jpeg",
+            (300, 200),
+        ),
+        (
+            json!({"width": 300, "height": 300, "fit_in": true,
+                   "filters": ["format(webp)", "quality(80)"], "image_url": flower}),
+            "webp",
+            (300, 226),
+        ),
+        (
+            json!({"width": 200, "height": 200, "fit_in": true,
+                   "filters": ["fill(ff0000)", "format(png)"], "image_url": "photos/FreshFlower.jpg"}),
+            "png",
+            (200, 200),
+        ),
+        (
+            json!({"width": -120, "height": 0, "image_url": "photos/GreenMeadow.jpg",
+                   "filters": ["grayscale()", "rotate(90)"]}),
+            "jpeg",
+            (96, 120),
+        ),
+    ];
+    for (host, key, unsafe_) in [
+        ("signed.test", "my-security-key", false),
+        ("open.test", "ignored", true),
+    ] {
+        let requests: Vec<Value> = cases
+            .iter()
+            .map(|(r, _, _)| {
+                let mut r = r.clone();
+                if unsafe_ {
+                    r["unsafe"] = json!(true);
+                }
+                r
+            })
+            .collect();
+        let urls = thumbor_urls(key, json!(requests));
+        for ((_, format, size), url) in cases.iter().zip(&urls) {
+            assert_eq!(url.contains("/unsafe/"), unsafe_, "{url}");
+            let r = gw.get_with(url, &[("Host", host)]);
+            assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+            assert_eq!(sniff(&r.body), *format, "{url}");
+            assert_eq!(size_of(&r.body), *size, "{url}");
+        }
+    }
+    // The padded one is red above and below the picture (1600x1203 in 200x200: 200x150).
+    let mut padded = cases[2].0.clone();
+    padded["unsafe"] = json!(true);
+    let urls = thumbor_urls("x", json!([padded]));
+    let img = decode(&gw.get_with(&urls[0], &[("Host", "open.test")]).body);
+    assert_eq!(
+        img.get_pixel(100, 2).0,
+        [255, 0, 0, 255],
+        "fill colour above the picture"
+    );
+    // unsafe on the signing site, a wrong key, and a tampered URL are refused.
+    let unsafe_url = thumbor_urls(
+        "x",
+        json!([{"width": 50, "height": 50, "image_url": "photos/LadyBird.jpg", "unsafe": true}]),
+    );
+    assert_eq!(
+        gw.get_with(&unsafe_url[0], &[("Host", "signed.test")])
+            .status,
+        403
+    );
+    let wrong = thumbor_urls(
+        "other-key",
+        json!([{"width": 50, "height": 50, "image_url": "photos/LadyBird.jpg"}]),
+    );
+    assert_eq!(
+        gw.get_with(&wrong[0], &[("Host", "signed.test")]).status,
+        403
+    );
+    let good = thumbor_urls(
+        "my-security-key",
+        json!([{"width": 50, "height": 50, "image_url": "photos/LadyBird.jpg"}]),
+    );
+    assert_eq!(
+        gw.get_with(&good[0], &[("Host", "signed.test")]).status,
+        200
+    );
+    assert_eq!(
+        gw.get_with(
+            &good[0].replace("50x50", "51x50"),
+            &[("Host", "signed.test")]
+        )
+        .status,
+        403
+    );
+    // A filter imgate does not implement is named.
+    let r = gw.get("/thumbor/unsafe/filters:watermark(a.png,0,0,0)/photos/LadyBird.jpg");
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("watermark"));
+    assert!(
+        metric(
+            &gw.admin,
+            "imgate_dialect_requests_total{dialect=\"thumbor\"}"
+        ) >= 10.0
+    );
+}

@@ -3,6 +3,7 @@
 mod cloudflare;
 mod imgproxy;
 mod nextjs;
+mod thumbor;
 
 use super::*;
 
