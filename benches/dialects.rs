@@ -52,7 +52,8 @@ fn bench(c: &mut Criterion) {
         "/imgproxy/{}{ip_path}",
         sign_path(&key.key, &key.salt, ip_path)
     );
-    let th_path = "fit-in/640x480/smart/filters:quality(80):format(webp)/photos/2026/summer/beach.jpg";
+    let th_path =
+        "fit-in/640x480/smart/filters:quality(80):format(webp)/photos/2026/summer/beach.jpg";
     let th = format!("/thumbor/unsafe/{th_path}");
     let th_signed = format!(
         "/thumbor/{}/{th_path}",
@@ -70,11 +71,15 @@ fn bench(c: &mut Criterion) {
         ("thumbor_signed", &open, th_signed),
         ("nextjs", &open, next.to_string()),
     ] {
-        let r = resolve(policy, &url).unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = resolve(policy, &url)
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(r.spec.width.is_some(), "{name}");
         g.bench_function(name, |b| {
             b.iter(|| {
-                let r = resolve(black_box(policy), black_box(&url)).unwrap().unwrap();
+                let r = resolve(black_box(policy), black_box(&url))
+                    .unwrap()
+                    .unwrap();
                 black_box(canonical_path(&r.spec, &r.source))
             })
         });

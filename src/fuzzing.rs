@@ -6,6 +6,7 @@
 
 use crate::config::{Config, EnvOverrides};
 use crate::cpu::cost;
+use crate::dialect;
 use crate::pipeline::{self, Limits, Processed};
 use crate::purge::PurgeRequest;
 use crate::rewrite::{entities, url, HtmlBody, RewriteOptions};
@@ -39,9 +40,47 @@ static CONFIG: Lazy<Config> = Lazy::new(|| {
     .expect("the fuzz config is valid")
 });
 
+/// A site serving every dialect, with presets and signing keys (not required), for
+/// [`edge_route`].
+static DIALECTS: Lazy<Config> = Lazy::new(|| {
+    Config::from_yaml(
+        "sites:\n\
+         - hosts: ['*']\n\
+         \x20 origin: 'http://127.0.0.1:9'\n\
+         \x20 presets: {thumb: 'width=200,height=200,fit=cover', webp: 'format=webp'}\n\
+         \x20 signing: {keys: [{key: '6b6579', salt: '73616c74'}], required: false}\n\
+         \x20 imgproxy: {prefix: /imgproxy}\n\
+         \x20 thumbor: {prefix: /thumbor, security_key: key, allow_unsafe: true}\n\
+         \x20 nextjs: {enabled: true}\n",
+        "fuzz",
+        Path::new("/"),
+        &EnvOverrides::default(),
+    )
+    .expect("the fuzz dialect config is valid")
+});
+
 /// A request path and its `Accept` value as the edge routes them (`proxy::request_filter`):
-/// split, options parsed, source checked against the site; then the key round trips.
+/// read in every dialect (the canonical path it yields must be a URI the service reads back
+/// as the same transform), split, options parsed, source checked against the site; then the
+/// key round trips.
 pub fn edge_route(path: &str, accept: &str) {
+    // The edge reads paths out of a parsed request URI.
+    let is_uri = path.starts_with('/') && path.parse::<http::Uri>().is_ok();
+    let resolved = is_uri
+        .then(|| dialect::resolve(&DIALECTS.sites[0].urls, path))
+        .flatten();
+    if let Some(Ok(r)) = resolved {
+        let canonical = dialect::canonical_path(&r.spec, &r.source);
+        assert!(
+            canonical.parse::<http::Uri>().is_ok(),
+            "the service path is no URI: {canonical}"
+        );
+        let back = dialect::read_canonical(&canonical)
+            .unwrap_or_else(|| panic!("not a transform path: {canonical}"))
+            .unwrap_or_else(|e| panic!("{canonical}: {e}"));
+        assert_eq!(back.spec, r.spec, "{canonical}");
+        assert_eq!(back.source.key(), r.source.key(), "{canonical}");
+    }
     let accepts = Accepts::from_accept_header(accept);
     let Some((options, source)) = route::split_image_path(path) else {
         let key = route::primary_key(
