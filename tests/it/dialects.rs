@@ -444,3 +444,60 @@ fn libthumbor_crypto_urls_signed_and_unsafe() {
         ) >= 10.0
     );
 }
+
+#[test]
+fn purging_a_source_or_a_url_in_any_dialect_reaches_every_dialect() {
+    const TOKEN: &str = "purge-token-0123456789";
+    let origin = TestOrigin::start(fixtures());
+    let body = format!(
+        "access_log: {{enabled: false}}\nadmin: {{token: {TOKEN}}}\nsites:\n\
+         \x20 - hosts: ['*']\n    origin: {}\n    imgproxy: {{}}\n    thumbor: {{}}\n\
+         \x20   nextjs: {{enabled: true}}\n",
+        origin.url()
+    );
+    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    let urls = [
+        "/cdn-cgi/image/width=64/photos/LadyBird.jpg",
+        "/imgproxy/insecure/w:96/plain/photos/LadyBird.jpg",
+        "/thumbor/unsafe/fit-in/128x0/photos/LadyBird.jpg",
+        "/_next/image?url=%2Fphotos%2FLadyBird.jpg&w=256&q=75",
+    ];
+    let webp = [("Accept", "image/webp")];
+    let status = |url: &str| {
+        let r = gw.get_with(url, &webp);
+        assert_eq!(r.status, 200, "{url}");
+        r.header("cache-status").unwrap_or("").to_string()
+    };
+    let purge = |body: Value| {
+        let auth = format!("Bearer {TOKEN}");
+        let r = send_body(
+            &gw.admin,
+            "POST",
+            "/purge",
+            &[("Authorization", &auth)],
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    };
+    for url in urls {
+        status(url);
+        assert_eq!(status(url), "imgate; hit", "{url}");
+    }
+    purge(json!({"sources": ["/photos/LadyBird.jpg"]}));
+    for url in urls {
+        assert_eq!(
+            status(url),
+            "imgate; fwd=miss",
+            "{url} after the source purge"
+        );
+    }
+    // A URL in another dialect names the same entry as imgate's own URL for it.
+    purge(json!({"urls": ["/imgproxy/insecure/w:64/plain/photos/LadyBird.jpg"]}));
+    assert_eq!(
+        status(urls[0]),
+        "imgate; fwd=miss",
+        "purged through its imgproxy URL"
+    );
+    assert_eq!(status(urls[1]), "imgate; hit", "the other variants stay");
+}
