@@ -14,16 +14,27 @@ pub fn resolve(policy: &UrlPolicy, path_and_query: &str) -> Option<Result<Resolv
 }
 
 /// Each dialect in turn: imgate's own `/cdn-cgi/image/` first, then `/_next/image`, then those
-/// under a prefix (imgproxy before thumbor, should both be given `/`).
+/// under a prefix, the longer prefix first (so `/thumbor` is thumbor's even when imgproxy
+/// has the whole host, `/`).
 fn read(
     policy: &UrlPolicy,
     path_and_query: &str,
     signatures: Signatures,
 ) -> Option<Result<Resolved, Refusal>> {
+    let imgproxy_len = policy.imgproxy_prefix.as_ref().map_or(0, String::len);
+    let thumbor_len = policy.thumbor.as_ref().map_or(0, |t| t.prefix.len());
+    let prefixed = |first_thumbor: bool| {
+        let t = || thumbor::resolve(policy, path_and_query, signatures);
+        let i = || imgproxy::resolve(policy, path_and_query, signatures);
+        if first_thumbor {
+            t().or_else(i)
+        } else {
+            i().or_else(t)
+        }
+    };
     cloudflare::resolve(policy, path_and_query, signatures)
         .or_else(|| nextjs::resolve(policy, path_and_query, signatures))
-        .or_else(|| imgproxy::resolve(policy, path_and_query, signatures))
-        .or_else(|| thumbor::resolve(policy, path_and_query, signatures))
+        .or_else(|| prefixed(thumbor_len > imgproxy_len))
 }
 
 /// [`resolve`] without checking signatures (a signature present is taken out, a missing one
@@ -54,9 +65,11 @@ pub fn canonical_path(spec: &TransformSpec, source: &Source) -> String {
         canonical.replace('#', "%23")
     };
     let key = source.key();
-    format!(
-        "{}{options}/{}",
-        crate::route::IMAGE_PREFIX,
-        key.strip_prefix('/').unwrap_or(&key)
-    )
+    // A path source is written without its leading `/`, except the root itself (`//`), which
+    // would otherwise read back as no source at all.
+    let tail = match key.strip_prefix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => &key,
+    };
+    format!("{}{options}/{tail}", crate::route::IMAGE_PREFIX)
 }

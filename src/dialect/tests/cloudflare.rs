@@ -258,3 +258,14 @@ fn signing_keys_never_print() {
     assert!(!shown.contains("very-secret"), "{shown}");
     assert_ne!(shown, format!("{:?}", key("other", "salt")));
 }
+
+/// Fuzz finding (`spec_route`): a thumbor URL whose image is `/` gave a canonical path with no
+/// source, which the transform service would have refused.
+#[test]
+fn r_fuzz_the_root_path_as_source_survives_the_canonical_path() {
+    let r = resolved(&UrlPolicy::default(), "/cdn-cgi/image/width=5//");
+    assert_eq!(r.source, Source::Path("/".into()));
+    let path = canonical_path(&r.spec, &r.source);
+    assert_eq!(path, "/cdn-cgi/image/width=5//");
+    assert_eq!(read_canonical(&path).unwrap().unwrap().source, r.source);
+}

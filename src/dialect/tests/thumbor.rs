@@ -154,3 +154,19 @@ fn rotate_runs_last_as_in_thumbor() {
         (Some(10), Some(10), Gravity::Center)
     );
 }
+
+#[test]
+fn the_longer_prefix_wins_when_imgproxy_has_the_whole_host() {
+    let p = UrlPolicy {
+        imgproxy_prefix: Some("/".into()),
+        ..policy(true)
+    };
+    assert_eq!(
+        resolved(&p, "/thumbor/unsafe/10x10/a.jpg").dialect,
+        Dialect::Thumbor
+    );
+    assert_eq!(
+        resolved(&p, "/_/w:10/plain/a.jpg").dialect,
+        Dialect::Imgproxy
+    );
+}
