@@ -62,6 +62,22 @@ fn take_signature(options: &str) -> Result<(String, Option<&str>), Refusal> {
     Ok((kept.join(","), signature))
 }
 
+/// The `/cdn-cgi/image/<options>/<source>` path for a source key ([`crate::route::Source::key`]).
+/// A path source is written without its leading `/`, except where that would read back as
+/// something else: the root itself (no source at all) and a path that starts like a URL
+/// (`/https:/host/...` is a path on the origin, not that host).
+pub fn image_path(options: &str, source_key: &str) -> String {
+    let tail = match source_key.strip_prefix('/') {
+        Some(rest)
+            if !rest.is_empty() && !rest.starts_with("http:/") && !rest.starts_with("https:/") =>
+        {
+            rest
+        }
+        _ => source_key,
+    };
+    format!("{IMAGE_PREFIX}{options}/{tail}")
+}
+
 /// `path` (a `/cdn-cgi/image/<options>/<source>` path, query included) with its signature
 /// added as the last option; `None` when it is not such a path. What the HTML rewriter writes,
 /// and a library function for Rust callers:

@@ -24,7 +24,7 @@ mod tests;
 mod thumbor;
 mod types;
 
-pub use cloudflare::sign_cloudflare_path;
+pub use cloudflare::{image_path, sign_cloudflare_path};
 pub use policy::{snap_width, NextjsConfig, Presets, ThumborConfig, UrlPolicy};
 pub use resolve::{canonical_path, read_canonical, read_unverified, resolve};
 pub use signing::{sign_path, Signing, SigningKey};

@@ -64,12 +64,5 @@ pub fn canonical_path(spec: &TransformSpec, source: &Source) -> String {
     } else {
         canonical.replace('#', "%23")
     };
-    let key = source.key();
-    // A path source is written without its leading `/`, except the root itself (`//`), which
-    // would otherwise read back as no source at all.
-    let tail = match key.strip_prefix('/') {
-        Some(rest) if !rest.is_empty() => rest,
-        _ => &key,
-    };
-    format!("{}{options}/{tail}", crate::route::IMAGE_PREFIX)
+    cloudflare::image_path(&options, &source.key())
 }

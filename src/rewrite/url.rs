@@ -3,7 +3,7 @@
 //! text is split into candidates and joined again. No I/O, no HTML parsing.
 
 use super::options::RewriteOptions;
-use crate::dialect::{sign_cloudflare_path, uri_safe, SigningKey};
+use crate::dialect::{image_path, sign_cloudflare_path, uri_safe, SigningKey};
 use crate::route::{self, Source, IMAGE_PREFIX};
 
 /// The directory of a page's path, against which relative image URLs resolve:
@@ -60,10 +60,7 @@ pub fn image_source(raw: &str, dir: &str, options: &RewriteOptions) -> Option<St
 /// URL is written as the browser will request it, since the signature covers the exact bytes
 /// (an unsigned one keeps the page's own characters).
 pub fn image_url(options: &str, source: &str, signer: Option<&SigningKey>) -> String {
-    let url = format!(
-        "{IMAGE_PREFIX}{options}/{}",
-        source.strip_prefix('/').unwrap_or(source)
-    );
+    let url = image_path(options, source);
     match signer {
         Some(key) => {
             // Written as the browser will request it: nothing left for it to encode.

@@ -269,3 +269,20 @@ fn r_fuzz_the_root_path_as_source_survives_the_canonical_path() {
     assert_eq!(path, "/cdn-cgi/image/width=5//");
     assert_eq!(read_canonical(&path).unwrap().unwrap().source, r.source);
 }
+
+/// Fuzz finding (`spec_route`): a path on the origin that starts like a URL
+/// (`/https:/host/a.jpg`) read back from the canonical path as that host.
+#[test]
+fn r_fuzz_a_path_that_looks_like_a_url_stays_a_path() {
+    let r = resolved(
+        &UrlPolicy::default(),
+        "/cdn-cgi/image/width=5//https:/h/a.jpg",
+    );
+    assert_eq!(r.source, Source::Path("/https:/h/a.jpg".into()));
+    let path = canonical_path(&r.spec, &r.source);
+    assert_eq!(
+        read_canonical(&path).unwrap().unwrap().source,
+        r.source,
+        "{path}"
+    );
+}
