@@ -64,11 +64,16 @@ static DIALECTS: Lazy<Config> = Lazy::new(|| {
 /// as the same transform), split, options parsed, source checked against the site; then the
 /// key round trips.
 pub fn edge_route(path: &str, accept: &str) {
-    // The edge reads paths out of a parsed request URI.
-    let is_uri = path.starts_with('/') && path.parse::<http::Uri>().is_ok();
-    let resolved = is_uri
-        .then(|| dialect::resolve(&DIALECTS.sites[0].urls, path))
+    // The edge reads the path and query of a parsed request URI (no fragment).
+    let uri = path
+        .starts_with('/')
+        .then(|| path.parse::<http::Uri>().ok())
         .flatten();
+    let edge_path = uri
+        .as_ref()
+        .and_then(|u| u.path_and_query())
+        .map(|p| p.as_str());
+    let resolved = edge_path.and_then(|p| dialect::resolve(&DIALECTS.sites[0].urls, p));
     if let Some(Ok(r)) = resolved {
         let canonical = dialect::canonical_path(&r.spec, &r.source);
         assert!(
