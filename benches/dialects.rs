@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
                 let r = resolve(black_box(policy), black_box(&url))
                     .unwrap()
                     .unwrap();
-                black_box(canonical_path(&r.spec, &r.source))
+                black_box(canonical_path(&r.spec.canonical(), &r.source.key()))
             })
         });
     }

@@ -75,7 +75,7 @@ pub fn edge_route(path: &str, accept: &str) {
         .map(|p| p.as_str());
     let resolved = edge_path.and_then(|p| dialect::resolve(&DIALECTS.sites[0].urls, p));
     if let Some(Ok(r)) = resolved {
-        let canonical = dialect::canonical_path(&r.spec, &r.source);
+        let canonical = dialect::canonical_path(&r.spec.canonical(), &r.source.key());
         assert!(
             canonical.parse::<http::Uri>().is_ok(),
             "the service path is no URI: {canonical}"

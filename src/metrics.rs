@@ -281,6 +281,19 @@ pub static MEMORY_IMAGE_HIT: Lazy<MemoryImageHit> = Lazy::new(|| MemoryImageHit 
 pub static MEMORY_LOOKUP_HITS: Lazy<IntCounter> =
     Lazy::new(|| CACHE_LOOKUPS.with_label_values(&["memory", "hit"]));
 
+/// Counts a transform URL read by the edge (or the transform service facing clients): the
+/// dialect it was accepted in, or why it was refused.
+pub fn observe_url(read: &Result<crate::dialect::Resolved, crate::dialect::Refusal>) {
+    match read {
+        Ok(r) => DIALECT_REQUESTS
+            .with_label_values(&[r.dialect.name()])
+            .inc(),
+        Err(refusal) => URL_REFUSALS
+            .with_label_values(&[refusal.reason.name()])
+            .inc(),
+    }
+}
+
 /// Touch every series so `/metrics` lists them all from the first scrape.
 pub fn init() {
     Lazy::force(&REQUESTS);

@@ -4,8 +4,6 @@
 use super::policy::UrlPolicy;
 use super::types::{Refusal, Resolved, Signatures};
 use super::{cloudflare, imgproxy, nextjs, thumbor};
-use crate::route::Source;
-use crate::spec::TransformSpec;
 
 /// The transform a request path (with its query, as sent) asks for under `policy`: `None`
 /// when the path is not a transform URL in any dialect the site serves (it is passed through).
@@ -53,10 +51,10 @@ pub fn read_canonical(path_and_query: &str) -> Option<Result<Resolved, Refusal>>
     cloudflare::resolve(&UrlPolicy::default(), path_and_query, Signatures::Ignore)
 }
 
-/// The path the edge asks the transform service for: the one canonical form of `spec` and
-/// `source`, whatever dialect the client used.
-pub fn canonical_path(spec: &TransformSpec, source: &Source) -> String {
-    let canonical = spec.canonical();
+/// The path the edge asks the transform service for: the one canonical form of a transform,
+/// whatever dialect the client used, from the two parts of its cache key (`canonical`, from
+/// `TransformSpec::canonical`, and the source's `Source::key`).
+pub fn canonical_path(canonical: &str, source_key: &str) -> String {
     // The default spec canonicalises to nothing; the service wants an options segment.
     // `#` (in colours) would end the path; the options parser reads `%23` as `#`.
     let options = if canonical.is_empty() {
@@ -64,5 +62,5 @@ pub fn canonical_path(spec: &TransformSpec, source: &Source) -> String {
     } else {
         canonical.replace('#', "%23")
     };
-    cloudflare::image_path(&options, &source.key())
+    cloudflare::image_path(&options, source_key)
 }

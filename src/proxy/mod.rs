@@ -49,8 +49,6 @@ pub enum Route {
         canonical: String,
         source: String,
         vary_token: &'static str,
-        /// What the transform service is asked for: the canonical form of any dialect's URL.
-        service_path: String,
     },
     Passthrough,
 }
@@ -204,23 +202,22 @@ impl ProxyHttp for Edge {
                     ctx.route = Route::Passthrough;
                     return Ok(false);
                 }
-                Some(Err(refusal)) => {
-                    metrics::URL_REFUSALS
-                        .with_label_values(&[refusal.reason.name()])
-                        .inc();
-                    return respond(session, refusal.status, &refusal.message).await;
+                Some(read) => {
+                    metrics::observe_url(&read);
+                    match read {
+                        Ok(resolved) => resolved,
+                        Err(refusal) => {
+                            return respond(session, refusal.status, &refusal.message).await
+                        }
+                    }
                 }
-                Some(Ok(resolved)) => resolved,
             };
             let dialect::Resolved {
-                dialect,
                 spec,
                 source,
                 modern,
+                ..
             } = resolved;
-            metrics::DIALECT_REQUESTS
-                .with_label_values(&[dialect.name()])
-                .inc();
             if let Err(refused) = site.source_access(&source) {
                 return respond(session, 403, refused).await;
             }
@@ -233,7 +230,6 @@ impl ProxyHttp for Edge {
             };
             ctx.route = Route::Image {
                 canonical: spec.canonical(),
-                service_path: dialect::canonical_path(&spec, &source),
                 source: source.key(),
                 vary_token,
             };
@@ -458,10 +454,12 @@ impl ProxyHttp for Edge {
             }
             match &ctx.route {
                 Route::Image {
+                    canonical,
+                    source,
                     vary_token,
-                    service_path,
-                    ..
                 } => {
+                    // The transform service reads the canonical form, whatever the dialect.
+                    let service_path = dialect::canonical_path(canonical, source);
                     let uri: http::Uri = service_path.parse().map_err(|_| {
                         Error::explain(
                             pingora_error::ErrorType::InternalError,

@@ -105,17 +105,9 @@ impl TransformService {
             Facing::Clients => dialect::resolve(&site.urls, req.path),
             Facing::Edge => dialect::read_canonical(req.path),
         };
-        if self.facing == Facing::Clients {
+        if let (Facing::Clients, Some(read)) = (self.facing, &resolved) {
             // Facing clients, the service counts what the edge would.
-            match &resolved {
-                Some(Ok(r)) => metrics::DIALECT_REQUESTS
-                    .with_label_values(&[r.dialect.name()])
-                    .inc(),
-                Some(Err(refusal)) => metrics::URL_REFUSALS
-                    .with_label_values(&[refusal.reason.name()])
-                    .inc(),
-                None => {}
-            }
+            metrics::observe_url(read);
         }
         let result = match resolved {
             Some(Ok(r)) => self.transform(site, r, req).await,

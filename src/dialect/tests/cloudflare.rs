@@ -22,7 +22,7 @@ fn an_unsigned_url_on_a_site_without_keys_resolves_to_the_canonical_spec() {
     assert_eq!(r.spec, parse_options("width=300,fit=cover").unwrap());
     assert_eq!(r.source, Source::Path("/photos/cat.jpg".into()));
     assert_eq!(
-        canonical_path(&r.spec, &r.source),
+        canonical_path(&r.spec.canonical(), &r.source.key()),
         "/cdn-cgi/image/width=300,fit=cover/photos/cat.jpg"
     );
 }
@@ -172,8 +172,8 @@ fn presets_expand_combine_and_are_overridden_by_own_options() {
     // The same transform asked with or without a preset is one canonical form.
     let direct = resolved(&p, "/cdn-cgi/image/fit=cover,h=200,w=200/a.jpg");
     assert_eq!(
-        canonical_path(&direct.spec, &direct.source),
-        canonical_path(&r_thumb(&p).spec, &r_thumb(&p).source)
+        canonical_path(&direct.spec.canonical(), &direct.source.key()),
+        canonical_path(&r_thumb(&p).spec.canonical(), &r_thumb(&p).source.key())
     );
     let r = refused(&p, "/cdn-cgi/image/preset=nope/a.jpg");
     assert_eq!(r.status, 400);
@@ -236,7 +236,7 @@ fn widths_and_qualities_outside_the_allowed_lists_are_refused() {
 #[test]
 fn the_default_spec_has_a_canonical_path_the_service_accepts() {
     let r = resolved(&preset_policy(false), "/cdn-cgi/image/fit=scale-down/a.jpg");
-    let path = canonical_path(&r.spec, &r.source);
+    let path = canonical_path(&r.spec.canonical(), &r.source.key());
     assert_eq!(path, "/cdn-cgi/image/fit=scale-down/a.jpg");
     let again = resolved(&UrlPolicy::default(), &path);
     assert_eq!(again.spec, r.spec);
@@ -246,7 +246,7 @@ fn the_default_spec_has_a_canonical_path_the_service_accepts() {
         "/cdn-cgi/image/w=5/https://img.example.com/a.jpg",
     );
     assert_eq!(
-        canonical_path(&r.spec, &r.source),
+        canonical_path(&r.spec.canonical(), &r.source.key()),
         "/cdn-cgi/image/width=5/https://img.example.com/a.jpg"
     );
 }
@@ -265,7 +265,7 @@ fn signing_keys_never_print() {
 fn r_fuzz_the_root_path_as_source_survives_the_canonical_path() {
     let r = resolved(&UrlPolicy::default(), "/cdn-cgi/image/width=5//");
     assert_eq!(r.source, Source::Path("/".into()));
-    let path = canonical_path(&r.spec, &r.source);
+    let path = canonical_path(&r.spec.canonical(), &r.source.key());
     assert_eq!(path, "/cdn-cgi/image/width=5//");
     assert_eq!(read_canonical(&path).unwrap().unwrap().source, r.source);
 }
@@ -279,7 +279,7 @@ fn r_fuzz_a_path_that_looks_like_a_url_stays_a_path() {
         "/cdn-cgi/image/width=5//https:/h/a.jpg",
     );
     assert_eq!(r.source, Source::Path("/https:/h/a.jpg".into()));
-    let path = canonical_path(&r.spec, &r.source);
+    let path = canonical_path(&r.spec.canonical(), &r.source.key());
     assert_eq!(
         read_canonical(&path).unwrap().unwrap().source,
         r.source,

@@ -144,8 +144,8 @@ fn gravity_format_presets_and_sources() {
         "/cdn-cgi/image/width=5,format=avif/https://img.example.com/my%20cat.jpg?v=2",
     );
     assert_eq!(
-        canonical_path(&r.spec, &r.source),
-        canonical_path(&cf.spec, &cf.source)
+        canonical_path(&r.spec.canonical(), &r.source.key()),
+        canonical_path(&cf.spec.canonical(), &cf.source.key())
     );
 }
 
