@@ -7,6 +7,8 @@
 # for CI; runs are slower); the default is cargo-fuzz's optimised build, for long runs.
 # Needs a nightly toolchain and cargo-fuzz (`./dev fuzz` installs it). Builds into
 # fuzz/target (or $FUZZ_TARGET_DIR), never into the main build's target directory.
+# FUZZ_LEAN=1 (CI) builds one target at a time and deletes its binary after its run, so only
+# one statically linked binary is on disk at once.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,7 +27,8 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then mapfile -t targets < <(cargo +nightly fuzz list); fi
 
 # One build for every target (debug assertions, overflow checks and AddressSanitizer on).
-cargo +nightly fuzz build "${mode[@]}"
+lean="${FUZZ_LEAN:-}"
+[[ "$lean" == 1 ]] || cargo +nightly fuzz build "${mode[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -35,8 +38,9 @@ for t in "${targets[@]}"; do
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024
         -print_final_stats=1 -artifact_prefix="artifacts/$t/")
   [[ -n "${dict[$t]:-}" ]] && args+=(-dict="dict/${dict[$t]}.dict")
-  echo "== fuzz $t for ${seconds}s" >&2
   start=$SECONDS
+  [[ "$lean" == 1 ]] && cargo +nightly fuzz build "${mode[@]}" "$t"
+  echo "== fuzz $t for ${seconds}s" >&2
   if ! cargo +nightly fuzz run "${mode[@]}" "$t" "$scratch/$t" "corpus/$t" -- "${args[@]}" \
       >"$scratch/$t.log" 2>&1; then
     failed+=("$t")
@@ -44,6 +48,10 @@ for t in "${targets[@]}"; do
   fi
   grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units)' "$scratch/$t.log" | tail -n 2 >&2 || true
   echo "== $t: $((SECONDS - start))s" >&2
+  if [[ "$lean" == 1 ]]; then
+    profile=release; [[ ${#mode[@]} -gt 0 ]] && profile=debug
+    rm -f "$CARGO_TARGET_DIR"/*/"$profile/$t" "$CARGO_TARGET_DIR"/*/"$profile"/deps/"$t"-*
+  fi
 done
 if ((${#failed[@]})); then
   echo "fuzz targets failed: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
