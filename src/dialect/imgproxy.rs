@@ -10,7 +10,9 @@ use super::source::source_from_url;
 use super::types::{
     snippet, under_prefix, Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN,
 };
-use crate::spec::{self, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};
+use crate::spec::{
+    self, Crop, Extent, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -101,6 +103,8 @@ struct Request {
     resizing: Option<String>,
     enlarge: bool,
     extend: bool,
+    /// `crop`'s width, height and gravity, in the frame after `rotate` as imgproxy reads them.
+    crop: Option<(Extent, Extent, Option<Gravity>)>,
 }
 
 impl Request {
@@ -142,6 +146,14 @@ impl Request {
                 self.spec.dpr_centi = (v * 100.0).round() as u16;
             }
             "gravity" | "g" => self.spec.gravity = gravity(name, &args)?,
+            "crop" | "c" => {
+                let g = if args.len() > 2 {
+                    Some(gravity(name, &args[2..])?)
+                } else {
+                    None
+                };
+                self.crop = Some((extent(name, arg(0))?, extent(name, arg(1))?, g));
+            }
             "quality" | "q" => {
                 let q = number(name, arg(0))?;
                 self.spec.quality = match q as u32 {
@@ -221,7 +233,6 @@ impl Request {
             }
             other => {
                 let long = match other {
-                    "c" | "crop" => " (crop)",
                     "t" | "trim" => " (trim)",
                     "pd" | "padding" => " (padding)",
                     "wm" | "watermark" => " (watermark)",
@@ -243,11 +254,12 @@ impl Request {
     fn resizing_type(&mut self, value: Option<&str>) -> Result<(), Refusal> {
         if let Some(v) = value {
             match v {
-                "fit" | "fill" | "fill-down" | "force" => self.resizing = Some(v.to_string()),
-                "auto" => return Err(Refusal::bad_url("resizing_type: auto is not supported")),
+                "fit" | "fill" | "fill-down" | "force" | "auto" => {
+                    self.resizing = Some(v.to_string())
+                }
                 _ => {
                     return Err(Refusal::bad_url(
-                        "resizing_type: must be fit, fill, fill-down or force",
+                        "resizing_type: must be fit, fill, fill-down, force or auto",
                     ))
                 }
             }
@@ -279,16 +291,44 @@ impl Request {
     }
 
     /// The spec with its fit: `fit` (enlarging with `enlarge`, padded with `extend`), `fill`
-    /// and `fill-down` (cropped; enlarging with `enlarge`), `force` (stretched).
+    /// and `fill-down` (cropped; enlarging with `enlarge`), `force` (stretched), `auto` (fill
+    /// when the source and the box are both landscape or both portrait, else fit); and the
+    /// crop carried from the turned frame imgproxy reads it in to the upright one imgate does.
     fn finish(mut self) -> Result<TransformSpec, Refusal> {
+        let fit = if self.extend {
+            Fit::Pad
+        } else if self.enlarge {
+            Fit::Contain
+        } else {
+            Fit::ScaleDown
+        };
+        let fill = if self.enlarge { Fit::Cover } else { Fit::Crop };
         self.spec.fit = match self.resizing.as_deref().unwrap_or("fit") {
-            "fit" if self.extend => Fit::Pad,
-            "fit" if self.enlarge => Fit::Contain,
-            "fit" => Fit::ScaleDown,
-            "fill" | "fill-down" if self.enlarge => Fit::Cover,
-            "fill" | "fill-down" => Fit::Crop,
+            "fit" => fit,
+            "fill" | "fill-down" => fill,
+            "auto" => {
+                self.spec.fit_across = Some(fit);
+                fill
+            }
             _ => Fit::Squeeze,
         };
+        if let Some((mut width, mut height, mut gravity)) = self.crop {
+            let turns = self.spec.rotate.map_or(0, |r| r / 90);
+            if turns != 0 {
+                // The region turns back with the picture; without a gravity of its own it
+                // follows the main one, which is read in the turned frame too.
+                if turns % 2 == 1 {
+                    std::mem::swap(&mut width, &mut height);
+                }
+                gravity = Some(gravity.unwrap_or(self.spec.gravity).turned(4 - turns));
+            }
+            self.spec.crop = Some(Crop::Sized {
+                width,
+                height,
+                gravity,
+            });
+        }
+        spec::normalise(&mut self.spec);
         Ok(self.spec)
     }
 }
@@ -302,6 +342,22 @@ fn dimension(name: &str, value: Option<&str>) -> Result<Option<u32>, Refusal> {
             "{name}: must be an integer from 0 to 12000"
         ))),
     }
+}
+
+/// A side of `crop`: 0 the whole side, below 1 a fraction of it, else whole pixels.
+fn extent(name: &str, value: Option<&str>) -> Result<Extent, Refusal> {
+    let v = number(name, Some(value.unwrap_or("0")))?;
+    Ok(match v {
+        0.0 => Extent::Full,
+        v if v > 0.0 && v < 1.0 => Extent::Milli(((v * 1000.0).round() as u16).clamp(1, 999)),
+        v if v >= 1.0 && v <= f64::from(spec::MAX_CROP_PIXELS) => Extent::Pixels(v as u32),
+        _ => {
+            return Err(Refusal::bad_url(format!(
+                "{name}: width and height must be 0, a fraction below 1 or pixels up to {}",
+                spec::MAX_CROP_PIXELS
+            )))
+        }
+    })
 }
 
 fn number(name: &str, value: Option<&str>) -> Result<f64, Refusal> {

@@ -8,7 +8,9 @@ use super::source::source_from_url;
 use super::types::{
     snippet, under_prefix, Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN,
 };
-use crate::spec::{self, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec};
+use crate::spec::{
+    self, Crop, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -55,9 +57,8 @@ fn resolve_path(
         return Err(Refusal::bad_url("thumbor's trim is not supported"));
     }
     if is_manual_crop(next) {
-        return Err(Refusal::bad_url(
-            "thumbor's manual crop (AxB:CxD) is not supported",
-        ));
+        req.spec.crop = manual_crop(next)?;
+        next = segments.next().unwrap_or("");
     }
     match next {
         "fit-in" => {
@@ -161,6 +162,38 @@ fn is_manual_crop(segment: &str) -> bool {
         })
     };
     pair(a) && pair(b)
+}
+
+/// The region of `AxB:CxD` (left, top, right, bottom in the original's pixels, after EXIF
+/// orientation); `0x0:0x0` is none, as in thumbor.
+fn manual_crop(segment: &str) -> Result<Option<Crop>, Refusal> {
+    let bad = || {
+        Refusal::bad_url(format!(
+            "manual crop: {} must be left x top : right x bottom, right of left and below top, \
+             at most {} pixels",
+            snippet(segment),
+            spec::MAX_CROP_PIXELS
+        ))
+    };
+    let mut numbers = segment.split([':', 'x']).map(|n| {
+        n.parse::<u32>()
+            .ok()
+            .filter(|&v| v <= spec::MAX_CROP_PIXELS)
+    });
+    let mut next = || numbers.next().flatten().ok_or_else(bad);
+    let (left, top, right, bottom) = (next()?, next()?, next()?, next()?);
+    if (left, top, right, bottom) == (0, 0, 0, 0) {
+        return Ok(None);
+    }
+    if right <= left || bottom <= top {
+        return Err(bad());
+    }
+    Ok(Some(Crop::Rect {
+        left,
+        top,
+        width: Some(right - left),
+        height: Some(bottom - top),
+    }))
 }
 
 /// `name(args):name(args)`: colons inside parentheses belong to the arguments.
@@ -340,7 +373,7 @@ impl Request {
         // mirrors first and fits after. The same result: the box, the mirror axis and the
         // crop anchor carried through the turn.
         let turns = self.spec.rotate.map_or(0, |r| r / 90);
-        self.spec.gravity = turn_gravity(mirror_gravity(self.spec.gravity, self.spec.flip), turns);
+        self.spec.gravity = self.spec.gravity.mirrored(self.spec.flip).turned(turns);
         if turns % 2 == 1 {
             std::mem::swap(&mut self.spec.width, &mut self.spec.height);
             self.spec.flip = match self.spec.flip {
@@ -356,67 +389,6 @@ impl Request {
         }
         self.spec
     }
-}
-
-/// A gravity as `(x, y)` in thousandths of the picture (0 = left/top); `None` for `Auto`.
-fn gravity_point(g: Gravity) -> Option<(i32, i32)> {
-    Some(match g {
-        Gravity::Auto => return None,
-        Gravity::Center => (500, 500),
-        Gravity::Top => (500, 0),
-        Gravity::Bottom => (500, 1000),
-        Gravity::Left => (0, 500),
-        Gravity::Right => (1000, 500),
-        Gravity::TopLeft => (0, 0),
-        Gravity::TopRight => (1000, 0),
-        Gravity::BottomLeft => (0, 1000),
-        Gravity::BottomRight => (1000, 1000),
-        Gravity::Point { x_milli, y_milli } => (i32::from(x_milli), i32::from(y_milli)),
-    })
-}
-
-/// The gravity at `(x, y)`: a named one where there is one, else a focal point.
-fn gravity_at((x, y): (i32, i32)) -> Gravity {
-    match (x, y) {
-        (500, 500) => Gravity::Center,
-        (500, 0) => Gravity::Top,
-        (500, 1000) => Gravity::Bottom,
-        (0, 500) => Gravity::Left,
-        (1000, 500) => Gravity::Right,
-        (0, 0) => Gravity::TopLeft,
-        (1000, 0) => Gravity::TopRight,
-        (0, 1000) => Gravity::BottomLeft,
-        (1000, 1000) => Gravity::BottomRight,
-        (x, y) => Gravity::Point {
-            x_milli: x as u16,
-            y_milli: y as u16,
-        },
-    }
-}
-
-/// Where `g` lands when the picture is mirrored by `flip`.
-fn mirror_gravity(g: Gravity, flip: Flip) -> Gravity {
-    let Some((x, y)) = gravity_point(g) else {
-        return g;
-    };
-    let (h, v) = match flip {
-        Flip::None => (false, false),
-        Flip::Horizontal => (true, false),
-        Flip::Vertical => (false, true),
-        Flip::Both => (true, true),
-    };
-    gravity_at((if h { 1000 - x } else { x }, if v { 1000 - y } else { y }))
-}
-
-/// Where `g` lands when the picture turns clockwise `turns` quarter turns.
-fn turn_gravity(g: Gravity, turns: u16) -> Gravity {
-    let Some(mut p) = gravity_point(g) else {
-        return g;
-    };
-    for _ in 0..turns % 4 {
-        p = (1000 - p.1, p.0);
-    }
-    gravity_at(p)
 }
 
 /// A thumbor colour: a name, `transparent`, or hex digits without `#`.

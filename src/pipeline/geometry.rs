@@ -1,7 +1,8 @@
 //! Geometry steps: fit/crop/pad/resize to the requested box, rotate and flip.
 //!
 //! Owns the size arithmetic (how `width`/`height`/`dpr`/`fit`/`gravity` turn into exact output
-//! dimensions), the shrink-on-load hint for decoders, and the pixel work of resizing, cropping,
+//! dimensions, on the `crop` region when the spec names one: the region is only an offset
+//! window into the source, so no step copies it out), the shrink-on-load hint for decoders, and the pixel work of resizing, cropping,
 //! padding, rotating and flipping a [`Raster`]. It must not decode, encode, change colour spaces
 //! or apply effects, and it must never allocate an output before checking it against [`Limits`].
 //!
@@ -20,7 +21,7 @@ use super::error::PipelineError;
 use super::limits::Limits;
 use crate::imaging::orientation::{self, Orientation};
 use crate::imaging::Raster;
-use crate::spec::{Fit, Flip, Gravity, TransformSpec};
+use crate::spec::{Crop, Extent, Fit, Flip, Gravity, TransformSpec};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{
     FilterType, IntoImageView, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer,
@@ -96,6 +97,9 @@ pub fn fit_from(
 ) -> Result<Raster, PipelineError> {
     if img.width == 0 || img.height == 0 || original.0 == 0 || original.1 == 0 {
         return Err(PipelineError::Undecodable("image has no pixels".into()));
+    }
+    if let Some(Err(why)) = crop_region(original.0, original.1, spec) {
+        return Err(PipelineError::BadOptions(why));
     }
     let plan = plan(original.0, original.1, spec);
     let (cw, ch) = plan.canvas;
@@ -293,8 +297,131 @@ fn fit_inside(sw: u32, sh: u32, bw: u32, bh: u32) -> (u32, u32) {
     }
 }
 
-/// Decide window, scaled size and canvas for a `sw` x `sh` source.
+/// A block of whole pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rect {
+    left: u32,
+    top: u32,
+    width: u32,
+    height: u32,
+}
+
+/// The spec's `crop` region of a source whose size `fit` sees as `sw` x `sh` (after `rotate`),
+/// in that frame. The region is given in the frame before `rotate` and `flip` and is clipped to
+/// the image there, then turned and mirrored as the pixels will be. `None` for the whole
+/// image; an error (for a 400) when nothing is left.
+fn crop_region(sw: u32, sh: u32, spec: &TransformSpec) -> Option<Result<Rect, String>> {
+    let crop = spec.crop?;
+    let o = spec_orientation(spec);
+    let (pw, ph) = if o.swaps_axes() { (sh, sw) } else { (sw, sh) };
+    let empty = || {
+        Some(Err(format!(
+            "the crop region leaves nothing of the {pw}x{ph} image"
+        )))
+    };
+    let r = match crop {
+        Crop::Edges {
+            top,
+            right,
+            bottom,
+            left,
+        } => {
+            let (across, down) = (
+                u64::from(left) + u64::from(right),
+                u64::from(top) + u64::from(bottom),
+            );
+            if across >= u64::from(pw) || down >= u64::from(ph) {
+                return empty();
+            }
+            Rect {
+                left,
+                top,
+                width: pw - left - right,
+                height: ph - top - bottom,
+            }
+        }
+        Crop::Rect {
+            left,
+            top,
+            width,
+            height,
+        } => {
+            if left >= pw || top >= ph {
+                return empty();
+            }
+            Rect {
+                left,
+                top,
+                width: width.unwrap_or(u32::MAX).min(pw - left),
+                height: height.unwrap_or(u32::MAX).min(ph - top),
+            }
+        }
+        Crop::Sized {
+            width,
+            height,
+            gravity,
+        } => {
+            let side = |e: Extent, src: u32| match e {
+                Extent::Full => src,
+                Extent::Pixels(p) => p.min(src),
+                Extent::Milli(m) => mul_div_round(src, u32::from(m), 1000).min(src),
+            };
+            let (w, h) = (side(width, pw), side(height, ph));
+            let (ax, ay) = gravity_align(gravity.unwrap_or(spec.gravity));
+            Rect {
+                left: place(f64::from(pw), f64::from(w), ax).round() as u32,
+                top: place(f64::from(ph), f64::from(h), ay).round() as u32,
+                width: w,
+                height: h,
+            }
+        }
+    };
+    Some(Ok(orient_rect(r, (pw, ph), o)))
+}
+
+/// Where the pixels of `r` (in a `size` image) land once the image is turned and mirrored by `o`.
+fn orient_rect(mut r: Rect, size: (u32, u32), o: Orientation) -> Rect {
+    let (mut w, mut h) = size;
+    for _ in 0..o.turns % 4 {
+        // A clockwise quarter turn: column x becomes row x, row y becomes column h - 1 - y.
+        r = Rect {
+            left: h - r.top - r.height,
+            top: r.left,
+            width: r.height,
+            height: r.width,
+        };
+        (w, h) = (h, w);
+    }
+    if o.flip_h {
+        r.left = w - r.left - r.width;
+    }
+    if o.flip_v {
+        r.top = h - r.top - r.height;
+    }
+    r
+}
+
+/// Decide window, scaled size and canvas for a `sw` x `sh` source: the plan for the `crop`
+/// region alone (the whole source without one), its window moved to where the region is.
 fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
+    let Some(Ok(r)) = crop_region(sw, sh, spec) else {
+        return plan_whole(sw, sh, spec);
+    };
+    let mut plan = plan_whole(r.width, r.height, spec);
+    let w = plan.window;
+    let (left, width) = inside(f64::from(sw), w.left + f64::from(r.left), w.width);
+    let (top, height) = inside(f64::from(sh), w.top + f64::from(r.top), w.height);
+    plan.window = Window {
+        left,
+        top,
+        width,
+        height,
+    };
+    plan
+}
+
+/// Decide window, scaled size and canvas for the whole of a `sw` x `sh` source.
+fn plan_whole(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
     let full = Window::full(sw, sh);
     let simple = |scaled: (u32, u32)| Plan {
         window: full,
@@ -329,8 +456,12 @@ fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
         (Some(w), Some(h)) => (w, h),
     };
 
+    let fit = match spec.fit_across {
+        Some(across) if (sw >= sh) != (bw >= bh) => across,
+        _ => spec.fit,
+    };
     let (ax, ay) = gravity_align(spec.gravity);
-    match spec.fit {
+    match fit {
         Fit::ScaleDown => {
             if bw >= sw && bh >= sh {
                 keep
@@ -1014,5 +1145,280 @@ mod tests {
             dims((100, 50), &spec(Some(300), None, Fit::Squeeze)),
             (300, 150)
         );
+    }
+
+    /// The pixels of `r` in `img`, as ids.
+    fn ids_in(img: &Raster, r: Rect) -> Vec<u32> {
+        let mut out = Vec::new();
+        for y in r.top..r.top + r.height {
+            for x in r.left..r.left + r.width {
+                out.push(id(img, x, y));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_region_follows_its_pixels_through_every_turn_and_mirror() {
+        // Every rotate x flip: the region orient_rect names in the turned picture holds
+        // exactly the pixels the region held before, turned the same way.
+        let (w, h) = (7u32, 4u32);
+        let src = numbered(w, h);
+        let r = Rect {
+            left: 1,
+            top: 1,
+            width: 4,
+            height: 2,
+        };
+        for rotate in [None, Some(90), Some(180), Some(270)] {
+            for flip in [Flip::None, Flip::Horizontal, Flip::Vertical, Flip::Both] {
+                let s = TransformSpec {
+                    rotate,
+                    flip,
+                    ..Default::default()
+                };
+                let o = spec_orientation(&s);
+                let mut piece = Vec::new();
+                for y in r.top..r.top + r.height {
+                    for x in r.left..r.left + r.width {
+                        piece.extend_from_slice(px(&src, x, y));
+                    }
+                }
+                let piece = orientation::apply(Raster::new(r.width, r.height, 3, piece), o);
+                let turned = orientation::apply(src.clone(), o);
+                let moved = orient_rect(r, (w, h), o);
+                assert_eq!(
+                    ids_in(&turned, moved),
+                    ids_in(
+                        &piece,
+                        Rect {
+                            left: 0,
+                            top: 0,
+                            width: piece.width,
+                            height: piece.height
+                        }
+                    ),
+                    "rotate {rotate:?} flip {flip:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn crop_regions_are_clipped_and_placed() {
+        let region = |crop: Crop, src: (u32, u32)| {
+            let s = TransformSpec {
+                crop: Some(crop),
+                ..Default::default()
+            };
+            crop_region(src.0, src.1, &s)
+                .expect("a crop")
+                .map(|r| (r.left, r.top, r.width, r.height))
+        };
+        let edges = |top, right, bottom, left| Crop::Edges {
+            top,
+            right,
+            bottom,
+            left,
+        };
+        assert_eq!(
+            region(edges(10, 20, 30, 40), (400, 200)),
+            Ok((40, 10, 340, 160))
+        );
+        assert!(region(edges(0, 200, 0, 200), (400, 200)).is_err());
+        assert!(region(edges(100, 0, 100, 0), (400, 200)).is_err());
+        assert!(region(edges(u32::MAX, 0, u32::MAX, 0), (400, 200)).is_err());
+        let rect = |left, top, width, height| Crop::Rect {
+            left,
+            top,
+            width,
+            height,
+        };
+        assert_eq!(
+            region(rect(50, 20, Some(100), None), (400, 200)),
+            Ok((50, 20, 100, 180))
+        );
+        assert_eq!(
+            region(rect(350, 0, Some(100), Some(900)), (400, 200)),
+            Ok((350, 0, 50, 200))
+        );
+        assert!(region(rect(400, 0, None, None), (400, 200)).is_err());
+        let sized = |width, height, gravity| Crop::Sized {
+            width,
+            height,
+            gravity,
+        };
+        let (px, milli) = (Extent::Pixels, Extent::Milli);
+        assert_eq!(
+            region(sized(px(100), px(100), None), (400, 200)),
+            Ok((150, 50, 100, 100))
+        );
+        assert_eq!(
+            region(
+                sized(milli(500), Extent::Full, Some(Gravity::Right)),
+                (400, 200)
+            ),
+            Ok((200, 0, 200, 200))
+        );
+        assert_eq!(
+            region(
+                sized(px(900), px(50), Some(Gravity::BottomLeft)),
+                (400, 200)
+            ),
+            Ok((0, 150, 400, 50))
+        );
+        assert_eq!(
+            region(
+                sized(milli(1), milli(1), Some(Gravity::TopLeft)),
+                (400, 200)
+            ),
+            Ok((0, 0, 1, 1)),
+            "a fraction is at least one pixel"
+        );
+    }
+
+    #[test]
+    fn a_crop_is_read_before_the_turn_and_fit_works_on_it_alone() {
+        // 400x200 source turned a quarter: fit sees 200x400. The region is the top-left
+        // 100x50 of the upright picture, which turns to the top-right 50x100.
+        let s = TransformSpec {
+            rotate: Some(90),
+            crop: Some(Crop::Rect {
+                left: 0,
+                top: 0,
+                width: Some(100),
+                height: Some(50),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            crop_region(200, 400, &s),
+            Some(Ok(Rect {
+                left: 150,
+                top: 0,
+                width: 50,
+                height: 100
+            }))
+        );
+        let p = plan(200, 400, &s);
+        assert_eq!(p.scaled, (50, 100));
+        assert_eq!(
+            (p.window.left, p.window.top, p.window.width, p.window.height),
+            (150.0, 0.0, 50.0, 100.0)
+        );
+        // A box on top of the crop: cover the region, not the source.
+        let s = TransformSpec {
+            width: Some(20),
+            height: Some(20),
+            fit: Fit::Cover,
+            gravity: Gravity::Top,
+            ..s
+        };
+        let p = plan(200, 400, &s);
+        assert_eq!(p.scaled, (20, 20));
+        assert_eq!(
+            (p.window.left, p.window.top, p.window.width, p.window.height),
+            (150.0, 0.0, 50.0, 50.0)
+        );
+        // Pixels: the crop of a red|blue source's right half is all blue.
+        let img = red_blue(400, 200);
+        let s = TransformSpec {
+            crop: Some(Crop::Edges {
+                top: 0,
+                right: 0,
+                bottom: 0,
+                left: 250,
+            }),
+            width: Some(30),
+            ..Default::default()
+        };
+        let out = fit(img, &s, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height), (30, 40));
+        assert!(mostly(&out, [0, 0, 255]) > 0.99);
+    }
+
+    #[test]
+    fn a_crop_that_leaves_nothing_is_bad_options_and_shrink_on_load_keeps_the_region_sharp() {
+        let s = TransformSpec {
+            crop: Some(Crop::Rect {
+                left: 500,
+                top: 0,
+                width: None,
+                height: None,
+            }),
+            ..Default::default()
+        };
+        let r = fit(solid(400, 200, &[1, 2, 3]), &s, &Limits::default());
+        assert!(matches!(r, Err(PipelineError::BadOptions(_))), "{r:?}");
+        // A 100 px wide crop of a 4000 px source scaled to 100: the decoder must keep every
+        // source pixel of the region, so no shrink at all.
+        let s = TransformSpec {
+            width: Some(100),
+            crop: Some(Crop::Sized {
+                width: Extent::Pixels(100),
+                height: Extent::Full,
+                gravity: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(min_decode_size(4000, 2000, &s), (4000, 2000));
+        // Half the source at 100 px: a 20x shrink is still enough.
+        let s = TransformSpec {
+            crop: Some(Crop::Sized {
+                width: Extent::Milli(500),
+                height: Extent::Full,
+                gravity: None,
+            }),
+            ..s
+        };
+        assert_eq!(min_decode_size(4000, 2000, &s), (200, 100));
+    }
+
+    #[test]
+    fn fit_across_applies_when_source_and_box_disagree() {
+        // imgproxy's rt:auto: fill when both are landscape (or both portrait), fit when not.
+        let auto = |w, h| TransformSpec {
+            width: Some(w),
+            height: Some(h),
+            fit: Fit::Crop,
+            fit_across: Some(Fit::ScaleDown),
+            ..Default::default()
+        };
+        assert_eq!(
+            dims((400, 200), &auto(100, 80)),
+            (100, 80),
+            "both landscape: fill"
+        );
+        assert_eq!(
+            dims((200, 400), &auto(80, 100)),
+            (80, 100),
+            "both portrait: fill"
+        );
+        assert_eq!(
+            dims((400, 200), &auto(80, 100)),
+            (80, 40),
+            "across: fit inside"
+        );
+        assert_eq!(
+            dims((200, 400), &auto(100, 80)),
+            (40, 80),
+            "across: fit inside"
+        );
+        assert_eq!(
+            dims((200, 200), &auto(100, 80)),
+            (100, 80),
+            "a square is landscape"
+        );
+        // The region decides, not the whole source.
+        let s = TransformSpec {
+            crop: Some(Crop::Rect {
+                left: 0,
+                top: 0,
+                width: Some(100),
+                height: Some(200),
+            }),
+            ..auto(100, 80)
+        };
+        assert_eq!(dims((400, 200), &s), (40, 80));
     }
 }

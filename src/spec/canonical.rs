@@ -1,7 +1,9 @@
 //! The canonical form: the one options string a spec is written as (long keys, a fixed order,
 //! defaults left out), so two URLs that mean the same thing share one cache key.
 
-use super::types::{Fit, Flip, FormatRequest, Gravity, Metadata, Rgba, TransformSpec};
+use super::types::{
+    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, Rgba, TransformSpec,
+};
 use std::fmt;
 
 impl fmt::Display for TransformSpec {
@@ -41,6 +43,71 @@ fn gravity_name(g: Gravity) -> String {
     }
 }
 
+fn fit_name(fit: Fit) -> &'static str {
+    match fit {
+        Fit::ScaleDown => "scale-down",
+        Fit::Contain => "contain",
+        Fit::Cover => "cover",
+        Fit::Crop => "crop",
+        Fit::Pad => "pad",
+        Fit::Squeeze => "squeeze",
+    }
+}
+
+fn extent_text(e: Extent) -> String {
+    match e {
+        Extent::Full => "0".into(),
+        Extent::Pixels(p) => p.to_string(),
+        Extent::Milli(m) => format_fixed(u64::from(m), 3),
+    }
+}
+
+/// The region options, written as they parse back: `trim=` for edges, the `trim.*` keys that
+/// differ from their defaults for a rectangle, `crop=` (and `crop.gravity=`) for a sized one.
+fn push_crop(parts: &mut Vec<String>, crop: Crop) {
+    match crop {
+        Crop::Edges {
+            top,
+            right,
+            bottom,
+            left,
+        } => parts.push(format!("trim={top};{right};{bottom};{left}")),
+        Crop::Rect {
+            left,
+            top,
+            width,
+            height,
+        } => {
+            if left != 0 {
+                parts.push(format!("trim.left={left}"));
+            }
+            if top != 0 {
+                parts.push(format!("trim.top={top}"));
+            }
+            if let Some(w) = width {
+                parts.push(format!("trim.width={w}"));
+            }
+            if let Some(h) = height {
+                parts.push(format!("trim.height={h}"));
+            }
+        }
+        Crop::Sized {
+            width,
+            height,
+            gravity,
+        } => {
+            parts.push(format!(
+                "crop={}x{}",
+                extent_text(width),
+                extent_text(height)
+            ));
+            if let Some(g) = gravity {
+                parts.push(format!("crop.gravity={}", gravity_name(g)));
+            }
+        }
+    }
+}
+
 impl TransformSpec {
     /// The options string that parses back to exactly this spec: long key names in a fixed
     /// order, defaults left out, so equal specs give equal cache keys.
@@ -61,19 +128,17 @@ impl TransformSpec {
                 format_fixed(u64::from(self.dpr_centi), 2)
             ));
         }
-        let fit = match self.fit {
-            Fit::ScaleDown => None,
-            Fit::Contain => Some("contain"),
-            Fit::Cover => Some("cover"),
-            Fit::Crop => Some("crop"),
-            Fit::Pad => Some("pad"),
-            Fit::Squeeze => Some("squeeze"),
-        };
-        if let Some(fit) = fit {
-            parts.push(format!("fit={fit}"));
+        if self.fit != Fit::ScaleDown {
+            parts.push(format!("fit={}", fit_name(self.fit)));
+        }
+        if let Some(across) = self.fit_across {
+            parts.push(format!("fit.across={}", fit_name(across)));
         }
         if self.gravity != Gravity::Auto {
             parts.push(format!("gravity={}", gravity_name(self.gravity)));
+        }
+        if let Some(crop) = self.crop {
+            push_crop(&mut parts, crop);
         }
         if let Some(q) = self.quality {
             parts.push(format!("quality={q}"));

@@ -8,11 +8,14 @@
 //!
 //! `types.rs` holds the spec and its option types, `parse.rs` the options syntax (keys,
 //! aliases, values, errors), `canonical.rs` the one string form a spec is keyed by, `colour.rs`
-//! CSS colour values, `values.rs` the integers and decimals they are all written in and `accept.rs` the `Accept` negotiation.
+//! CSS colour values, `gravity.rs` how a gravity turns and mirrors with the picture,
+//! `values.rs` the integers and decimals they are all written in and `accept.rs` the `Accept`
+//! negotiation.
 
 mod accept;
 mod canonical;
 mod colour;
+mod gravity;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -21,7 +24,9 @@ mod values;
 
 pub use accept::Accepts;
 pub use parse::{
-    apply_options, parse_options, parse_options_with, split_options, split_top_level, Parsed,
-    SpecError,
+    apply_options, normalise, parse_options, parse_options_with, split_options, split_top_level,
+    Parsed, SpecError, MAX_CROP_PIXELS,
 };
-pub use types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec};
+pub use types::{
+    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec,
+};

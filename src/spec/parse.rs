@@ -2,8 +2,10 @@
 //! ranges, and errors that name the option and echo little of the input.
 
 use super::colour::parse_colour;
-use super::types::{Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec};
-use super::values::{decimal_in, int_in};
+use super::types::{
+    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec,
+};
+use super::values::{decimal_in, int_in, Decimal};
 
 /// A bad option: the message names the option and is safe to show to clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,6 +14,9 @@ pub struct SpecError(pub String);
 
 /// Largest `width`/`height` a client may ask for (before dpr).
 const MAX_DIMENSION: u64 = 12_000;
+
+/// Largest pixel count a `trim` or `crop` value may name (regions are clipped to the image).
+pub const MAX_CROP_PIXELS: u32 = 100_000;
 
 /// One option, whatever alias named it, so duplicates are caught across aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +37,23 @@ enum Opt {
     Metadata,
     Anim,
     Cachebuster,
+    FitAcross,
+    Trim,
+    TrimLeft,
+    TrimTop,
+    TrimWidth,
+    TrimHeight,
+    Crop,
+    CropGravity,
 }
+
+/// Options that name a region in different ways: one segment may use only one of the groups
+/// (a later segment, or a URL's own options over a preset's, replaces the region).
+const REGION_GROUPS: [&[Opt]; 3] = [
+    &[Opt::Trim],
+    &[Opt::TrimLeft, Opt::TrimTop, Opt::TrimWidth, Opt::TrimHeight],
+    &[Opt::Crop, Opt::CropGravity],
+];
 
 impl Opt {
     fn from_key(key: &str) -> Option<Opt> {
@@ -53,6 +74,14 @@ impl Opt {
             "metadata" => Opt::Metadata,
             "anim" => Opt::Anim,
             "cachebuster" => Opt::Cachebuster,
+            "fit.across" => Opt::FitAcross,
+            "trim" => Opt::Trim,
+            "trim.left" => Opt::TrimLeft,
+            "trim.top" => Opt::TrimTop,
+            "trim.width" => Opt::TrimWidth,
+            "trim.height" => Opt::TrimHeight,
+            "crop" => Opt::Crop,
+            "crop.gravity" => Opt::CropGravity,
             _ => return None,
         })
     }
@@ -75,6 +104,14 @@ impl Opt {
             Opt::Metadata => "metadata",
             Opt::Anim => "anim",
             Opt::Cachebuster => "cachebuster",
+            Opt::FitAcross => "fit.across",
+            Opt::Trim => "trim",
+            Opt::TrimLeft => "trim.left",
+            Opt::TrimTop => "trim.top",
+            Opt::TrimWidth => "trim.width",
+            Opt::TrimHeight => "trim.height",
+            Opt::Crop => "crop",
+            Opt::CropGravity => "crop.gravity",
         }
     }
 
@@ -83,8 +120,8 @@ impl Opt {
         match self {
             Opt::Width | Opt::Height => "an integer between 1 and 12000",
             Opt::Dpr => "a number between 1 and 4",
-            Opt::Fit => "one of scale-down, contain, cover, crop, pad, squeeze",
-            Opt::Gravity => {
+            Opt::Fit | Opt::FitAcross => "one of scale-down, contain, cover, crop, pad, squeeze",
+            Opt::Gravity | Opt::CropGravity => {
                 "auto, center, top, bottom, left, right, top-left, top-right, bottom-left, \
                  bottom-right or <x>x<y> with x and y between 0 and 1"
             }
@@ -100,6 +137,13 @@ impl Opt {
             Opt::Grayscale | Opt::Anim => "true or false",
             Opt::Metadata => "one of none, copyright, keep",
             Opt::Cachebuster => "1 to 64 letters, digits, '-', '_' or '.'",
+            Opt::Trim => "four pixel counts top;right;bottom;left (0 to 100000)",
+            Opt::TrimLeft | Opt::TrimTop => "an integer between 0 and 100000",
+            Opt::TrimWidth | Opt::TrimHeight => "an integer between 1 and 100000",
+            Opt::Crop => {
+                "<width>x<height>, each 0 (the whole side), a pixel count up to 100000 or a \
+                 fraction below 1"
+            }
         }
     }
 }
@@ -154,13 +198,44 @@ pub fn parse_options_with<'p>(
     for (key, value) in own {
         names.push(apply_item(&mut spec, key, value, &mut seen)?);
     }
+    normalise(&mut spec);
     Ok(Parsed { spec, own: names })
 }
 
 /// Applies `options` (imgate's syntax, no presets) over what `spec` already says: for dialects
 /// whose presets or options apply in order, later ones winning.
 pub fn apply_options(spec: &mut TransformSpec, options: &str) -> Result<(), SpecError> {
-    apply_items(spec, options, &mut 0)
+    apply_items(spec, options, &mut 0)?;
+    normalise(spec);
+    Ok(())
+}
+
+/// One spelling for what changes nothing: a region that is the whole image is no region, and
+/// `fit.across` equal to `fit` is no alternative. Run once a segment is read (a lone
+/// `crop.gravity` is a whole-image crop until a `crop` later in the segment sizes it).
+pub fn normalise(spec: &mut TransformSpec) {
+    let whole = match spec.crop {
+        Some(Crop::Edges {
+            top,
+            right,
+            bottom,
+            left,
+        }) => top == 0 && right == 0 && bottom == 0 && left == 0,
+        Some(Crop::Rect {
+            left,
+            top,
+            width,
+            height,
+        }) => left == 0 && top == 0 && width.is_none() && height.is_none(),
+        Some(Crop::Sized { width, height, .. }) => width == Extent::Full && height == Extent::Full,
+        None => false,
+    };
+    if whole {
+        spec.crop = None;
+    }
+    if spec.fit_across == Some(spec.fit) {
+        spec.fit_across = None;
+    }
 }
 
 /// Applies every item of `options` to `spec`; an option in `seen` (a bit per option) is a
@@ -202,6 +277,20 @@ fn apply_item(
     if *seen & bit != 0 {
         return Err(SpecError(format!("{}: given more than once", opt.name())));
     }
+    let mask = |group: &[Opt]| group.iter().fold(0u32, |m, &o| m | 1 << (o as u32));
+    if let Some(group) = REGION_GROUPS.iter().find(|g| g.contains(&opt)) {
+        let others = REGION_GROUPS
+            .iter()
+            .filter(|g| *g != group)
+            .fold(0u32, |m, g| m | mask(g));
+        if *seen & others != 0 {
+            return Err(SpecError(format!(
+                "{}: trim, trim.left/top/width/height and crop name a region in different \
+                 ways; use one",
+                opt.name()
+            )));
+        }
+    }
     *seen |= bit;
     // `grayscale` alone is a flag; every other option needs a value.
     let value = match (opt, value) {
@@ -220,17 +309,7 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         Opt::Width => spec.width = Some(int_in(value, 1, MAX_DIMENSION)? as u32),
         Opt::Height => spec.height = Some(int_in(value, 1, MAX_DIMENSION)? as u32),
         Opt::Dpr => spec.dpr_centi = decimal_in(value, 1, 4, 2)? as u16,
-        Opt::Fit => {
-            spec.fit = match value {
-                "scale-down" => Fit::ScaleDown,
-                "contain" => Fit::Contain,
-                "cover" => Fit::Cover,
-                "crop" => Fit::Crop,
-                "pad" => Fit::Pad,
-                "squeeze" => Fit::Squeeze,
-                _ => return None,
-            }
-        }
+        Opt::Fit => spec.fit = parse_fit(value)?,
         Opt::Gravity => spec.gravity = parse_gravity(value)?,
         Opt::Quality => spec.quality = Some(int_in(value, 1, 100)? as u8),
         Opt::Format => {
@@ -283,8 +362,106 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             spec.cachebuster = Some(ok.then(|| value.to_string())?);
         }
+        Opt::FitAcross => spec.fit_across = Some(parse_fit(value)?),
+        Opt::Trim => {
+            let mut sides = value.split(';').map(|v| int_in(v.trim(), 0, MAX_CROP));
+            let mut next = || -> Option<u32> { Some(sides.next()?? as u32) };
+            let (top, right, bottom, left) = (next()?, next()?, next()?, next()?);
+            if sides.next().is_some() {
+                return None;
+            }
+            spec.crop = Some(Crop::Edges {
+                top,
+                right,
+                bottom,
+                left,
+            });
+        }
+        Opt::TrimLeft | Opt::TrimTop | Opt::TrimWidth | Opt::TrimHeight => {
+            let lo = u64::from(matches!(opt, Opt::TrimWidth | Opt::TrimHeight));
+            let v = int_in(value, lo, MAX_CROP)? as u32;
+            let (mut l, mut t, mut w, mut h) = match spec.crop {
+                Some(Crop::Rect {
+                    left,
+                    top,
+                    width,
+                    height,
+                }) => (left, top, width, height),
+                _ => (0, 0, None, None),
+            };
+            match opt {
+                Opt::TrimLeft => l = v,
+                Opt::TrimTop => t = v,
+                Opt::TrimWidth => w = Some(v),
+                _ => h = Some(v),
+            }
+            spec.crop = Some(Crop::Rect {
+                left: l,
+                top: t,
+                width: w,
+                height: h,
+            });
+        }
+        Opt::Crop => {
+            let (w, h) = value.split_once('x')?;
+            let gravity = match spec.crop {
+                Some(Crop::Sized { gravity, .. }) => gravity,
+                _ => None,
+            };
+            spec.crop = Some(Crop::Sized {
+                width: parse_extent(w)?,
+                height: parse_extent(h)?,
+                gravity,
+            });
+        }
+        Opt::CropGravity => {
+            let g = parse_gravity(value)?;
+            let (width, height) = match spec.crop {
+                Some(Crop::Sized { width, height, .. }) => (width, height),
+                _ => (Extent::Full, Extent::Full),
+            };
+            spec.crop = Some(Crop::Sized {
+                width,
+                height,
+                gravity: Some(g),
+            });
+        }
     }
     Some(())
+}
+
+/// [`MAX_CROP_PIXELS`] as the bound `int_in` takes.
+const MAX_CROP: u64 = MAX_CROP_PIXELS as u64;
+
+fn parse_fit(value: &str) -> Option<Fit> {
+    Some(match value {
+        "scale-down" => Fit::ScaleDown,
+        "contain" => Fit::Contain,
+        "cover" => Fit::Cover,
+        "crop" => Fit::Crop,
+        "pad" => Fit::Pad,
+        "squeeze" => Fit::Squeeze,
+        _ => return None,
+    })
+}
+
+/// One side of `crop`: `0` the whole side, a whole number of pixels (at most
+/// [`MAX_CROP_PIXELS`]), or a fraction below 1 kept to thousandths (at least 0.001).
+fn parse_extent(value: &str) -> Option<Extent> {
+    let d = Decimal::parse(value.trim())?;
+    if d.int == 0 && d.frac_is_zero() {
+        return Some(Extent::Full);
+    }
+    if d.int == 0 {
+        let milli = decimal_in(value.trim(), 0, 1, 3)?.clamp(1, 999);
+        return Some(Extent::Milli(milli as u16));
+    }
+    if !d.frac_is_zero() {
+        return None;
+    }
+    (1..=MAX_CROP)
+        .contains(&d.int)
+        .then_some(Extent::Pixels(d.int as u32))
 }
 
 /// Splits an options segment into its items at commas outside parentheses, so

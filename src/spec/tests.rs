@@ -472,7 +472,58 @@ impl Rng {
     }
 }
 
+fn random_extent(rng: &mut Rng) -> Extent {
+    match rng.below(3) {
+        0 => Extent::Full,
+        1 => Extent::Pixels(rng.range(1, u64::from(MAX_CROP_PIXELS)) as u32),
+        _ => Extent::Milli(rng.range(1, 999) as u16),
+    }
+}
+
+fn random_crop(rng: &mut Rng) -> Option<Crop> {
+    let px = |rng: &mut Rng| rng.range(0, u64::from(MAX_CROP_PIXELS)) as u32;
+    Some(match rng.below(4) {
+        0 => return None,
+        1 => Crop::Edges {
+            top: px(rng),
+            right: px(rng),
+            bottom: px(rng),
+            left: px(rng),
+        },
+        2 => Crop::Rect {
+            left: px(rng),
+            top: px(rng),
+            width: rng
+                .coin()
+                .then(|| rng.range(1, u64::from(MAX_CROP_PIXELS)) as u32),
+            height: rng
+                .coin()
+                .then(|| rng.range(1, u64::from(MAX_CROP_PIXELS)) as u32),
+        },
+        _ => Crop::Sized {
+            width: random_extent(rng),
+            height: random_extent(rng),
+            gravity: rng.coin().then(|| {
+                rng.pick(&[
+                    Gravity::Auto,
+                    Gravity::BottomRight,
+                    Gravity::Point {
+                        x_milli: 125,
+                        y_milli: 1000,
+                    },
+                ])
+            }),
+        },
+    })
+}
+
 fn random_spec(rng: &mut Rng) -> TransformSpec {
+    let mut spec = random_spec_raw(rng);
+    normalise(&mut spec);
+    spec
+}
+
+fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
     TransformSpec {
         width: rng.coin().then(|| rng.range(1, 12000) as u32),
         height: rng.coin().then(|| rng.range(1, 12000) as u32),
@@ -531,6 +582,10 @@ fn random_spec(rng: &mut Rng) -> TransformSpec {
         cachebuster: rng
             .coin()
             .then(|| format!("v{}.{}_x-", rng.below(1000), rng.below(9))),
+        fit_across: rng
+            .coin()
+            .then(|| rng.pick(&[Fit::ScaleDown, Fit::Contain, Fit::Pad, Fit::Cover])),
+        crop: random_crop(rng),
     }
 }
 
@@ -546,6 +601,103 @@ fn canonical_round_trips_random_specs() {
         }
         assert_eq!(parse_options(&canonical), Ok(spec.clone()), "{canonical}");
     }
+}
+
+#[test]
+fn trim_names_edges_or_a_rectangle_and_crop_a_sized_region() {
+    assert_eq!(
+        ok("trim=10;20;30;40").crop,
+        Some(Crop::Edges {
+            top: 10,
+            right: 20,
+            bottom: 30,
+            left: 40
+        })
+    );
+    assert_eq!(
+        ok("trim.left=5,trim.width=100").crop,
+        Some(Crop::Rect {
+            left: 5,
+            top: 0,
+            width: Some(100),
+            height: None
+        })
+    );
+    assert_eq!(
+        ok("crop=0.5x200,crop.gravity=top-left").crop,
+        Some(Crop::Sized {
+            width: Extent::Milli(500),
+            height: Extent::Pixels(200),
+            gravity: Some(Gravity::TopLeft)
+        })
+    );
+    // Order does not matter, and a region of the whole image is none at all.
+    assert_eq!(
+        ok("crop.gravity=bottom,crop=10x0").crop,
+        ok("crop=10x0,crop.gravity=bottom").crop
+    );
+    assert_eq!(ok("trim=0;0;0;0,width=10"), ok("width=10"));
+    assert_eq!(ok("crop=0x0,crop.gravity=top,width=10"), ok("width=10"));
+    assert_eq!(ok("trim.left=0,width=10"), ok("width=10"));
+    assert_eq!(
+        ok("fit=cover,fit.across=cover,width=10"),
+        ok("fit=cover,width=10")
+    );
+    assert_eq!(
+        ok("fit=crop,fit.across=scale-down").canonical(),
+        "fit=crop,fit.across=scale-down"
+    );
+    // A fraction that rounds to 1 stays a fraction (999), never one pixel.
+    assert_eq!(
+        ok("crop=0.9999x0.0001").crop,
+        Some(Crop::Sized {
+            width: Extent::Milli(999),
+            height: Extent::Milli(1),
+            gravity: None
+        })
+    );
+}
+
+#[test]
+fn region_options_refuse_bad_values_and_mixtures() {
+    for bad in [
+        "trim=1;2;3",
+        "trim=1;2;3;4;5",
+        "trim=border",
+        "trim=-1;0;0;0",
+        "trim=100001;0;0;0",
+        "trim.width=0",
+        "trim.left=x",
+        "crop=10",
+        "crop=1.5x10",
+        "crop=100001x1",
+        "crop=x",
+        "crop.gravity=sideways",
+        "fit.across=fill",
+    ] {
+        let msg = err(bad);
+        let key = bad.split('=').next().unwrap();
+        assert!(msg.starts_with(key), "{bad}: {msg}");
+    }
+    for mixed in [
+        "trim=1;1;1;1,trim.left=2",
+        "trim.top=1,crop=10x10",
+        "crop.gravity=top,trim=1;1;1;1",
+    ] {
+        assert!(err(mixed).contains("use one"), "{mixed}");
+    }
+    // A URL's own region replaces a preset's.
+    let presets = |name: &str| (name == "p").then_some("trim=1;2;3;4,width=50");
+    let parsed = parse_options_with("preset=p,trim.left=7", &presets).unwrap();
+    assert_eq!(
+        parsed.spec.crop,
+        Some(Crop::Rect {
+            left: 7,
+            top: 0,
+            width: None,
+            height: None
+        })
+    );
 }
 
 /// Writes a spec the way a person might: random aliases, order, spacing and spellings.
@@ -627,6 +779,13 @@ fn garbage_never_panics() {
         "grayscale",
         "metadata",
         "anim",
+        "trim",
+        "trim.left",
+        "trim.height",
+        "crop",
+        "crop.gravity",
+        "fit.across",
+        ";",
         "rgb(",
         "rgba(",
         "#",

@@ -79,6 +79,46 @@ pub enum Gravity {
     },
 }
 
+/// One side of a [`Crop::Sized`] region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Extent {
+    /// The whole side.
+    Full,
+    /// This many pixels (at most the side).
+    Pixels(u32),
+    /// A fraction of the side in thousandths (1..=999), at least one pixel.
+    Milli(u16),
+}
+
+/// A region of the upright source (after EXIF orientation, before `rotate` and `flip`, in the
+/// original's pixels) that every later step sees as the whole image. Regions reaching past the
+/// image are clipped to it; one left with no pixels is an error for that image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crop {
+    /// Pixels cut off each side (Cloudflare's `trim=top;right;bottom;left`).
+    Edges {
+        top: u32,
+        right: u32,
+        bottom: u32,
+        left: u32,
+    },
+    /// A rectangle from its top-left corner; a missing size runs to the far edge (Cloudflare's
+    /// `trim.left`/`trim.top`/`trim.width`/`trim.height`, thumbor's `AxB:CxD`).
+    Rect {
+        left: u32,
+        top: u32,
+        width: Option<u32>,
+        height: Option<u32>,
+    },
+    /// A `width` x `height` region placed by `gravity`, or by the spec's `gravity` when `None`
+    /// (imgproxy's `crop`; imgate's `crop` and `crop.gravity`).
+    Sized {
+        width: Extent,
+        height: Extent,
+        gravity: Option<Gravity>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Flip {
     #[default]
@@ -109,7 +149,13 @@ pub struct TransformSpec {
     /// Device pixel ratio in hundredths (100 = 1x, 100..=400).
     pub dpr_centi: u16,
     pub fit: Fit,
+    /// The fit used instead of `fit` when the source (cropped and rotated) and the box lie
+    /// across each other, one landscape and the other portrait (a square counts as landscape):
+    /// imgproxy's `resizing_type:auto`, which fills when the two agree and fits when not.
+    pub fit_across: Option<Fit>,
     pub gravity: Gravity,
+    /// A region of the source to work on instead of the whole image (`trim`, `crop`).
+    pub crop: Option<Crop>,
     /// 1..=100; `None` means the encoder's default for the format.
     pub quality: Option<u8>,
     pub format: FormatRequest,
@@ -150,7 +196,9 @@ impl Default for TransformSpec {
             height: None,
             dpr_centi: 100,
             fit: Fit::default(),
+            fit_across: None,
             gravity: Gravity::default(),
+            crop: None,
             quality: None,
             format: FormatRequest::default(),
             background: None,

@@ -142,15 +142,110 @@ fn imgproxy_node_urls_signed_and_unsigned() {
         "one entry for both dialects"
     );
     // An option imgate does not implement is named in a 400.
-    let r = gw.get("/imgproxy/insecure/c:100:100/plain/photos/LadyBird.jpg");
+    let r = gw.get("/imgproxy/insecure/pd:10/plain/photos/LadyBird.jpg");
     assert_eq!(r.status, 400);
-    assert!(String::from_utf8_lossy(&r.body).contains("crop"));
+    assert!(String::from_utf8_lossy(&r.body).contains("padding"));
     assert!(
         metric(
             &gw.admin,
             "imgate_dialect_requests_total{dialect=\"imgproxy\"}"
         ) >= 11.0
     );
+}
+
+#[test]
+fn crops_and_auto_resizing_from_imgproxy_node_and_libthumbor() {
+    let origin = TestOrigin::start(fixtures());
+    let gw = gateway(&origin);
+    let flower = fixtures().join("photos/FreshFlower.jpg"); // 1600x1203
+    let portrait = fixtures().join("orientation/Portrait_1.jpg"); // 1200x1800
+                                                                  // (generateImageUrl request, size, the region of the picture turned `turns` times)
+    let cases = [
+        (
+            json!({"url": "/photos/FreshFlower.jpg", "options": {"width": 200,
+                   "crop": {"width": 800, "height": 600, "gravity": {"type": "nowe"}}}}),
+            (200, 150),
+            (&flower, 0, (0, 0, 800, 600)),
+        ),
+        (
+            json!({"url": "/photos/FreshFlower.jpg", "options": {"width": 100,
+                   "crop": {"width": 0.5, "height": 0.5, "gravity": {"type": "fp", "x": 0.9, "y": 0.1}}}}),
+            (100, 75),
+            (&flower, 0, (800, 0, 800, 602)),
+        ),
+        (
+            // imgproxy reads the region in the turned picture (1203x1600).
+            json!({"url": "/photos/FreshFlower.jpg", "options": {"rotate": 90,
+                   "crop": {"width": 300, "height": 400, "gravity": {"type": "soea"}}}}),
+            (300, 400),
+            (&flower, 1, (903, 1200, 300, 400)),
+        ),
+        (
+            json!({"url": "/photos/FreshFlower.jpg",
+                   "options": {"resizing_type": "auto", "width": 300, "height": 200}}),
+            (300, 200),
+            (&flower, 0, (0, 68, 1600, 1067)),
+        ),
+        (
+            // A portrait source in a landscape box: auto fits instead of filling.
+            json!({"url": "/orientation/Portrait_1.jpg",
+                   "options": {"resizing_type": "auto", "width": 300, "height": 200}}),
+            (133, 200),
+            (&portrait, 0, (0, 0, 1200, 1800)),
+        ),
+    ];
+    let requests: Vec<Value> = cases
+        .iter()
+        .map(|(r, _, _)| {
+            let mut r = r.clone();
+            r["endpoint"] = json!("http://signed.test/imgproxy");
+            r["key"] = json!(KEY);
+            r["salt"] = json!(SALT);
+            r
+        })
+        .collect();
+    let urls = client("imgproxy-urls.mjs", &json!(requests));
+    for ((_, size, (file, turns, region)), url) in cases.iter().zip(urls.as_array().unwrap()) {
+        let url = url.as_str().unwrap();
+        let r = gw.get_with(&path_of(url), &[("Host", "signed.test")]);
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        let img = decode(&r.body);
+        assert_eq!(img.dimensions(), *size, "{url}");
+        let want = region_reference(file, *turns, *region, size.0, size.1);
+        let look = ssim(&img, &want);
+        assert!(look > 0.95, "{url}: SSIM {look}");
+    }
+
+    // thumbor's manual crop, then a mirrored resize (negative width).
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n    thumbor: {{prefix: /thumbor}}\n",
+        o = origin.url()
+    );
+    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    let urls = thumbor_urls(
+        "x",
+        json!([
+            {"unsafe": true, "crop": [[100, 50], [900, 650]], "width": 200, "height": 0,
+             "image_url": "photos/FreshFlower.jpg"},
+            {"unsafe": true, "crop": [[100, 50], [900, 650]], "width": -200, "height": 0,
+             "image_url": "photos/FreshFlower.jpg"},
+        ]),
+    );
+    assert!(urls[0].contains("/100x50:900x650/"), "{}", urls[0]);
+    let want = region_reference(&flower, 0, (100, 50, 800, 600), 200, 150);
+    let plain = decode(&gw.get(&urls[0]).body);
+    assert_eq!(plain.dimensions(), (200, 150));
+    assert!(ssim(&plain, &want) > 0.9);
+    let mirrored = decode(&gw.get(&urls[1]).body);
+    assert_eq!(mirrored.dimensions(), (200, 150));
+    let look = ssim(&mirrored, &image::imageops::flip_horizontal(&want));
+    assert!(look > 0.9, "mirrored after the crop: SSIM {look}");
+    assert!(ssim(&mirrored, &want) < look, "the mirror is visible");
+    // A crop that leaves nothing of this picture is a 400 naming it.
+    let r = gw.get("/thumbor/unsafe/2000x0:2100x100/photos/FreshFlower.jpg");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("crop region"));
 }
 
 /// The `{src, srcSet}` next/image's `getImageProps` writes for each of `images` under the

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::route::Source;
-use crate::spec::{parse_options, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba};
+use crate::spec::{
+    parse_options, Crop, Extent, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba,
+};
 
 fn policy() -> UrlPolicy {
     let mut presets = Presets::default();
@@ -102,6 +104,63 @@ fn resizing_types_enlarge_and_extend_choose_the_fit() {
 }
 
 #[test]
+fn auto_fills_when_orientations_agree_and_fits_when_not() {
+    let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
+    let s = spec("rt:auto/s:300:200");
+    assert_eq!((s.fit, s.fit_across), (Fit::Crop, Some(Fit::ScaleDown)));
+    let s = spec("rt:auto/s:300:200/el:1");
+    assert_eq!((s.fit, s.fit_across), (Fit::Cover, Some(Fit::Contain)));
+    let s = spec("rt:auto/s:300:200/ex:1");
+    assert_eq!((s.fit, s.fit_across), (Fit::Crop, Some(Fit::Pad)));
+    assert_eq!(
+        s,
+        parse_options("width=300,height=200,fit=crop,fit.across=pad").unwrap()
+    );
+}
+
+#[test]
+fn crop_is_a_region_read_in_the_turned_frame() {
+    let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
+    // Pixels, fractions and 0 (the whole side); no gravity of its own follows `g`.
+    assert_eq!(
+        spec("c:300:0.5").crop,
+        Some(Crop::Sized {
+            width: Extent::Pixels(300),
+            height: Extent::Milli(500),
+            gravity: None
+        })
+    );
+    assert_eq!(
+        spec("crop:0:100:sowe/w:50"),
+        parse_options("crop=0x100,crop.gravity=bottom-left,width=50").unwrap()
+    );
+    assert_eq!(spec("c:0:0/w:50"), parse_options("width=50").unwrap());
+    // imgproxy reads the region after `rotate`; imgate before it: a 300x100 region at the
+    // top of the turned picture is 100x300 on the left of the upright one (turned 90
+    // clockwise, the left edge comes to the top).
+    assert_eq!(
+        spec("rot:90/c:300:100:no").crop,
+        Some(Crop::Sized {
+            width: Extent::Pixels(100),
+            height: Extent::Pixels(300),
+            gravity: Some(Gravity::Left)
+        })
+    );
+    // Without its own gravity it follows the main one, carried through the turn too.
+    assert_eq!(
+        spec("rot:180/g:fp:0.2:0.1/c:10:10").crop,
+        Some(Crop::Sized {
+            width: Extent::Pixels(10),
+            height: Extent::Pixels(10),
+            gravity: Some(Gravity::Point {
+                x_milli: 800,
+                y_milli: 900
+            })
+        })
+    );
+}
+
+#[test]
 fn gravity_format_presets_and_sources() {
     let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
     assert_eq!(spec("g:sowe").gravity, Gravity::BottomLeft);
@@ -152,8 +211,10 @@ fn gravity_format_presets_and_sources() {
 #[test]
 fn what_imgate_cannot_do_is_refused_naming_it() {
     for (opts, named) in [
-        ("c:10:20", "crop"),
-        ("rt:auto", "auto"),
+        ("c:-1:20", "c: width"),
+        ("crop:10:200001", "crop: width"),
+        ("c:10:10:no:3:0", "offsets"),
+        ("rt:smart", "auto"),
         ("ar:f", "auto_rotate"),
         ("g:no:5:0", "offsets"),
         ("f:gif", "gif"),

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::route::Source;
-use crate::spec::{Fit, Flip, FormatRequest, Gravity, OutputFormat, Rgba};
+use crate::spec::{parse_options, Crop, Fit, Flip, FormatRequest, Gravity, OutputFormat, Rgba};
 
 const KEY: &str = "my-security-key";
 
@@ -101,11 +101,36 @@ fn modes_filters_and_sources() {
 }
 
 #[test]
+fn manual_crop_is_a_region_of_the_upright_original() {
+    let spec = |path: &str| resolved(&policy(true), &format!("/thumbor/unsafe/{path}")).spec;
+    let s = spec("10x20:110x70/50x0/a.jpg");
+    assert_eq!(
+        s.crop,
+        Some(Crop::Rect {
+            left: 10,
+            top: 20,
+            width: Some(100),
+            height: Some(50)
+        })
+    );
+    assert_eq!(s.width, Some(50));
+    assert_eq!(
+        spec("10x20:110x70/a.jpg"),
+        parse_options("trim.left=10,trim.top=20,trim.width=100,trim.height=50").unwrap()
+    );
+    // 0x0:0x0 is no crop; a rotate() does not move the region (thumbor crops first).
+    assert_eq!(spec("0x0:0x0/50x0/a.jpg"), spec("50x0/a.jpg"));
+    assert_eq!(spec("10x20:110x70/filters:rotate(90)/a.jpg").crop, s.crop);
+}
+
+#[test]
 fn what_imgate_cannot_do_is_refused_naming_it() {
     for (path, named) in [
         ("meta/10x10/a.jpg", "meta"),
         ("trim/10x10/a.jpg", "trim"),
-        ("10x10:90x90/a.jpg", "crop"),
+        ("90x10:10x90/a.jpg", "crop"),
+        ("10x10:10x90/a.jpg", "crop"),
+        ("0x0:100001x5/a.jpg", "crop"),
         ("adaptive-fit-in/10x10/a.jpg", "adaptive-fit-in"),
         ("filters:watermark(b.png,0,0,0)/a.jpg", "watermark"),
         ("filters:format(gif)/a.jpg", "gif"),

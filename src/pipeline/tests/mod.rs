@@ -5,6 +5,7 @@
 mod anim;
 mod avif;
 mod bombs;
+mod crop;
 mod metadata;
 
 use crate::imaging::meta::SourceMeta;

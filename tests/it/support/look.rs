@@ -70,3 +70,20 @@ pub fn reference(file: &Path, w: u32, h: u32) -> image::RgbaImage {
     let img = image::open(file).expect("fixture decodes").to_rgba8();
     image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
 }
+
+/// A reference for a region: `region` (left, top, width, height) of a fixture turned clockwise
+/// `turns` quarter turns first, resized to `w` x `h` with the `image` crate.
+pub fn region_reference(
+    file: &Path,
+    turns: u8,
+    (left, top, width, height): (u32, u32, u32, u32),
+    w: u32,
+    h: u32,
+) -> image::RgbaImage {
+    let mut img = image::open(file).expect("fixture decodes").to_rgba8();
+    for _ in 0..turns % 4 {
+        img = image::imageops::rotate90(&img);
+    }
+    let region = image::imageops::crop_imm(&img, left, top, width, height).to_image();
+    image::imageops::resize(&region, w, h, image::imageops::FilterType::Lanczos3)
+}
