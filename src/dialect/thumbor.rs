@@ -9,7 +9,8 @@ use super::types::{
     snippet, under_prefix, Dialect, Refusal, RefusalReason, Resolved, Signatures, ALL_MODERN,
 };
 use crate::spec::{
-    self, Crop, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec,
+    self, BorderColour, BorderTrim, Crop, Fit, Flip, FormatRequest, Gravity, Metadata,
+    OutputFormat, TransformSpec,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -54,7 +55,8 @@ fn resolve_path(
         return Err(Refusal::bad_url("thumbor's meta endpoint is not supported"));
     }
     if next == "trim" || next.starts_with("trim:") {
-        return Err(Refusal::bad_url("thumbor's trim is not supported"));
+        req.spec.trim_border = Some(trim(next)?);
+        next = segments.next().unwrap_or("");
     }
     if is_manual_crop(next) {
         req.spec.crop = manual_crop(next)?;
@@ -162,6 +164,44 @@ fn is_manual_crop(segment: &str) -> bool {
         })
     };
     pair(a) && pair(b)
+}
+
+/// `trim[:top-left|:bottom-right][:tolerance]`: cut away the border of the colour of that
+/// corner pixel (top-left unless named), within a Euclidean RGB distance (0 unless given).
+fn trim(segment: &str) -> Result<BorderTrim, Refusal> {
+    let bad = || {
+        Refusal::bad_url(format!(
+            "trim: {} must be trim[:top-left|:bottom-right][:tolerance 0-442]",
+            snippet(segment)
+        ))
+    };
+    let mut parts = segment.split(':').skip(1);
+    let mut colour = BorderColour::TopLeft;
+    let mut tolerance = 0;
+    let mut next = parts.next();
+    match next {
+        Some("top-left" | "") => next = parts.next(),
+        Some("bottom-right") => {
+            colour = BorderColour::BottomRight;
+            next = parts.next();
+        }
+        _ => {}
+    }
+    if let Some(t) = next {
+        tolerance = t
+            .parse::<u16>()
+            .ok()
+            .filter(|&t| t <= 442)
+            .ok_or_else(bad)?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(BorderTrim {
+        colour,
+        tolerance,
+        keep: 0,
+    })
 }
 
 /// The region of `AxB:CxD` (left, top, right, bottom in the original's pixels, after EXIF

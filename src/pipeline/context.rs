@@ -2,6 +2,7 @@
 //! phase's result as shared between jobs, and the frames of the animated path.
 
 use super::error::PipelineError;
+use super::geometry::Rect;
 use super::limits::Limits;
 use crate::imaging::animation::Frame;
 use crate::imaging::meta::SourceMeta;
@@ -24,6 +25,8 @@ pub(super) struct Ctx<'a> {
     /// read-only. `fit` resizes from it in place; any step that needs pixels of its own gets
     /// a copy from `take_raster`. Empty from `fit` on.
     pub shared: Option<Arc<Decoded>>,
+    /// Set by `trim_border`: what `trim=border` keeps of the upright original.
+    pub trimmed: Option<Rect>,
     /// Set by `choose_format`.
     pub format: Option<OutputFormat>,
     /// Set by `encode`.
@@ -48,6 +51,7 @@ impl<'a> Ctx<'a> {
             meta: SourceMeta::default(),
             raster: empty_raster(),
             shared: None,
+            trimmed: None,
             format: None,
             output: Vec::new(),
             animation: None,

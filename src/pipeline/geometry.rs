@@ -78,13 +78,16 @@ fn needed_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
 /// (width/height x dpr, fit, gravity, background for pad).
 pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
     let size = (img.width, img.height);
-    fit_from(Cow::Owned(img), size, spec, limits)
+    fit_from(Cow::Owned(img), size, spec, None, limits)
 }
 
 /// Like [`fit`], for an image that shrink-on-load delivered smaller than the original:
 /// `original` is the upright size of the full source, and every output size is computed from
 /// it, so the result never depends on the decoder's scale (a 1600x1203 photo at width 100 is
 /// 100x75 whether it was decoded at full size or at 1/8).
+///
+/// `trimmed` is what a border trim kept of the upright original (before `rotate`), in its
+/// pixels: the spec's `crop` applies inside it.
 ///
 /// A borrowed `img` (a decode shared with other jobs) is resized straight from its pixels
 /// when that needs no change to them; it is copied only when the output is the source as is,
@@ -93,15 +96,17 @@ pub fn fit_from(
     img: Cow<'_, Raster>,
     original: (u32, u32),
     spec: &TransformSpec,
+    trimmed: Option<Rect>,
     limits: &Limits,
 ) -> Result<Raster, PipelineError> {
     if img.width == 0 || img.height == 0 || original.0 == 0 || original.1 == 0 {
         return Err(PipelineError::Undecodable("image has no pixels".into()));
     }
-    if let Some(Err(why)) = crop_region(original.0, original.1, spec) {
-        return Err(PipelineError::BadOptions(why));
-    }
-    let plan = plan(original.0, original.1, spec);
+    let plan = match crop_region(original.0, original.1, spec, trimmed) {
+        Some(Err(why)) => return Err(PipelineError::BadOptions(why)),
+        Some(Ok(region)) => plan_region(original.0, original.1, spec, region),
+        None => plan_whole(original.0, original.1, spec),
+    };
     let (cw, ch) = plan.canvas;
     if cw > limits.max_output_dimension || ch > limits.max_output_dimension {
         return Err(PipelineError::TooLarge(format!(
@@ -299,21 +304,47 @@ fn fit_inside(sw: u32, sh: u32, bw: u32, bh: u32) -> (u32, u32) {
 
 /// A block of whole pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Rect {
-    left: u32,
-    top: u32,
-    width: u32,
-    height: u32,
+pub struct Rect {
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rect {
+    /// The pixels in both, if any.
+    fn intersect(self, other: Rect) -> Option<Rect> {
+        let left = self.left.max(other.left);
+        let top = self.top.max(other.top);
+        let right = (u64::from(self.left) + u64::from(self.width))
+            .min(u64::from(other.left) + u64::from(other.width));
+        let bottom = (u64::from(self.top) + u64::from(self.height))
+            .min(u64::from(other.top) + u64::from(other.height));
+        (right > u64::from(left) && bottom > u64::from(top)).then(|| Rect {
+            left,
+            top,
+            width: (right - u64::from(left)) as u32,
+            height: (bottom - u64::from(top)) as u32,
+        })
+    }
 }
 
 /// The spec's `crop` region of a source whose size `fit` sees as `sw` x `sh` (after `rotate`),
-/// in that frame. The region is given in the frame before `rotate` and `flip` and is clipped to
-/// the image there, then turned and mirrored as the pixels will be. `None` for the whole
-/// image; an error (for a 400) when nothing is left.
-fn crop_region(sw: u32, sh: u32, spec: &TransformSpec) -> Option<Result<Rect, String>> {
-    let crop = spec.crop?;
+/// in that frame, inside what a border trim kept (`trimmed`). Both are given in the frame
+/// before `rotate` and `flip`, the region clipped to the image and the trimmed part there,
+/// then turned and mirrored as the pixels will be. `None` for the whole image; an error (for a
+/// 400) when nothing is left.
+fn crop_region(
+    sw: u32,
+    sh: u32,
+    spec: &TransformSpec,
+    trimmed: Option<Rect>,
+) -> Option<Result<Rect, String>> {
     let o = spec_orientation(spec);
     let (pw, ph) = if o.swaps_axes() { (sh, sw) } else { (sw, sh) };
+    let Some(crop) = spec.crop else {
+        return trimmed.map(|t| Ok(orient_rect(t, (pw, ph), o)));
+    };
     let empty = || {
         Some(Err(format!(
             "the crop region leaves nothing of the {pw}x{ph} image"
@@ -376,6 +407,17 @@ fn crop_region(sw: u32, sh: u32, spec: &TransformSpec) -> Option<Result<Rect, St
             }
         }
     };
+    let r = match trimmed {
+        None => r,
+        Some(t) => match r.intersect(t) {
+            Some(r) => r,
+            None => {
+                return Some(Err(format!(
+                    "the crop region lies outside what trim=border kept of the {pw}x{ph} image"
+                )))
+            }
+        },
+    };
     Some(Ok(orient_rect(r, (pw, ph), o)))
 }
 
@@ -404,9 +446,14 @@ fn orient_rect(mut r: Rect, size: (u32, u32), o: Orientation) -> Rect {
 /// Decide window, scaled size and canvas for a `sw` x `sh` source: the plan for the `crop`
 /// region alone (the whole source without one), its window moved to where the region is.
 fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
-    let Some(Ok(r)) = crop_region(sw, sh, spec) else {
-        return plan_whole(sw, sh, spec);
-    };
+    match crop_region(sw, sh, spec, None) {
+        Some(Ok(r)) => plan_region(sw, sh, spec, r),
+        _ => plan_whole(sw, sh, spec),
+    }
+}
+
+/// [`plan`] for the region `r` of a `sw` x `sh` source.
+fn plan_region(sw: u32, sh: u32, spec: &TransformSpec, r: Rect) -> Plan {
     let mut plan = plan_whole(r.width, r.height, spec);
     let w = plan.window;
     let (left, width) = inside(f64::from(sw), w.left + f64::from(r.left), w.width);
@@ -1211,7 +1258,7 @@ mod tests {
                 crop: Some(crop),
                 ..Default::default()
             };
-            crop_region(src.0, src.1, &s)
+            crop_region(src.0, src.1, &s, None)
                 .expect("a crop")
                 .map(|r| (r.left, r.top, r.width, r.height))
         };
@@ -1292,7 +1339,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            crop_region(200, 400, &s),
+            crop_region(200, 400, &s, None),
             Some(Ok(Rect {
                 left: 150,
                 top: 0,

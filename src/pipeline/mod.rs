@@ -3,6 +3,7 @@
 //! and kernels of the image layer (`crate::imaging`) and its own (`geometry`, `effects`); it
 //! never sees HTTP, caches or origins, and it runs on the rayon pool, never on an async worker.
 
+mod border;
 mod context;
 pub mod effects;
 mod error;

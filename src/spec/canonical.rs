@@ -2,7 +2,8 @@
 //! defaults left out), so two URLs that mean the same thing share one cache key.
 
 use super::types::{
-    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, Rgba, TransformSpec,
+    BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, Rgba,
+    TransformSpec,
 };
 use std::fmt;
 
@@ -108,6 +109,31 @@ fn push_crop(parts: &mut Vec<String>, crop: Crop) {
     }
 }
 
+/// `#rrggbb`, or `#rrggbbaa` when not opaque.
+fn colour_text(Rgba([r, g, b, a]): Rgba) -> String {
+    if a == 0xff {
+        format!("#{r:02x}{g:02x}{b:02x}")
+    } else {
+        format!("#{r:02x}{g:02x}{b:02x}{a:02x}")
+    }
+}
+
+/// `trim=border` and the `trim.border.*` keys that differ from their defaults.
+fn push_border(parts: &mut Vec<String>, border: BorderTrim) {
+    parts.push("trim=border".into());
+    match border.colour {
+        BorderColour::TopLeft => {}
+        BorderColour::BottomRight => parts.push("trim.border.color=bottom-right".into()),
+        BorderColour::Rgba(c) => parts.push(format!("trim.border.color={}", colour_text(c))),
+    }
+    if border.tolerance != BorderTrim::DEFAULT_TOLERANCE {
+        parts.push(format!("trim.border.tolerance={}", border.tolerance));
+    }
+    if border.keep != 0 {
+        parts.push(format!("trim.border.keep={}", border.keep));
+    }
+}
+
 impl TransformSpec {
     /// The options string that parses back to exactly this spec: long key names in a fixed
     /// order, defaults left out, so equal specs give equal cache keys.
@@ -137,6 +163,9 @@ impl TransformSpec {
         if self.gravity != Gravity::Auto {
             parts.push(format!("gravity={}", gravity_name(self.gravity)));
         }
+        if let Some(border) = self.trim_border {
+            push_border(&mut parts, border);
+        }
         if let Some(crop) = self.crop {
             push_crop(&mut parts, crop);
         }
@@ -148,12 +177,8 @@ impl TransformSpec {
             FormatRequest::Auto => parts.push("format=auto".into()),
             FormatRequest::Fixed(f) => parts.push(format!("format={}", f.name())),
         }
-        if let Some(Rgba([r, g, b, a])) = self.background {
-            if a == 0xff {
-                parts.push(format!("background=#{r:02x}{g:02x}{b:02x}"));
-            } else {
-                parts.push(format!("background=#{r:02x}{g:02x}{b:02x}{a:02x}"));
-            }
+        if let Some(colour) = self.background {
+            parts.push(format!("background={}", colour_text(colour)));
         }
         if let Some(blur) = self.blur_deci {
             parts.push(format!("blur={}", format_fixed(u64::from(blur), 1)));

@@ -28,5 +28,6 @@ pub use parse::{
     Parsed, SpecError, MAX_CROP_PIXELS,
 };
 pub use types::{
-    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec,
+    BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
+    OutputFormat, Rgba, TransformSpec,
 };

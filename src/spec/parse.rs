@@ -3,7 +3,8 @@
 
 use super::colour::parse_colour;
 use super::types::{
-    Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, OutputFormat, TransformSpec,
+    BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
+    OutputFormat, TransformSpec,
 };
 use super::values::{decimal_in, int_in, Decimal};
 
@@ -45,6 +46,9 @@ enum Opt {
     TrimHeight,
     Crop,
     CropGravity,
+    TrimBorderColour,
+    TrimBorderTolerance,
+    TrimBorderKeep,
 }
 
 /// Options that name a region in different ways: one segment may use only one of the groups
@@ -82,6 +86,9 @@ impl Opt {
             "trim.height" => Opt::TrimHeight,
             "crop" => Opt::Crop,
             "crop.gravity" => Opt::CropGravity,
+            "trim.border.color" | "trim.border.colour" => Opt::TrimBorderColour,
+            "trim.border.tolerance" => Opt::TrimBorderTolerance,
+            "trim.border.keep" => Opt::TrimBorderKeep,
             _ => return None,
         })
     }
@@ -112,6 +119,9 @@ impl Opt {
             Opt::TrimHeight => "trim.height",
             Opt::Crop => "crop",
             Opt::CropGravity => "crop.gravity",
+            Opt::TrimBorderColour => "trim.border.color",
+            Opt::TrimBorderTolerance => "trim.border.tolerance",
+            Opt::TrimBorderKeep => "trim.border.keep",
         }
     }
 
@@ -137,7 +147,10 @@ impl Opt {
             Opt::Grayscale | Opt::Anim => "true or false",
             Opt::Metadata => "one of none, copyright, keep",
             Opt::Cachebuster => "1 to 64 letters, digits, '-', '_' or '.'",
-            Opt::Trim => "four pixel counts top;right;bottom;left (0 to 100000)",
+            Opt::Trim => "border, or four pixel counts top;right;bottom;left (0 to 100000)",
+            Opt::TrimBorderColour => "top-left, bottom-right or a CSS colour",
+            Opt::TrimBorderTolerance => "an integer between 0 and 510",
+            Opt::TrimBorderKeep => "an integer between 0 and 100000",
             Opt::TrimLeft | Opt::TrimTop => "an integer between 0 and 100000",
             Opt::TrimWidth | Opt::TrimHeight => "an integer between 1 and 100000",
             Opt::Crop => {
@@ -273,12 +286,34 @@ fn apply_item(
 ) -> Result<&'static str, SpecError> {
     let opt =
         Opt::from_key(key).ok_or_else(|| SpecError(format!("unknown option: {}", snippet(key))))?;
-    let bit = 1u32 << (opt as u32);
+    // `trim` is two options in one: `trim=border` has a bit of its own.
+    const BORDER: u32 = 1 << 31;
+    let border = opt == Opt::Trim && value.map(str::trim) == Some("border");
+    let bit = if border { BORDER } else { 1u32 << (opt as u32) };
+    let mask = |group: &[Opt]| group.iter().fold(0u32, |m, &o| m | 1 << (o as u32));
     if *seen & bit != 0 {
         return Err(SpecError(format!("{}: given more than once", opt.name())));
     }
-    let mask = |group: &[Opt]| group.iter().fold(0u32, |m, &o| m | 1 << (o as u32));
-    if let Some(group) = REGION_GROUPS.iter().find(|g| g.contains(&opt)) {
+    let border_bits = BORDER
+        | mask(&[
+            Opt::TrimBorderColour,
+            Opt::TrimBorderTolerance,
+            Opt::TrimBorderKeep,
+        ]);
+    let edges = mask(&[Opt::Trim]);
+    if (bit & border_bits != 0 && *seen & edges != 0) || (bit == edges && *seen & border_bits != 0)
+    {
+        return Err(SpecError(format!(
+            "{}: trim=border (and trim.border.*) and trim=top;right;bottom;left are different \
+             trims; use one",
+            opt.name()
+        )));
+    }
+    if let Some(group) = REGION_GROUPS
+        .iter()
+        .find(|g| g.contains(&opt))
+        .filter(|_| !border)
+    {
         let others = REGION_GROUPS
             .iter()
             .filter(|g| *g != group)
@@ -363,7 +398,48 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
             spec.cachebuster = Some(ok.then(|| value.to_string())?);
         }
         Opt::FitAcross => spec.fit_across = Some(parse_fit(value)?),
+        Opt::Trim if value == "border" => {
+            // One `trim` option, two meanings: the last one given wins (a URL's own over a
+            // preset's), so a spec never holds both.
+            if matches!(spec.crop, Some(Crop::Edges { .. })) {
+                spec.crop = None;
+            }
+            spec.trim_border = Some(border_trim(spec));
+        }
+        Opt::TrimBorderColour | Opt::TrimBorderTolerance | Opt::TrimBorderKeep
+            if matches!(spec.crop, Some(Crop::Edges { .. })) =>
+        {
+            // A preset's `trim=t;r;b;l` gives way to a URL's border trim, as to its `trim`.
+            spec.crop = None;
+            return apply(spec, opt, value);
+        }
+        Opt::TrimBorderColour => {
+            let colour = match value {
+                "top-left" => BorderColour::TopLeft,
+                "bottom-right" => BorderColour::BottomRight,
+                css => BorderColour::Rgba(parse_colour(css)?),
+            };
+            spec.trim_border = Some(BorderTrim {
+                colour,
+                ..border_trim(spec)
+            });
+        }
+        Opt::TrimBorderTolerance => {
+            let tolerance = int_in(value, 0, 510)? as u16;
+            spec.trim_border = Some(BorderTrim {
+                tolerance,
+                ..border_trim(spec)
+            });
+        }
+        Opt::TrimBorderKeep => {
+            let keep = int_in(value, 0, MAX_CROP)? as u32;
+            spec.trim_border = Some(BorderTrim {
+                keep,
+                ..border_trim(spec)
+            });
+        }
         Opt::Trim => {
+            spec.trim_border = None;
             let mut sides = value.split(';').map(|v| int_in(v.trim(), 0, MAX_CROP));
             let mut next = || -> Option<u32> { Some(sides.next()?? as u32) };
             let (top, right, bottom, left) = (next()?, next()?, next()?, next()?);
@@ -428,6 +504,15 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// The spec's border trim so far, or the default one (`trim=border` alone).
+fn border_trim(spec: &TransformSpec) -> BorderTrim {
+    spec.trim_border.unwrap_or(BorderTrim {
+        colour: BorderColour::TopLeft,
+        tolerance: BorderTrim::DEFAULT_TOLERANCE,
+        keep: 0,
+    })
 }
 
 /// [`MAX_CROP_PIXELS`] as the bound `int_in` takes.

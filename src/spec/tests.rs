@@ -520,6 +520,10 @@ fn random_crop(rng: &mut Rng) -> Option<Crop> {
 fn random_spec(rng: &mut Rng) -> TransformSpec {
     let mut spec = random_spec_raw(rng);
     normalise(&mut spec);
+    // `trim` is edges or border, never both.
+    if spec.trim_border.is_some() && matches!(spec.crop, Some(Crop::Edges { .. })) {
+        spec.crop = None;
+    }
     spec
 }
 
@@ -586,7 +590,27 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
             .coin()
             .then(|| rng.pick(&[Fit::ScaleDown, Fit::Contain, Fit::Pad, Fit::Cover])),
         crop: random_crop(rng),
+        trim_border: random_border(rng),
     }
+}
+
+fn random_border(rng: &mut Rng) -> Option<BorderTrim> {
+    rng.coin().then(|| BorderTrim {
+        colour: match rng.below(3) {
+            0 => BorderColour::TopLeft,
+            1 => BorderColour::BottomRight,
+            _ => {
+                let v = rng.next().to_le_bytes();
+                BorderColour::Rgba(Rgba([v[0], v[1], v[2], v[3]]))
+            }
+        },
+        tolerance: rng.range(0, 510) as u16,
+        keep: if rng.coin() {
+            0
+        } else {
+            rng.range(1, 100_000) as u32
+        },
+    })
 }
 
 #[test]
@@ -659,11 +683,65 @@ fn trim_names_edges_or_a_rectangle_and_crop_a_sized_region() {
 }
 
 #[test]
+fn trim_border_and_its_settings() {
+    let default = BorderTrim {
+        colour: BorderColour::TopLeft,
+        tolerance: BorderTrim::DEFAULT_TOLERANCE,
+        keep: 0,
+    };
+    assert_eq!(ok("trim=border").trim_border, Some(default));
+    let s =
+        ok("trim.border.keep=4,trim=border,trim.border.color=bottom-right,trim.border.tolerance=0");
+    assert_eq!(
+        s.trim_border,
+        Some(BorderTrim {
+            colour: BorderColour::BottomRight,
+            tolerance: 0,
+            keep: 4
+        })
+    );
+    assert_eq!(
+        s.canonical(),
+        "trim=border,trim.border.color=bottom-right,trim.border.tolerance=0,trim.border.keep=4"
+    );
+    assert_eq!(
+        ok("trim.border.color=white").trim_border.map(|b| b.colour),
+        Some(BorderColour::Rgba(Rgba([255, 255, 255, 255])))
+    );
+    // With a rectangle or a sized crop, both apply; with edges it is a mix-up.
+    let s = ok("trim=border,trim.left=5");
+    assert!(s.trim_border.is_some() && s.crop.is_some());
+    assert!(ok("crop=10x10,trim=border").trim_border.is_some());
+    assert!(err("trim=1;1;1;1,trim.border.keep=1").contains("trim=border"));
+    assert!(err("trim.border.keep=1,trim=1;1;1;1").contains("trim=border"));
+    assert!(err("trim.border.tolerance=511").starts_with("trim.border.tolerance"));
+    assert!(err("trim.border.color=nope").starts_with("trim.border.color"));
+    // A URL's own trim replaces a preset's, whichever kind either is.
+    let presets = |name: &str| match name {
+        "edges" => Some("trim=1;2;3;4"),
+        "border" => Some("trim=border"),
+        _ => None,
+    };
+    let s = parse_options_with("preset=edges,trim=border", &presets)
+        .unwrap()
+        .spec;
+    assert_eq!((s.crop, s.trim_border), (None, Some(default)));
+    let s = parse_options_with("preset=edges,trim.border.keep=2", &presets)
+        .unwrap()
+        .spec;
+    assert_eq!((s.crop, s.trim_border.map(|b| b.keep)), (None, Some(2)));
+    let s = parse_options_with("preset=border,trim=0;0;5;0", &presets)
+        .unwrap()
+        .spec;
+    assert!(s.trim_border.is_none() && s.crop.is_some());
+}
+
+#[test]
 fn region_options_refuse_bad_values_and_mixtures() {
     for bad in [
         "trim=1;2;3",
         "trim=1;2;3;4;5",
-        "trim=border",
+        "trim=borders",
         "trim=-1;0;0;0",
         "trim=100001;0;0;0",
         "trim.width=0",
@@ -785,6 +863,9 @@ fn garbage_never_panics() {
         "crop",
         "crop.gravity",
         "fit.across",
+        "border",
+        "trim.border.color",
+        "trim.border.keep",
         ";",
         "rgb(",
         "rgba(",

@@ -242,6 +242,23 @@ fn crops_and_auto_resizing_from_imgproxy_node_and_libthumbor() {
     let look = ssim(&mirrored, &image::imageops::flip_horizontal(&want));
     assert!(look > 0.9, "mirrored after the crop: SSIM {look}");
     assert!(ssim(&mirrored, &want) < look, "the mirror is visible");
+    // thumbor's trim (libthumbor's `trim=("top-left", 40)`) cuts the white frame away.
+    let urls = thumbor_urls(
+        "x",
+        json!([{"unsafe": true, "trim": ["top-left", 40], "image_url": "framed.jpg"}]),
+    );
+    assert!(urls[0].contains("/trim:top-left:40/"), "{}", urls[0]);
+    let r = gw.get(&urls[0]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let trimmed = decode(&r.body);
+    let (w, h) = trimmed.dimensions();
+    assert!(
+        (400..=403).contains(&w) && (301..=304).contains(&h),
+        "{w}x{h}"
+    );
+    let want = region_reference(&flower, 0, (0, 0, 1600, 1203), w, h);
+    let look = ssim(&trimmed, &want);
+    assert!(look > 0.9, "the picture without its frame: SSIM {look}");
     // A crop that leaves nothing of this picture is a 400 naming it.
     let r = gw.get("/thumbor/unsafe/2000x0:2100x100/photos/FreshFlower.jpg");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::route::Source;
-use crate::spec::{parse_options, Crop, Fit, Flip, FormatRequest, Gravity, OutputFormat, Rgba};
+use crate::spec::{
+    self, parse_options, Crop, Fit, Flip, FormatRequest, Gravity, OutputFormat, Rgba,
+};
 
 const KEY: &str = "my-security-key";
 
@@ -124,10 +126,48 @@ fn manual_crop_is_a_region_of_the_upright_original() {
 }
 
 #[test]
+fn trim_cuts_the_border_of_a_corner_colour() {
+    let spec = |path: &str| resolved(&policy(true), &format!("/thumbor/unsafe/{path}")).spec;
+    let border = |colour, tolerance| {
+        Some(spec::BorderTrim {
+            colour,
+            tolerance,
+            keep: 0,
+        })
+    };
+    use spec::BorderColour::{BottomRight, TopLeft};
+    assert_eq!(spec("trim/a.jpg").trim_border, border(TopLeft, 0));
+    assert_eq!(spec("trim:top-left/a.jpg").trim_border, border(TopLeft, 0));
+    assert_eq!(
+        spec("trim:bottom-right:30/a.jpg").trim_border,
+        border(BottomRight, 30)
+    );
+    assert_eq!(
+        spec("trim::15/a.jpg").trim_border,
+        border(TopLeft, 15),
+        "as libthumbor writes it"
+    );
+    assert_eq!(spec("trim:15/a.jpg").trim_border, border(TopLeft, 15));
+    // With a manual crop and a size after it.
+    let s = spec("trim/10x20:110x70/50x0/a.jpg");
+    assert!(s.trim_border.is_some() && s.crop.is_some());
+    assert_eq!(
+        s,
+        parse_options(
+            "trim=border,trim.border.tolerance=0,trim.left=10,trim.top=20,trim.width=100,\
+             trim.height=50,width=50,fit=cover,gravity=center"
+        )
+        .unwrap()
+    );
+}
+
+#[test]
 fn what_imgate_cannot_do_is_refused_naming_it() {
     for (path, named) in [
         ("meta/10x10/a.jpg", "meta"),
-        ("trim/10x10/a.jpg", "trim"),
+        ("trim:middle/10x10/a.jpg", "trim"),
+        ("trim:top-left:443/10x10/a.jpg", "trim"),
+        ("trim:top-left:5:5/10x10/a.jpg", "trim"),
         ("90x10:10x90/a.jpg", "crop"),
         ("10x10:10x90/a.jpg", "crop"),
         ("0x0:100001x5/a.jpg", "crop"),

@@ -34,7 +34,8 @@ pub(in crate::pipeline) const MAX_SOURCE_PIXEL_FRAMES: u64 = 200_000_000;
 pub(in crate::pipeline) const MAX_OUTPUT_PIXEL_FRAMES: u64 = 100_000_000;
 
 /// True when this request takes the animated path: an animated GIF/WebP source, `anim` on,
-/// an output that will be WebP, and a source within the decoding budget.
+/// an output that will be WebP, no `trim=border` (found on one picture, so the first frame
+/// is what it trims), and a source within the decoding budget.
 pub(in crate::pipeline) fn wanted(ctx: &Ctx<'_>) -> Result<bool, PipelineError> {
     wanted_within(ctx, MAX_SOURCE_PIXEL_FRAMES)
 }
@@ -47,6 +48,7 @@ pub(in crate::pipeline) fn wanted_within(
     let probe = ctx.probe()?;
     if probe.frames <= 1
         || !ctx.spec.anim
+        || ctx.spec.trim_border.is_some()
         || !matches!(probe.format, SourceFormat::Gif | SourceFormat::Webp)
         || !animates_as_webp(ctx.spec.format, ctx.accepts, probe.format)
     {

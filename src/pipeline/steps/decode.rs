@@ -17,13 +17,17 @@ use turbojpeg::ScalingFactor;
 pub(in crate::pipeline) type MinSize<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
 
 /// The smallest upright size shrink-on-load may deliver for this request: what `fit` needs,
-/// times the output format's headroom (`decode_headroom`), never more than the source.
+/// times the output format's headroom (`decode_headroom`), never more than the source; the
+/// whole source for `trim=border`, whose region is only known from the pixels.
 pub(in crate::pipeline) fn min_upright_size<'a>(
     ctx: &Ctx<'a>,
 ) -> impl Fn(u32, u32) -> (u32, u32) + 'a {
     let spec = ctx.spec;
     let headroom = decode_headroom(spec.format, ctx.accepts);
     move |w, h| {
+        if spec.trim_border.is_some() {
+            return (w, h);
+        }
         let (mw, mh) = min_decode_size(w, h, spec);
         let grow = |min: u32, src: u32| ((f64::from(min) * headroom).ceil() as u32).min(src);
         (grow(mw, w), grow(mh, h))

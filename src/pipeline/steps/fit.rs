@@ -21,7 +21,7 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
         Some(decoded) => Cow::Borrowed(&decoded.raster),
         None => Cow::Owned(ctx.take_raster()),
     };
-    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.limits)?;
+    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.trimmed, ctx.limits)?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod metadata;
 mod orient;
 pub(super) mod probe;
 mod rotate_flip;
+mod trim_border;
 
 use super::context::Ctx;
 use super::error::PipelineError;
@@ -36,6 +37,8 @@ pub(in crate::pipeline) const STEPS: &[(&str, Phase, Step)] = &[
     ("decode", Phase::Decode, decode::step),
     ("orient", Phase::Decode, orient::step),
     ("colour", Phase::Decode, colour::step),
+    // On the upright picture, before anything turns it: `trim=border` finds what to keep.
+    ("trim_border", Phase::Resize, trim_border::step),
     // Rotate first: `width`/`height` name the axes after `rotate`, as Cloudflare defines them.
     ("rotate_flip", Phase::Resize, rotate_flip::step),
     ("fit", Phase::Resize, fit::step),

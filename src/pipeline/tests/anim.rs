@@ -132,6 +132,19 @@ fn anim_false_gives_a_still_webp() {
 }
 
 #[test]
+fn trim_border_trims_the_first_frame_into_a_still() {
+    for name in SOURCES {
+        let out = run(
+            name,
+            "trim=border,format=webp,width=100",
+            Accepts::default(),
+        );
+        assert_eq!(out.width, 100, "{name}");
+        assert_eq!(count(&out.bytes, b"ANMF"), 0, "{name}: one picture");
+    }
+}
+
+#[test]
 fn jpeg_and_png_outputs_stay_still() {
     for name in SOURCES {
         let out = run(name, "width=100,format=jpeg", Accepts::default());

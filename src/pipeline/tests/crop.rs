@@ -127,3 +127,77 @@ fn a_region_that_leaves_nothing_is_refused_as_bad_options() {
         );
     }
 }
+
+/// `photo` at width 400 (400x301 for FreshFlower) framed in white on a 500x400 canvas, as
+/// `format` (a real output of this pipeline, so the border is what a site would serve): 50 px
+/// left and right, 49 or 50 above and below.
+fn padded(photo: &[u8], format: &str) -> Vec<u8> {
+    let spec = parse_options(&format!(
+        "width=400,height=400,fit=pad,background=white,format={format}"
+    ))
+    .unwrap();
+    let framed = run(photo, &spec).bytes;
+    let spec = parse_options(&format!(
+        "width=500,height=400,fit=pad,background=white,format={format}"
+    ))
+    .unwrap();
+    run(&framed, &spec).bytes
+}
+
+#[test]
+fn trim_border_cuts_a_white_frame_back_to_the_picture() {
+    let photo = fixture("photos/FreshFlower.jpg"); // 1600x1203: 400x301 at width 400
+    let picture = output(&photo, "width=400");
+    assert_eq!((picture.width, picture.height), (400, 301));
+    // Lossless: exactly the picture, at any tolerance that keeps the photo's own whites in.
+    let png = padded(&photo, "png");
+    let got = output(&png, "trim=border,trim.border.tolerance=0");
+    assert_eq!((got.width, got.height), (400, 301));
+    assert!(picture_distance(&got, &picture) < 1.0);
+    // JPEG ringing around the frame's edge: the default tolerance cuts to within a few pixels
+    // (tolerance 10 leaves 14 columns of ringing here, 60 none).
+    let jpeg = padded(&photo, "jpeg");
+    let got = output(&jpeg, "trim=border");
+    assert!(
+        (400..=404).contains(&got.width) && (301..=305).contains(&got.height),
+        "{}x{}",
+        got.width,
+        got.height
+    );
+    // keep leaves that much frame; a colour given explicitly works like the corner's.
+    let got = output(
+        &png,
+        "trim=border,trim.border.keep=10,trim.border.color=#ffffff",
+    );
+    assert_eq!((got.width, got.height), (420, 321));
+    // Then the rest of the spec applies to what is left: a thumbnail of the picture alone.
+    let got = output(&png, "trim=border,trim.border.tolerance=0,width=200");
+    assert_eq!((got.width, got.height), (200, 151));
+    let spec = parse_options("width=200").unwrap();
+    let want = geometry::fit(picture.clone(), &spec, &Limits::default()).unwrap();
+    assert!(picture_distance(&got, &want) < 2.0);
+    // A crop applies inside what the trim kept, in the original's pixels: with the frame 50 px
+    // left and 49 or 50 above, this is the picture's top-left 100 x 100 or 101.
+    let got = output(
+        &png,
+        "trim=border,trim.border.tolerance=0,trim.left=0,trim.top=0,trim.width=150,\
+         trim.height=150",
+    );
+    assert_eq!(got.width, 100);
+    assert!((100..=101).contains(&got.height), "{}", got.height);
+    assert!(picture_distance(&got, &cut(&picture, 0, 0, 100, got.height)) < 1.0);
+    // A crop wholly in the frame leaves nothing: 400.
+    let spec =
+        parse_options("trim=border,trim.left=0,trim.top=0,trim.width=40,trim.height=40").unwrap();
+    let r = process(&png, &spec, Accepts::default(), &Limits::default());
+    assert!(matches!(r, Err(PipelineError::BadOptions(_))), "{r:?}");
+}
+
+#[test]
+fn trim_border_keeps_a_picture_without_a_frame_whole() {
+    let photo = fixture("photos/GreenMeadow.jpg"); // 1280x1024, no border
+    let got = output(&photo, "trim=border,width=320");
+    assert_eq!((got.width, got.height), (320, 256));
+    let want = output(&photo, "width=320");
+    assert!(picture_distance(&got, &want) < 1.0);
+}

@@ -145,6 +145,7 @@ fn steps_are_listed_in_pipeline_order() {
             "decode",
             "orient",
             "colour",
+            "trim_border",
             "rotate_flip",
             "fit",
             "effects",
