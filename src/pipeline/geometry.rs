@@ -1468,4 +1468,97 @@ mod tests {
         };
         assert_eq!(dims((400, 200), &s), (40, 80));
     }
+
+    #[test]
+    fn random_regions_turns_and_fits_never_panic_and_match_the_estimate() {
+        // A small xorshift: the same cases on every run.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % u64::from(n)) as u32
+        };
+        let fits = [
+            Fit::ScaleDown,
+            Fit::Contain,
+            Fit::Cover,
+            Fit::Crop,
+            Fit::Pad,
+            Fit::Squeeze,
+        ];
+        let gravities = [
+            Gravity::Center,
+            Gravity::BottomRight,
+            Gravity::Point {
+                x_milli: 900,
+                y_milli: 30,
+            },
+        ];
+        for _ in 0..3000 {
+            let (w, h) = (1 + next(40), 1 + next(40));
+            let extent = |v: u32| match v % 3 {
+                0 => Extent::Full,
+                1 => Extent::Pixels(1 + v % 50),
+                _ => Extent::Milli((1 + v % 999) as u16),
+            };
+            let crop = match next(4) {
+                0 => None,
+                1 => Some(Crop::Edges {
+                    top: next(30),
+                    right: next(30),
+                    bottom: next(30),
+                    left: next(30),
+                }),
+                2 => Some(Crop::Rect {
+                    left: next(45),
+                    top: next(45),
+                    width: (next(2) == 0).then(|| 1 + next(50)),
+                    height: (next(2) == 0).then(|| 1 + next(50)),
+                }),
+                _ => Some(Crop::Sized {
+                    width: extent(next(1000)),
+                    height: extent(next(1000)),
+                    gravity: Some(gravities[next(3) as usize]),
+                }),
+            };
+            let trimmed = (next(3) == 0).then(|| {
+                let (l, t) = (next(w), next(h));
+                Rect {
+                    left: l,
+                    top: t,
+                    width: 1 + next(w - l),
+                    height: 1 + next(h - t),
+                }
+            });
+            let s = TransformSpec {
+                width: (next(3) != 0).then(|| 1 + next(60)),
+                height: (next(3) != 0).then(|| 1 + next(60)),
+                fit: fits[next(6) as usize],
+                fit_across: (next(2) == 0).then(|| fits[next(6) as usize]),
+                gravity: gravities[next(3) as usize],
+                rotate: [None, Some(90), Some(180), Some(270)][next(4) as usize],
+                flip: [Flip::None, Flip::Horizontal, Flip::Vertical, Flip::Both][next(4) as usize],
+                crop,
+                ..Default::default()
+            };
+            let img = numbered(w, h);
+            // fit sees the picture after rotate, as the runner hands it over.
+            let turned = rotate_flip(img, &s);
+            let size = (turned.width, turned.height);
+            match fit_from(Cow::Owned(turned), size, &s, trimmed, &Limits::default()) {
+                Ok(out) => {
+                    assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
+                    if trimmed.is_none() {
+                        let (_, canvas) = output_sizes(size.0, size.1, &s);
+                        assert_eq!((out.width, out.height), canvas, "{s:?} on {w}x{h}");
+                    }
+                }
+                Err(PipelineError::BadOptions(why)) => {
+                    assert!(why.contains("nothing") || why.contains("outside"), "{why}");
+                }
+                Err(e) => panic!("{s:?} on {w}x{h}: {e}"),
+            }
+        }
+    }
 }
