@@ -356,6 +356,24 @@ impl Request {
                 self.spec.blur_deci = (radius > 0).then_some(radius as u16 * 10);
             }
             "grayscale" => self.spec.grayscale = true,
+            "brightness" | "contrast" => {
+                // thumbor's amount is a percentage change, -100 to 100: a factor of
+                // 1 + amount/100 (at least 0.01: imgate reads a factor of 0 as unset).
+                let amount: i32 = arg(0)
+                    .parse()
+                    .ok()
+                    .filter(|v| (-100..=100).contains(v))
+                    .ok_or_else(|| {
+                        Refusal::bad_url(format!("{name}: amount must be from -100 to 100"))
+                    })?;
+                let centi = (100 + amount).max(1) as u16;
+                let v = (centi != 100).then_some(centi);
+                if name == "brightness" {
+                    self.spec.brightness_centi = v;
+                } else {
+                    self.spec.contrast_centi = v;
+                }
+            }
             "fill" | "background_color" => {
                 self.spec.background = Some(colour(name, arg(0))?);
                 self.fill |= name == "fill";

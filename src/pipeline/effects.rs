@@ -1,28 +1,41 @@
-//! Pixel effects applied only when asked: blur, sharpen, grayscale.
+//! Pixel effects applied only when asked: tone adjustments (brightness, contrast, gamma,
+//! saturation), blur, sharpen, grayscale.
 //!
 //! Owns the per-pixel filters that keep the image size. It must not resize, crop, rotate or
 //! change the channel count, and every filter costs a fixed amount of work per pixel whatever
 //! its strength, so a large `blur` cannot be used to burn CPU.
 //!
 //! Translucent images are filtered premultiplied (and divided back afterwards) so the colour of
-//! invisible pixels never bleeds into visible ones.
+//! invisible pixels never bleeds into visible ones; tone adjustments work on colour alone and
+//! run before that, on straight alpha.
+//!
+//! Where they work: `brightness` multiplies linear light (twice as bright is twice the light);
+//! `contrast` spreads the sRGB-encoded values around mid-grey; `gamma` raises them to 1/gamma
+//! (above 1 lightens the mid-tones); `saturation` moves each pixel's linear-light colour away
+//! from or towards its luminance (Rec. 709 weights), 0 giving grey. The first three make one
+//! 256-entry table per request, so their cost is one lookup a sample.
 
 use crate::imaging::Raster;
 use crate::spec::TransformSpec;
 use fast_image_resize::images::Image;
 use fast_image_resize::{MulDiv, PixelType};
 
-/// Apply blur, sharpen and grayscale from the spec, in that order; a no-op when none is set.
+/// Apply tone adjustments, blur, sharpen and grayscale from the spec, in that order; a no-op
+/// when none is set.
 pub fn apply(img: Raster, spec: &TransformSpec) -> Raster {
     let blur = spec.blur_deci.filter(|&b| b > 0);
     let sharpen = spec.sharpen_deci.filter(|&s| s > 0);
-    if blur.is_none() && sharpen.is_none() && !spec.grayscale {
+    let tones = Tones::of(spec);
+    if blur.is_none() && sharpen.is_none() && !spec.grayscale && tones.is_none() {
         return img;
     }
     if img.width == 0 || img.height == 0 {
         return img;
     }
     let mut img = img;
+    if let Some(tones) = tones {
+        tones.apply(&mut img);
+    }
     if blur.is_some() || sharpen.is_some() {
         let premultiplied = premultiply(&mut img);
         if let Some(b) = blur {
@@ -42,6 +55,108 @@ pub fn apply(img: Raster, spec: &TransformSpec) -> Raster {
         grayscale(&mut img);
     }
     img
+}
+
+/// The tone adjustments of a spec, as factors (1 = unchanged).
+#[derive(Debug, Clone, Copy)]
+struct Tones {
+    brightness: f64,
+    contrast: f64,
+    gamma: f64,
+    saturation: f64,
+}
+
+impl Tones {
+    /// `None` when the spec changes no tone.
+    fn of(spec: &TransformSpec) -> Option<Tones> {
+        let factor = |v: Option<u16>| v.map_or(1.0, |c| f64::from(c) / 100.0);
+        let t = Tones {
+            brightness: factor(spec.brightness_centi.filter(|&c| c > 0)),
+            contrast: factor(spec.contrast_centi.filter(|&c| c > 0)),
+            gamma: factor(spec.gamma_centi.filter(|&c| c > 0)),
+            saturation: factor(spec.saturation_centi),
+        };
+        let unchanged = [t.brightness, t.contrast, t.gamma, t.saturation] == [1.0; 4];
+        (!unchanged).then_some(t)
+    }
+
+    /// The per-sample table of brightness, then contrast, then gamma.
+    fn table(&self) -> [u8; 256] {
+        let mut out = [0u8; 256];
+        for (i, o) in out.iter_mut().enumerate() {
+            let mut v = i as f64 / 255.0;
+            if self.brightness != 1.0 {
+                v = linear_to_srgb((srgb_to_linear(v) * self.brightness).min(1.0));
+            }
+            v = ((v - 0.5) * self.contrast + 0.5).clamp(0.0, 1.0);
+            if self.gamma != 1.0 {
+                v = v.powf(1.0 / self.gamma);
+            }
+            *o = (v * 255.0).round() as u8;
+        }
+        out
+    }
+
+    fn apply(&self, img: &mut Raster) {
+        let channels = usize::from(img.channels);
+        let table = self.table();
+        let identity = table.iter().enumerate().all(|(i, &v)| usize::from(v) == i);
+        if !identity {
+            for px in img.data.chunks_exact_mut(channels) {
+                for v in &mut px[..3] {
+                    *v = table[usize::from(*v)];
+                }
+            }
+        }
+        if self.saturation != 1.0 {
+            saturate(img, self.saturation);
+        }
+    }
+}
+
+/// sRGB-encoded 0..=1 to linear light.
+fn srgb_to_linear(v: f64) -> f64 {
+    if v <= 0.04045 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// Linear light 0..=1 to sRGB-encoded.
+fn linear_to_srgb(v: f64) -> f64 {
+    if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+/// Entries of the linear-to-sRGB table `saturate` encodes with: fine enough that every
+/// 8-bit output is reachable.
+const LINEAR_STEPS: usize = 4096;
+
+/// Scale each pixel's distance from its luminance by `factor`, in linear light.
+fn saturate(img: &mut Raster, factor: f64) {
+    let to_linear: Vec<f32> = (0..256)
+        .map(|i| srgb_to_linear(f64::from(i as u8) / 255.0) as f32)
+        .collect();
+    let to_srgb: Vec<u8> = (0..LINEAR_STEPS)
+        .map(|i| {
+            let v = linear_to_srgb(i as f64 / (LINEAR_STEPS - 1) as f64);
+            (v * 255.0).round() as u8
+        })
+        .collect();
+    let factor = factor as f32;
+    let top = (LINEAR_STEPS - 1) as f32;
+    for px in img.data.chunks_exact_mut(usize::from(img.channels)) {
+        let [r, g, b] = [0, 1, 2].map(|i| to_linear[usize::from(px[i])]);
+        let luma = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        for (out, c) in px[..3].iter_mut().zip([r, g, b]) {
+            let v = (luma + (c - luma) * factor).clamp(0.0, 1.0);
+            *out = to_srgb[(v * top).round() as usize];
+        }
+    }
 }
 
 /// Premultiply an RGBA raster in place; false (and untouched) when there is no alpha or it is
@@ -534,6 +649,87 @@ mod tests {
                 "{:?}",
                 out.data
             );
+        }
+    }
+
+    fn tones(options: &str, pixels: &[[u8; 4]]) -> Vec<[u8; 4]> {
+        let spec = crate::spec::parse_options(options).unwrap();
+        let data = pixels.iter().flatten().copied().collect();
+        let img = apply(Raster::new(pixels.len() as u32, 1, 4, data), &spec);
+        img.data
+            .chunks_exact(4)
+            .map(|p| [p[0], p[1], p[2], p[3]])
+            .collect()
+    }
+
+    fn near(a: [u8; 4], b: [u8; 4]) -> bool {
+        a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= 1)
+    }
+
+    #[test]
+    fn brightness_scales_light_and_keeps_black_black() {
+        let px = [[0, 0, 0, 255], [128, 128, 128, 200], [255, 255, 255, 255]];
+        // 128 is 21.6% light; twice that (43.2%) is encoded 176; alpha is left alone.
+        let out = tones("brightness=2", &px);
+        assert!(near(out[0], [0, 0, 0, 255]), "{:?}", out[0]);
+        assert!(near(out[1], [176, 176, 176, 200]), "{:?}", out[1]);
+        assert_eq!(out[2], [255, 255, 255, 255], "light past white clips");
+        let out = tones("brightness=0.5", &px);
+        assert!(near(out[1], [92, 92, 92, 200]), "{:?}", out[1]);
+        assert!(near(out[2], [188, 188, 188, 255]), "{:?}", out[2]);
+    }
+
+    #[test]
+    fn contrast_spreads_around_mid_grey_and_gamma_bends_the_mid_tones() {
+        let px = [
+            [64, 64, 64, 255],
+            [128, 128, 128, 255],
+            [192, 192, 192, 255],
+        ];
+        let out = tones("contrast=2", &px);
+        assert!(out[0][0] <= 1 && out[2][0] >= 254, "{out:?}");
+        assert!(near(out[1], [128, 128, 128, 255]), "{out:?}");
+        let out = tones("contrast=0.5", &px);
+        assert!(
+            near(out[0], [96, 96, 96, 255]) && near(out[2], [160, 160, 160, 255]),
+            "{out:?}"
+        );
+        // gamma 2 lightens: 64/255 = 0.251, its square root 0.501 = 128; 0.5 darkens back.
+        assert!(near(tones("gamma=2", &px)[0], [128, 128, 128, 255]));
+        assert!(near(tones("gamma=0.5", &px)[1], [64, 64, 64, 255]));
+    }
+
+    #[test]
+    fn saturation_moves_colour_from_or_to_its_luminance() {
+        let px = [[255, 0, 0, 255], [100, 150, 200, 255], [90, 90, 90, 255]];
+        // 0 is grey of the same luminance: red is 21.3% light, encoded 127.
+        let out = tones("saturation=0", &px);
+        assert!(near(out[0], [127, 127, 127, 255]), "{:?}", out[0]);
+        assert!(
+            out[1][0] == out[1][1] && out[1][1] == out[1][2],
+            "{:?}",
+            out[1]
+        );
+        // Grey stays grey whatever the factor; more saturation spreads the channels.
+        let out = tones("saturation=3", &px);
+        assert!(near(out[2], [90, 90, 90, 255]), "{:?}", out[2]);
+        let spread = |p: [u8; 4]| p[2] - p[0];
+        assert!(spread(out[1]) > spread(px[1]) + 40, "{:?}", out[1]);
+        assert_eq!(out[0][0], 255, "already pure red cannot get redder");
+    }
+
+    #[test]
+    fn unset_and_unit_factors_change_nothing() {
+        let px = [[12, 200, 99, 255], [1, 2, 3, 4]];
+        for options in [
+            "brightness=1",
+            "brightness=0",
+            "contrast=0,gamma=1",
+            "saturation=1",
+        ] {
+            let spec = crate::spec::parse_options(&format!("{options},width=5")).unwrap();
+            assert!(Tones::of(&spec).is_none(), "{options}");
+            assert_eq!(tones(options, &px), px, "{options}");
         }
     }
 }

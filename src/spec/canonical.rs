@@ -198,6 +198,16 @@ impl TransformSpec {
         if let Some(flip) = flip {
             parts.push(format!("flip={flip}"));
         }
+        for (name, value) in [
+            ("brightness", self.brightness_centi),
+            ("contrast", self.contrast_centi),
+            ("gamma", self.gamma_centi),
+            ("saturation", self.saturation_centi),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{name}={}", format_fixed(u64::from(v), 2)));
+            }
+        }
         if self.grayscale {
             parts.push("grayscale=true".into());
         }

@@ -49,6 +49,10 @@ enum Opt {
     TrimBorderColour,
     TrimBorderTolerance,
     TrimBorderKeep,
+    Brightness,
+    Contrast,
+    Gamma,
+    Saturation,
 }
 
 /// Options that name a region in different ways: one segment may use only one of the groups
@@ -89,6 +93,10 @@ impl Opt {
             "trim.border.color" | "trim.border.colour" => Opt::TrimBorderColour,
             "trim.border.tolerance" => Opt::TrimBorderTolerance,
             "trim.border.keep" => Opt::TrimBorderKeep,
+            "brightness" => Opt::Brightness,
+            "contrast" => Opt::Contrast,
+            "gamma" => Opt::Gamma,
+            "saturation" => Opt::Saturation,
             _ => return None,
         })
     }
@@ -122,6 +130,10 @@ impl Opt {
             Opt::TrimBorderColour => "trim.border.color",
             Opt::TrimBorderTolerance => "trim.border.tolerance",
             Opt::TrimBorderKeep => "trim.border.keep",
+            Opt::Brightness => "brightness",
+            Opt::Contrast => "contrast",
+            Opt::Gamma => "gamma",
+            Opt::Saturation => "saturation",
         }
     }
 
@@ -151,6 +163,9 @@ impl Opt {
             Opt::TrimBorderColour => "top-left, bottom-right or a CSS colour",
             Opt::TrimBorderTolerance => "an integer between 0 and 510",
             Opt::TrimBorderKeep => "an integer between 0 and 100000",
+            Opt::Brightness | Opt::Contrast | Opt::Gamma | Opt::Saturation => {
+                "a factor between 0 and 10 (1 = unchanged)"
+            }
             Opt::TrimLeft | Opt::TrimTop => "an integer between 0 and 100000",
             Opt::TrimWidth | Opt::TrimHeight => "an integer between 1 and 100000",
             Opt::Crop => {
@@ -398,6 +413,19 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
             spec.cachebuster = Some(ok.then(|| value.to_string())?);
         }
         Opt::FitAcross => spec.fit_across = Some(parse_fit(value)?),
+        Opt::Brightness | Opt::Contrast | Opt::Gamma | Opt::Saturation => {
+            let centi = decimal_in(value, 0, 10, 2)? as u16;
+            // 1 changes nothing; 0 is ignored (Cloudflare's rule) except for saturation,
+            // where it is grey.
+            let keep = centi != 100 && (centi != 0 || opt == Opt::Saturation);
+            let v = keep.then_some(centi);
+            match opt {
+                Opt::Brightness => spec.brightness_centi = v,
+                Opt::Contrast => spec.contrast_centi = v,
+                Opt::Gamma => spec.gamma_centi = v,
+                _ => spec.saturation_centi = v,
+            }
+        }
         Opt::Trim if value == "border" => {
             // One `trim` option, two meanings: the last one given wins (a URL's own over a
             // preset's), so a spec never holds both.

@@ -591,7 +591,18 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
             .then(|| rng.pick(&[Fit::ScaleDown, Fit::Contain, Fit::Pad, Fit::Cover])),
         crop: random_crop(rng),
         trim_border: random_border(rng),
+        brightness_centi: random_factor(rng, 1),
+        contrast_centi: random_factor(rng, 1),
+        gamma_centi: random_factor(rng, 1),
+        saturation_centi: random_factor(rng, 0),
     }
+}
+
+/// A tone factor in hundredths, never 100 (unchanged), at least `lo`.
+fn random_factor(rng: &mut Rng, lo: u64) -> Option<u16> {
+    rng.coin()
+        .then(|| rng.range(lo, 1000) as u16)
+        .filter(|&c| c != 100)
 }
 
 fn random_border(rng: &mut Rng) -> Option<BorderTrim> {
@@ -680,6 +691,32 @@ fn trim_names_edges_or_a_rectangle_and_crop_a_sized_region() {
             gravity: None
         })
     );
+}
+
+#[test]
+fn tone_factors_follow_cloudflare() {
+    let s = ok("brightness=1.5,contrast=0.25,gamma=10,saturation=0");
+    assert_eq!(
+        (
+            s.brightness_centi,
+            s.contrast_centi,
+            s.gamma_centi,
+            s.saturation_centi
+        ),
+        (Some(150), Some(25), Some(1000), Some(0))
+    );
+    assert_eq!(
+        s.canonical(),
+        "brightness=1.5,contrast=0.25,gamma=10,saturation=0"
+    );
+    // 1 is unchanged; 0 is ignored except for saturation.
+    assert_eq!(ok("brightness=1,contrast=0,gamma=0,width=5"), ok("width=5"));
+    for bad in ["brightness=10.01", "gamma=-1", "saturation=x", "contrast="] {
+        assert!(
+            err(bad).starts_with(bad.split('=').next().unwrap()),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -866,6 +903,8 @@ fn garbage_never_panics() {
         "border",
         "trim.border.color",
         "trim.border.keep",
+        "brightness",
+        "saturation",
         ";",
         "rgb(",
         "rgba(",

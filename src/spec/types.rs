@@ -201,6 +201,15 @@ pub struct TransformSpec {
     /// Clockwise rotation in degrees: 90, 180 or 270.
     pub rotate: Option<u16>,
     pub flip: Flip,
+    /// Tone adjustments in hundredths of a factor, 100 = unchanged (stored as `None`), up to
+    /// 1000 (0 only for saturation):
+    /// `brightness` scales light (linear light), `contrast` spreads values around mid-grey,
+    /// `gamma` lightens (above 1) or darkens the mid-tones, `saturation` scales colourfulness
+    /// (0 = grey). Cloudflare's ranges and meaning; 0 means "not set" for the first three.
+    pub brightness_centi: Option<u16>,
+    pub contrast_centi: Option<u16>,
+    pub gamma_centi: Option<u16>,
+    pub saturation_centi: Option<u16>,
     pub grayscale: bool,
     pub metadata: Metadata,
     /// `anim=false`: first frame only.
@@ -241,6 +250,10 @@ impl Default for TransformSpec {
             sharpen_deci: None,
             rotate: None,
             flip: Flip::default(),
+            brightness_centi: None,
+            contrast_centi: None,
+            gamma_centi: None,
+            saturation_centi: None,
             grayscale: false,
             metadata: Metadata::default(),
             anim: true,

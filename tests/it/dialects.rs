@@ -259,6 +259,37 @@ fn crops_and_auto_resizing_from_imgproxy_node_and_libthumbor() {
     let want = region_reference(&flower, 0, (0, 0, 1600, 1203), w, h);
     let look = ssim(&trimmed, &want);
     assert!(look > 0.9, "the picture without its frame: SSIM {look}");
+    // thumbor's brightness() and contrast() filters change the pixels as imgate's options do.
+    let urls = thumbor_urls(
+        "x",
+        json!([
+            {"unsafe": true, "width": 200, "height": 0, "image_url": "photos/FreshFlower.jpg"},
+            {"unsafe": true, "width": 200, "height": 0, "image_url": "photos/FreshFlower.jpg",
+             "filters": ["brightness(60)"]},
+            {"unsafe": true, "width": 200, "height": 0, "image_url": "photos/FreshFlower.jpg",
+             "filters": ["contrast(-60)"]},
+        ]),
+    );
+    let luma = |img: &image::RgbaImage| -> Vec<f64> {
+        img.pixels()
+            .map(|p| 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]))
+            .collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let spread = |v: &[f64]| {
+        let m = mean(v);
+        v.iter().map(|x| (x - m).abs()).sum::<f64>() / v.len() as f64
+    };
+    let [plain, bright, flat] = [0, 1, 2].map(|i| luma(&decode(&gw.get(&urls[i]).body)));
+    assert!(mean(&bright) > mean(&plain) + 15.0, "brightness(60)");
+    assert!(spread(&flat) < spread(&plain) * 0.6, "contrast(-60)");
+    let r = gw.get("/cdn-cgi/image/width=200,brightness=1.6/photos/FreshFlower.jpg");
+    assert_eq!(r.status, 200);
+    let same = ssim(&decode(&r.body), &decode(&gw.get(&urls[1]).body));
+    assert!(
+        same > 0.99,
+        "the same transform in both dialects: SSIM {same}"
+    );
     // A crop that leaves nothing of this picture is a 400 naming it.
     let r = gw.get("/thumbor/unsafe/2000x0:2100x100/photos/FreshFlower.jpg");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));

@@ -126,6 +126,30 @@ fn manual_crop_is_a_region_of_the_upright_original() {
 }
 
 #[test]
+fn brightness_and_contrast_are_percentage_changes() {
+    let spec = |path: &str| resolved(&policy(true), &format!("/thumbor/unsafe/{path}")).spec;
+    let s = spec("filters:brightness(40):contrast(-25)/a.jpg");
+    assert_eq!(
+        (s.brightness_centi, s.contrast_centi),
+        (Some(140), Some(75))
+    );
+    assert_eq!(s, parse_options("brightness=1.4,contrast=0.75").unwrap());
+    assert_eq!(
+        spec("filters:brightness(-100)/a.jpg").brightness_centi,
+        Some(1)
+    );
+    assert_eq!(spec("filters:contrast(0)/a.jpg"), spec("a.jpg"));
+    assert_eq!(
+        refused(
+            &policy(true),
+            "/thumbor/unsafe/filters:brightness(101)/a.jpg"
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
 fn trim_cuts_the_border_of_a_corner_colour() {
     let spec = |path: &str| resolved(&policy(true), &format!("/thumbor/unsafe/{path}")).spec;
     let border = |colour, tolerance| {

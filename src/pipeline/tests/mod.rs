@@ -1254,3 +1254,50 @@ fn avif_output_leaves_shrink_on_load_headroom_and_other_formats_do_not() {
     );
     assert_eq!(out.width, 150);
 }
+
+// ---------------------------------------------------------------- tone adjustments
+
+#[test]
+fn tone_adjustments_on_a_photo() {
+    let photo = fixture("photos/YellowFlower.jpg");
+    let out = |options: &str| {
+        let spec = crate::spec::parse_options(&format!("width=240,format=png,{options}")).unwrap();
+        upright(&run(&photo, &spec).bytes)
+    };
+    let mean = |img: &Raster| thumb(img, 1)[0];
+    let plain = out("quality=90");
+    // Brighter, darker, lighter mid-tones: the mean luma moves the right way, the picture
+    // stays the same picture.
+    let (bright, dark, light) = (
+        out("brightness=1.5"),
+        out("brightness=0.6"),
+        out("gamma=1.8"),
+    );
+    assert!(
+        mean(&bright) > mean(&plain) + 15.0,
+        "{} {}",
+        mean(&bright),
+        mean(&plain)
+    );
+    assert!(mean(&dark) < mean(&plain) - 15.0);
+    assert!(mean(&light) > mean(&plain) + 15.0);
+    // Saturation 0 is grey, close to `grayscale` (which weights encoded values); 2 is more
+    // colourful; contrast 1.5 spreads the luma.
+    let grey = out("saturation=0");
+    assert!(grey
+        .data
+        .chunks_exact(3)
+        .all(|p| p[0] == p[1] && p[1] == p[2]));
+    assert!(picture_distance(&grey, &out("grayscale")) < 12.0);
+    // (The flower is saturated already: 0.875 of full, 0.98 at twice, 0.37 at half.)
+    assert!(mean_saturation(&out("saturation=2")) > mean_saturation(&plain) + 0.05);
+    assert!(mean_saturation(&out("saturation=0.5")) < mean_saturation(&plain) * 0.6);
+    let spread = |img: &Raster| {
+        let t = thumb(img, 16);
+        let m = t.iter().sum::<f64>() / t.len() as f64;
+        t.iter().map(|v| (v - m).abs()).sum::<f64>() / t.len() as f64
+    };
+    // (Spread 65 plain, 77 at 1.5 where the highlights clip, 32 at 0.5.)
+    assert!(spread(&out("contrast=1.5")) > spread(&plain) * 1.1);
+    assert!(spread(&out("contrast=0.5")) < spread(&plain) * 0.6);
+}
