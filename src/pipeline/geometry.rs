@@ -683,8 +683,11 @@ fn is_opaque(rgba: &[u8]) -> bool {
 /// Centre `img` on a `cw` x `ch` canvas of the background colour. Default background is white,
 /// or transparent white when the image has alpha; a translucent colour adds an alpha channel.
 fn pad(img: &Raster, cw: u32, ch: u32, spec: &TransformSpec) -> Raster {
+    // A translucent background is laid under the whole picture later (the `flatten` step),
+    // padding included: pad with nothing here so it is not laid twice.
     let bg = match spec.background {
-        Some(c) => c.0,
+        Some(c) if c.0[3] == 255 => c.0,
+        Some(_) => [0, 0, 0, 0],
         None if img.has_alpha() => [255, 255, 255, 0],
         None => [255, 255, 255, 255],
     };

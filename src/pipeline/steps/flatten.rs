@@ -1,19 +1,59 @@
-//! Step `flatten`: when the chosen output format cannot carry alpha (JPEG), composite the
-//! raster onto `spec.background` (white by default). Owns only that compositing; it runs
-//! after the format is chosen and never touches an image whose output keeps alpha.
+//! Step `flatten`: lay a translucent raster over `spec.background`, as Cloudflare does (the
+//! colour shows through transparent pixels, in padding or not); and when the chosen output
+//! format cannot carry alpha (JPEG), onto that colour or white. Owns only that compositing; it
+//! runs after the format is chosen and never touches an opaque raster.
 
 use crate::imaging::Raster;
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 use crate::spec::{OutputFormat, Rgba};
 
-/// Pipeline step: flatten when the output is JPEG and the raster has alpha.
+/// Pipeline step: composite a raster with alpha onto the background when there is one, or
+/// when the output is JPEG.
 pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
-    if ctx.format == Some(OutputFormat::Jpeg) && ctx.raster.has_alpha() {
-        let img = ctx.take_raster();
-        ctx.raster = flatten(img, background_rgb(ctx.spec.background));
+    if !ctx.raster.has_alpha() {
+        return Ok(());
     }
+    let img = ctx.take_raster();
+    ctx.raster = if ctx.format == Some(OutputFormat::Jpeg) {
+        flatten(img, background_rgb(ctx.spec.background))
+    } else {
+        on_background(img, ctx.spec.background)
+    };
     Ok(())
+}
+
+/// `img` laid over `bg`, for an output that keeps alpha: an opaque colour gives an opaque RGB
+/// raster, a translucent one a raster as translucent as the two together; no colour or no
+/// alpha, `img` unchanged. The animated path calls it for each frame.
+pub(in crate::pipeline) fn on_background(img: Raster, bg: Option<Rgba>) -> Raster {
+    match bg {
+        _ if !img.has_alpha() => img,
+        Some(Rgba([r, g, b, 255])) => flatten(img, [r, g, b]),
+        Some(bg) => over(img, bg),
+        None => img,
+    }
+}
+
+/// An RGBA raster laid over a translucent colour (Porter-Duff "over", straight alpha): what
+/// is left transparent is the colour, what is opaque stays as it was.
+pub(in crate::pipeline) fn over(mut img: Raster, Rgba(bg): Rgba) -> Raster {
+    let under = f32::from(bg[3]) / 255.0;
+    for px in img.data.chunks_exact_mut(4) {
+        let a = f32::from(px[3]) / 255.0;
+        let below = under * (1.0 - a);
+        let out = a + below;
+        if out <= 0.0 {
+            px.copy_from_slice(&[0, 0, 0, 0]);
+            continue;
+        }
+        for c in 0..3 {
+            let v = (f32::from(px[c]) * a + f32::from(bg[c]) * below) / out;
+            px[c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+        px[3] = (out * 255.0).round() as u8;
+    }
+    img
 }
 
 /// The opaque colour to composite onto. A translucent `background` is itself laid over

@@ -132,6 +132,26 @@ fn anim_false_gives_a_still_webp() {
 }
 
 #[test]
+fn every_frame_is_padded_onto_the_background_once() {
+    for name in SOURCES {
+        let out = run(
+            name,
+            "width=100,height=100,fit=pad,background=rgba(0,0,255,0.5),format=webp",
+            Accepts::default(),
+        );
+        assert_animated(&out, 3, (100, 100), name);
+        for (img, _) in frames(&out.bytes) {
+            let corner = img.get_pixel(50, 1).0;
+            let near = |a: u8, b: u8| a.abs_diff(b) <= 8;
+            assert!(
+                near(corner[0], 0) && near(corner[2], 255) && near(corner[3], 128),
+                "{name}: padding {corner:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn trim_border_trims_the_first_frame_into_a_still() {
     for name in SOURCES {
         let out = run(

@@ -1301,3 +1301,65 @@ fn tone_adjustments_on_a_photo() {
     assert!(spread(&out("contrast=1.5")) > spread(&plain) * 1.1);
     assert!(spread(&out("contrast=0.5")) < spread(&plain) * 0.6);
 }
+
+// ---------------------------------------------------------------- background under alpha
+
+#[test]
+fn background_shows_through_transparent_pixels_not_only_padding() {
+    // basn6a08: 32x32 RGBA whose alpha runs from 0 to 255.
+    let input = fixture("pngsuite/basn6a08.png");
+    let source = upright(&input);
+    assert_eq!(source.channels, 4);
+    let out = |options: &str| {
+        let spec = crate::spec::parse_options(options).unwrap();
+        let img = upright(&run(&input, &spec).bytes);
+        assert_eq!((img.width, img.height), (32, 32), "{options}");
+        img
+    };
+    let px = |img: &Raster, i: usize| -> [u8; 4] {
+        let c = usize::from(img.channels);
+        let p = &img.data[i * c..i * c + c];
+        [p[0], p[1], p[2], if c == 4 { p[3] } else { 255 }]
+    };
+    let clear = (0..32 * 32)
+        .find(|&i| source.data[i * 4 + 3] == 0)
+        .expect("a transparent pixel");
+    let solid = (0..32 * 32)
+        .find(|&i| source.data[i * 4 + 3] == 255)
+        .expect("an opaque pixel");
+    // An opaque colour: an opaque picture, the colour where it was clear.
+    let red = out("background=red,format=png");
+    assert_eq!(red.channels, 3, "nothing translucent is left");
+    assert_eq!(px(&red, clear), [255, 0, 0, 255]);
+    assert_eq!(px(&red, solid), px(&source, solid));
+    // A translucent colour: the clear pixels take it, alpha and all; opaque ones stay.
+    let blue = out("background=rgba(0,0,255,0.5),format=png");
+    assert_eq!(px(&blue, clear), [0, 0, 255, 128]);
+    assert_eq!(px(&blue, solid), px(&source, solid));
+    // Half-transparent pixels are mixed: alpha grows, colour leans to the background.
+    let half = (0..32 * 32)
+        .find(|&i| (100..156).contains(&source.data[i * 4 + 3]))
+        .expect("a half-transparent pixel");
+    let mixed = px(&blue, half);
+    assert!(mixed[3] > source.data[half * 4 + 3], "{mixed:?}");
+    // No background: alpha is kept as it was.
+    let plain = out("format=png");
+    assert_eq!(px(&plain, clear)[3], 0);
+}
+
+#[test]
+fn a_translucent_background_in_padding_is_laid_once() {
+    let photo = fixture("photos/GreenMeadow.jpg"); // 1280x1024: 100x80 in a 100x100 box
+    let spec = crate::spec::parse_options(
+        "width=100,height=100,fit=pad,background=rgba(0,0,255,0.5),format=png",
+    )
+    .unwrap();
+    let img = upright(&run(&photo, &spec).bytes);
+    assert_eq!((img.width, img.height, img.channels), (100, 100, 4));
+    assert_eq!(
+        pixel(&img, 50, 2),
+        [0, 0, 255, 128],
+        "padding is the colour as given"
+    );
+    assert_eq!(pixel(&img, 50, 50)[3], 255, "the photo stays opaque");
+}
