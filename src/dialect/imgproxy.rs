@@ -146,6 +146,33 @@ impl Request {
                 self.spec.dpr_centi = (v * 100.0).round() as u16;
             }
             "gravity" | "g" => self.spec.gravity = gravity(name, &args)?,
+            "padding" | "pd" => {
+                // CSS-style: top sets every side not given, right sets left when not given.
+                let side = |i: usize| -> Result<Option<u16>, Refusal> {
+                    arg(i)
+                        .map(|v| {
+                            v.parse::<u16>()
+                                .ok()
+                                .filter(|&w| w <= spec::Border::MAX_WIDTH)
+                                .ok_or_else(|| {
+                                    Refusal::bad_url(format!(
+                                        "{name}: sides are 0 to {} pixels",
+                                        spec::Border::MAX_WIDTH
+                                    ))
+                                })
+                        })
+                        .transpose()
+                };
+                let (t, r, b, l) = (side(0)?, side(1)?, side(2)?, side(3)?);
+                let border = spec::Border {
+                    colour: None,
+                    top: t.unwrap_or(0),
+                    right: r.or(t).unwrap_or(0),
+                    bottom: b.or(t).unwrap_or(0),
+                    left: l.or(r).or(t).unwrap_or(0),
+                };
+                self.spec.border = (border.sides() != [0; 4]).then_some(border);
+            }
             "crop" | "c" => {
                 let g = if args.len() > 2 {
                     Some(gravity(name, &args[2..])?)
@@ -234,7 +261,6 @@ impl Request {
             other => {
                 let long = match other {
                     "t" | "trim" => " (trim)",
-                    "pd" | "padding" => " (padding)",
                     "wm" | "watermark" => " (watermark)",
                     "kcr" | "keep_copyright" => " (keep_copyright)",
                     "mb" | "max_bytes" => " (max_bytes)",

@@ -21,7 +21,7 @@ use super::error::PipelineError;
 use super::limits::Limits;
 use crate::imaging::orientation::{self, Orientation};
 use crate::imaging::Raster;
-use crate::spec::{Crop, Extent, Fit, Flip, Gravity, TransformSpec};
+use crate::spec::{Crop, Extent, Fit, Flip, Gravity, Rgba, TransformSpec};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{
     FilterType, IntoImageView, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer,
@@ -108,10 +108,16 @@ pub fn fit_from(
         None => plan_whole(original.0, original.1, spec),
     };
     let (cw, ch) = plan.canvas;
-    if cw > limits.max_output_dimension || ch > limits.max_output_dimension {
+    // The border comes later (its own step) but counts now, before any pixel is allocated.
+    let [t, r, b, l] = border_widths(spec);
+    let (fw, fh) = (
+        u64::from(cw) + u64::from(l) + u64::from(r),
+        u64::from(ch) + u64::from(t) + u64::from(b),
+    );
+    let max = u64::from(limits.max_output_dimension);
+    if fw > max || fh > max {
         return Err(PipelineError::TooLarge(format!(
-            "output {cw}x{ch} exceeds the {} px limit",
-            limits.max_output_dimension
+            "output {fw}x{fh} exceeds the {max} px limit"
         )));
     }
 
@@ -154,7 +160,54 @@ pub fn fit_from(
 /// decoding; the limits are not checked here.
 pub fn output_sizes(src_w: u32, src_h: u32, spec: &TransformSpec) -> ((u32, u32), (u32, u32)) {
     let plan = plan(src_w, src_h, spec);
-    (plan.scaled, plan.canvas)
+    let [t, r, b, l] = border_widths(spec);
+    let (cw, ch) = plan.canvas;
+    (
+        plan.scaled,
+        (cw.saturating_add(l + r), ch.saturating_add(t + b)),
+    )
+}
+
+/// The spec's `border` in device pixels (each side times `dpr`, rounded half up; a side of 0
+/// stays 0): top, right, bottom, left.
+pub fn border_widths(spec: &TransformSpec) -> [u32; 4] {
+    let Some(border) = spec.border else {
+        return [0; 4];
+    };
+    let dpr = if spec.dpr_centi == 0 {
+        100
+    } else {
+        u32::from(spec.dpr_centi)
+    };
+    border.sides().map(|w| {
+        if w == 0 {
+            0
+        } else {
+            mul_div_round(u32::from(w), dpr, 100)
+        }
+    })
+}
+
+/// `img` framed by `widths` (top, right, bottom, left) of `colour`; with alpha when either
+/// has it. Checked against the output limit before anything is allocated.
+pub fn add_border(
+    img: Raster,
+    widths: [u32; 4],
+    colour: Rgba,
+    limits: &Limits,
+) -> Result<Raster, PipelineError> {
+    let [t, r, b, l] = widths;
+    let (w, h) = (
+        u64::from(img.width) + u64::from(l) + u64::from(r),
+        u64::from(img.height) + u64::from(t) + u64::from(b),
+    );
+    let max = u64::from(limits.max_output_dimension);
+    if w > max || h > max {
+        return Err(PipelineError::TooLarge(format!(
+            "output {w}x{h} with its border exceeds the {max} px limit"
+        )));
+    }
+    Ok(place_on(&img, (w as u32, h as u32), (l, t), colour.0))
 }
 
 /// Whether [`rotate_flip`] would change anything for `spec`.
@@ -681,7 +734,8 @@ fn is_opaque(rgba: &[u8]) -> bool {
 }
 
 /// Centre `img` on a `cw` x `ch` canvas of the background colour. Default background is white,
-/// or transparent white when the image has alpha; a translucent colour adds an alpha channel.
+/// or transparent white when the image has alpha; a translucent colour leaves the canvas clear
+/// for `flatten` to lay it under everything at once.
 fn pad(img: &Raster, cw: u32, ch: u32, spec: &TransformSpec) -> Raster {
     // A translucent background is laid under the whole picture later (the `flatten` step),
     // padding included: pad with nothing here so it is not laid twice.
@@ -691,17 +745,28 @@ fn pad(img: &Raster, cw: u32, ch: u32, spec: &TransformSpec) -> Raster {
         None if img.has_alpha() => [255, 255, 255, 0],
         None => [255, 255, 255, 255],
     };
-    let out_c: usize = if img.has_alpha() || bg[3] < 255 { 4 } else { 3 };
+    let x0 = cw.saturating_sub(img.width) / 2;
+    let y0 = ch.saturating_sub(img.height) / 2;
+    place_on(img, (cw, ch), (x0, y0), bg)
+}
+
+/// A `size` canvas of `colour` with `img` at `at` (clipped to the canvas); RGBA when either
+/// has alpha, else RGB.
+fn place_on(img: &Raster, (cw, ch): (u32, u32), (x0, y0): (u32, u32), colour: [u8; 4]) -> Raster {
+    let out_c: usize = if img.has_alpha() || colour[3] < 255 {
+        4
+    } else {
+        3
+    };
     let in_c = img.channels as usize;
     let (cw_u, ch_u) = (cw as usize, ch as usize);
     let mut data = Vec::with_capacity(cw_u * ch_u * out_c);
     for _ in 0..cw_u * ch_u {
-        data.extend_from_slice(&bg[..out_c]);
+        data.extend_from_slice(&colour[..out_c]);
     }
-    let x0 = (cw.saturating_sub(img.width) / 2) as usize;
-    let y0 = (ch.saturating_sub(img.height) / 2) as usize;
-    let iw = (img.width as usize).min(cw_u);
-    let ih = (img.height as usize).min(ch_u);
+    let (x0, y0) = (x0 as usize, y0 as usize);
+    let iw = (img.width as usize).min(cw_u.saturating_sub(x0));
+    let ih = (img.height as usize).min(ch_u.saturating_sub(y0));
     let in_stride = img.width as usize * in_c;
     for r in 0..ih {
         let src = &img.data[r * in_stride..r * in_stride + iw * in_c];

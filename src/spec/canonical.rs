@@ -211,6 +211,19 @@ impl TransformSpec {
         if self.grayscale {
             parts.push("grayscale=true".into());
         }
+        if let Some(border) = self.border {
+            let mut items = Vec::new();
+            if let Some(c) = border.colour {
+                items.push(format!("color:{}", colour_text(c)));
+            }
+            let [t, r, b, l] = border.sides();
+            if t == r && r == b && b == l {
+                items.push(format!("width:{t}"));
+            } else {
+                items.push(format!("top:{t};right:{r};bottom:{b};left:{l}"));
+            }
+            parts.push(format!("border={}", items.join(";")));
+        }
         match self.metadata {
             Metadata::None => {}
             Metadata::Copyright => parts.push("metadata=copyright".into()),

@@ -28,6 +28,6 @@ pub use parse::{
     Parsed, SpecError, MAX_CROP_PIXELS,
 };
 pub use types::{
-    BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
+    Border, BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
     OutputFormat, Rgba, TransformSpec,
 };

@@ -3,7 +3,7 @@
 
 use super::colour::parse_colour;
 use super::types::{
-    BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
+    Border, BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
     OutputFormat, TransformSpec,
 };
 use super::values::{decimal_in, int_in, Decimal};
@@ -53,7 +53,11 @@ enum Opt {
     Contrast,
     Gamma,
     Saturation,
+    Border,
 }
+
+// `seen` keeps a bit per option in a u64, the top one for `trim=border`.
+const _: () = assert!((Opt::Border as u32) < 63);
 
 /// Options that name a region in different ways: one segment may use only one of the groups
 /// (a later segment, or a URL's own options over a preset's, replaces the region).
@@ -97,6 +101,7 @@ impl Opt {
             "contrast" => Opt::Contrast,
             "gamma" => Opt::Gamma,
             "saturation" => Opt::Saturation,
+            "border" => Opt::Border,
             _ => return None,
         })
     }
@@ -134,6 +139,7 @@ impl Opt {
             Opt::Contrast => "contrast",
             Opt::Gamma => "gamma",
             Opt::Saturation => "saturation",
+            Opt::Border => "border",
         }
     }
 
@@ -165,6 +171,10 @@ impl Opt {
             Opt::TrimBorderKeep => "an integer between 0 and 100000",
             Opt::Brightness | Opt::Contrast | Opt::Gamma | Opt::Saturation => {
                 "a factor between 0 and 10 (1 = unchanged)"
+            }
+            Opt::Border => {
+                "color:<CSS colour>;width:<px>, or top:/right:/bottom:/left:<px> for each side \
+                 (0 to 1000 each)"
             }
             Opt::TrimLeft | Opt::TrimTop => "an integer between 0 and 100000",
             Opt::TrimWidth | Opt::TrimHeight => "an integer between 1 and 100000",
@@ -221,7 +231,7 @@ pub fn parse_options_with<'p>(
             own.push((key, value));
         }
     }
-    let mut seen = 0u32;
+    let mut seen = 0u64;
     let mut names = Vec::with_capacity(own.len());
     for (key, value) in own {
         names.push(apply_item(&mut spec, key, value, &mut seen)?);
@@ -268,7 +278,7 @@ pub fn normalise(spec: &mut TransformSpec) {
 
 /// Applies every item of `options` to `spec`; an option in `seen` (a bit per option) is a
 /// duplicate.
-fn apply_items(spec: &mut TransformSpec, options: &str, seen: &mut u32) -> Result<(), SpecError> {
+fn apply_items(spec: &mut TransformSpec, options: &str, seen: &mut u64) -> Result<(), SpecError> {
     for item in split_options(options) {
         let (key, value) = split_item(item)?;
         apply_item(spec, key, value, seen)?;
@@ -297,15 +307,15 @@ fn apply_item(
     spec: &mut TransformSpec,
     key: &str,
     value: Option<&str>,
-    seen: &mut u32,
+    seen: &mut u64,
 ) -> Result<&'static str, SpecError> {
     let opt =
         Opt::from_key(key).ok_or_else(|| SpecError(format!("unknown option: {}", snippet(key))))?;
     // `trim` is two options in one: `trim=border` has a bit of its own.
-    const BORDER: u32 = 1 << 31;
+    const BORDER: u64 = 1 << 63;
     let border = opt == Opt::Trim && value.map(str::trim) == Some("border");
-    let bit = if border { BORDER } else { 1u32 << (opt as u32) };
-    let mask = |group: &[Opt]| group.iter().fold(0u32, |m, &o| m | 1 << (o as u32));
+    let bit = if border { BORDER } else { 1u64 << (opt as u32) };
+    let mask = |group: &[Opt]| group.iter().fold(0u64, |m, &o| m | 1 << (o as u32));
     if *seen & bit != 0 {
         return Err(SpecError(format!("{}: given more than once", opt.name())));
     }
@@ -332,7 +342,7 @@ fn apply_item(
         let others = REGION_GROUPS
             .iter()
             .filter(|g| *g != group)
-            .fold(0u32, |m, g| m | mask(g));
+            .fold(0u64, |m, g| m | mask(g));
         if *seen & others != 0 {
             return Err(SpecError(format!(
                 "{}: trim, trim.left/top/width/height and crop name a region in different \
@@ -413,6 +423,7 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
             spec.cachebuster = Some(ok.then(|| value.to_string())?);
         }
         Opt::FitAcross => spec.fit_across = Some(parse_fit(value)?),
+        Opt::Border => spec.border = parse_border(value)?,
         Opt::Brightness | Opt::Contrast | Opt::Gamma | Opt::Saturation => {
             let centi = decimal_in(value, 0, 10, 2)? as u16;
             // 1 changes nothing; 0 is ignored (Cloudflare's rule) except for saturation,
@@ -532,6 +543,44 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// `color:<css>;width:<px>;top:<px>;...`: a side given by name overrides `width`, wherever
+/// it stands. `None` inside for all widths 0 (no border).
+fn parse_border(value: &str) -> Option<Option<Border>> {
+    let mut colour = None;
+    let mut all = None;
+    let mut sides: [Option<u16>; 4] = [None; 4];
+    for part in value.split(';') {
+        let (key, v) = part.split_once(':')?;
+        let (key, v) = (key.trim(), v.trim());
+        let width = || int_in(v, 0, u64::from(Border::MAX_WIDTH)).map(|w| w as u16);
+        let slot = match key {
+            "color" | "colour" => {
+                (colour.is_none()).then_some(())?;
+                colour = Some(parse_colour(v)?);
+                continue;
+            }
+            "width" => &mut all,
+            "top" => &mut sides[0],
+            "right" => &mut sides[1],
+            "bottom" => &mut sides[2],
+            "left" => &mut sides[3],
+            _ => return None,
+        };
+        if slot.is_some() {
+            return None; // given twice
+        }
+        *slot = Some(width()?);
+    }
+    let [top, right, bottom, left] = sides.map(|s| s.or(all).unwrap_or(0));
+    Some((top | right | bottom | left != 0).then_some(Border {
+        colour,
+        top,
+        right,
+        bottom,
+        left,
+    }))
 }
 
 /// The spec's border trim so far, or the default one (`trim=border` alone).

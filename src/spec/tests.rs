@@ -595,6 +595,20 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
         contrast_centi: random_factor(rng, 1),
         gamma_centi: random_factor(rng, 1),
         saturation_centi: random_factor(rng, 0),
+        border: rng.coin().then(|| Border {
+            colour: rng.coin().then(|| {
+                let v = rng.next().to_le_bytes();
+                Rgba([v[0], v[1], v[2], if rng.coin() { 255 } else { v[3] }])
+            }),
+            top: rng.range(1, 1000) as u16,
+            right: rng.range(0, 1000) as u16,
+            bottom: if rng.coin() {
+                7
+            } else {
+                rng.range(0, 1000) as u16
+            },
+            left: rng.range(0, 1000) as u16,
+        }),
     }
 }
 
@@ -691,6 +705,36 @@ fn trim_names_edges_or_a_rectangle_and_crop_a_sized_region() {
             gravity: None
         })
     );
+}
+
+#[test]
+fn border_takes_a_colour_and_one_width_or_four() {
+    let b = |s: &str| ok(s).border.map(|b| (b.colour, b.sides()));
+    let red = Some(Rgba([255, 0, 0, 255]));
+    assert_eq!(b("border=color:red;width:10"), Some((red, [10; 4])));
+    assert_eq!(
+        b("border=top:1;right:2;bottom:3;left:4"),
+        Some((None, [1, 2, 3, 4]))
+    );
+    assert_eq!(
+        b("border=width:5;left:0;color:rgba(0,0,0,0.5)"),
+        Some((Some(Rgba([0, 0, 0, 128])), [5, 5, 5, 0]))
+    );
+    assert_eq!(ok("border=width:0,width=9"), ok("width=9"));
+    assert_eq!(
+        ok("border=left:3;color:#00ff00;top:3;right:3;bottom:3").canonical(),
+        "border=color:#00ff00;width:3"
+    );
+    for bad in [
+        "border=10",
+        "border=width:1001",
+        "border=color:red;color:blue;width:1",
+        "border=width:1;width:2",
+        "border=top:x",
+        "border=side:1",
+    ] {
+        assert!(err(bad).starts_with("border"), "{bad}");
+    }
 }
 
 #[test]
@@ -905,6 +949,8 @@ fn garbage_never_panics() {
         "trim.border.keep",
         "brightness",
         "saturation",
+        "border",
+        "color:",
         ";",
         "rgb(",
         "rgba(",

@@ -149,6 +149,28 @@ impl BorderTrim {
     pub const DEFAULT_TOLERANCE: u16 = 30;
 }
 
+/// A frame added around the finished picture (Cloudflare's `border`, imgproxy's `padding`):
+/// widths in CSS pixels (times `dpr` on the output), each 0-1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Border {
+    /// `None`: the `background` colour, or transparent (white under JPEG) without one.
+    pub colour: Option<Rgba>,
+    pub top: u16,
+    pub right: u16,
+    pub bottom: u16,
+    pub left: u16,
+}
+
+impl Border {
+    /// Widest side a URL may ask for, before `dpr`.
+    pub const MAX_WIDTH: u16 = 1000;
+
+    /// (top, right, bottom, left).
+    pub fn sides(&self) -> [u16; 4] {
+        [self.top, self.right, self.bottom, self.left]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Flip {
     #[default]
@@ -211,6 +233,8 @@ pub struct TransformSpec {
     pub gamma_centi: Option<u16>,
     pub saturation_centi: Option<u16>,
     pub grayscale: bool,
+    /// A frame around the result, after every resize and effect.
+    pub border: Option<Border>,
     pub metadata: Metadata,
     /// `anim=false`: first frame only.
     pub anim: bool,
@@ -255,6 +279,7 @@ impl Default for TransformSpec {
             gamma_centi: None,
             saturation_centi: None,
             grayscale: false,
+            border: None,
             metadata: Metadata::default(),
             anim: true,
             cachebuster: None,

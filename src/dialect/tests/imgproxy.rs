@@ -119,6 +119,25 @@ fn auto_fills_when_orientations_agree_and_fits_when_not() {
 }
 
 #[test]
+fn padding_is_a_border_of_the_background() {
+    let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
+    let sides = |opts: &str| spec(opts).border.map(|b| (b.colour, b.sides()));
+    assert_eq!(sides("pd:10"), Some((None, [10, 10, 10, 10])));
+    assert_eq!(sides("pd:10:20"), Some((None, [10, 20, 10, 20])));
+    assert_eq!(sides("padding:10:20:30"), Some((None, [10, 20, 30, 20])));
+    assert_eq!(sides("pd:::30:40"), Some((None, [0, 0, 30, 40])));
+    assert_eq!(sides("pd:0"), None);
+    assert_eq!(
+        spec("pd:5:6/bg:ff0000/w:50"),
+        parse_options("border=top:5;right:6;bottom:5;left:6,background=#ff0000,width=50").unwrap()
+    );
+    assert_eq!(
+        refused(&policy(), "/imgproxy/_/pd:1001/plain/a.jpg").status,
+        400
+    );
+}
+
+#[test]
 fn crop_is_a_region_read_in_the_turned_frame() {
     let spec = |opts: &str| resolved(&policy(), &format!("/imgproxy/_/{opts}/plain/a.jpg")).spec;
     // Pixels, fractions and 0 (the whole side); no gravity of its own follows `g`.

@@ -146,6 +146,7 @@ fn per_frame(mut img: Raster, ctx: &Ctx<'_>, icc: Option<&[u8]>) -> Result<Raste
     // sizes from (no shrink-on-load here).
     img = geometry::fit(img, ctx.spec, ctx.limits)?;
     img = effects::apply(img, ctx.spec);
+    img = super::border::frame(img, ctx.spec, ctx.limits)?;
     img = super::flatten::on_background(img, ctx.spec.background);
     // An opaque frame held as RGB costs a quarter less memory until it is encoded.
     Ok(drop_opaque_alpha(img))

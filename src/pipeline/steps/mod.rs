@@ -4,6 +4,7 @@
 //! beside this folder and is only called from here.
 
 pub(super) mod animated;
+mod border;
 mod choose_format;
 mod colour;
 pub(super) mod decode;
@@ -43,6 +44,9 @@ pub(in crate::pipeline) const STEPS: &[(&str, Phase, Step)] = &[
     ("rotate_flip", Phase::Resize, rotate_flip::step),
     ("fit", Phase::Resize, fit::step),
     ("effects", Phase::Resize, effects::step),
+    // After effects, so nothing blurs the frame; before flatten, which lays the background
+    // under a translucent one.
+    ("border", Phase::Resize, border::step),
     ("choose_format", Phase::Resize, choose_format::step),
     ("flatten", Phase::Resize, flatten::step),
     ("encode", Phase::Encode, encode::step),

@@ -149,6 +149,7 @@ fn steps_are_listed_in_pipeline_order() {
             "rotate_flip",
             "fit",
             "effects",
+            "border",
             "choose_format",
             "flatten",
             "encode",
@@ -1362,4 +1363,62 @@ fn a_translucent_background_in_padding_is_laid_once() {
         "padding is the colour as given"
     );
     assert_eq!(pixel(&img, 50, 50)[3], 255, "the photo stays opaque");
+}
+
+// ---------------------------------------------------------------- border
+
+#[test]
+fn border_frames_the_finished_picture() {
+    let photo = fixture("photos/GreenMeadow.jpg"); // 1280x1024: 100x80 at width 100
+    let out = |options: &str| {
+        let spec = crate::spec::parse_options(options).unwrap();
+        let r = run(&photo, &spec);
+        let img = upright(&r.bytes);
+        assert_eq!((img.width, img.height), (r.width, r.height));
+        img
+    };
+    let plain = out("width=100,format=png");
+    let framed = out("width=100,format=png,border=color:red;width:5");
+    assert_eq!((framed.width, framed.height), (110, 90));
+    assert_eq!(pixel(&framed, 2, 45), [255, 0, 0]);
+    assert_eq!(pixel(&framed, 107, 88), [255, 0, 0]);
+    let inner = {
+        let mut data = Vec::new();
+        for y in 5..85 {
+            data.extend_from_slice(&framed.data[(y * 110 + 5) * 3..(y * 110 + 105) * 3]);
+        }
+        Raster::new(100, 80, 3, data)
+    };
+    assert!(
+        picture_distance(&inner, &plain) < 0.5,
+        "the picture is untouched"
+    );
+    // Each side, times dpr; a blur does not reach the frame.
+    let sides =
+        out("width=100,dpr=2,format=png,blur=20,border=color:blue;top:1;right:2;bottom:3;left:4");
+    assert_eq!((sides.width, sides.height), (200 + 12, 160 + 8));
+    assert_eq!(pixel(&sides, 0, 0), [0, 0, 255]);
+    assert_eq!(pixel(&sides, 211, 167), [0, 0, 255]);
+    // No colour: the background's; none at all: clear in PNG, white under JPEG.
+    assert_eq!(
+        pixel(
+            &out("width=100,format=png,background=lime,border=width:3"),
+            1,
+            1
+        ),
+        [0, 255, 0]
+    );
+    let clear = out("width=100,format=png,border=width:3");
+    assert_eq!((clear.channels, pixel(&clear, 1, 1)[3]), (4, 0));
+    let jpeg = out("width=100,format=jpeg,border=width:3");
+    assert!(
+        pixel(&jpeg, 1, 1).iter().all(|&v| v > 245),
+        "{:?}",
+        pixel(&jpeg, 1, 1)
+    );
+    // Over the output limit only with the frame (8100 + 200 > 8192): 413, found before the
+    // resize allocates anything.
+    let spec = crate::spec::parse_options("width=8100,fit=contain,border=width:100").unwrap();
+    let r = process(&photo, &spec, Accepts::default(), &Limits::default());
+    assert!(matches!(r, Err(PipelineError::TooLarge(_))), "{r:?}");
 }
