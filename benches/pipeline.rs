@@ -30,6 +30,16 @@ const CASES: &[(&str, &str)] = &[
     ("full_jpeg_no_resize", "format=jpeg"),
     // A large target keeps the resize filter busy over many output pixels.
     ("w1200_jpeg", "width=1200,quality=80,format=jpeg"),
+    // A cover crop placed at the centre, and the same placed by `gravity=auto`: the difference
+    // is what the attention step costs (BENCHMARKS.md, "gravity=auto").
+    (
+        "cover300_center",
+        "width=300,height=300,fit=cover,quality=80,format=jpeg",
+    ),
+    (
+        "cover300_auto",
+        "width=300,height=300,fit=cover,gravity=auto,quality=80,format=jpeg",
+    ),
 ];
 
 fn read_photo() -> Vec<u8> {
@@ -68,5 +78,28 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The cover crop at the centre and by `gravity=auto` from the same photo as a PNG, which has
+/// no shrink-on-load: the attention step reads every one of the 1.9 M pixels, its worst case.
+fn attention_without_shrink(c: &mut Criterion) {
+    let limits = Limits::default();
+    let accepts = Accepts::default();
+    let to_png = parse_options("format=png").unwrap();
+    let png = process(&read_photo(), &to_png, accepts, &limits)
+        .expect("the photo re-encodes as PNG")
+        .bytes;
+    let mut group = c.benchmark_group("pipeline/FreshFlower_1600x1203_png");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for &(name, options) in &CASES[CASES.len() - 2..] {
+        let spec = parse_options(options).unwrap_or_else(|e| panic!("{options}: {e}"));
+        process(&png, &spec, accepts, &limits).unwrap_or_else(|e| panic!("{options}: {e}"));
+        group.bench_with_input(BenchmarkId::from_parameter(name), &spec, |b, spec| {
+            b.iter(|| process(black_box(&png), black_box(spec), accepts, &limits).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, attention_without_shrink);
 criterion_main!(benches);

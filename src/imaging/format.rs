@@ -16,6 +16,21 @@ pub enum SourceFormat {
     Avif,
 }
 
+impl SourceFormat {
+    /// The media type a file of this format is served as.
+    pub fn mime(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "image/jpeg",
+            SourceFormat::Png => "image/png",
+            SourceFormat::Gif => "image/gif",
+            SourceFormat::Webp => "image/webp",
+            SourceFormat::Bmp => "image/bmp",
+            SourceFormat::Tiff => "image/tiff",
+            SourceFormat::Avif => "image/avif",
+        }
+    }
+}
+
 /// What the header says, before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {

@@ -7,7 +7,7 @@ use super::limits::Limits;
 use crate::imaging::animation::Frame;
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::{Probe, Raster};
-use crate::spec::{Accepts, OutputFormat, TransformSpec};
+use crate::spec::{Accepts, Gravity, OutputFormat, TransformSpec};
 use std::sync::Arc;
 
 /// Everything the steps share.
@@ -27,10 +27,14 @@ pub(super) struct Ctx<'a> {
     pub shared: Option<Arc<Decoded>>,
     /// Set by `trim_border`: what `trim=border` keeps of the upright original.
     pub trimmed: Option<Rect>,
+    /// Set by `attention` for `gravity=auto`: the focal point `fit` crops around.
+    pub focus: Option<Gravity>,
     /// Set by `choose_format`.
     pub format: Option<OutputFormat>,
-    /// Set by `encode`.
+    /// Set by `encode` (or by `describe`, for `format=json`).
     pub output: Vec<u8>,
+    /// Set by `describe`: the size the finished picture would have.
+    pub described: Option<(u32, u32)>,
     /// Set by `decode_frames` on the animated path (`ANIM_STEPS`), taken by `encode_frames`.
     pub animation: Option<Animation>,
 }
@@ -52,8 +56,10 @@ impl<'a> Ctx<'a> {
             raster: empty_raster(),
             shared: None,
             trimmed: None,
+            focus: None,
             format: None,
             output: Vec::new(),
+            described: None,
             animation: None,
         }
     }

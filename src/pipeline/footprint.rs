@@ -61,6 +61,9 @@ pub fn footprint(
     let mut ctx = Ctx::new(input, spec, accepts, limits);
     probe::step(&mut ctx)?;
     let probe = ctx.probe()?;
+    if spec.format == FormatRequest::Json {
+        return Ok(described(&ctx, probe, input));
+    }
     let animated = animated::wanted(&ctx)?;
     let (w, h) = (probe.width, probe.height);
     let decoded = match probe.format {
@@ -105,6 +108,28 @@ pub fn footprint(
         // Read by the probe's own walk of the JPEG headers (`imaging::jpeg::read_meta`).
         coefficient_bytes: ctx.meta.coefficient_bytes,
     })
+}
+
+/// `format=json` makes no pixels and encodes nothing; it decodes (at full size) only when
+/// `trim=border` must find its border.
+fn described(ctx: &Ctx<'_>, probe: Probe, input: &[u8]) -> Footprint {
+    let trims = ctx.spec.trim_border.is_some();
+    let (native_bytes_per_pixel, alpha) = sample_layout(input, probe.format);
+    Footprint {
+        probe,
+        decoded: if trims {
+            (probe.width, probe.height)
+        } else {
+            (0, 0)
+        },
+        native_bytes_per_pixel,
+        alpha,
+        scaled: (0, 0),
+        canvas: (0, 0),
+        animated: false,
+        formats: [None, None],
+        coefficient_bytes: if trims { ctx.meta.coefficient_bytes } else { 0 },
+    }
 }
 
 fn pixels((w, h): (u32, u32)) -> u64 {

@@ -73,7 +73,8 @@ pub(super) fn choose_format(
         FormatRequest::Auto if accepts.avif => OutputFormat::Avif,
         FormatRequest::Auto if accepts.webp => OutputFormat::Webp,
         FormatRequest::Auto => fallback,
-        FormatRequest::Original => match source {
+        // Never encoded (the describe steps run instead); the source's choice, like `Original`.
+        FormatRequest::Original | FormatRequest::Json => match source {
             SourceFormat::Jpeg => OutputFormat::Jpeg,
             SourceFormat::Png => OutputFormat::Png,
             SourceFormat::Webp => OutputFormat::Webp,
@@ -96,6 +97,7 @@ pub(super) fn animates_as_webp(
         FormatRequest::Fixed(f) => f == OutputFormat::Webp,
         FormatRequest::Auto => accepts.webp,
         FormatRequest::Original => source == SourceFormat::Webp,
+        FormatRequest::Json => false,
     }
 }
 

@@ -17,6 +17,7 @@
 //! after `rotate` is decided by the order the runner calls [`fit`] and [`rotate_flip`] in, and
 //! [`min_decode_size`] is safe for either order.
 
+use super::attention;
 use super::error::PipelineError;
 use super::limits::Limits;
 use crate::imaging::orientation::{self, Orientation};
@@ -76,9 +77,11 @@ fn needed_size(src_w: u32, src_h: u32, spec: &TransformSpec) -> (u32, u32) {
 
 /// Resize/crop/pad `img` (already upright, sRGB) to what `spec` asks for
 /// (width/height x dpr, fit, gravity, background for pad).
+/// `gravity=auto` crops at the centre here; [`auto_focus`] gives the point to pass to
+/// [`fit_from`] instead.
 pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster, PipelineError> {
     let size = (img.width, img.height);
-    fit_from(Cow::Owned(img), size, spec, None, limits)
+    fit_from(Cow::Owned(img), size, spec, None, spec.gravity, limits)
 }
 
 /// Like [`fit`], for an image that shrink-on-load delivered smaller than the original:
@@ -87,7 +90,8 @@ pub fn fit(img: Raster, spec: &TransformSpec, limits: &Limits) -> Result<Raster,
 /// 100x75 whether it was decoded at full size or at 1/8).
 ///
 /// `trimmed` is what a border trim kept of the upright original (before `rotate`), in its
-/// pixels: the spec's `crop` applies inside it.
+/// pixels: the spec's `crop` applies inside it. `gravity` places the crop window: the spec's,
+/// or the point [`auto_focus`] found for `gravity=auto` (which is the centre otherwise).
 ///
 /// A borrowed `img` (a decode shared with other jobs) is resized straight from its pixels
 /// when that needs no change to them; it is copied only when the output is the source as is,
@@ -97,29 +101,14 @@ pub fn fit_from(
     original: (u32, u32),
     spec: &TransformSpec,
     trimmed: Option<Rect>,
+    gravity: Gravity,
     limits: &Limits,
 ) -> Result<Raster, PipelineError> {
-    if img.width == 0 || img.height == 0 || original.0 == 0 || original.1 == 0 {
+    if img.width == 0 || img.height == 0 {
         return Err(PipelineError::Undecodable("image has no pixels".into()));
     }
-    let plan = match crop_region(original.0, original.1, spec, trimmed) {
-        Some(Err(why)) => return Err(PipelineError::BadOptions(why)),
-        Some(Ok(region)) => plan_region(original.0, original.1, spec, region),
-        None => plan_whole(original.0, original.1, spec),
-    };
+    let (plan, _) = checked_plan(original, spec, trimmed, gravity, limits)?;
     let (cw, ch) = plan.canvas;
-    // The border comes later (its own step) but counts now, before any pixel is allocated.
-    let [t, r, b, l] = border_widths(spec);
-    let (fw, fh) = (
-        u64::from(cw) + u64::from(l) + u64::from(r),
-        u64::from(ch) + u64::from(t) + u64::from(b),
-    );
-    let max = u64::from(limits.max_output_dimension);
-    if fw > max || fh > max {
-        return Err(PipelineError::TooLarge(format!(
-            "output {fw}x{fh} exceeds the {max} px limit"
-        )));
-    }
 
     // Map the crop window from original coordinates onto the pixels we actually have.
     let (fx, fy) = (
@@ -153,6 +142,51 @@ pub fn fit_from(
     } else {
         pad(&img, cw, ch, spec)
     })
+}
+
+/// The size of the finished picture (after `fit` and `border`) for an upright original of
+/// `original` with what a border trim kept of it: what [`fit_from`] and the border step will
+/// make, with the same errors (an empty region, a size over the limit), without any pixels.
+pub fn final_size(
+    original: (u32, u32),
+    spec: &TransformSpec,
+    trimmed: Option<Rect>,
+    limits: &Limits,
+) -> Result<(u32, u32), PipelineError> {
+    checked_plan(original, spec, trimmed, spec.gravity, limits).map(|(_, size)| size)
+}
+
+/// The plan for `original` and the finished size it leads to (the canvas plus the border),
+/// checked against the limits before any pixel is allocated.
+fn checked_plan(
+    original: (u32, u32),
+    spec: &TransformSpec,
+    trimmed: Option<Rect>,
+    gravity: Gravity,
+    limits: &Limits,
+) -> Result<(Plan, (u32, u32)), PipelineError> {
+    if original.0 == 0 || original.1 == 0 {
+        return Err(PipelineError::Undecodable("image has no pixels".into()));
+    }
+    let plan = match crop_region(original.0, original.1, spec, trimmed) {
+        Some(Err(why)) => return Err(PipelineError::BadOptions(why)),
+        Some(Ok(region)) => plan_region(original.0, original.1, spec, gravity, region),
+        None => plan_whole(original.0, original.1, spec, gravity),
+    };
+    let (cw, ch) = plan.canvas;
+    // The border comes later (its own step) but counts now, before any pixel is allocated.
+    let [t, r, b, l] = border_widths(spec);
+    let (fw, fh) = (
+        u64::from(cw) + u64::from(l) + u64::from(r),
+        u64::from(ch) + u64::from(t) + u64::from(b),
+    );
+    let max = u64::from(limits.max_output_dimension);
+    if fw > max || fh > max {
+        return Err(PipelineError::TooLarge(format!(
+            "output {fw}x{fh} exceeds the {max} px limit"
+        )));
+    }
+    Ok((plan, (fw as u32, fh as u32)))
 }
 
 /// The sizes [`fit_from`] makes from an upright original of `src_w` x `src_h`: the resized
@@ -496,18 +530,67 @@ fn orient_rect(mut r: Rect, size: (u32, u32), o: Orientation) -> Rect {
     r
 }
 
+/// Where `gravity=auto` puts the crop window on `img` (an upright picture, in the frame `fit`
+/// sees, possibly shrunk on load from an `original`-sized one): the point at the centre of the
+/// window, of the size the plan gives it, that holds the most interest (`attention`), in
+/// thousandths of the region the window may move in. `None` when there is nothing to place:
+/// another gravity, no crop window, or a window that is the whole region.
+pub fn auto_focus(
+    img: &Raster,
+    original: (u32, u32),
+    spec: &TransformSpec,
+    trimmed: Option<Rect>,
+) -> Option<Gravity> {
+    if spec.gravity != Gravity::Auto || img.width == 0 || img.height == 0 {
+        return None;
+    }
+    let (ow, oh) = original;
+    let region = match crop_region(ow, oh, spec, trimmed) {
+        Some(Err(_)) => return None,
+        Some(Ok(r)) => r,
+        None => Rect {
+            left: 0,
+            top: 0,
+            width: ow,
+            height: oh,
+        },
+    };
+    let window = plan_whole(region.width, region.height, spec, Gravity::Center).window;
+    if window.is_full(region.width, region.height) {
+        return None;
+    }
+    let (fx, fy) = (
+        f64::from(img.width) / f64::from(ow.max(1)),
+        f64::from(img.height) / f64::from(oh.max(1)),
+    );
+    let area = [
+        f64::from(region.left) * fx,
+        f64::from(region.top) * fy,
+        f64::from(region.width) * fx,
+        f64::from(region.height) * fy,
+    ];
+    let (cx, cy) = attention::best_centre(img, area, (window.width * fx, window.height * fy));
+    let milli = |c: f64, start: f64, len: f64| {
+        ((c - start) / len * 1000.0).round().clamp(0.0, 1000.0) as u16
+    };
+    Some(Gravity::Point {
+        x_milli: milli(cx, area[0], area[2]),
+        y_milli: milli(cy, area[1], area[3]),
+    })
+}
+
 /// Decide window, scaled size and canvas for a `sw` x `sh` source: the plan for the `crop`
 /// region alone (the whole source without one), its window moved to where the region is.
 fn plan(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
     match crop_region(sw, sh, spec, None) {
-        Some(Ok(r)) => plan_region(sw, sh, spec, r),
-        _ => plan_whole(sw, sh, spec),
+        Some(Ok(r)) => plan_region(sw, sh, spec, spec.gravity, r),
+        _ => plan_whole(sw, sh, spec, spec.gravity),
     }
 }
 
-/// [`plan`] for the region `r` of a `sw` x `sh` source.
-fn plan_region(sw: u32, sh: u32, spec: &TransformSpec, r: Rect) -> Plan {
-    let mut plan = plan_whole(r.width, r.height, spec);
+/// [`plan`] for the region `r` of a `sw` x `sh` source, its window placed by `gravity`.
+fn plan_region(sw: u32, sh: u32, spec: &TransformSpec, gravity: Gravity, r: Rect) -> Plan {
+    let mut plan = plan_whole(r.width, r.height, spec, gravity);
     let w = plan.window;
     let (left, width) = inside(f64::from(sw), w.left + f64::from(r.left), w.width);
     let (top, height) = inside(f64::from(sh), w.top + f64::from(r.top), w.height);
@@ -520,8 +603,9 @@ fn plan_region(sw: u32, sh: u32, spec: &TransformSpec, r: Rect) -> Plan {
     plan
 }
 
-/// Decide window, scaled size and canvas for the whole of a `sw` x `sh` source.
-fn plan_whole(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
+/// Decide window, scaled size and canvas for the whole of a `sw` x `sh` source, a crop window
+/// placed by `gravity`.
+fn plan_whole(sw: u32, sh: u32, spec: &TransformSpec, gravity: Gravity) -> Plan {
     let full = Window::full(sw, sh);
     let simple = |scaled: (u32, u32)| Plan {
         window: full,
@@ -560,7 +644,7 @@ fn plan_whole(sw: u32, sh: u32, spec: &TransformSpec) -> Plan {
         Some(across) if (sw >= sh) != (bw >= bh) => across,
         _ => spec.fit,
     };
-    let (ax, ay) = gravity_align(spec.gravity);
+    let (ax, ay) = gravity_align(gravity);
     match fit {
         Fit::ScaleDown => {
             if bw >= sw && bh >= sh {
@@ -1614,7 +1698,14 @@ mod tests {
             // fit sees the picture after rotate, as the runner hands it over.
             let turned = rotate_flip(img, &s);
             let size = (turned.width, turned.height);
-            match fit_from(Cow::Owned(turned), size, &s, trimmed, &Limits::default()) {
+            match fit_from(
+                Cow::Owned(turned),
+                size,
+                &s,
+                trimmed,
+                s.gravity,
+                &Limits::default(),
+            ) {
                 Ok(out) => {
                     assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
                     if trimmed.is_none() {

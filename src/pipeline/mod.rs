@@ -3,6 +3,7 @@
 //! and kernels of the image layer (`crate::imaging`) and its own (`geometry`, `effects`); it
 //! never sees HTTP, caches or origins, and it runs on the rayon pool, never on an async worker.
 
+mod attention;
 mod border;
 mod context;
 pub mod effects;
@@ -22,5 +23,6 @@ pub use error::PipelineError;
 pub use footprint::{footprint, Footprint};
 pub use limits::Limits;
 pub use run::{
-    decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Processed, StepTimings,
+    decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Media, Processed,
+    StepTimings,
 };

@@ -7,9 +7,9 @@
 use super::context::{Ctx, Decoded};
 use super::error::PipelineError;
 use super::limits::Limits;
-use super::steps::{animated, decode, Phase, Step, ANIM_STEPS, STEPS};
+use super::steps::{animated, decode, Phase, Step, ANIM_STEPS, DESCRIBE_STEPS, STEPS};
 use crate::imaging::{Probe, Raster};
-use crate::spec::{Accepts, OutputFormat, TransformSpec};
+use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,41 @@ pub struct StepTimings {
     pub encode: Duration,
 }
 
+/// What the bytes of a [`Processed`] are: an encoded image, or for `format=json` a
+/// description of the original and of the output's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    Image(OutputFormat),
+    Json,
+}
+
+impl Media {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Media::Image(f) => f.mime(),
+            Media::Json => "application/json",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Media::Image(f) => f.name(),
+            Media::Json => "json",
+        }
+    }
+}
+
+impl PartialEq<OutputFormat> for Media {
+    fn eq(&self, other: &OutputFormat) -> bool {
+        *self == Media::Image(*other)
+    }
+}
+
 /// An encoded result.
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub bytes: Vec<u8>,
-    pub format: OutputFormat,
+    pub format: Media,
     pub width: u32,
     pub height: u32,
     pub timings: StepTimings,
@@ -92,6 +122,19 @@ pub fn process_shared(
     // `probe` (always first in STEPS) runs on every path; what it finds picks the rest.
     let (head, still) = STEPS.split_at(1);
     let mut timings = run(&mut ctx, head)?;
+    if spec.format == FormatRequest::Json {
+        let more = run(&mut ctx, DESCRIBE_STEPS)?;
+        timings.decode += more.decode;
+        timings.encode += more.encode;
+        let (width, height) = ctx.described.unwrap_or_default();
+        return Ok(Processed {
+            bytes: ctx.output,
+            format: Media::Json,
+            width,
+            height,
+            timings,
+        });
+    }
     let more = if animated::wanted(&ctx)? {
         run(&mut ctx, ANIM_STEPS)?
     } else {
@@ -133,7 +176,7 @@ pub fn process_shared(
     let format = ctx.format.unwrap_or(OutputFormat::Jpeg);
     Ok(Processed {
         bytes: ctx.output,
-        format,
+        format: Media::Image(format),
         width: ctx.raster.width,
         height: ctx.raster.height,
         timings,

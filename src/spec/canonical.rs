@@ -160,7 +160,7 @@ impl TransformSpec {
         if let Some(across) = self.fit_across {
             parts.push(format!("fit.across={}", fit_name(across)));
         }
-        if self.gravity != Gravity::Auto {
+        if self.gravity != Gravity::Center {
             parts.push(format!("gravity={}", gravity_name(self.gravity)));
         }
         if let Some(border) = self.trim_border {
@@ -175,6 +175,7 @@ impl TransformSpec {
         match self.format {
             FormatRequest::Original => {}
             FormatRequest::Auto => parts.push("format=auto".into()),
+            FormatRequest::Json => parts.push("format=json".into()),
             FormatRequest::Fixed(f) => parts.push(format!("format={}", f.name())),
         }
         if let Some(colour) = self.background {

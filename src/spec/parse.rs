@@ -379,6 +379,7 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
                 "png" => FormatRequest::Fixed(OutputFormat::Png),
                 "webp" => FormatRequest::Fixed(OutputFormat::Webp),
                 "avif" => FormatRequest::Fixed(OutputFormat::Avif),
+                "json" => FormatRequest::Json,
                 _ => return None,
             }
         }

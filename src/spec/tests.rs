@@ -33,7 +33,7 @@ fn default_means_nothing_set() {
     assert_eq!(d.to_string(), "");
     assert_eq!(ok("dpr=1"), d);
     assert_eq!(ok("anim=true"), d);
-    assert_eq!(ok("fit=scale-down,gravity=auto,metadata=none"), d);
+    assert_eq!(ok("fit=scale-down,gravity=center,metadata=none"), d);
 }
 
 /// Every key and alias but `gravity`'s values (below).
@@ -65,6 +65,7 @@ fn every_key_and_alias() {
         ("png", FormatRequest::Fixed(OutputFormat::Png)),
         ("webp", FormatRequest::Fixed(OutputFormat::Webp)),
         ("avif", FormatRequest::Fixed(OutputFormat::Avif)),
+        ("json", FormatRequest::Json),
     ] {
         assert_eq!(ok(&format!("format={v}")), with(|s| s.format = f));
         assert_eq!(ok(&format!("f={v}")), with(|s| s.format = f));
@@ -571,6 +572,7 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
             FormatRequest::Fixed(OutputFormat::Png),
             FormatRequest::Fixed(OutputFormat::Webp),
             FormatRequest::Fixed(OutputFormat::Avif),
+            FormatRequest::Json,
         ]),
         background: rng.coin().then(|| {
             let v = rng.next().to_le_bytes();

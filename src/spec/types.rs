@@ -38,6 +38,8 @@ pub enum FormatRequest {
     /// `format=auto`: AVIF, else WebP, else JPEG (PNG with alpha), by the client's `Accept`.
     Auto,
     Fixed(OutputFormat),
+    /// `format=json`: no pixels, a description of the original and of the output's size.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -60,9 +62,11 @@ pub enum Fit {
 /// Where to keep the interesting part when cropping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Gravity {
-    /// Centre for now; a saliency guess may come later.
-    #[default]
+    /// Where the picture holds the most interest (edges, colour, skin), found on its pixels
+    /// by the pipeline's `attention` step.
     Auto,
+    /// The default, as in Cloudflare, imgproxy and thumbor.
+    #[default]
     Center,
     Top,
     Bottom,

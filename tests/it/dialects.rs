@@ -37,6 +37,16 @@ fn path_of(url: &str) -> String {
     rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
 }
 
+/// A gateway serving unsigned thumbor URLs under `/thumbor` for every host.
+fn thumbor_gateway(origin: &TestOrigin) -> Imgate {
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n    thumbor: {{prefix: /thumbor}}\n",
+        o = origin.url()
+    );
+    Imgate::start_sites(PINGORA, &body, &[], &[])
+}
+
 fn gateway(origin: &TestOrigin) -> Imgate {
     let body = format!(
         "access_log: {{enabled: false}}\nsites:\n\
@@ -234,12 +244,7 @@ fn crops_and_auto_resizing_from_imgproxy_node_and_libthumbor() {
     }
 
     // thumbor's manual crop, then a mirrored resize (negative width).
-    let body = format!(
-        "access_log: {{enabled: false}}\nsites:\n\
-         \x20 - hosts: ['*']\n    origin: {o}\n    thumbor: {{prefix: /thumbor}}\n",
-        o = origin.url()
-    );
-    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    let gw = thumbor_gateway(&origin);
     let urls = thumbor_urls(
         "x",
         json!([
@@ -311,6 +316,90 @@ fn crops_and_auto_resizing_from_imgproxy_node_and_libthumbor() {
     let r = gw.get("/thumbor/unsafe/2000x0:2100x100/photos/FreshFlower.jpg");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("crop region"));
+}
+
+/// Width and height of what differs from `background` in `img` (rows and columns with a few
+/// clearly different pixels, so JPEG ringing does not count).
+fn extent_apart_from(img: &image::RgbaImage, background: [u8; 3]) -> (u32, u32) {
+    let differs = |x: u32, y: u32| {
+        let p = img.get_pixel(x, y).0;
+        (0..3)
+            .map(|k| (i32::from(p[k]) - i32::from(background[k])).abs())
+            .sum::<i32>()
+            > 60
+    };
+    let (w, h) = img.dimensions();
+    let cols: Vec<u32> = (0..w)
+        .filter(|&x| (0..h).filter(|&y| differs(x, y)).count() >= 3)
+        .collect();
+    let rows: Vec<u32> = (0..h)
+        .filter(|&y| (0..w).filter(|&x| differs(x, y)).count() >= 3)
+        .collect();
+    match (cols.first(), cols.last(), rows.first(), rows.last()) {
+        (Some(l), Some(r), Some(t), Some(b)) => (r - l + 1, b - t + 1),
+        _ => (0, 0),
+    }
+}
+
+#[test]
+fn smart_crops_find_the_subject_in_every_dialect() {
+    // offcentre.jpg: a 240x180 photo at (900, 40) of a 1200x500 blue (#1e5ac8) canvas. A 200x200
+    // cover crop takes a 500x500 window; at the centre (350-850) it misses the photo.
+    let origin = TestOrigin::start(fixtures());
+    let gw = gateway(&origin);
+    let blue = [0x1e, 0x5a, 0xc8];
+    let whole = (96.0, 72.0); // the photo at 200/500
+    let holds_the_photo = |img: &image::RgbaImage, what: &str| {
+        assert_eq!(img.dimensions(), (200, 200), "{what}");
+        let (w, h) = extent_apart_from(img, blue);
+        assert!(
+            (f64::from(w) - whole.0).abs() <= 3.0 && (f64::from(h) - whole.1).abs() <= 3.0,
+            "{what}: {w}x{h} of the photo in the crop, {whole:?} when whole"
+        );
+    };
+    let host = [("Host", "signed.test")];
+    let centred = decode(
+        &gw.get("/cdn-cgi/image/width=200,height=200,fit=cover/offcentre.jpg")
+            .body,
+    );
+    assert_eq!(
+        extent_apart_from(&centred, blue),
+        (0, 0),
+        "the centre misses the photo"
+    );
+    let r = gw.get("/cdn-cgi/image/width=200,height=200,fit=cover,gravity=auto/offcentre.jpg");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let cloudflare = decode(&r.body);
+    holds_the_photo(&cloudflare, "gravity=auto");
+
+    // imgproxy's smart gravity, signed by imgproxy-node.
+    let request = json!([{"url": "/offcentre.jpg", "endpoint": "http://signed.test/imgproxy",
+        "key": KEY, "salt": SALT,
+        "options": {"resizing_type": "fill", "width": 200, "height": 200, "gravity": {"type": "sm"}}}]);
+    let urls = client("imgproxy-urls.mjs", &request);
+    let url = urls[0].as_str().unwrap();
+    assert!(url.contains("g:sm"), "{url}");
+    let r = gw.get_with(&path_of(url), &host);
+    assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+    let imgproxy = decode(&r.body);
+    holds_the_photo(&imgproxy, url);
+    let same = ssim(&imgproxy, &cloudflare);
+    assert!(same > 0.99, "imgproxy g:sm and gravity=auto: SSIM {same}");
+
+    // thumbor's smart crop, from libthumbor.
+    let gw = thumbor_gateway(&origin);
+    let urls = thumbor_urls(
+        "x",
+        json!([{"unsafe": true, "width": 200, "height": 200, "smart": true,
+                "image_url": "offcentre.jpg"}]),
+    );
+    assert!(urls[0].contains("/smart/"), "{}", urls[0]);
+    let r = gw.get(&urls[0]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let thumbor = decode(&r.body);
+    holds_the_photo(&thumbor, &urls[0]);
+    let same = ssim(&thumbor, &cloudflare);
+    assert!(same > 0.99, "thumbor smart and gravity=auto: SSIM {same}");
 }
 
 /// The `{src, srcSet}` next/image's `getImageProps` writes for each of `images` under the

@@ -755,3 +755,40 @@ fn short_hits_send_what_the_full_hit_path_sends() {
     assert_eq!(range.body, hit.body[..100]);
     // Purges after short hits: `purge_by_url_source_prefix_tag_and_everything_with_auth`.
 }
+
+#[test]
+fn format_json_describes_the_variant_and_is_cached_like_one() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let url = "/cdn-cgi/image/width=300,height=300,fit=cover,format=json/photos/FreshFlower.jpg";
+    let first = gw.get(url);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(first.header("content-type"), Some("application/json"));
+    assert_eq!(first.header("cache-status"), Some("imgate; fwd=miss"));
+    let v: serde_json::Value = serde_json::from_slice(&first.body).expect("JSON");
+    assert_eq!(v["width"], 300);
+    assert_eq!(v["height"], 300);
+    assert_eq!(v["original"]["format"], "image/jpeg");
+    assert_eq!(v["original"]["width"], 1600);
+    assert_eq!(v["original"]["height"], 1203);
+    let size = std::fs::metadata(fixtures().join(FLOWER)).unwrap().len();
+    assert_eq!(v["original"]["file_size"], size);
+    let second = gw.get(url);
+    assert_eq!(second.header("cache-status"), Some("imgate; hit"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(o.hits("/photos/FreshFlower.jpg"), 1);
+    // The image of the same options is a different entry, and has the size described.
+    let image = gw.get("/cdn-cgi/image/width=300,height=300,fit=cover/photos/FreshFlower.jpg");
+    assert_eq!(image.header("cache-status"), Some("imgate; fwd=miss"));
+    assert_eq!(dims(&image), (300, 300));
+    // What the image request refuses, the description refuses the same way.
+    let r = gw.get("/cdn-cgi/image/trim=1000;0;700;0,format=json/photos/FreshFlower.jpg");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = gw.get("/cdn-cgi/image/format=json/notes.txt");
+    assert_eq!(r.status, 415);
+}

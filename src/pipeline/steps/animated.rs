@@ -23,7 +23,8 @@ use crate::pipeline::context::{Animation, Ctx};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::{animates_as_webp, encoder_quality};
 use crate::pipeline::{effects, geometry};
-use crate::spec::OutputFormat;
+use crate::spec::{Gravity, OutputFormat};
+use std::borrow::Cow;
 
 /// Decoding work we accept for one animation: 200 M pixel-frames is e.g. 500 frames of
 /// 640x625, about 1-2 s of GIF decoding on one core.
@@ -80,6 +81,7 @@ pub(in crate::pipeline) fn decode_within(
     let icc = ctx.meta.icc.clone().or(icc);
     let canvas = u64::from(probe.width) * u64::from(probe.height);
     let mut out: Vec<Frame> = Vec::new();
+    let mut gravity = None;
     for (i, frame) in frames.enumerate() {
         let n = i as u64 + 1;
         if n > u64::from(ctx.limits.max_animation_frames) {
@@ -110,7 +112,7 @@ pub(in crate::pipeline) fn decode_within(
             ));
         }
         let raster = Raster::new(probe.width, probe.height, 4, buffer.into_raw());
-        let raster = per_frame(raster, ctx, icc.as_deref())?;
+        let raster = per_frame(raster, ctx, icc.as_deref(), &mut gravity)?;
         let output_work =
             u64::from(raster.width) * u64::from(raster.height) * u64::from(probe.frames);
         out.push(Frame {
@@ -136,7 +138,14 @@ pub(in crate::pipeline) fn decode_within(
 }
 
 /// The still path's per-image steps, in the same order, for one full-canvas RGBA frame.
-fn per_frame(mut img: Raster, ctx: &Ctx<'_>, icc: Option<&[u8]>) -> Result<Raster, PipelineError> {
+/// `gravity` is where every frame's crop goes: for `gravity=auto` the first frame decides it
+/// (`attention`), so the window does not wander from frame to frame.
+fn per_frame(
+    mut img: Raster,
+    ctx: &Ctx<'_>,
+    icc: Option<&[u8]>,
+    gravity: &mut Option<Gravity>,
+) -> Result<Raster, PipelineError> {
     if let Some(icc) = icc {
         to_srgb(&mut img, icc);
     }
@@ -144,7 +153,11 @@ fn per_frame(mut img: Raster, ctx: &Ctx<'_>, icc: Option<&[u8]>) -> Result<Raste
     img = geometry::rotate_flip(img, ctx.spec);
     // Frames are decoded at full size, so the frame itself is the upright original `fit`
     // sizes from (no shrink-on-load here).
-    img = geometry::fit(img, ctx.spec, ctx.limits)?;
+    let size = (img.width, img.height);
+    let place = *gravity.get_or_insert_with(|| {
+        geometry::auto_focus(&img, size, ctx.spec, None).unwrap_or(ctx.spec.gravity)
+    });
+    img = geometry::fit_from(Cow::Owned(img), size, ctx.spec, None, place, ctx.limits)?;
     img = effects::apply(img, ctx.spec);
     img = super::border::frame(img, ctx.spec, ctx.limits)?;
     img = super::flatten::on_background(img, ctx.spec.background);

@@ -21,7 +21,8 @@ pub(super) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
         Some(decoded) => Cow::Borrowed(&decoded.raster),
         None => Cow::Owned(ctx.take_raster()),
     };
-    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.trimmed, ctx.limits)?;
+    let gravity = ctx.focus.unwrap_or(ctx.spec.gravity);
+    ctx.raster = geometry::fit_from(img, original, ctx.spec, ctx.trimmed, gravity, ctx.limits)?;
     Ok(())
 }
 

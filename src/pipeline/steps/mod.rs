@@ -4,10 +4,12 @@
 //! beside this folder and is only called from here.
 
 pub(super) mod animated;
+mod attention;
 mod border;
 mod choose_format;
 mod colour;
 pub(super) mod decode;
+mod describe;
 mod effects;
 mod encode;
 pub(super) mod fit;
@@ -42,6 +44,8 @@ pub(in crate::pipeline) const STEPS: &[(&str, Phase, Step)] = &[
     ("trim_border", Phase::Resize, trim_border::step),
     // Rotate first: `width`/`height` name the axes after `rotate`, as Cloudflare defines them.
     ("rotate_flip", Phase::Resize, rotate_flip::step),
+    // `gravity=auto`: where the crop window goes, found on the picture as `fit` will see it.
+    ("attention", Phase::Resize, attention::step),
     ("fit", Phase::Resize, fit::step),
     ("effects", Phase::Resize, effects::step),
     // After effects, so nothing blurs the frame; before flatten, which lays the background
@@ -52,6 +56,13 @@ pub(in crate::pipeline) const STEPS: &[(&str, Phase, Step)] = &[
     ("encode", Phase::Encode, encode::step),
     // After encode: EXIF is spliced into the finished file (a no-op for metadata=none).
     ("metadata", Phase::Encode, metadata::step),
+];
+
+/// What replaces everything after `probe` for `format=json`: no pixels unless `trim=border`
+/// must find its border in them, no encoder.
+pub(in crate::pipeline) const DESCRIBE_STEPS: &[(&str, Phase, Step)] = &[
+    ("measure", Phase::Decode, describe::measure),
+    ("describe", Phase::Encode, describe::step),
 ];
 
 /// What replaces everything after `probe` when `animated::wanted` says the output is an animated

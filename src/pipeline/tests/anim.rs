@@ -9,7 +9,7 @@ use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::animates_as_webp;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::process;
-use crate::pipeline::run::Processed;
+use crate::pipeline::run::{Media, Processed};
 use crate::pipeline::steps::animated;
 use crate::spec::{parse_options, Accepts, OutputFormat};
 use image::AnimationDecoder;
@@ -201,7 +201,10 @@ fn auto_format_animates_as_webp_even_for_avif_clients() {
         // A client without WebP keeps today's still fallback.
         let out = run(name, "width=100,format=auto", Accepts::default());
         assert!(
-            matches!(out.format, OutputFormat::Jpeg | OutputFormat::Png),
+            matches!(
+                out.format,
+                Media::Image(OutputFormat::Jpeg | OutputFormat::Png)
+            ),
             "{name}: {:?}",
             out.format
         );
@@ -224,7 +227,10 @@ fn without_format_an_animated_webp_stays_animated_and_a_gif_stays_still() {
     let out = run("animated.webp", "width=100", Accepts::default());
     assert_animated(&out, 3, THUMB, "animated.webp");
     let out = run("animated.gif", "width=100", Accepts::default());
-    assert!(matches!(out.format, OutputFormat::Jpeg | OutputFormat::Png));
+    assert!(matches!(
+        out.format,
+        Media::Image(OutputFormat::Jpeg | OutputFormat::Png)
+    ));
 }
 
 #[test]

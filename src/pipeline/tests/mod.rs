@@ -3,9 +3,11 @@
 //! without width/height or decode-level functions; geometry has its own unit tests.
 
 mod anim;
+mod attention;
 mod avif;
 mod bombs;
 mod crop;
+mod describe;
 mod metadata;
 
 use crate::imaging::meta::SourceMeta;
@@ -20,7 +22,7 @@ use crate::pipeline::steps::decode::{integer_shrink, jpeg_plan, min_stored_size,
 use crate::pipeline::steps::flatten;
 use crate::pipeline::steps::probe::{self, probe_with_meta};
 use crate::pipeline::steps::{Phase, STEPS};
-use crate::pipeline::{decode_upright, process};
+use crate::pipeline::{decode_upright, process, Media};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, Rgba, TransformSpec};
 use std::path::{Path, PathBuf};
 
@@ -147,6 +149,7 @@ fn steps_are_listed_in_pipeline_order() {
             "colour",
             "trim_border",
             "rotate_flip",
+            "attention",
             "fit",
             "effects",
             "border",
@@ -475,7 +478,7 @@ fn bmp_and_tiff_sources_decode_and_fall_back_to_png_or_jpeg() {
     let out = run(&bmp, &spec());
     assert_eq!(
         (out.format, out.width, out.height),
-        (OutputFormat::Png, w, h)
+        (Media::Image(OutputFormat::Png), w, h)
     );
     let back = upright(&out.bytes);
     assert_eq!(back.channels, 4);
@@ -484,7 +487,7 @@ fn bmp_and_tiff_sources_decode_and_fall_back_to_png_or_jpeg() {
     let out = run(&tiff, &spec());
     assert_eq!(
         (out.format, out.width, out.height),
-        (OutputFormat::Jpeg, w, h)
+        (Media::Image(OutputFormat::Jpeg), w, h)
     );
     assert_eq!(upright(&tiff).data, rgb);
 }
@@ -512,7 +515,7 @@ fn shrink_on_load_feeds_fit_the_right_upright_size() {
     );
     assert_eq!(
         (w.format, w.width, w.height),
-        (OutputFormat::Webp, 192, 128)
+        (Media::Image(OutputFormat::Webp), 192, 128)
     );
 }
 
@@ -1028,8 +1031,11 @@ fn format_choice_follows_request_accept_and_alpha() {
     assert_magic(&out.bytes, Webp);
     let jpeg = fixture("orientation/Landscape_1.jpg");
     let out = run(&fixture("animated.gif"), &spec());
-    assert_magic(&out.bytes, out.format);
-    assert!(matches!(out.format, Jpeg | Png));
+    let Media::Image(format) = out.format else {
+        panic!("an image, not {:?}", out.format)
+    };
+    assert_magic(&out.bytes, format);
+    assert!(matches!(format, Jpeg | Png));
     assert_magic(&run(&jpeg, &spec()).bytes, Jpeg);
     assert_magic(&run(&fixture("storm-lossy.webp"), &spec()).bytes, Webp);
 }
