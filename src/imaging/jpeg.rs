@@ -4,6 +4,7 @@
 //! written into an encoded file.
 
 use super::color;
+use super::effort::Effort;
 use super::error::ImageError;
 use super::exif;
 use super::format::{too_large, Probe};
@@ -261,9 +262,15 @@ fn encode_err(e: turbojpeg::Error) -> ImageError {
     ImageError::Encode(format!("JPEG: {e}"))
 }
 
-/// libjpeg-turbo, optimised Huffman tables (a few % smaller for little CPU), 4:2:0. A
-/// grayscale request is written as a one-channel JPEG, a third smaller than gray in YCbCr.
-pub(crate) fn encode(img: &Raster, quality: u8, grayscale: bool) -> Result<Vec<u8>, ImageError> {
+/// libjpeg-turbo, baseline (sequential), optimised Huffman tables (a few % smaller for little
+/// CPU; not at `Effort::Fast`), 4:2:0. A grayscale request is written as a one-channel JPEG,
+/// a third smaller than gray in YCbCr.
+pub(crate) fn encode(
+    img: &Raster,
+    quality: u8,
+    grayscale: bool,
+    effort: Effort,
+) -> Result<Vec<u8>, ImageError> {
     let mut c = turbojpeg::Compressor::new().map_err(encode_err)?;
     c.set_quality(i32::from(quality)).map_err(encode_err)?;
     let subsamp = if grayscale {
@@ -272,7 +279,8 @@ pub(crate) fn encode(img: &Raster, quality: u8, grayscale: bool) -> Result<Vec<u
         turbojpeg::Subsamp::Sub2x2
     };
     c.set_subsamp(subsamp).map_err(encode_err)?;
-    c.set_optimize(true).map_err(encode_err)?;
+    c.set_optimize(effort == Effort::Normal)
+        .map_err(encode_err)?;
     // Flatten runs before us, so alpha should be gone; RGBX ignores it if not.
     let format = if img.has_alpha() {
         turbojpeg::PixelFormat::RGBX

@@ -4,7 +4,8 @@
 //! codec, each offering what it has of probe, metadata read, decode, encode and metadata write:
 //! `jpeg`, `webp`, `png`, `gif`, `avif` (with its HEIF container), and `via_image` for the
 //! formats the `image` crate decodes; `animation` for animated GIF/WebP frames. EXIF is read
-//! and written by `exif.rs` and WebP's RIFF chunks walked by `riff.rs`, for every codec.
+//! and written by `exif.rs` and WebP's RIFF chunks walked by `riff.rs`, for every codec;
+//! `effort.rs` names how hard the encoders work.
 //!
 //! Limits arrive as plain numbers (`max_pixels`, `max_frames`) and errors leave as
 //! [`ImageError`]; nothing here imports the pipeline, the spec or HTTP. It runs on the CPU pool.
@@ -12,6 +13,7 @@
 pub(crate) mod animation;
 pub(crate) mod avif;
 pub(crate) mod color;
+mod effort;
 mod error;
 pub(crate) mod exif;
 mod format;
@@ -29,6 +31,7 @@ pub(crate) mod riff;
 pub(crate) mod via_image;
 pub(crate) mod webp;
 
+pub use effort::Effort;
 pub use error::ImageError;
 pub use format::{sniff, Probe, SourceFormat};
 pub use raster::Raster;

@@ -4,6 +4,7 @@
 //! and the `EXIF` chunk written into an encoded file.
 
 use super::animation::Frame;
+use super::effort::Effort;
 use super::error::ImageError;
 use super::exif;
 use super::format::{too_large, Probe};
@@ -208,14 +209,17 @@ impl Drop for PictureGuard {
 
 /// The lossy WebP settings shared by still and animated output: `quality`, method 4 (libwebp's
 /// default speed/size balance).
-pub(crate) fn webp_config(quality: u8) -> Result<webp::WebPConfig, ImageError> {
+pub(crate) fn webp_config(quality: u8, effort: Effort) -> Result<webp::WebPConfig, ImageError> {
     let fail = |what: &str| ImageError::Encode(format!("WebP: {what}"));
     let mut config = webp::WebPConfig::new_with_preset(
         webp::WebPPreset::WEBP_PRESET_DEFAULT,
         f32::from(quality),
     )
     .map_err(|()| fail("config init"))?;
-    config.method = 4;
+    config.method = match effort {
+        Effort::Normal => 4,
+        Effort::Fast => 1,
+    };
     // SAFETY: `config` is an initialised config struct.
     if unsafe { webp::WebPValidateConfig(&config) } == 0 {
         return Err(fail("invalid config"));
@@ -243,12 +247,12 @@ pub(crate) fn import_picture(pic: &mut webp::WebPPicture, img: &Raster) -> Resul
 }
 
 /// Lossy WebP (see [`webp_config`]), alpha kept when present.
-pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn encode(img: &Raster, quality: u8, effort: Effort) -> Result<Vec<u8>, ImageError> {
     let fail = |what: &str| ImageError::Encode(format!("WebP: {what}"));
     if img.width > WEBP_MAX_DIMENSION || img.height > WEBP_MAX_DIMENSION {
         return Err(fail("larger than 16383 pixels"));
     }
-    let config = webp_config(quality)?;
+    let config = webp_config(quality, effort)?;
     let mut pic = PictureGuard(webp::WebPPicture::new().map_err(|()| fail("picture init"))?);
     pic.0.width = img.width as i32;
     pic.0.height = img.height as i32;
@@ -307,6 +311,7 @@ pub(crate) fn encode_animation(
     frames: &[Frame],
     loop_count: u16,
     quality: u8,
+    effort: Effort,
 ) -> Result<Vec<u8>, ImageError> {
     let fail = |what: &str| ImageError::Encode(format!("animated WebP: {what}"));
     let first = frames.first().ok_or_else(|| fail("no frames"))?;
@@ -337,7 +342,7 @@ pub(crate) fn encode_animation(
         return Err(fail("encoder init"));
     }
     // Same settings as still WebP.
-    let config = webp_config(quality)?;
+    let config = webp_config(quality, effort)?;
     let mut timestamp: u64 = 0;
     let ms = |t: u64| c_int::try_from(t).unwrap_or(c_int::MAX);
     for frame in frames {

@@ -104,7 +104,7 @@ pub fn footprint(
         scaled,
         canvas,
         animated,
-        formats: formats(spec.format, accepts, probe.format, animated),
+        formats: formats(spec, accepts, probe.format, animated),
         // Read by the probe's own walk of the JPEG headers (`imaging::jpeg::read_meta`).
         coefficient_bytes: ctx.meta.coefficient_bytes,
     })
@@ -163,7 +163,7 @@ fn sample_layout(input: &[u8], format: SourceFormat) -> (u32, bool) {
 
 /// The encoders that may run: `choose_format`'s answer with and without alpha.
 fn formats(
-    request: FormatRequest,
+    spec: &TransformSpec,
     accepts: Accepts,
     source: SourceFormat,
     animated: bool,
@@ -171,7 +171,8 @@ fn formats(
     if animated {
         return [Some(OutputFormat::Webp), None];
     }
-    let opaque = choose_format(request, accepts, source, false);
-    let alpha = choose_format(request, accepts, source, true);
+    let (request, fast) = (spec.format, spec.compression_fast);
+    let opaque = choose_format(request, accepts, source, false, fast);
+    let alpha = choose_format(request, accepts, source, true, fast);
     [Some(opaque), (alpha != opaque).then_some(alpha)]
 }

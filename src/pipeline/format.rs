@@ -45,8 +45,11 @@ const AVIF_DECODE_HEADROOM: f64 = 2.0;
 
 /// The headroom shrink-on-load leaves for this request: [`AVIF_DECODE_HEADROOM`] when the
 /// output is sure to be AVIF (decided before the decode, so it cannot depend on alpha),
-/// otherwise 1.
-pub(super) fn decode_headroom(request: FormatRequest, accepts: Accepts) -> f64 {
+/// otherwise 1, and always 1 under `compression=fast`, which wants the cheapest miss.
+pub(super) fn decode_headroom(request: FormatRequest, accepts: Accepts, fast: bool) -> f64 {
+    if fast {
+        return 1.0;
+    }
     match request {
         FormatRequest::Fixed(OutputFormat::Avif) => AVIF_DECODE_HEADROOM,
         FormatRequest::Auto if accepts.avif => AVIF_DECODE_HEADROOM,
@@ -57,11 +60,15 @@ pub(super) fn decode_headroom(request: FormatRequest, accepts: Accepts) -> f64 {
 /// `Fixed` wins; `Auto` picks the best the client accepts (AVIF, WebP) and otherwise PNG for
 /// alpha, JPEG for the rest; `Original` keeps JPEG/PNG/WebP/AVIF and turns GIF/BMP/TIFF (which we
 /// do not encode) into PNG with alpha, JPEG without.
+///
+/// Under `compression=fast` (`fast`), `Auto` takes the quickest format to encode that the
+/// client accepts: JPEG without alpha, WebP (else PNG) with it; never AVIF, as Cloudflare does.
 pub(super) fn choose_format(
     request: FormatRequest,
     accepts: Accepts,
     source: SourceFormat,
     alpha: bool,
+    fast: bool,
 ) -> OutputFormat {
     let fallback = if alpha {
         OutputFormat::Png
@@ -70,6 +77,8 @@ pub(super) fn choose_format(
     };
     match request {
         FormatRequest::Fixed(f) => f,
+        FormatRequest::Auto if fast && alpha && accepts.webp => OutputFormat::Webp,
+        FormatRequest::Auto if fast => fallback,
         FormatRequest::Auto if accepts.avif => OutputFormat::Avif,
         FormatRequest::Auto if accepts.webp => OutputFormat::Webp,
         FormatRequest::Auto => fallback,

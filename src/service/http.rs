@@ -9,6 +9,7 @@ use crate::dialect;
 use crate::error::{Blame, ImgateError};
 use crate::metrics;
 use crate::origin::Fetched;
+use crate::route::Source;
 use crate::spec::{Accepts, FormatRequest, TransformSpec};
 use blake2::{Blake2b, Digest};
 use std::fmt::Write;
@@ -142,11 +143,19 @@ impl TransformService {
             ..
         } = resolved;
         let accepts = negotiated_accepts(&spec, req).within(modern);
-        let made = self
+        let onerror_redirect = spec.onerror_redirect;
+        match self
             .transformer
             .render(site, spec, &source, accepts, req.purged_at)
-            .await?;
-        Ok(self.image_reply(site, made, req.if_none_match))
+            .await
+        {
+            Ok(made) => Ok(self.image_reply(site, made, req.if_none_match)),
+            Err(e) if onerror_redirect && redirects_on(&e) => {
+                log::info!("{} {}: {e}; onerror=redirect", req.host, req.path);
+                Ok(redirect_to_original(site, &source))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn image_reply(&self, site: &Site, made: Transformed, if_none_match: Option<&str>) -> Reply {
@@ -254,6 +263,48 @@ impl TransformService {
 }
 
 /// The formats to consider for `format=auto`: the edge's token when present, else `Accept`.
+/// Whether `onerror=redirect` turns this failure into a redirect to the original: any failure
+/// to fetch or transform it, but not a refusal of the source by the site's rules (403: never
+/// point a client at what the site will not serve) nor a missing original (404: the redirect
+/// would only move the 404).
+fn redirects_on(e: &ImgateError) -> bool {
+    !matches!(e.status, 403 | 404)
+}
+
+/// `302` to the original: a path on the same site (its passthrough serves it unchanged), or the
+/// allowed absolute URL. Cached as briefly as a missing original (`ttl.negative`), since the
+/// failure may pass.
+fn redirect_to_original(site: &Site, source: &Source) -> Reply {
+    let cache = if site.ttl.negative.is_zero() {
+        "no-store".to_string()
+    } else {
+        format!("public, max-age={}", site.ttl.negative.as_secs())
+    };
+    Reply {
+        status: 302,
+        headers: vec![
+            ("location", uri_escape(&source.key())),
+            ("cache-control", cache),
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+        ],
+        body: b"the image could not be transformed; see the original\n".to_vec(),
+    }
+}
+
+/// `s` with every byte a URI may not hold as is percent-encoded (a source decoded from
+/// base64 or a path with spaces); what a URI allows, `%` included, is kept.
+fn uri_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 fn negotiated_accepts(spec: &TransformSpec, req: &TransformRequest<'_>) -> Accepts {
     if spec.format != FormatRequest::Auto {
         return Accepts::default();
@@ -296,6 +347,18 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locations_escape_what_a_uri_cannot_hold() {
+        assert_eq!(
+            super::uri_escape("/a b/\u{fc}ber.jpg?x=1&y=%20"),
+            "/a%20b/%C3%BCber.jpg?x=1&y=%20"
+        );
+        assert_eq!(
+            super::uri_escape("https://h.test:8443/p\"<>.png"),
+            "https://h.test:8443/p%22%3C%3E.png"
+        );
+    }
+
     use super::*;
 
     #[test]

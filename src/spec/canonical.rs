@@ -233,6 +233,12 @@ impl TransformSpec {
         if !self.anim {
             parts.push("anim=false".into());
         }
+        if self.compression_fast {
+            parts.push("compression=fast".into());
+        }
+        if self.onerror_redirect {
+            parts.push("onerror=redirect".into());
+        }
         if let Some(cb) = &self.cachebuster {
             parts.push(format!("cachebuster={cb}"));
         }

@@ -53,6 +53,8 @@ enum Opt {
     Contrast,
     Gamma,
     Saturation,
+    Compression,
+    Onerror,
     Border,
 }
 
@@ -101,6 +103,8 @@ impl Opt {
             "contrast" => Opt::Contrast,
             "gamma" => Opt::Gamma,
             "saturation" => Opt::Saturation,
+            "compression" => Opt::Compression,
+            "onerror" => Opt::Onerror,
             "border" => Opt::Border,
             _ => return None,
         })
@@ -139,6 +143,8 @@ impl Opt {
             Opt::Contrast => "contrast",
             Opt::Gamma => "gamma",
             Opt::Saturation => "saturation",
+            Opt::Compression => "compression",
+            Opt::Onerror => "onerror",
             Opt::Border => "border",
         }
     }
@@ -154,7 +160,9 @@ impl Opt {
                  bottom-right or <x>x<y> with x and y between 0 and 1"
             }
             Opt::Quality => "an integer between 1 and 100",
-            Opt::Format => "one of auto, jpeg, png, webp, avif",
+            Opt::Format => "one of auto, jpeg, baseline-jpeg, png, webp, avif, json",
+            Opt::Compression => "fast",
+            Opt::Onerror => "redirect",
             Opt::Background => {
                 "a CSS colour: #rgb, #rgba, #rrggbb, #rrggbbaa, rgb(), rgba() or a name"
             }
@@ -375,7 +383,8 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         Opt::Format => {
             spec.format = match value {
                 "auto" => FormatRequest::Auto,
-                "jpeg" | "jpg" => FormatRequest::Fixed(OutputFormat::Jpeg),
+                // imgate's JPEG is baseline: `baseline-jpeg` is the same output.
+                "jpeg" | "jpg" | "baseline-jpeg" => FormatRequest::Fixed(OutputFormat::Jpeg),
                 "png" => FormatRequest::Fixed(OutputFormat::Png),
                 "webp" => FormatRequest::Fixed(OutputFormat::Webp),
                 "avif" => FormatRequest::Fixed(OutputFormat::Avif),
@@ -416,6 +425,8 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
             }
         }
         Opt::Anim => spec.anim = parse_bool(value)?,
+        Opt::Compression => spec.compression_fast = (value == "fast").then_some(true)?,
+        Opt::Onerror => spec.onerror_redirect = (value == "redirect").then_some(true)?,
         Opt::Cachebuster => {
             let ok = value.len() <= 64
                 && value

@@ -105,6 +105,15 @@ fn every_key_and_alias() {
     assert_eq!(ok("metadata=keep"), with(|s| s.metadata = Metadata::Keep));
     assert_eq!(ok("anim=false"), with(|s| s.anim = false));
     assert_eq!(ok("anim=true"), TransformSpec::default());
+    assert_eq!(ok("compression=fast"), with(|s| s.compression_fast = true));
+    assert_eq!(ok("onerror=redirect"), with(|s| s.onerror_redirect = true));
+    // imgate's JPEG is baseline: the two names are one output and one cache entry.
+    assert_eq!(ok("format=baseline-jpeg"), ok("format=jpeg"));
+    assert_eq!(ok("format=baseline-jpeg").canonical(), "format=jpeg");
+    assert_eq!(
+        ok("onerror=redirect,compression=fast").canonical(),
+        "compression=fast,onerror=redirect"
+    );
 }
 
 #[test]
@@ -235,7 +244,7 @@ fn every_error_names_its_option() {
         ("q=0", "quality: must be an integer between 1 and 100"),
         (
             "f=gif",
-            "format: must be one of auto, jpeg, png, webp, avif",
+            "format: must be one of auto, jpeg, baseline-jpeg, png, webp, avif, json",
         ),
         ("blur=0", "blur: must be a number between 1 and 250"),
         ("sharpen=11", "sharpen: must be a number between 0 and 10"),
@@ -248,6 +257,8 @@ fn every_error_names_its_option() {
             "metadata: must be one of none, copyright, keep",
         ),
         ("anim=no", "anim: must be true or false"),
+        ("compression=slow", "compression: must be fast"),
+        ("onerror=404", "onerror: must be redirect"),
         (
             "cachebuster=a/b",
             "cachebuster: must be 1 to 64 letters, digits, '-', '_' or '.'",
@@ -585,6 +596,8 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
         grayscale: rng.coin(),
         metadata: rng.pick(&[Metadata::None, Metadata::Copyright, Metadata::Keep]),
         anim: rng.coin(),
+        compression_fast: rng.coin(),
+        onerror_redirect: rng.coin(),
         cachebuster: rng
             .coin()
             .then(|| format!("v{}.{}_x-", rng.below(1000), rng.below(9))),

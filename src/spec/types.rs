@@ -242,6 +242,11 @@ pub struct TransformSpec {
     pub metadata: Metadata,
     /// `anim=false`: first frame only.
     pub anim: bool,
+    /// `compression=fast`: the cheapest encoding; under `format=auto` JPEG (WebP or PNG with
+    /// alpha) rather than AVIF or WebP, and every encoder at its fast setting.
+    pub compression_fast: bool,
+    /// `onerror=redirect`: a transform that fails answers 302 to the original instead.
+    pub onerror_redirect: bool,
     /// Changes nothing in the image, only the cache entry (imgproxy's `cachebuster`): 1-64
     /// letters, digits, `-`, `_`, `.`.
     pub cachebuster: Option<String>,
@@ -286,6 +291,8 @@ impl Default for TransformSpec {
             border: None,
             metadata: Metadata::default(),
             anim: true,
+            compression_fast: false,
+            onerror_redirect: false,
             cachebuster: None,
         }
     }

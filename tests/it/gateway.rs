@@ -792,3 +792,35 @@ fn format_json_describes_the_variant_and_is_cached_like_one() {
     let r = gw.get("/cdn-cgi/image/format=json/notes.txt");
     assert_eq!(r.status, 415);
 }
+
+#[test]
+fn onerror_redirect_sends_failed_transforms_to_the_original() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    // Without it, the errors as they are.
+    assert_eq!(gw.get("/cdn-cgi/image/width=100/truncated.jpg").status, 422);
+    for (source, why) in [
+        ("/truncated.jpg", "corrupt"),
+        ("/notes.txt", "not an image"),
+    ] {
+        let url = format!("/cdn-cgi/image/width=100,onerror=redirect{source}");
+        let r = gw.get(&url);
+        assert_eq!(r.status, 302, "{why}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("location"), Some(source), "{why}");
+        // The original is there, through the passthrough, unchanged.
+        let original = gw.get(source);
+        assert_eq!(original.status, 200);
+        let want = std::fs::read(fixtures().join(&source[1..])).unwrap();
+        assert_eq!(original.body, want, "{why}");
+    }
+    // A working transform is not redirected, and a missing original stays a 404.
+    let ok = gw.get("/cdn-cgi/image/width=100,onerror=redirect/photos/FreshFlower.jpg");
+    assert_eq!(ok.status, 200);
+    assert_eq!(dims(&ok), (100, 75));
+    let missing = gw.get("/cdn-cgi/image/width=100,onerror=redirect/nothing-here.jpg");
+    assert_eq!(missing.status, 404);
+    // A source the site refuses (an absolute URL it does not allow) is never redirected to.
+    let r = gw.get("/cdn-cgi/image/width=100,onerror=redirect/https://elsewhere.test/a.jpg");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("location"), None);
+}

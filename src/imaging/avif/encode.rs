@@ -10,6 +10,7 @@
 //! third of libvips' CPU; rav1e, used before, needed 1.3x the bytes for that look at its fast
 //! speeds, and its slow speeds cost more CPU than libvips.
 
+use crate::imaging::effort::Effort;
 use crate::imaging::error::ImageError;
 use crate::imaging::raster::Raster;
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -26,8 +27,8 @@ const LARGE_OUTPUT_PIXELS: u64 = 4_000_000;
 const CPU_USED_LARGE: c_int = 9;
 
 /// libaom's speed for a picture of this size.
-fn cpu_used(width: u32, height: u32) -> c_int {
-    if u64::from(width) * u64::from(height) > LARGE_OUTPUT_PIXELS {
+fn cpu_used(width: u32, height: u32, effort: Effort) -> c_int {
+    if effort == Effort::Fast || u64::from(width) * u64::from(height) > LARGE_OUTPUT_PIXELS {
         CPU_USED_LARGE
     } else {
         CPU_USED
@@ -79,8 +80,8 @@ pub(crate) fn cq_level(quality: u8) -> c_int {
 }
 
 /// Encode `img` as an AVIF file at `quality` (the option's scale, 1-100).
-pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, ImageError> {
-    let streams = encode_streams(img, quality)?;
+pub(crate) fn encode(img: &Raster, quality: u8, effort: Effort) -> Result<Vec<u8>, ImageError> {
+    let streams = encode_streams_with(img, quality, effort)?;
     let mut mux = avif_serialize::Aviffy::new();
     mux.set_matrix_coefficients(avif_serialize::constants::MatrixCoefficients::Bt601)
         .set_full_color_range(true)
@@ -107,12 +108,22 @@ pub(crate) struct Streams {
     pub full_chroma: bool,
 }
 
+#[cfg(test)]
 pub(crate) fn encode_streams(img: &Raster, quality: u8) -> Result<Streams, ImageError> {
+    encode_streams_with(img, quality, Effort::Normal)
+}
+
+/// [`encode_streams`] at the given effort.
+pub(crate) fn encode_streams_with(
+    img: &Raster,
+    quality: u8,
+    effort: Effort,
+) -> Result<Streams, ImageError> {
     let full_chroma = quality >= FULL_CHROMA_FROM_QUALITY;
     let planes = Planes::from_raster(img, full_chroma);
     let settings = AomSettings {
         cq_level: cq_level(quality),
-        cpu_used: cpu_used(img.width, img.height),
+        cpu_used: cpu_used(img.width, img.height, effort),
         tune_ssim: 1,
     };
     let color = encode_av1(&planes.color_picture(), &settings)?;
@@ -453,7 +464,10 @@ mod tests {
         img.data.chunks_exact_mut(4).for_each(|p| p[3] = 255);
         let s = encode_streams(&img, 60).unwrap();
         assert!(s.alpha.is_none());
-        assert_eq!(ispe_sizes(&encode(&img, 60).unwrap()), vec![(16, 8)]);
+        assert_eq!(
+            ispe_sizes(&encode(&img, 60, Effort::Normal).unwrap()),
+            vec![(16, 8)]
+        );
     }
 
     #[test]
@@ -461,7 +475,7 @@ mod tests {
         // Odd sizes exercise the partial chroma blocks; q95 takes the 4:4:4 path.
         for (w, h, q) in [(301, 199, 60), (64, 47, 95), (1, 1, 60)] {
             let img = synthetic(w, h, false);
-            let file = encode(&img, q).unwrap();
+            let file = encode(&img, q, Effort::Normal).unwrap();
             assert_eq!(&file[4..12], b"ftypavif", "{w}x{h}");
             assert_eq!(ispe_sizes(&file), vec![(w, h)], "{w}x{h}");
             let streams = encode_streams(&img, q).unwrap();
@@ -504,7 +518,7 @@ mod tests {
     #[test]
     fn alpha_is_a_second_monochrome_picture() {
         let img = synthetic(120, 80, true);
-        let file = encode(&img, 60).unwrap();
+        let file = encode(&img, 60, Effort::Normal).unwrap();
         let streams = encode_streams(&img, 60).unwrap();
         let alpha = streams.alpha.as_ref().expect("an alpha stream");
         // Two AV1 items, the second an auxiliary (alpha) image of the first; both share one

@@ -173,10 +173,11 @@ pub(in crate::pipeline) fn encode_step(ctx: &mut Ctx<'_>) -> Result<(), Pipeline
         .take()
         .ok_or_else(|| PipelineError::Encode("internal: no frames decoded".into()))?;
     let quality = encoder_quality(OutputFormat::Webp, ctx.spec.quality);
+    let effort = super::encode::effort(ctx.spec);
     ctx.output = if anim.frames.len() == 1 {
-        webp::encode(&anim.frames[0].raster, quality)?
+        webp::encode(&anim.frames[0].raster, quality, effort)?
     } else {
-        webp::encode_animation(&anim.frames, anim.loop_count, quality)?
+        webp::encode_animation(&anim.frames, anim.loop_count, quality, effort)?
     };
     ctx.format = Some(OutputFormat::Webp);
     ctx.raster = anim

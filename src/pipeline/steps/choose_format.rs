@@ -13,6 +13,7 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
         ctx.accepts,
         source,
         ctx.raster.has_alpha(),
+        ctx.spec.compression_fast,
     ));
     Ok(())
 }

@@ -23,7 +23,7 @@ pub(in crate::pipeline) fn min_upright_size<'a>(
     ctx: &Ctx<'a>,
 ) -> impl Fn(u32, u32) -> (u32, u32) + 'a {
     let spec = ctx.spec;
-    let headroom = decode_headroom(spec.format, ctx.accepts);
+    let headroom = decode_headroom(spec.format, ctx.accepts, spec.compression_fast);
     move |w, h| {
         if spec.trim_border.is_some() {
             return (w, h);

@@ -1,11 +1,11 @@
 //! Step `encode`: the finished raster to the chosen format's bytes, at the encoder setting the
 //! request's `quality` maps to (`format::encoder_quality`). The encoders are the codecs'.
 
-use crate::imaging::{avif, jpeg, png, webp, ImageError, Raster};
+use crate::imaging::{avif, jpeg, png, webp, Effort, ImageError, Raster};
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::encoder_quality;
-use crate::spec::OutputFormat;
+use crate::spec::{OutputFormat, TransformSpec};
 
 /// Pipeline step: encode `ctx.raster` into `ctx.output`.
 pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> {
@@ -17,17 +17,28 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
         }
     };
     let quality = encoder_quality(format, ctx.spec.quality);
-    ctx.output = encode(&ctx.raster, format, quality, ctx.spec.grayscale)?;
+    let effort = effort(ctx.spec);
+    ctx.output = encode(&ctx.raster, format, quality, ctx.spec.grayscale, effort)?;
     Ok(())
 }
 
-/// Encode `img` as `format` at the encoder's own `quality` setting; `grayscale` makes a JPEG
-/// single-channel.
+/// How hard the encoders work for this request: `compression=fast` asks for less.
+pub(in crate::pipeline) fn effort(spec: &TransformSpec) -> Effort {
+    if spec.compression_fast {
+        Effort::Fast
+    } else {
+        Effort::Normal
+    }
+}
+
+/// Encode `img` as `format` at the encoder's own `quality` setting and `effort`; `grayscale`
+/// makes a JPEG single-channel.
 fn encode(
     img: &Raster,
     format: OutputFormat,
     quality: u8,
     grayscale: bool,
+    effort: Effort,
 ) -> Result<Vec<u8>, ImageError> {
     if img.width == 0 || img.height == 0 {
         return Err(ImageError::Encode(format!(
@@ -36,9 +47,9 @@ fn encode(
         )));
     }
     match format {
-        OutputFormat::Jpeg => jpeg::encode(img, quality, grayscale),
+        OutputFormat::Jpeg => jpeg::encode(img, quality, grayscale, effort),
         OutputFormat::Png => png::encode(img),
-        OutputFormat::Webp => webp::encode(img, quality),
-        OutputFormat::Avif => avif::encode(img, quality),
+        OutputFormat::Webp => webp::encode(img, quality, effort),
+        OutputFormat::Avif => avif::encode(img, quality, effort),
     }
 }

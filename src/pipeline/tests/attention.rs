@@ -4,7 +4,7 @@
 //! an animation's frames share one window.
 
 use super::{fixture, picture_distance, run, upright};
-use crate::imaging::{jpeg, Raster};
+use crate::imaging::{jpeg, Effort, Raster};
 use crate::pipeline::geometry;
 use crate::pipeline::limits::Limits;
 use crate::spec::parse_options;
@@ -30,7 +30,7 @@ fn scene(w: u32, h: u32, sub: &Raster, (x, y): (u32, u32)) -> Vec<u8> {
             data[d..d + 3].copy_from_slice(&sub.data[s..s + 3]);
         }
     }
-    jpeg::encode(&Raster::new(w, h, 3, data), 92, false).unwrap()
+    jpeg::encode(&Raster::new(w, h, 3, data), 92, false, Effort::Normal).unwrap()
 }
 
 /// Width and height of the box around what is not background in `img` (rows and columns with

@@ -8,6 +8,7 @@
 use crate::imaging::avif::encode::testing::luma_ssim;
 use crate::imaging::avif::encode::{encode, encode_streams};
 use crate::imaging::avif::heif::testing::{alpha_aux, bx, file, grid_data, ispe, nclx, TestItem};
+use crate::imaging::Effort;
 use crate::imaging::{sniff, ImageError, Raster, SourceFormat};
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
@@ -267,7 +268,7 @@ fn our_own_avif_output_reads_back_with_its_alpha() {
     for quality in [60, 95] {
         // 95 keeps full-resolution chroma (4:4:4), 60 is 4:2:0.
         let src = asymmetric(96, 64, true);
-        let avif = encode(&src, quality).unwrap();
+        let avif = encode(&src, quality, Effort::Normal).unwrap();
         let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
         assert_eq!(got.channels, 4, "q{quality}: alpha lost");
         assert_like(&got, &src, 0.96, 2.0, &format!("q{quality}"));
@@ -294,7 +295,7 @@ fn colour_under_transparency_stays_out_of_thumbnails() {
             });
         }
     }
-    let avif = encode(&Raster::new(w, h, 4, data), 95).unwrap();
+    let avif = encode(&Raster::new(w, h, 4, data), 95, Effort::Normal).unwrap();
     let got = render(&avif, Some(w / 8));
     assert_eq!((got.width, got.height, got.channels), (32, 16, 4));
     for y in 2..14 {
@@ -457,7 +458,7 @@ fn full_size_colour_is_close_to_its_source() {
     // Encoded at q70 (4:2:0) and read back at full size: with chroma interpolated the RGB
     // error is 39.98 dB PSNR; taking each pixel's nearest chroma sample gave 38.31 dB.
     let src = render(&fixture("photos/YellowFlower.jpg"), Some(600));
-    let avif = encode(&src, 70).unwrap();
+    let avif = encode(&src, 70, Effort::Normal).unwrap();
     let got = decode_upright(&avif, &TransformSpec::default(), &Limits::default()).unwrap();
     assert_eq!(
         (got.width, got.height, got.channels),

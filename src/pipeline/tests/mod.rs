@@ -8,6 +8,7 @@ mod avif;
 mod bombs;
 mod crop;
 mod describe;
+mod encode;
 mod metadata;
 
 use crate::imaging::meta::SourceMeta;
@@ -991,7 +992,16 @@ fn format_choice_follows_request_accept_and_alpha() {
         avif: true,
         webp: true,
     };
-    let choose = choose_format;
+    let choose =
+        |request, accepts, source, alpha| choose_format(request, accepts, source, alpha, false);
+    let fast =
+        |request, accepts, source, alpha| choose_format(request, accepts, source, alpha, true);
+    // compression=fast: the quickest format the client takes, never AVIF; a fixed one stays.
+    assert_eq!(fast(Auto, all, SourceFormat::Jpeg, false), Jpeg);
+    assert_eq!(fast(Auto, all, SourceFormat::Png, true), Webp);
+    assert_eq!(fast(Auto, none, SourceFormat::Png, true), Png);
+    assert_eq!(fast(Fixed(Avif), all, SourceFormat::Jpeg, false), Avif);
+    assert_eq!(fast(Original, all, SourceFormat::Webp, false), Webp);
     assert_eq!(choose(Fixed(Png), all, SourceFormat::Jpeg, false), Png);
     assert_eq!(choose(Auto, all, SourceFormat::Jpeg, false), Avif);
     assert_eq!(choose(Auto, webp, SourceFormat::Jpeg, true), Webp);
