@@ -31,9 +31,18 @@ const CASES: &[(&str, &str)] = &[
     // A large target keeps the resize filter busy over many output pixels.
     ("w1200_jpeg", "width=1200,quality=80,format=jpeg"),
     // `compression=fast`: the same outputs at the encoders' cheaper settings.
-    ("w300_jpeg_fast", "width=300,quality=80,format=jpeg,compression=fast"),
-    ("w300_webp_fast", "width=300,quality=80,format=webp,compression=fast"),
-    ("w300_avif_fast", "width=300,quality=80,format=avif,compression=fast"),
+    (
+        "w300_jpeg_fast",
+        "width=300,quality=80,format=jpeg,compression=fast",
+    ),
+    (
+        "w300_webp_fast",
+        "width=300,quality=80,format=webp,compression=fast",
+    ),
+    (
+        "w300_avif_fast",
+        "width=300,quality=80,format=avif,compression=fast",
+    ),
     // A cover crop placed at the centre, and the same placed by `gravity=auto`: the difference
     // is what the attention step costs (BENCHMARKS.md, "gravity=auto").
     (

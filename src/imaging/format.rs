@@ -14,6 +14,8 @@ pub enum SourceFormat {
     Bmp,
     Tiff,
     Avif,
+    /// Rasterised by resvg (`imaging::svg`).
+    Svg,
 }
 
 impl SourceFormat {
@@ -27,6 +29,7 @@ impl SourceFormat {
             SourceFormat::Bmp => "image/bmp",
             SourceFormat::Tiff => "image/tiff",
             SourceFormat::Avif => "image/avif",
+            SourceFormat::Svg => "image/svg+xml",
         }
     }
 }
@@ -74,6 +77,9 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
     if super::avif::is_avif(input) {
         return Ok(SourceFormat::Avif);
     }
+    if super::svg::is_svg(input) {
+        return Ok(SourceFormat::Svg);
+    }
     if input.get(4..8) == Some(&b"ftyp"[..]) {
         let brand = input
             .get(8..12)
@@ -89,8 +95,8 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
 /// A short, log-safe description of bytes we do not recognise.
 fn describe_unknown(input: &[u8]) -> String {
     let text = String::from_utf8_lossy(input.get(..256).unwrap_or(input)).to_ascii_lowercase();
-    if text.contains("<svg") || text.contains("<?xml") {
-        "SVG/XML".to_string()
+    if text.contains("<?xml") || text.contains("<svg") {
+        "XML whose root element is not <svg>".to_string()
     } else if input.is_empty() {
         "empty body".to_string()
     } else {

@@ -3,7 +3,7 @@
 //! (`orientation.rs`), the format a file is in (`format.rs`, `probe.rs`), and one module per
 //! codec, each offering what it has of probe, metadata read, decode, encode and metadata write:
 //! `jpeg`, `webp`, `png`, `gif`, `avif` (with its HEIF container), and `via_image` for the
-//! formats the `image` crate decodes; `animation` for animated GIF/WebP frames. EXIF is read
+//! formats the `image` crate decodes, `svg` (rasterised by resvg); `animation` for animated GIF/WebP frames. EXIF is read
 //! and written by `exif.rs` and WebP's RIFF chunks walked by `riff.rs`, for every codec;
 //! `effort.rs` names how hard the encoders work.
 //!
@@ -28,6 +28,7 @@ pub(crate) mod probe;
 pub mod raster;
 mod read;
 pub(crate) mod riff;
+pub(crate) mod svg;
 pub(crate) mod via_image;
 pub(crate) mod webp;
 

@@ -5,7 +5,7 @@
 use super::error::ImageError;
 use super::format::{sniff, Probe, SourceFormat};
 use super::meta::{check_icc, SourceMeta};
-use super::{avif, gif, jpeg, png, via_image, webp};
+use super::{avif, gif, jpeg, png, svg, via_image, webp};
 
 /// Sniff and read the header: format, stored size, frames (a GIF's counted up to one past
 /// `max_frames`), and the metadata (EXIF orientation, ICC, Adobe marker) of containers we walk
@@ -29,6 +29,10 @@ pub(crate) fn probe(input: &[u8], max_frames: u32) -> Result<(Probe, SourceMeta)
         }
         SourceFormat::Bmp => via_image::size(input, image::ImageFormat::Bmp)?,
         SourceFormat::Tiff => via_image::size(input, image::ImageFormat::Tiff)?,
+        SourceFormat::Svg => {
+            let (w, h) = svg::size(input)?;
+            (w, h, 1)
+        }
         SourceFormat::Avif => {
             let (w, h, avif_meta) = avif::probe(input)?;
             meta = avif_meta;

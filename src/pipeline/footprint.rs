@@ -72,7 +72,7 @@ pub fn footprint(
             let scale = |v: u32| ((u64::from(v) * u64::from(n)).div_ceil(8)) as u32;
             (scale(w), scale(h))
         }
-        SourceFormat::Webp | SourceFormat::Avif => {
+        SourceFormat::Webp | SourceFormat::Avif | SourceFormat::Svg => {
             let s = decode::plan(&ctx)?.max(1);
             (w.div_ceil(s), h.div_ceil(s))
         }
@@ -155,9 +155,11 @@ fn sample_layout(input: &[u8], format: SourceFormat) -> (u32, bool) {
         // libjpeg-turbo writes CMYK at 4 bytes; YCbCr and gray at 3.
         SourceFormat::Jpeg => (4, false),
         SourceFormat::Tiff => (8, true),
-        SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Webp | SourceFormat::Avif => {
-            (4, true)
-        }
+        SourceFormat::Gif
+        | SourceFormat::Bmp
+        | SourceFormat::Webp
+        | SourceFormat::Avif
+        | SourceFormat::Svg => (4, true),
     }
 }
 

@@ -88,7 +88,9 @@ pub(super) fn choose_format(
             SourceFormat::Png => OutputFormat::Png,
             SourceFormat::Webp => OutputFormat::Webp,
             SourceFormat::Avif => OutputFormat::Avif,
-            SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff => fallback,
+            SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff | SourceFormat::Svg => {
+                fallback
+            }
         },
     }
 }

@@ -8,6 +8,7 @@ pub mod client_conn;
 mod http_cache;
 mod kept_date;
 mod short_hit;
+mod svg;
 
 pub use kept_date::KeepDate;
 
@@ -512,6 +513,7 @@ impl ProxyHttp for Edge {
                     .and_then(TransformTimings::from_server_timing);
             }
             if matches!(ctx.route, Route::Passthrough) {
+                svg::confine(resp);
                 let site = &self.config.sites[ctx.site];
                 ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
             }

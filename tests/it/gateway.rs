@@ -824,3 +824,38 @@ fn onerror_redirect_sends_failed_transforms_to_the_original() {
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("location"), None);
 }
+
+#[test]
+fn svg_originals_are_drawn_and_served_as_is_only_under_a_policy() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let r = gw.get("/cdn-cgi/image/width=200/logo.svg");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let img = decode(&r.body);
+    assert_eq!(img.dimensions(), (200, 100));
+    let red = img.get_pixel(50, 50).0;
+    assert!(red[0] > 200 && red[1] < 60 && red[3] == 255, "{red:?}");
+    assert_eq!(
+        img.get_pixel(124, 3).0[3],
+        0,
+        "transparent where nothing is drawn"
+    );
+    let r = gw.get("/cdn-cgi/image/width=120,format=webp/logo.svg");
+    assert_eq!(r.status, 200);
+    assert_eq!(decode(&r.body).dimensions(), (120, 60));
+    // The document itself passes through unchanged, with a policy that stops its script.
+    let r = gw.get("/logo.svg");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(fixtures().join("logo.svg")).unwrap());
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    let csp = r.header("content-security-policy").expect("a CSP on SVG");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("sandbox"),
+        "{csp}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // Other passthrough files do not get it.
+    let r = gw.get("/photos/FreshFlower.jpg");
+    assert_eq!(r.header("content-security-policy"), None);
+}

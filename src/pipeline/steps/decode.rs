@@ -5,7 +5,7 @@
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::orientation::Orientation;
 use crate::imaging::raster::drop_opaque_alpha;
-use crate::imaging::{avif, jpeg, via_image, webp, Probe, SourceFormat};
+use crate::imaging::{avif, jpeg, svg, via_image, webp, Probe, SourceFormat};
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::decode_headroom;
@@ -54,6 +54,12 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
                 &mut ctx.meta,
                 ctx.limits.max_source_pixels,
             )?
+        }
+        SourceFormat::Svg => {
+            // Drawn straight at 1/n of its size: no pixels are wasted on a larger raster.
+            let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
+            let (w, h) = (probe.width.div_ceil(shrink), probe.height.div_ceil(shrink));
+            svg::decode(ctx.input, w, h)?
         }
         SourceFormat::Avif => {
             let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
@@ -125,7 +131,9 @@ pub(in crate::pipeline) fn plan(ctx: &Ctx<'_>) -> Result<u32, PipelineError> {
             let scale = jpeg_plan(&probe, &ctx.meta, &min_upright);
             (scale.num() * 8 / scale.denom()) as u32
         }
-        SourceFormat::Webp | SourceFormat::Avif => integer_shrink(&probe, &ctx.meta, &min_upright),
+        SourceFormat::Webp | SourceFormat::Avif | SourceFormat::Svg => {
+            integer_shrink(&probe, &ctx.meta, &min_upright)
+        }
         _ => 0,
     })
 }

@@ -10,6 +10,7 @@ mod crop;
 mod describe;
 mod encode;
 mod metadata;
+mod svg;
 
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::orientation::{self, Orientation};
@@ -179,15 +180,17 @@ fn sniff_names_each_format_by_magic() {
     }
     assert_eq!(sniff(b"II*\0\x08\0\0\0").unwrap(), SourceFormat::Tiff);
     assert_eq!(sniff(b"MM\0*\0\0\0\x08").unwrap(), SourceFormat::Tiff);
+    let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+    assert_eq!(sniff(svg).unwrap(), SourceFormat::Svg);
 }
 
 #[test]
 fn sniff_refuses_what_we_cannot_decode() {
-    let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_vec();
+    let xml = b"<?xml version=\"1.0\"?><html><svg/></html>".to_vec();
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("heic", heic),
-        ("svg", svg),
+        ("XML that is not SVG", xml),
         ("text", b"hello, I am not an image".to_vec()),
         ("empty", Vec::new()),
         ("BM text", b"BMW is a car brand, not a bitmap".to_vec()),

@@ -141,6 +141,7 @@ fn serve_conn(
             "png" => "image/png",
             "webp" => "image/webp",
             "gif" => "image/gif",
+            "svg" => "image/svg+xml",
             "html" => "text/html; charset=utf-8",
             _ => "application/octet-stream",
         };
