@@ -19,7 +19,7 @@ use crate::dialect;
 use crate::metrics;
 use crate::origin;
 use crate::route;
-use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER};
+use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER, SLOW_CONNECTION_HEADER};
 use crate::spec::{Accepts, FormatRequest};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -50,6 +50,8 @@ pub enum Route {
         canonical: String,
         source: String,
         vary_token: &'static str,
+        /// `slow-connection-quality` applies: the client's hints say its connection is slow.
+        slow: bool,
     },
     Passthrough,
 }
@@ -229,10 +231,12 @@ impl ProxyHttp for Edge {
             } else {
                 ""
             };
+            let slow = spec.slow_quality.is_some() && client::connection_hints(req).slow();
             ctx.route = Route::Image {
                 canonical: spec.canonical(),
                 source: source.key(),
                 vary_token,
+                slow,
             };
             ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
             Ok(ctx.short_hit)
@@ -263,8 +267,11 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
-        if let Route::Image { vary_token, .. } = &ctx.route {
-            return image_variance(vary_token);
+        if let Route::Image {
+            vary_token, slow, ..
+        } = &ctx.route
+        {
+            return image_variance(vary_token, *slow);
         }
         let mut variance = VarianceBuilder::new();
         let names: Vec<String> = meta
@@ -434,6 +441,7 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         panics::guard("upstream_request_filter", async {
             req.remove_header(NEGOTIATED_FORMAT_HEADER);
+            req.remove_header(SLOW_CONNECTION_HEADER);
             req.remove_header(PURGED_AT_HEADER);
             ctx.fill_started = Some(self.storage.fill_started());
             let to_transform = matches!(ctx.route, Route::Image { .. })
@@ -458,6 +466,7 @@ impl ProxyHttp for Edge {
                     canonical,
                     source,
                     vary_token,
+                    slow,
                 } => {
                     // The transform service reads the canonical form, whatever the dialect.
                     let service_path = dialect::canonical_path(canonical, source);
@@ -470,6 +479,9 @@ impl ProxyHttp for Edge {
                     req.set_uri(uri);
                     if !vary_token.is_empty() {
                         req.insert_header(NEGOTIATED_FORMAT_HEADER, *vary_token)?;
+                    }
+                    if *slow {
+                        req.insert_header(SLOW_CONNECTION_HEADER, "slow")?;
                     }
                 }
                 Route::Passthrough => {
@@ -652,14 +664,20 @@ fn cache_key(session: &Session, ctx: &EdgeCtx) -> CacheKey {
     CacheKey::new(route::primary_key(ctx.site, keyed), "")
 }
 
-/// The variance of an image variant: the negotiated format, never the raw Accept string
+/// The variance of an image variant: the negotiated format and whether the slow-connection
+/// quality applied, never the raw `Accept` or client hint values
 /// (browsers send dozens of Accept spellings that all mean the same three answers).
-fn image_variance(vary_token: &str) -> Option<HashBinary> {
-    if vary_token.is_empty() {
+fn image_variance(vary_token: &str, slow: bool) -> Option<HashBinary> {
+    if vary_token.is_empty() && !slow {
         return None;
     }
     let mut variance = VarianceBuilder::new();
-    variance.add_value("imgate-format", vary_token.as_bytes());
+    if !vary_token.is_empty() {
+        variance.add_value("imgate-format", vary_token.as_bytes());
+    }
+    if slow {
+        variance.add_value("imgate-connection", b"slow");
+    }
     variance.finalize()
 }
 

@@ -87,13 +87,16 @@ pub(super) async fn serve(
     session: &mut Session,
     ctx: &EdgeCtx,
 ) -> Result<bool> {
-    let Route::Image { vary_token, .. } = &ctx.route else {
+    let Route::Image {
+        vary_token, slow, ..
+    } = &ctx.route
+    else {
         return Ok(false);
     };
     if !plain_get(session.req_header()) {
         return Ok(false);
     }
-    let variance = super::image_variance(vary_token);
+    let variance = super::image_variance(vary_token, *slow);
     // Where Pingora keeps a variant: the first one stored takes the primary slot (the key
     // without variance), later ones a slot of their own (the key with it).
     let primary = super::cache_key(session, ctx);

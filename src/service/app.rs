@@ -3,8 +3,10 @@
 
 use super::http::{
     Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER,
+    SLOW_CONNECTION_HEADER,
 };
 use crate::forwarded::combined_field;
+use crate::spec::ConnectionHints;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -41,6 +43,13 @@ impl ServeHttp for TransformApp {
                 host,
                 path,
                 negotiated: header(NEGOTIATED_FORMAT_HEADER),
+                connection: header(SLOW_CONNECTION_HEADER),
+                hints: ConnectionHints {
+                    save_data: header("save-data"),
+                    ect: header("ect"),
+                    rtt: header("rtt"),
+                    downlink: header("downlink"),
+                },
                 accept: accept.as_deref(),
                 if_none_match: header("if-none-match"),
                 purged_at: header(PURGED_AT_HEADER)

@@ -10,7 +10,7 @@ use crate::error::{Blame, ImgateError};
 use crate::metrics;
 use crate::origin::Fetched;
 use crate::route::Source;
-use crate::spec::{Accepts, FormatRequest, TransformSpec};
+use crate::spec::{Accepts, ConnectionHints, FormatRequest, TransformSpec, CONNECTION_HINTS};
 use blake2::{Blake2b, Digest};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime};
 /// `format=auto` (`avif`, `webp` or `fallback`). The edge varies its cache on the same token, so
 /// the two can never disagree.
 pub const NEGOTIATED_FORMAT_HEADER: &str = "x-imgate-format";
+/// Set by the edge (`slow`) when the client's hints make `slow-connection-quality` apply.
+pub const SLOW_CONNECTION_HEADER: &str = "x-imgate-connection";
 
 /// Internal request header by which the edge tells the service when the last admin purge
 /// began (milliseconds since the Unix epoch): an original fetched before then, still held for
@@ -59,6 +61,10 @@ pub struct TransformRequest<'a> {
     pub path: &'a str,
     /// The edge's negotiated token, when called by the edge.
     pub negotiated: Option<&'a str>,
+    /// The edge's [`SLOW_CONNECTION_HEADER`].
+    pub connection: Option<&'a str>,
+    /// The client's own hints, read when running alone.
+    pub hints: ConnectionHints<'a>,
     /// The client's `Accept`, used when running alone.
     pub accept: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
@@ -143,6 +149,14 @@ impl TransformService {
             ..
         } = resolved;
         let accepts = negotiated_accepts(&spec, req).within(modern);
+        let slow = match self.facing {
+            Facing::Edge => req.connection == Some("slow"),
+            Facing::Clients => req.hints.slow(),
+        };
+        let mut spec = spec;
+        if let (true, Some(q)) = (slow, spec.slow_quality) {
+            spec.quality = Some(q);
+        }
         let onerror_redirect = spec.onerror_redirect;
         match self
             .transformer
@@ -172,8 +186,17 @@ impl TransformService {
         headers.push(("etag", etag.clone()));
         let last_modified = original.last_modified.unwrap_or_else(SystemTime::now);
         headers.push(("last-modified", httpdate::fmt_http_date(last_modified)));
+        let mut vary = Vec::new();
         if spec.format == FormatRequest::Auto {
-            headers.push(("vary", "Accept".to_string()));
+            vary.push("Accept");
+        }
+        if spec.slow_quality.is_some() {
+            // The quality depends on these; browsers send the network ones when asked to.
+            vary.push(CONNECTION_HINTS);
+            headers.push(("accept-ch", CONNECTION_HINTS.to_string()));
+        }
+        if !vary.is_empty() {
+            headers.push(("vary", vary.join(", ")));
         }
         for (name, value) in &original.tags {
             headers.push((name, value.clone()));

@@ -15,6 +15,6 @@ mod transformer;
 pub use app::TransformApp;
 pub use http::{
     etag_matches, Facing, Reply, TransformRequest, TransformService, NEGOTIATED_FORMAT_HEADER,
-    PURGED_AT_HEADER,
+    PURGED_AT_HEADER, SLOW_CONNECTION_HEADER,
 };
 pub use transformer::{TransformJob, Transformed, Transformer};

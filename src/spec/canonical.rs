@@ -172,6 +172,9 @@ impl TransformSpec {
         if let Some(q) = self.quality {
             parts.push(format!("quality={q}"));
         }
+        if let Some(q) = self.slow_quality {
+            parts.push(format!("scq={q}"));
+        }
         match self.format {
             FormatRequest::Original => {}
             FormatRequest::Auto => parts.push("format=auto".into()),

@@ -16,6 +16,7 @@ mod accept;
 mod canonical;
 mod colour;
 mod gravity;
+mod hints;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ mod types;
 mod values;
 
 pub use accept::Accepts;
+pub use hints::{ConnectionHints, CONNECTION_HINTS};
 pub use parse::{
     apply_options, normalise, parse_options, parse_options_with, split_options, split_top_level,
     Parsed, SpecError, MAX_CROP_PIXELS,

@@ -55,6 +55,7 @@ enum Opt {
     Saturation,
     Compression,
     Onerror,
+    SlowQuality,
     Border,
 }
 
@@ -105,6 +106,7 @@ impl Opt {
             "saturation" => Opt::Saturation,
             "compression" => Opt::Compression,
             "onerror" => Opt::Onerror,
+            "slow-connection-quality" | "scq" => Opt::SlowQuality,
             "border" => Opt::Border,
             _ => return None,
         })
@@ -145,6 +147,7 @@ impl Opt {
             Opt::Saturation => "saturation",
             Opt::Compression => "compression",
             Opt::Onerror => "onerror",
+            Opt::SlowQuality => "slow-connection-quality",
             Opt::Border => "border",
         }
     }
@@ -159,7 +162,7 @@ impl Opt {
                 "auto, center, top, bottom, left, right, top-left, top-right, bottom-left, \
                  bottom-right or <x>x<y> with x and y between 0 and 1"
             }
-            Opt::Quality => "an integer between 1 and 100",
+            Opt::Quality | Opt::SlowQuality => "an integer between 1 and 100",
             Opt::Format => "one of auto, jpeg, baseline-jpeg, png, webp, avif, json",
             Opt::Compression => "fast",
             Opt::Onerror => "redirect",
@@ -380,6 +383,7 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         Opt::Fit => spec.fit = parse_fit(value)?,
         Opt::Gravity => spec.gravity = parse_gravity(value)?,
         Opt::Quality => spec.quality = Some(int_in(value, 1, 100)? as u8),
+        Opt::SlowQuality => spec.slow_quality = Some(int_in(value, 1, 100)? as u8),
         Opt::Format => {
             spec.format = match value {
                 "auto" => FormatRequest::Auto,

@@ -107,6 +107,9 @@ fn every_key_and_alias() {
     assert_eq!(ok("anim=true"), TransformSpec::default());
     assert_eq!(ok("compression=fast"), with(|s| s.compression_fast = true));
     assert_eq!(ok("onerror=redirect"), with(|s| s.onerror_redirect = true));
+    assert_eq!(ok("scq=40"), with(|s| s.slow_quality = Some(40)));
+    assert_eq!(ok("slow-connection-quality=40"), ok("scq=40"));
+    assert_eq!(ok("quality=80,scq=40").canonical(), "quality=80,scq=40");
     // imgate's JPEG is baseline: the two names are one output and one cache entry.
     assert_eq!(ok("format=baseline-jpeg"), ok("format=jpeg"));
     assert_eq!(ok("format=baseline-jpeg").canonical(), "format=jpeg");
@@ -259,6 +262,10 @@ fn every_error_names_its_option() {
         ("anim=no", "anim: must be true or false"),
         ("compression=slow", "compression: must be fast"),
         ("onerror=404", "onerror: must be redirect"),
+        (
+            "scq=0",
+            "slow-connection-quality: must be an integer between 1 and 100",
+        ),
         (
             "cachebuster=a/b",
             "cachebuster: must be 1 to 64 letters, digits, '-', '_' or '.'",
@@ -598,6 +605,7 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
         anim: rng.coin(),
         compression_fast: rng.coin(),
         onerror_redirect: rng.coin(),
+        slow_quality: rng.coin().then(|| rng.range(1, 100) as u8),
         cachebuster: rng
             .coin()
             .then(|| format!("v{}.{}_x-", rng.below(1000), rng.below(9))),

@@ -247,6 +247,9 @@ pub struct TransformSpec {
     pub compression_fast: bool,
     /// `onerror=redirect`: a transform that fails answers 302 to the original instead.
     pub onerror_redirect: bool,
+    /// `slow-connection-quality`/`scq`: the quality used instead of `quality` when the client
+    /// says its connection is slow (`spec::ConnectionHints`); the edge decides, per request.
+    pub slow_quality: Option<u8>,
     /// Changes nothing in the image, only the cache entry (imgproxy's `cachebuster`): 1-64
     /// letters, digits, `-`, `_`, `.`.
     pub cachebuster: Option<String>,
@@ -293,6 +296,7 @@ impl Default for TransformSpec {
             anim: true,
             compression_fast: false,
             onerror_redirect: false,
+            slow_quality: None,
             cachebuster: None,
         }
     }

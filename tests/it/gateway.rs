@@ -859,3 +859,55 @@ fn svg_originals_are_drawn_and_served_as_is_only_under_a_policy() {
     let r = gw.get("/photos/FreshFlower.jpg");
     assert_eq!(r.header("content-security-policy"), None);
 }
+
+#[test]
+fn slow_connection_quality_follows_the_hints_and_keeps_one_entry_per_decision() {
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let url = "/cdn-cgi/image/width=300,quality=90,scq=20,format=jpeg/photos/FreshFlower.jpg";
+    let fast = gw.get(url);
+    assert_eq!(fast.status, 200);
+    assert_eq!(fast.header("cache-status"), Some("imgate; fwd=miss"));
+    let vary = fast.header("vary").expect("Vary").to_string();
+    for hint in ["Save-Data", "ECT", "RTT", "Downlink"] {
+        assert!(vary.contains(hint), "{vary}");
+    }
+    assert!(fast.header("accept-ch").is_some_and(|v| v.contains("ECT")));
+    // A fast client's hints, and a forged internal marker, share the fast entry.
+    for hints in [
+        vec![("ECT", "4g"), ("RTT", "50"), ("Downlink", "10")],
+        vec![("Save-Data", "off")],
+        vec![("x-imgate-connection", "slow")],
+    ] {
+        let r = gw.get_with(url, &hints);
+        assert_eq!(r.header("cache-status"), Some("imgate; hit"), "{hints:?}");
+        assert_eq!(r.body, fast.body, "{hints:?}");
+    }
+    // The first slow client makes the slow entry; the others share it.
+    let slow = gw.get_with(url, &[("Save-Data", "on")]);
+    assert_eq!(slow.header("cache-status"), Some("imgate; fwd=miss"));
+    for hints in [[("ECT", "3g")], [("RTT", "400")], [("Downlink", "0.8")]] {
+        let r = gw.get_with(url, &hints);
+        assert_eq!(r.header("cache-status"), Some("imgate; hit"), "{hints:?}");
+        assert_eq!(r.body, slow.body, "{hints:?}");
+    }
+    assert_eq!(o.hits("/photos/FreshFlower.jpg"), 2);
+    // The slow one is the same picture at the lower quality: same size, far fewer bytes.
+    let (a, b) = (decode(&fast.body), decode(&slow.body));
+    assert_eq!(a.dimensions(), b.dimensions());
+    assert!(
+        slow.body.len() * 2 < fast.body.len(),
+        "{} vs {}",
+        slow.body.len(),
+        fast.body.len()
+    );
+    let look = ssim(&a, &b);
+    assert!(look > 0.8, "SSIM {look}");
+    // Without scq the hints change nothing.
+    let plain = "/cdn-cgi/image/width=300,quality=90,format=jpeg/photos/FreshFlower.jpg";
+    let first = gw.get(plain);
+    let saver = gw.get_with(plain, &[("Save-Data", "on")]);
+    assert_eq!(saver.header("cache-status"), Some("imgate; hit"));
+    assert_eq!(saver.body, first.body);
+    assert_eq!(first.header("accept-ch"), None);
+}
