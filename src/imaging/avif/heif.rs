@@ -1,11 +1,12 @@
 //! The HEIF container (ISO/IEC 23008-12 on ISO-BMFF) as AVIF uses it: which item is the
 //! picture, where its coded bytes are, its properties (size, colour, rotation, mirror, clean
-//! aperture), its alpha item and, for grid pictures, its tiles. Owns only reading the boxes:
+//! aperture), its alpha item and, for grid pictures, its tiles; for an image sequence with no
+//! still picture, its first frame as if it were the primary item. Owns only reading the boxes:
 //! it never decodes pixels and never allocates in proportion to a size the file claims, only
 //! to bytes that are actually in the input, so a hostile header costs nothing.
 //!
 //! Every read goes through `slice::get`; a malformed box is an `Undecodable` error, a
-//! well-formed container we cannot show (HEVC items, a sequence with no still picture, item
+//! well-formed container we cannot show (HEVC items, a sequence with no AV1 video track, item
 //! data in another file) is `Unsupported`.
 
 use crate::imaging::error::ImageError;
@@ -250,6 +251,73 @@ fn boxes(data: &[u8]) -> Result<Vec<BoxRef>, ImageError> {
     Ok(out)
 }
 
+/// The boxes inside `range` of `file`, their payloads as ranges of `file`.
+fn children(file: &[u8], range: Range<usize>) -> Result<Vec<BoxRef>, ImageError> {
+    let data = file
+        .get(range.clone())
+        .ok_or_else(|| corrupt("box outside the file"))?;
+    Ok(boxes(data)?
+        .into_iter()
+        .map(|b| BoxRef {
+            kind: b.kind,
+            payload: range.start + b.payload.start..range.start + b.payload.end,
+        })
+        .collect())
+}
+
+/// The payload (a range of `file`) of the first `kind` box inside `range`.
+fn child(
+    file: &[u8],
+    range: Range<usize>,
+    kind: &[u8; 4],
+) -> Result<Option<Range<usize>>, ImageError> {
+    Ok(children(file, range)?
+        .into_iter()
+        .find(|b| &b.kind == kind)
+        .map(|b| b.payload))
+}
+
+/// Where a track's first sample is: the first chunk's offset (`stco` or `co64`) and the first
+/// sample's size (`stsz`), inside the file.
+fn first_sample(file: &[u8], stbl: Range<usize>) -> Result<Range<usize>, ImageError> {
+    let table = |kind: &[u8; 4]| -> Result<Option<Reader<'_>>, ImageError> {
+        Ok(child(file, stbl.clone(), kind)?.map(|p| Reader::new(&file[p])))
+    };
+    let size = {
+        let mut r = table(b"stsz")?.ok_or_else(|| corrupt("track without stsz"))?;
+        r.full()?;
+        let (fixed, count) = (r.u32()?, r.u32()?);
+        if count == 0 {
+            return Err(corrupt("track without samples"));
+        }
+        if fixed != 0 {
+            fixed
+        } else {
+            r.u32()?
+        }
+    };
+    let offset = if let Some(mut r) = table(b"stco")? {
+        r.full()?;
+        if r.u32()? == 0 {
+            return Err(corrupt("track without chunks"));
+        }
+        u64::from(r.u32()?)
+    } else {
+        let mut r = table(b"co64")?.ok_or_else(|| corrupt("track without chunk offsets"))?;
+        r.full()?;
+        if r.u32()? == 0 {
+            return Err(corrupt("track without chunks"));
+        }
+        r.sized(8)?
+    };
+    let start = usize::try_from(offset).map_err(|_| corrupt("sample offset"))?;
+    let end = start
+        .checked_add(size as usize)
+        .filter(|&end| end <= file.len() && size > 0)
+        .ok_or_else(|| corrupt("first sample outside the file"))?;
+    Ok(start..end)
+}
+
 /// The brands of an `ftyp` box: major then compatible.
 fn brands(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
     let major = payload.get(..4).into_iter();
@@ -279,11 +347,10 @@ impl<'a> Heif<'a> {
     pub fn parse(file: &'a [u8]) -> Result<Heif<'a>, ImageError> {
         let top = boxes(file)?;
         let Some(meta) = top.iter().find(|b| &b.kind == b"meta") else {
-            return Err(if top.iter().any(|b| &b.kind == b"moov") {
-                ImageError::Unsupported("AVIF image sequence without a still picture".into())
-            } else {
-                corrupt("no meta box")
-            });
+            return match top.iter().find(|b| &b.kind == b"moov") {
+                Some(moov) => Heif::first_frame(file, moov.payload.clone()),
+                None => Err(corrupt("no meta box")),
+            };
         };
         let meta_data = &file[meta.payload.clone()];
         let mut r = Reader::new(meta_data);
@@ -340,6 +407,81 @@ impl<'a> Heif<'a> {
         }
         heif.item(heif.primary)?;
         Ok(heif)
+    }
+
+    /// An image sequence without a still picture: its first frame, as if it were the primary
+    /// item. The first video track coded in AV1 gives the frame (the first sample of the first
+    /// chunk: `stco`/`co64` and `stsz`), its size (the sample entry's) and its colour (the
+    /// sample entry's `colr` boxes). Alpha tracks are not read.
+    fn first_frame(file: &'a [u8], moov: Range<usize>) -> Result<Heif<'a>, ImageError> {
+        let unsupported =
+            || ImageError::Unsupported("AVIF sequence without an AV1 video track".into());
+        let mut props = Vec::new();
+        let mut item_props = Vec::new();
+        let mut found = None;
+        for trak in children(file, moov.clone())?
+            .into_iter()
+            .filter(|b| &b.kind == b"trak")
+        {
+            let Some(mdia) = child(file, trak.payload.clone(), b"mdia")? else {
+                continue;
+            };
+            let handler = child(file, mdia.clone(), b"hdlr")?
+                .and_then(|h| file.get(h.start + 8..h.start + 12));
+            if !matches!(handler, Some(b"pict" | b"vide")) {
+                continue;
+            }
+            let Some(minf) = child(file, mdia, b"minf")? else {
+                continue;
+            };
+            let Some(stbl) = child(file, minf, b"stbl")? else {
+                continue;
+            };
+            let Some(stsd) = child(file, stbl.clone(), b"stsd")? else {
+                continue;
+            };
+            // stsd: version/flags, entry count, then the entries; the first must be `av01`.
+            let entries = stsd.start + 8..stsd.end;
+            let Some(entry) = children(file, entries)?.into_iter().next() else {
+                continue;
+            };
+            if &entry.kind != b"av01" {
+                continue;
+            }
+            // A VisualSampleEntry: 78 bytes of fields (width and height at 24..28), then boxes.
+            let fields = &file[entry.payload.clone()];
+            let mut r = Reader::new(fields.get(24..28).ok_or_else(|| corrupt("av01 entry"))?);
+            let (width, height) = (u32::from(r.u16()?), u32::from(r.u16()?));
+            props.push(Property::Ispe(width, height));
+            item_props.push(props.len() as u16);
+            if entry.payload.len() > 78 {
+                let boxes = entry.payload.start + 78..entry.payload.end;
+                for b in children(file, boxes)? {
+                    if &b.kind == b"colr" {
+                        let abs = b.payload.clone();
+                        props.push(parse_property(&b.kind, &file[abs.clone()], abs)?);
+                        item_props.push(props.len() as u16);
+                    }
+                }
+            }
+            found = Some(first_sample(file, stbl)?);
+            break;
+        }
+        let sample = found.ok_or_else(unsupported)?;
+        Ok(Heif {
+            file,
+            primary: 1,
+            items: vec![Item {
+                id: 1,
+                kind: *b"av01",
+                method: 0,
+                extents: vec![sample],
+                props: item_props,
+            }],
+            refs: Vec::new(),
+            props,
+            idat: None,
+        })
     }
 
     /// `ipco` (the property list) and `ipma` (which item has which).

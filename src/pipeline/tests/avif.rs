@@ -474,3 +474,88 @@ fn full_size_colour_is_close_to_its_source() {
     let psnr = 10.0 * (255.0f64 * 255.0 / squared).log10();
     assert!(psnr > 39.3, "RGB PSNR {psnr:.2} dB");
 }
+
+/// An AVIF image sequence (brand `avis`) with no still picture: `frames` as samples of one
+/// AV1 video track, all in one chunk of `mdat`, described by `moov` as ISO/IEC 14496-12 and
+/// AV1-ISOBMFF lay it out (hdlr `pict`, an `av01` sample entry with `av1C` and `colr`,
+/// `stsz`, `stco`).
+fn sequence(frames: &[Vec<u8>], (w, h): (u32, u32)) -> Vec<u8> {
+    use crate::imaging::avif::heif::testing::full;
+    let ftyp = bx(b"ftyp", b"avis\0\0\0\0avismsf1iso8mif1miaf");
+    let mdat = bx(b"mdat", &frames.concat());
+    let first = (ftyp.len() + 8) as u32;
+    let mut entry = vec![0u8; 78];
+    entry[7] = 1; // data_reference_index
+    entry[24..26].copy_from_slice(&(w as u16).to_be_bytes());
+    entry[26..28].copy_from_slice(&(h as u16).to_be_bytes());
+    entry[74..76].copy_from_slice(&24u16.to_be_bytes()); // depth
+    entry.extend_from_slice(&bx(b"av1C", &[0x81, 0x00, 0x0C, 0x00]));
+    entry.extend_from_slice(&nclx(1, 13, 6, true));
+    let stsd = full(
+        b"stsd",
+        0,
+        &[1u32.to_be_bytes().to_vec(), bx(b"av01", &entry)].concat(),
+    );
+    let mut sizes = [0u32.to_be_bytes(), (frames.len() as u32).to_be_bytes()].concat();
+    for f in frames {
+        sizes.extend_from_slice(&(f.len() as u32).to_be_bytes());
+    }
+    let stsz = full(b"stsz", 0, &sizes);
+    let stco = full(
+        b"stco",
+        0,
+        &[1u32.to_be_bytes(), first.to_be_bytes()].concat(),
+    );
+    let stsc = full(
+        b"stsc",
+        0,
+        &[1u32, 1, frames.len() as u32, 1]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let stbl = bx(b"stbl", &[stsd, stsz, stsc, stco].concat());
+    let minf = bx(b"minf", &stbl);
+    let hdlr = full(b"hdlr", 0, b"\0\0\0\0pict\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    let mdia = bx(b"mdia", &[hdlr, minf].concat());
+    // A track that is not video comes first, to be skipped.
+    let meta_hdlr = full(b"hdlr", 0, b"\0\0\0\0meta\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    let other = bx(b"trak", &bx(b"mdia", &meta_hdlr));
+    let moov = bx(b"moov", &[other, bx(b"trak", &mdia)].concat());
+    [ftyp, mdat, moov].concat()
+}
+
+#[test]
+fn an_image_sequence_without_a_still_picture_shows_its_first_frame() {
+    let photo = render(&fixture("photos/FreshFlower.jpg"), Some(160)); // 160x120
+    let size = (photo.width, photo.height);
+    // The second frame is the first turned upside down: a different picture.
+    let mut flipped = photo.clone();
+    flipped.data = photo
+        .data
+        .chunks_exact(usize::from(photo.channels) * photo.width as usize)
+        .rev()
+        .flatten()
+        .copied()
+        .collect();
+    let frames = [
+        encode_streams(&photo, 90).unwrap().color,
+        encode_streams(&flipped, 90).unwrap().color,
+    ];
+    let avis = sequence(&frames, size);
+    assert_eq!(sniff(&avis).unwrap(), SourceFormat::Avif);
+    let got = render(&avis, None);
+    assert_like(&got, &photo, 0.9, 4.0, "first frame");
+    assert!(luma_ssim(&got, &flipped) < 0.7, "not the second frame");
+    let thumb = render(&avis, Some(80));
+    assert_eq!((thumb.width, thumb.height), (80, 60));
+    // Without its frames (the `mdat` cut short), the sample table points past the file or at
+    // the wrong bytes: corrupt, not a crash.
+    let moov_at = avis.windows(4).position(|w| w == b"moov").unwrap() - 4;
+    let mut broken = avis[..40].to_vec();
+    broken.extend_from_slice(&avis[moov_at..]);
+    assert!(matches!(
+        refusal(&broken, &Limits::default()),
+        PipelineError::Undecodable(_)
+    ));
+}
