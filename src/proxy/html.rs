@@ -1,6 +1,7 @@
 //! The edge side of HTML rewriting, kept apart from the request phases in `mod.rs`, which only
 //! call in here: which responses are rewritten, what that does to their headers and cache key,
-//! and per-client compression. The rewriting itself is `crate::rewrite`, which knows no Pingora.
+//! and per-client compression, and the client hints every page asks for. The rewriting itself
+//! is `crate::rewrite`, which knows no Pingora.
 //!
 //! Pages are rewritten in the upstream filters, so the cache stores the rewritten page,
 //! decoded (identity). Each client that accepts gzip then gets it gzipped by Pingora's
@@ -14,6 +15,7 @@
 use crate::config::Site;
 use crate::metrics;
 use crate::rewrite::{body::is_html, HtmlBody, RewriteError};
+use crate::spec::CONNECTION_HINTS;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
@@ -27,6 +29,21 @@ use pingora_proxy::Session;
 
 /// gzip level for pages compressed per client: close to the best ratio per CPU.
 const CLIENT_COMPRESSION_LEVEL: u32 = 5;
+
+/// Ask browsers for the connection hints `slow-connection-quality` reads: browsers send `ECT`,
+/// `RTT` and `Downlink` to a site only after one of its pages listed them in `Accept-CH`.
+/// Added to HTML pages (200) whose origin set no `Accept-CH` of its own.
+pub fn announce_client_hints(resp: &mut ResponseHeader) {
+    let html = resp
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_html);
+    if resp.status == 200 && html && resp.headers.get("accept-ch").is_none() {
+        // A static, valid header value: inserting it cannot fail.
+        let _ = resp.insert_header("accept-ch", CONNECTION_HINTS);
+    }
+}
 
 /// Start rewriting this upstream response when the site asks for it and it is a 200 HTML page
 /// we can decode, and make its headers describe the rewritten stream.

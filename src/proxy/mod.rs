@@ -526,6 +526,7 @@ impl ProxyHttp for Edge {
             }
             if matches!(ctx.route, Route::Passthrough) {
                 svg::confine(resp);
+                html::announce_client_hints(resp);
                 let site = &self.config.sites[ctx.site];
                 ctx.html = html::start(site, session, resp, self.config.max_source_bytes);
             }

@@ -910,4 +910,11 @@ fn slow_connection_quality_follows_the_hints_and_keeps_one_entry_per_decision() 
     assert_eq!(saver.header("cache-status"), Some("imgate; hit"));
     assert_eq!(saver.body, first.body);
     assert_eq!(first.header("accept-ch"), None);
+    // Pages ask browsers for the hints (unless their origin asks for its own).
+    let page = gw.get("/html/images.html");
+    assert_eq!(page.status, 200);
+    let asked = page.header("accept-ch").expect("Accept-CH on a page");
+    for hint in ["Save-Data", "ECT", "RTT", "Downlink"] {
+        assert!(asked.contains(hint), "{asked}");
+    }
 }
