@@ -1,6 +1,7 @@
 // Load one page in headless Chromium and print, as one JSON line, what the browser saw:
 // every <img> (its src, what it loaded and its natural width), every response (URL, status,
-// content type, resource type) and the page's visible text. Used by tests/it/html.rs:
+// content type, resource type), the page's visible text and its title (an SVG document has a
+// title but no body). Used by tests/it/html.rs:
 //   node tests/browser/load-page.mjs http://127.0.0.1:8080/html/gallery.html
 import { chromium } from 'playwright-core';
 
@@ -46,8 +47,9 @@ try {
     currentSrc: img.currentSrc,
     naturalWidth: img.naturalWidth,
   })));
-  const text = await page.evaluate(() => document.body.innerText);
-  console.log(JSON.stringify({ images, responses, text }));
+  const text = await page.evaluate(() => (document.body ? document.body.innerText : ''));
+  const title = await page.evaluate(() => document.title);
+  console.log(JSON.stringify({ images, responses, text, title }));
 } finally {
   await browser.close();
 }

@@ -219,3 +219,22 @@ fn rewrite_latency_on_a_1mib_page_through_the_server() {
         on_ms - off_ms
     );
 }
+
+#[test]
+fn a_passed_through_svg_runs_no_script_in_the_browser() {
+    if !browser_ready() {
+        return;
+    }
+    // logo.svg's script renames the document; its <title> is "imgate test logo".
+    let origin = TestOrigin::start(fixtures());
+    let gw = Imgate::start(&origin.url(), "");
+    // Straight from the origin, with no policy, Chromium runs it: the check can tell.
+    let direct = load_in_browser(&format!("{}/logo.svg", origin.url()));
+    assert_eq!(direct["title"], "scripts must never run", "{direct}");
+    // Through imgate, the policy stops it.
+    let through = load_in_browser(&format!("http://{}/logo.svg", gw.addr));
+    assert_eq!(through["title"], "imgate test logo", "{through}");
+    let response = through["responses"][0].clone();
+    assert_eq!(response["status"], 200);
+    assert_eq!(response["contentType"], "image/svg+xml");
+}
