@@ -6,7 +6,6 @@
 use super::{EdgeCtx, Route};
 use crate::access_log::{AccessLog, Record};
 use crate::forwarded::{self, Forwarding, TrustedProxies, CLIENT_FORWARDING_FIELDS};
-use crate::spec::ConnectionHints;
 use http::header::{CONTENT_LENGTH, HOST};
 use pingora_error::Result;
 use pingora_http::RequestHeader;
@@ -31,18 +30,6 @@ pub(super) fn varied_value(req: &RequestHeader, name: &str) -> Vec<u8> {
 /// `Accept` for format negotiation, all lines of it.
 pub(super) fn accept(req: &RequestHeader) -> String {
     String::from_utf8_lossy(&varied_value(req, "accept")).into_owned()
-}
-
-/// What the request says about the client's connection (`Save-Data` and the network client
-/// hints), for `slow-connection-quality`.
-pub(super) fn connection_hints(req: &RequestHeader) -> ConnectionHints<'_> {
-    let value = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    ConnectionHints {
-        save_data: value("save-data"),
-        ect: value("ect"),
-        rtt: value("rtt"),
-        downlink: value("downlink"),
-    }
 }
 
 /// The TCP peer's address (`None` on a Unix socket listener).

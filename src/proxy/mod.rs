@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::origin;
 use crate::route;
 use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER, SLOW_CONNECTION_HEADER};
-use crate::spec::{Accepts, FormatRequest};
+use crate::spec::{Accepts, ConnectionHints, FormatRequest};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::VARY;
@@ -231,7 +231,8 @@ impl ProxyHttp for Edge {
             } else {
                 ""
             };
-            let slow = spec.slow_quality.is_some() && client::connection_hints(req).slow();
+            let slow = spec.slow_quality.is_some()
+                && ConnectionHints::read(|name| header_str(&req.headers, name)).slow();
             ctx.route = Route::Image {
                 canonical: spec.canonical(),
                 source: source.key(),

@@ -44,12 +44,7 @@ impl ServeHttp for TransformApp {
                 path,
                 negotiated: header(NEGOTIATED_FORMAT_HEADER),
                 connection: header(SLOW_CONNECTION_HEADER),
-                hints: ConnectionHints {
-                    save_data: header("save-data"),
-                    ect: header("ect"),
-                    rtt: header("rtt"),
-                    downlink: header("downlink"),
-                },
+                hints: ConnectionHints::read(header),
                 accept: accept.as_deref(),
                 if_none_match: header("if-none-match"),
                 purged_at: header(PURGED_AT_HEADER)

@@ -21,7 +21,18 @@ const SLOW_RTT_MS: f64 = 150.0;
 /// `Downlink` below this many megabits per second is slow.
 const SLOW_DOWNLINK_MBPS: f64 = 5.0;
 
-impl ConnectionHints<'_> {
+impl<'a> ConnectionHints<'a> {
+    /// The hints from a request's headers, `value` giving a header's value by its name: the
+    /// one place that names the headers read.
+    pub fn read(value: impl Fn(&str) -> Option<&'a str>) -> ConnectionHints<'a> {
+        ConnectionHints {
+            save_data: value("save-data"),
+            ect: value("ect"),
+            rtt: value("rtt"),
+            downlink: value("downlink"),
+        }
+    }
+
     /// Whether any hint says the connection is slow. Unreadable values say nothing.
     pub fn slow(&self) -> bool {
         let number = |v: Option<&str>| v.and_then(|v| v.trim().parse::<f64>().ok());
@@ -48,6 +59,9 @@ mod tests {
     fn slow_by_any_one_hint_past_its_threshold() {
         let none = ConnectionHints::default();
         assert!(!none.slow());
+        let read = ConnectionHints::read(|name| (name == "ect").then_some("2g"));
+        assert_eq!(read.ect, Some("2g"));
+        assert!(read.slow());
         let with = |f: fn(&mut ConnectionHints<'static>)| {
             let mut h = ConnectionHints::default();
             f(&mut h);
