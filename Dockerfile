@@ -1,16 +1,20 @@
-# imgate container: the same build steps as CI (./dev installs cmake, nasm and libaom-dev;
-# libaom is linked statically, so the runtime image needs no codec packages; cargo builds),
+# imgate container: the same build steps as CI (./dev installs cmake, nasm, libaom-dev and
+# libheif-dev; libaom is linked statically, libheif is not: the runtime image has libheif1,
+# which brings the HEVC decoder; cargo builds),
 # then a slim runtime running as a non-root user with the example config.
 #   docker build -t imgate .
 #   docker run -p 8080:8080 -p 9090:9090 -e IMGATE_ORIGIN=https://www.example.com imgate
 
 FROM rust:1-slim-bookworm AS build
-RUN apt-get update -qq && apt-get install -y -qq cmake nasm pkg-config g++ make libaom-dev >/dev/null
+RUN apt-get update -qq && apt-get install -y -qq cmake nasm pkg-config g++ make libaom-dev \
+    libheif-dev >/dev/null
 WORKDIR /src
 COPY . .
 RUN cargo build --release --bin imgate && target/release/imgate --validate conf/*.yaml
 
 FROM debian:bookworm-slim
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends libheif1 >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin imgate \
     && mkdir -p /var/cache/imgate && chown imgate /var/cache/imgate
 COPY --from=build /src/target/release/imgate /usr/local/bin/imgate

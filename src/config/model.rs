@@ -6,10 +6,12 @@ use crate::access_log::AccessLogConfig;
 use crate::dialect::UrlPolicy;
 use crate::forwarded::TrustedProxies;
 use crate::origin::{Access, Reach};
-use crate::pipeline::Limits;
+use crate::pipeline::{Limits, Placement};
 use crate::rewrite::HtmlRewrite;
 use crate::route::{self, Source};
+use bytes::Bytes;
 use ipnet::IpNet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,6 +231,34 @@ pub struct Site {
     pub allow_dotfiles: bool,
     /// Which transform URLs the site serves: signatures, presets, allowed values.
     pub urls: UrlPolicy,
+    /// Overlays `watermark=<name>` lays, by name.
+    pub watermarks: BTreeMap<String, WatermarkDef>,
+}
+
+/// One configured watermark: its picture and how it is laid (before a URL's adjustments).
+#[derive(Debug, Clone)]
+pub struct WatermarkDef {
+    pub image: OverlayImage,
+    pub placement: Placement,
+}
+
+/// Where a watermark's picture comes from.
+#[derive(Clone)]
+pub enum OverlayImage {
+    /// A local file, read (and checked to decode) when the config was loaded.
+    File(Bytes),
+    /// A path on the site's origin, fetched like an original.
+    Source(String),
+}
+
+impl std::fmt::Debug for OverlayImage {
+    /// The bytes never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverlayImage::File(b) => write!(f, "File({} bytes)", b.len()),
+            OverlayImage::Source(p) => write!(f, "Source({p:?})"),
+        }
+    }
 }
 
 impl Site {

@@ -51,12 +51,30 @@ pub(super) fn url_policy(
     if allowed_qualities.iter().any(|q| !(1..=100).contains(q)) {
         return Err(("allowed_qualities".into(), "qualities from 1 to 100".into()));
     }
-    let imgproxy_prefix = match s.imgproxy.take() {
-        None => None,
-        Some(w) => Some(
-            dialect_prefix(w.prefix, "/imgproxy")
-                .map_err(|m| ("imgproxy.prefix".to_string(), m))?,
-        ),
+    let watermarks: Vec<(String, Option<String>)> = s
+        .watermarks
+        .iter()
+        .map(|(name, w)| (name.clone(), w.source.clone()))
+        .collect();
+    let (imgproxy_prefix, imgproxy_watermark) = match s.imgproxy.take() {
+        None => (None, None),
+        Some(w) => {
+            if let Some(name) = &w.watermark {
+                if !watermarks.iter().any(|(n, _)| n == name) {
+                    return Err((
+                        "imgproxy.watermark".into(),
+                        format!("'{name}' is not one of the site's watermarks"),
+                    ));
+                }
+            }
+            (
+                Some(
+                    dialect_prefix(w.prefix, "/imgproxy")
+                        .map_err(|m| ("imgproxy.prefix".to_string(), m))?,
+                ),
+                w.watermark,
+            )
+        }
     };
     let nextjs = match s.nextjs.take() {
         Some(w) if w.enabled => Some(nextjs(w).map_err(|(k, m)| (format!("nextjs.{k}"), m))?),
@@ -102,6 +120,8 @@ pub(super) fn url_policy(
         imgproxy_prefix,
         nextjs,
         thumbor,
+        watermarks: Some(watermarks),
+        imgproxy_watermark,
     };
     // A preset the site itself refuses would be a trap.
     for (name, options) in &policy.presets.0 {

@@ -458,6 +458,8 @@ fn site(
     if s.allowed_source_ports.contains(&0) {
         return Err((key("allowed_source_ports"), "0 is not a port".into()));
     }
+    let watermarks = super::watermarks::watermarks(std::mem::take(&mut s.watermarks), base_dir)
+        .map_err(|(k, m)| (key(&k), m))?;
     Ok(Site {
         hosts,
         origin,
@@ -474,6 +476,7 @@ fn site(
         allowed_source_ports: s.allowed_source_ports,
         allow_dotfiles: s.allow_dotfiles.unwrap_or(false),
         urls,
+        watermarks,
     })
 }
 

@@ -140,6 +140,29 @@ pub struct WireSite {
     pub nextjs: Option<WireNextjs>,
     /// thumbor URLs served under a prefix.
     pub thumbor: Option<WireThumbor>,
+    /// Named overlays, laid with `watermark=<name>`.
+    #[serde(default)]
+    pub watermarks: std::collections::BTreeMap<String, WireWatermark>,
+}
+
+/// `sites[].watermarks.<name>`: an overlay and how it is laid.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireWatermark {
+    /// A local file, relative to the config file's directory; read once, at load.
+    pub file: Option<String>,
+    /// A path on the site's origin, fetched (and kept) like an original.
+    pub source: Option<String>,
+    /// `bottom-right` (default), another gravity name, `<x>x<y>`, or `tile`.
+    pub position: Option<String>,
+    /// Pixels from the edges it is placed against (both axes), or between tiles; default 0.
+    pub offset: Option<u16>,
+    pub offset_x: Option<u16>,
+    pub offset_y: Option<u16>,
+    /// 0 to 1; default 1.
+    pub opacity: Option<f64>,
+    /// Its width as a fraction of the output's (above 0, up to 1); default: its own size.
+    pub scale: Option<f64>,
 }
 
 /// `sites[].thumbor`.
@@ -173,6 +196,8 @@ pub struct WireNextjs {
 pub struct WireImgproxy {
     /// Default `/imgproxy`; `/` for a host that serves only imgproxy URLs.
     pub prefix: Option<String>,
+    /// Which of the site's `watermarks` imgproxy's `wm` option lays; unset: `wm` is refused.
+    pub watermark: Option<String>,
 }
 
 /// `sites[].signing`.

@@ -29,6 +29,8 @@ const JPEG_ENCODER_BYTES_PER_PIXEL: u64 = 4;
 /// PNG (the `image` crate over zlib): the output, at most the raw size.
 const PNG_ENCODER_BYTES_PER_PIXEL: u64 = 4;
 /// libaom's decoder for AVIF sources: its frame buffers (up to 16-bit 4:4:4) per source pixel.
+/// libheif's for HEIC is within it: the decoded YCbCr grid (up to 16-bit 4:2:0, 3 bytes) and
+/// its RGB(A) conversion (4 bytes), alive while we copy the rows out.
 const AVIF_DECODER_BYTES_PER_PIXEL: u64 = 8;
 
 /// The cost estimate of one job, in bytes: its phases' peak plus its original's `input_len`
@@ -43,7 +45,10 @@ pub fn estimate(fp: &Footprint, input_len: usize) -> u64 {
     // The codec's own layout and its 8-bit RGB(A) form are alive together while converting;
     // orientation and colour steps may copy the raster once.
     let mut decode_phase = (native + raster).max(2 * raster);
-    if fp.probe.format == crate::pipeline::SourceFormat::Avif {
+    if matches!(
+        fp.probe.format,
+        crate::pipeline::SourceFormat::Avif | crate::pipeline::SourceFormat::Heic
+    ) {
         let source = u64::from(fp.probe.width) * u64::from(fp.probe.height);
         decode_phase += source * AVIF_DECODER_BYTES_PER_PIXEL;
     }

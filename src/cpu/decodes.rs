@@ -132,9 +132,15 @@ mod tests {
                 let (decodes, input, limits) = (&decodes, input.clone(), &limits);
                 s.spawn(move || {
                     let share = decodes.for_input(input.clone());
-                    let out =
-                        process_shared(&input, &spec(w), Accepts::default(), limits, Some(&share))
-                            .unwrap();
+                    let out = process_shared(
+                        &input,
+                        &spec(w),
+                        Accepts::default(),
+                        limits,
+                        Some(&share),
+                        None,
+                    )
+                    .unwrap();
                     assert_eq!(out.width, w);
                 });
             }
@@ -193,7 +199,15 @@ mod tests {
         };
         let run = |decodes: &SharedDecodes, input: &Bytes| {
             let share = decodes.for_input(input.clone());
-            process_shared(input, &spec, Accepts::default(), &limits, Some(&share)).unwrap();
+            process_shared(
+                input,
+                &spec,
+                Accepts::default(),
+                &limits,
+                Some(&share),
+                None,
+            )
+            .unwrap();
             decodes.entries.run_pending_tasks();
         };
         // A budget above the decode's size but below the input's: nothing may be kept.

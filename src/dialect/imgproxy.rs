@@ -12,6 +12,7 @@ use super::types::{
 };
 use crate::spec::{
     self, Crop, Extent, Fit, FormatRequest, Gravity, Metadata, OutputFormat, Rgba, TransformSpec,
+    Watermark, WatermarkPosition,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -258,10 +259,10 @@ impl Request {
                     spec::apply_options(&mut self.spec, text).map_err(|e| Refusal::bad_url(e.0))?;
                 }
             }
+            "watermark" | "wm" => self.spec.watermark = watermark(&args, policy)?,
             other => {
                 let long = match other {
                     "t" | "trim" => " (trim)",
-                    "wm" | "watermark" => " (watermark)",
                     "kcr" | "keep_copyright" => " (keep_copyright)",
                     "mb" | "max_bytes" => " (max_bytes)",
                     "fn" | "filename" => " (filename)",
@@ -480,4 +481,67 @@ fn background(args: &[&str]) -> Result<Rgba, Refusal> {
         }
         _ => Err(err()),
     }
+}
+
+/// `wm:%opacity:%position:%x_offset:%y_offset:%scale`: the site's imgproxy watermark
+/// (`imgproxy.watermark`). Opacity 0 to 1 multiplies the configured one (0: none); position
+/// `ce`, `no`, `so`, `ea`, `we`, `noea`, `nowe`, `soea`, `sowe` or `re` (tiles); offsets in
+/// pixels from the edges it is placed against (between tiles for `re`); scale its width as a
+/// fraction of the picture's (0: its own size).
+fn watermark(args: &[&str], policy: &UrlPolicy) -> Result<Option<Watermark>, Refusal> {
+    let arg = |i: usize| args.get(i).copied().filter(|a| !a.is_empty());
+    let name = policy.imgproxy_watermark.as_ref().ok_or_else(|| {
+        Refusal::bad_url("watermark: this site has no imgproxy watermark (imgproxy.watermark)")
+    })?;
+    let opacity = number("watermark", arg(0))?;
+    if !(0.0..=1.0).contains(&opacity) {
+        return Err(Refusal::bad_url(
+            "watermark: opacity must be between 0 and 1",
+        ));
+    }
+    if opacity == 0.0 {
+        return Ok(None);
+    }
+    let position = match arg(1) {
+        None => None,
+        Some("re") => Some(WatermarkPosition::Tile),
+        Some(p) => match gravity("watermark", &[p])? {
+            Gravity::Auto => {
+                return Err(Refusal::bad_url(
+                    "watermark: sm is not a watermark position",
+                ))
+            }
+            g => Some(WatermarkPosition::At(g)),
+        },
+    };
+    let offset = |i: usize| -> Result<u16, Refusal> {
+        match arg(i) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<u16>()
+                .ok()
+                .filter(|o| *o <= Watermark::MAX_OFFSET)
+                .ok_or_else(|| Refusal::bad_url("watermark: offsets are 0 to 10000 pixels")),
+        }
+    };
+    let offset = if arg(2).is_some() || arg(3).is_some() {
+        Some((offset(2)?, offset(3)?))
+    } else {
+        None
+    };
+    let scale = match arg(4) {
+        None => 0.0,
+        Some(v) => number("watermark", Some(v))?,
+    };
+    if !(0.0..=1.0).contains(&scale) {
+        return Err(Refusal::bad_url("watermark: scale must be between 0 and 1"));
+    }
+    let scale_centi = ((scale * 100.0).round() as u8).max(u8::from(scale > 0.0));
+    Ok(Some(Watermark {
+        name: name.clone(),
+        opacity_centi: Some((opacity * 100.0).round() as u8),
+        position,
+        offset,
+        scale_centi: (scale_centi > 0).then_some(scale_centi),
+    }))
 }

@@ -2,7 +2,7 @@
 //! and qualities it allows. Built and validated by `config`; checked by the dialects.
 
 use super::signing::Signing;
-use super::types::{Refusal, RefusalReason};
+use super::types::{snippet, Refusal, RefusalReason};
 use crate::spec::{self, TransformSpec};
 use std::collections::BTreeMap;
 
@@ -35,6 +35,13 @@ pub struct UrlPolicy {
     pub nextjs: Option<NextjsConfig>,
     /// thumbor URLs; `None`: not served.
     pub thumbor: Option<ThumborConfig>,
+    /// The site's watermark names (`watermarks:`), each with the origin path it is drawn
+    /// from when it has one: thumbor's `watermark(url, ...)` filter names its overlay so.
+    /// `None`: names are not checked (the transform service reading a canonical path, which
+    /// the edge checked); a site's policy always has a list.
+    pub watermarks: Option<Vec<(String, Option<String>)>>,
+    /// The watermark imgproxy's `wm` lays (`imgproxy.watermark`); `None`: `wm` is refused.
+    pub imgproxy_watermark: Option<String>,
 }
 
 /// A site's thumbor URLs (`thumbor:`).
@@ -123,7 +130,31 @@ impl UrlPolicy {
                 ));
             }
         }
+        if let (Some(w), Some(names)) = (&spec.watermark, &self.watermarks) {
+            if !names.iter().any(|(name, _)| *name == w.name) {
+                return Err(Refusal::bad_url(format!(
+                    "watermark: no watermark named {}",
+                    snippet(&w.name)
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The configured watermark thumbor's `watermark(url, ...)` filter names by `url`: one
+    /// whose origin path is `url` (with or without its leading `/`), or whose name it is.
+    pub(crate) fn watermark_named_by(&self, url: &str) -> Option<&str> {
+        let path = url.trim_start_matches('/');
+        self.watermarks
+            .iter()
+            .flatten()
+            .find(|(name, source)| {
+                source
+                    .as_deref()
+                    .is_some_and(|s| s.trim_start_matches('/') == path)
+                    || name == url
+            })
+            .map(|(name, _)| name.as_str())
     }
 }
 

@@ -10,7 +10,7 @@ use super::types::{
 };
 use crate::spec::{
     self, BorderColour, BorderTrim, Crop, Fit, Flip, FormatRequest, Gravity, Metadata,
-    OutputFormat, TransformSpec,
+    OutputFormat, TransformSpec, Watermark, WatermarkPosition,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -92,9 +92,20 @@ fn resolve_path(
         req.spec.gravity = Gravity::Auto;
         next = segments.next().unwrap_or("");
     }
-    if let Some(filters) = next.strip_prefix("filters:") {
+    if next.starts_with("filters:") {
+        // A filter's arguments may hold slashes (`watermark(/brand/logo.png,...)`): the
+        // segment runs on to the `/` after its parentheses close, as thumbor reads it.
+        let start = next.as_ptr() as usize - signed.as_ptr() as usize;
+        let end = filters_end(&signed[start..]).map_or(signed.len(), |n| start + n);
+        next = &signed[start..end];
+        segments = signed.get(end + 1..).unwrap_or("").split('/').peekable();
+        if end == signed.len() {
+            // Nothing after the filters: no image (an empty split still yields one "").
+            segments.next();
+        }
+        let filters = next.strip_prefix("filters:").unwrap_or(next);
         for filter in split_filters(filters)? {
-            req.filter(filter)?;
+            req.filter(filter, policy)?;
         }
         next = segments.next().unwrap_or("");
     }
@@ -237,6 +248,20 @@ fn manual_crop(segment: &str) -> Result<Option<Crop>, Refusal> {
 }
 
 /// `name(args):name(args)`: colons inside parentheses belong to the arguments.
+/// Where the filters segment at the start of `text` ends: the first `/` outside parentheses.
+fn filters_end(text: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b'/' if depth <= 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn split_filters(text: &str) -> Result<Vec<&str>, Refusal> {
     let out = spec::split_top_level(text, b':');
     if out.iter().any(|f| f.is_empty()) {
@@ -309,7 +334,7 @@ impl Request {
         Ok(true)
     }
 
-    fn filter(&mut self, filter: &str) -> Result<(), Refusal> {
+    fn filter(&mut self, filter: &str, policy: &UrlPolicy) -> Result<(), Refusal> {
         let (name, args) = match filter.split_once('(') {
             Some((name, rest)) => (
                 name,
@@ -404,6 +429,7 @@ impl Request {
                 let deci = (amount * 10.0).round() as u16;
                 self.spec.sharpen_deci = (deci > 0).then_some(deci);
             }
+            "watermark" => self.spec.watermark = Some(watermark(&args, policy)?),
             "strip_exif" => self.spec.metadata = Metadata::None,
             // Colour profiles are always converted to sRGB and left out.
             "strip_icc" => {}
@@ -463,4 +489,70 @@ fn colour(name: &str, value: &str) -> Result<spec::Rgba, Refusal> {
         .ok()
         .and(probe.background)
         .ok_or_else(|| Refusal::bad_url(format!("{name}: {} is not a colour", snippet(value))))
+}
+
+/// `watermark(image, x, y, alpha[, w_ratio[, h_ratio]])`, for an image that is one of the
+/// site's configured watermarks (named by its origin path or its name; thumbor would fetch
+/// any URL, imgate lays only configured overlays). `x`, `y`: pixels from the left/top, or
+/// from the right/bottom when negative, `center`, or `repeat` on both (tiles); `alpha`: its
+/// transparency in percent (0 opaque); `w_ratio`: its width as a percentage of the picture's
+/// (`none`: its own size). `h_ratio` other than `none`, and percentages (`20p`), are refused.
+fn watermark(args: &[&str], policy: &UrlPolicy) -> Result<Watermark, Refusal> {
+    let err = |m: &str| Refusal::bad_url(format!("watermark: {m}"));
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    let name = policy.watermark_named_by(arg(0)).ok_or_else(|| {
+        err("the image must be one of the site's watermarks (its source path or name)")
+    })?;
+    // One axis: where along it (0, 0.5, 1) and the offset from that edge.
+    let axis = |v: &str| -> Result<Option<(u16, u16)>, Refusal> {
+        match v {
+            "center" => Ok(Some((500, 0))),
+            "repeat" => Ok(None),
+            n => {
+                let px: i64 = n
+                    .parse()
+                    .map_err(|_| err("x and y are pixels, center or repeat"))?;
+                let offset = u16::try_from(px.unsigned_abs())
+                    .ok()
+                    .filter(|o| *o <= Watermark::MAX_OFFSET)
+                    .ok_or_else(|| err("x and y are at most 10000 pixels from an edge"))?;
+                Ok(Some((if px < 0 { 1000 } else { 0 }, offset)))
+            }
+        }
+    };
+    let (position, offset) = match (axis(arg(1))?, axis(arg(2))?) {
+        (None, None) => (WatermarkPosition::Tile, (0, 0)),
+        (Some((x, ox)), Some((y, oy))) => (
+            WatermarkPosition::At(Gravity::Point {
+                x_milli: x,
+                y_milli: y,
+            }),
+            (ox, oy),
+        ),
+        _ => return Err(err("repeat is supported on both axes only")),
+    };
+    let alpha: u8 = arg(3)
+        .parse()
+        .ok()
+        .filter(|a| *a <= 100)
+        .ok_or_else(|| err("alpha is a transparency from 0 to 100"))?;
+    let scale_centi = match arg(4) {
+        "" | "none" => None,
+        r => Some(
+            r.parse::<u8>()
+                .ok()
+                .filter(|r| (1..=100).contains(r))
+                .ok_or_else(|| err("w_ratio is a percentage from 1 to 100, or none"))?,
+        ),
+    };
+    if !matches!(arg(5), "" | "none") {
+        return Err(err("h_ratio is not supported (none only)"));
+    }
+    Ok(Watermark {
+        name: name.to_string(),
+        opacity_centi: Some(100 - alpha),
+        position: Some(position),
+        offset: Some(offset),
+        scale_centi,
+    })
 }

@@ -16,6 +16,8 @@ pub enum SourceFormat {
     Avif,
     /// Rasterised by resvg (`imaging::svg`).
     Svg,
+    /// HEIF that is not AVIF (HEIC from phones), decoded by libheif (`imaging::heic`).
+    Heic,
 }
 
 impl SourceFormat {
@@ -30,6 +32,7 @@ impl SourceFormat {
             SourceFormat::Tiff => "image/tiff",
             SourceFormat::Avif => "image/avif",
             SourceFormat::Svg => "image/svg+xml",
+            SourceFormat::Heic => "image/heic",
         }
     }
 }
@@ -46,8 +49,7 @@ pub struct Probe {
 }
 
 /// Name the container from its first bytes. Anything we do not decode is `Unsupported`,
-/// including HEIC and other HEIF brands that are not AVIF, which we recognise but have no
-/// decoder for.
+/// including ISO-BMFF files of no image brand we know (MP4 video, say).
 pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
     let head = |n: usize| input.get(..n).unwrap_or(&[]);
     if head(3) == [0xFF, 0xD8, 0xFF] {
@@ -77,6 +79,9 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
     if super::avif::is_avif(input) {
         return Ok(SourceFormat::Avif);
     }
+    if super::heic::is_heic(input) {
+        return Ok(SourceFormat::Heic);
+    }
     if super::svg::is_svg(input) {
         return Ok(SourceFormat::Svg);
     }
@@ -86,7 +91,7 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
         return Err(ImageError::Unsupported(format!(
-            "ISO-BMFF image (brand {brand:?}: HEIF but not AVIF), no decoder"
+            "ISO-BMFF file of brand {brand:?}: neither AVIF nor HEIF"
         )));
     }
     Err(ImageError::Unsupported(describe_unknown(input)))

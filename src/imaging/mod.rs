@@ -2,7 +2,8 @@
 //! allocation (`raster.rs`), colour management (`color.rs`), turning and mirroring
 //! (`orientation.rs`), the format a file is in (`format.rs`, `probe.rs`), and one module per
 //! codec, each offering what it has of probe, metadata read, decode, encode and metadata write:
-//! `jpeg`, `webp`, `png`, `gif`, `avif` (with its HEIF container), and `via_image` for the
+//! `jpeg`, `webp`, `png`, `gif`, `avif` (with its HEIF container), `heic` (other HEIF
+//! images, through libheif), and `via_image` for the
 //! formats the `image` crate decodes, `svg` (rasterised by resvg); `animation` for animated GIF/WebP frames. EXIF is read
 //! and written by `exif.rs` and WebP's RIFF chunks walked by `riff.rs`, for every codec;
 //! `effort.rs` names how hard the encoders work.
@@ -20,6 +21,7 @@ mod format;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fuzzing;
 pub(crate) mod gif;
+pub(crate) mod heic;
 pub(crate) mod jpeg;
 pub(crate) mod meta;
 pub mod orientation;

@@ -5,11 +5,11 @@
 use super::error::ImageError;
 use super::format::{sniff, Probe, SourceFormat};
 use super::meta::{check_icc, SourceMeta};
-use super::{avif, gif, jpeg, png, svg, via_image, webp};
+use super::{avif, gif, heic, jpeg, png, svg, via_image, webp};
 
 /// Sniff and read the header: format, stored size, frames (a GIF's counted up to one past
 /// `max_frames`), and the metadata (EXIF orientation, ICC, Adobe marker) of containers we walk
-/// ourselves (JPEG, WebP, AVIF). Refuses a zero size and an ICC profile over the limit; the
+/// ourselves (JPEG, WebP, AVIF) or libheif walks (HEIC). Refuses a zero size and an ICC profile over the limit; the
 /// caller checks the size and frame count against its own limits.
 pub(crate) fn probe(input: &[u8], max_frames: u32) -> Result<(Probe, SourceMeta), ImageError> {
     let format = sniff(input)?;
@@ -36,6 +36,11 @@ pub(crate) fn probe(input: &[u8], max_frames: u32) -> Result<(Probe, SourceMeta)
         SourceFormat::Avif => {
             let (w, h, avif_meta) = avif::probe(input)?;
             meta = avif_meta;
+            (w, h, 1)
+        }
+        SourceFormat::Heic => {
+            let (w, h, heic_meta) = heic::probe(input)?;
+            meta = heic_meta;
             (w, h, 1)
         }
     };

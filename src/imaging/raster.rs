@@ -42,6 +42,22 @@ pub(crate) fn alloc_pixels(len: usize) -> Result<Vec<u8>, ImageError> {
     Ok(v)
 }
 
+/// Premultiplied RGBA to straight: each colour divided by its alpha (fully transparent
+/// pixels become black).
+pub(crate) fn unpremultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = u32::from(px[3]);
+        if a == 255 {
+            continue;
+        }
+        for c in &mut px[..3] {
+            *c = (u32::from(*c) * 255 + a / 2)
+                .checked_div(a)
+                .map_or(0, |v| v.min(255) as u8);
+        }
+    }
+}
+
 /// An alpha channel that is 255 everywhere carries nothing: drop it (compacting in place) so
 /// later steps and encoders treat the image as opaque.
 pub(crate) fn drop_opaque_alpha(img: Raster) -> Raster {

@@ -4,6 +4,7 @@
 use super::error::PipelineError;
 use super::geometry::Rect;
 use super::limits::Limits;
+use super::watermark::Overlay;
 use crate::imaging::animation::Frame;
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::{Probe, Raster};
@@ -35,6 +36,8 @@ pub(super) struct Ctx<'a> {
     pub output: Vec<u8>,
     /// Set by `describe`: the size the finished picture would have.
     pub described: Option<(u32, u32)>,
+    /// What `watermark` lays on the picture; set by the caller.
+    pub overlay: Option<&'a Overlay<'a>>,
     /// Set by `decode_frames` on the animated path (`ANIM_STEPS`), taken by `encode_frames`.
     pub animation: Option<Animation>,
 }
@@ -61,6 +64,7 @@ impl<'a> Ctx<'a> {
             output: Vec::new(),
             described: None,
             animation: None,
+            overlay: None,
         }
     }
 

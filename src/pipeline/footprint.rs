@@ -82,7 +82,7 @@ pub fn footprint(
     // Orientation 5-8 swaps the axes; formats whose EXIF is read while decoding may have it.
     let orientation_known = matches!(
         probe.format,
-        SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif
+        SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Avif | SourceFormat::Heic
     );
     let mut orientations = vec![ctx.meta.orientation];
     if !orientation_known {
@@ -159,6 +159,7 @@ fn sample_layout(input: &[u8], format: SourceFormat) -> (u32, bool) {
         | SourceFormat::Bmp
         | SourceFormat::Webp
         | SourceFormat::Avif
+        | SourceFormat::Heic
         | SourceFormat::Svg => (4, true),
     }
 }

@@ -88,9 +88,12 @@ pub(super) fn choose_format(
             SourceFormat::Png => OutputFormat::Png,
             SourceFormat::Webp => OutputFormat::Webp,
             SourceFormat::Avif => OutputFormat::Avif,
-            SourceFormat::Gif | SourceFormat::Bmp | SourceFormat::Tiff | SourceFormat::Svg => {
-                fallback
-            }
+            // No browser but Safari shows HEIC: it is never an output.
+            SourceFormat::Gif
+            | SourceFormat::Bmp
+            | SourceFormat::Tiff
+            | SourceFormat::Svg
+            | SourceFormat::Heic => fallback,
         },
     }
 }

@@ -8,6 +8,7 @@ use super::context::{Ctx, Decoded};
 use super::error::PipelineError;
 use super::limits::Limits;
 use super::steps::{animated, decode, Phase, Step, ANIM_STEPS, DESCRIBE_STEPS, STEPS};
+use super::watermark::Overlay;
 use crate::imaging::{Probe, Raster};
 use crate::spec::{Accepts, FormatRequest, OutputFormat, TransformSpec};
 use std::sync::Arc;
@@ -85,7 +86,7 @@ pub fn process(
     accepts: Accepts,
     limits: &Limits,
 ) -> Result<Processed, PipelineError> {
-    process_shared(input, spec, accepts, limits, None)
+    process_shared(input, spec, accepts, limits, None, None)
 }
 
 /// Names one decode: this very input buffer (address and length: the caller keeps the buffer
@@ -110,15 +111,18 @@ pub trait DecodeShare: Sync {
     ) -> Result<Arc<Decoded>, PipelineError>;
 }
 
-/// [`process`], sharing the decode phase of still images through `share` when given.
+/// [`process`], sharing the decode phase of still images through `share` when given, and
+/// laying `overlay` on the result (`watermark=`; `None` for a spec without one).
 pub fn process_shared(
     input: &[u8],
     spec: &TransformSpec,
     accepts: Accepts,
     limits: &Limits,
     share: Option<&dyn DecodeShare>,
+    overlay: Option<&Overlay<'_>>,
 ) -> Result<Processed, PipelineError> {
     let mut ctx = Ctx::new(input, spec, accepts, limits);
+    ctx.overlay = overlay;
     // `probe` (always first in STEPS) runs on every path; what it finds picks the rest.
     let (head, still) = STEPS.split_at(1);
     let mut timings = run(&mut ctx, head)?;

@@ -12,7 +12,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, Site};
+use crate::config::{Config, ConfigError, EnvOverrides, HttpOrigin, Origin, OverlayImage, Site};
 use crate::cpu::cost;
 use crate::cpu::CpuPool;
 use crate::error::{Blame, ImgateError};
@@ -21,6 +21,7 @@ use crate::origin::{Access, Fetched, OriginFetcher};
 use crate::pipeline::{self, Processed};
 use crate::route::{self, Source};
 use crate::spec::{self, Accepts, FormatRequest, TransformSpec};
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
@@ -142,6 +143,7 @@ impl Transformer {
             .await
             .map_err(ImgateError::from)?;
         let fetch_time = started.elapsed();
+        let overlay = self.overlay(site, &spec).await?;
 
         let limits = self.config.limits.clone();
         // The header says what the job will cost before anything is decoded. A header parse
@@ -161,11 +163,19 @@ impl Transformer {
                 // have counted. A download nobody else got has no other variant to share a
                 // decode with: keeping its decode would hold memory (and the original, against
                 // the source budget) for nothing.
+                let overlay = overlay
+                    .as_ref()
+                    .map(|(image, placement)| pipeline::Overlay {
+                        image,
+                        placement: *placement,
+                    });
+                let overlay = overlay.as_ref();
                 if askers.is_shared() {
                     let share = decodes.for_input(input.clone());
-                    pipeline::process_shared(&input, &job_spec, accepts, &limits, Some(&share))
+                    let share = Some(&share as &dyn pipeline::DecodeShare);
+                    pipeline::process_shared(&input, &job_spec, accepts, &limits, share, overlay)
                 } else {
-                    pipeline::process_shared(&input, &job_spec, accepts, &limits, None)
+                    pipeline::process_shared(&input, &job_spec, accepts, &limits, None, overlay)
                 }
             })
             .await?;
@@ -176,6 +186,49 @@ impl Transformer {
             original,
             fetch_time,
         })
+    }
+
+    /// The picture and placement of the watermark `spec` names on `site`, with the URL's
+    /// adjustments; `None` without one (or for `format=json`, which draws nothing). A file's
+    /// bytes were read at load; an origin path is fetched like an original (and shares its
+    /// downloads and source cache).
+    async fn overlay(
+        &self,
+        site: &Site,
+        spec: &TransformSpec,
+    ) -> Result<Option<(Bytes, pipeline::Placement)>, ImgateError> {
+        let Some(w) = spec
+            .watermark
+            .as_ref()
+            .filter(|_| spec.format != FormatRequest::Json)
+        else {
+            return Ok(None);
+        };
+        let def = site.watermarks.get(&w.name).ok_or_else(|| {
+            ImgateError::new(
+                400,
+                "watermark: no watermark of that name",
+                format!("watermark {:?} is not configured", w.name),
+                Blame::Downstream,
+            )
+        })?;
+        let image = match &def.image {
+            OverlayImage::File(bytes) => bytes.clone(),
+            OverlayImage::Source(path) => {
+                self.fetch(site, path, None)
+                    .await
+                    .map_err(|e| {
+                        ImgateError::new(
+                            502,
+                            "watermark could not be fetched",
+                            format!("watermark {:?} from {path}: {e}", w.name),
+                            Blame::Upstream,
+                        )
+                    })?
+                    .body
+            }
+        };
+        Ok(Some((image, def.placement.adjusted(w))))
     }
 
     /// Fetch a file of `site`'s origin unchanged (the passthrough route of directory origins).

@@ -3,7 +3,7 @@
 
 use super::types::{
     BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata, Rgba,
-    TransformSpec,
+    TransformSpec, Watermark, WatermarkPosition,
 };
 use std::fmt;
 
@@ -115,6 +115,30 @@ fn colour_text(Rgba([r, g, b, a]): Rgba) -> String {
         format!("#{r:02x}{g:02x}{b:02x}")
     } else {
         format!("#{r:02x}{g:02x}{b:02x}{a:02x}")
+    }
+}
+
+/// `watermark=` and the adjustments the URL made.
+fn push_watermark(parts: &mut Vec<String>, w: &Watermark) {
+    parts.push(format!("watermark={}", w.name));
+    if let Some(o) = w.opacity_centi {
+        parts.push(format!(
+            "watermark.opacity={}",
+            format_fixed(u64::from(o), 2)
+        ));
+    }
+    match w.position {
+        None => {}
+        Some(WatermarkPosition::Tile) => parts.push("watermark.position=tile".into()),
+        Some(WatermarkPosition::At(g)) => {
+            parts.push(format!("watermark.position={}", gravity_name(g)))
+        }
+    }
+    if let Some((x, y)) = w.offset {
+        parts.push(format!("watermark.offset={x};{y}"));
+    }
+    if let Some(s) = w.scale_centi {
+        parts.push(format!("watermark.scale={}", format_fixed(u64::from(s), 2)));
     }
 }
 
@@ -238,6 +262,9 @@ impl TransformSpec {
         }
         if self.compression_fast {
             parts.push("compression=fast".into());
+        }
+        if let Some(w) = &self.watermark {
+            push_watermark(&mut parts, w);
         }
         if self.onerror_redirect {
             parts.push("onerror=redirect".into());

@@ -32,7 +32,7 @@ impl Gravity {
 
     /// As `(x, y)` in thousandths of the picture (0 = left/top); `None` for `Auto`, which
     /// turns with the picture by definition.
-    fn point(self) -> Option<(i32, i32)> {
+    pub fn point(self) -> Option<(i32, i32)> {
         Some(match self {
             Gravity::Auto => return None,
             Gravity::Center => (500, 500),

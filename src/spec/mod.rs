@@ -31,5 +31,5 @@ pub use parse::{
 };
 pub use types::{
     Border, BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
-    OutputFormat, Rgba, TransformSpec,
+    OutputFormat, Rgba, TransformSpec, Watermark, WatermarkPosition,
 };

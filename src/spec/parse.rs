@@ -4,7 +4,7 @@
 use super::colour::parse_colour;
 use super::types::{
     Border, BorderColour, BorderTrim, Crop, Extent, Fit, Flip, FormatRequest, Gravity, Metadata,
-    OutputFormat, TransformSpec,
+    OutputFormat, TransformSpec, Watermark, WatermarkPosition,
 };
 use super::values::{decimal_in, int_in, Decimal};
 
@@ -57,10 +57,15 @@ enum Opt {
     Onerror,
     SlowQuality,
     Border,
+    Watermark,
+    WatermarkOpacity,
+    WatermarkPosition,
+    WatermarkOffset,
+    WatermarkScale,
 }
 
 // `seen` keeps a bit per option in a u64, the top one for `trim=border`.
-const _: () = assert!((Opt::Border as u32) < 63);
+const _: () = assert!((Opt::WatermarkScale as u32) < 63);
 
 /// Options that name a region in different ways: one segment may use only one of the groups
 /// (a later segment, or a URL's own options over a preset's, replaces the region).
@@ -108,6 +113,11 @@ impl Opt {
             "onerror" => Opt::Onerror,
             "slow-connection-quality" | "scq" => Opt::SlowQuality,
             "border" => Opt::Border,
+            "watermark" => Opt::Watermark,
+            "watermark.opacity" => Opt::WatermarkOpacity,
+            "watermark.position" => Opt::WatermarkPosition,
+            "watermark.offset" => Opt::WatermarkOffset,
+            "watermark.scale" => Opt::WatermarkScale,
             _ => return None,
         })
     }
@@ -149,6 +159,11 @@ impl Opt {
             Opt::Onerror => "onerror",
             Opt::SlowQuality => "slow-connection-quality",
             Opt::Border => "border",
+            Opt::Watermark => "watermark",
+            Opt::WatermarkOpacity => "watermark.opacity",
+            Opt::WatermarkPosition => "watermark.position",
+            Opt::WatermarkOffset => "watermark.offset",
+            Opt::WatermarkScale => "watermark.scale",
         }
     }
 
@@ -187,6 +202,16 @@ impl Opt {
                 "color:<CSS colour>;width:<px>, or top:/right:/bottom:/left:<px> for each side \
                  (0 to 1000 each)"
             }
+            Opt::Watermark => {
+                "the name of one of the site's watermarks (1-64 letters, digits, '-', '_', '.')"
+            }
+            Opt::WatermarkOpacity => "a number between 0 and 1",
+            Opt::WatermarkPosition => {
+                "tile, center, top, bottom, left, right, top-left, top-right, bottom-left, \
+                 bottom-right or <x>x<y> with x and y between 0 and 1"
+            }
+            Opt::WatermarkOffset => "<px> or <x>;<y>, each 0 to 10000",
+            Opt::WatermarkScale => "a fraction of the output's width, above 0 and up to 1",
             Opt::TrimLeft | Opt::TrimTop => "an integer between 0 and 100000",
             Opt::TrimWidth | Opt::TrimHeight => "an integer between 1 and 100000",
             Opt::Crop => {
@@ -247,6 +272,7 @@ pub fn parse_options_with<'p>(
     for (key, value) in own {
         names.push(apply_item(&mut spec, key, value, &mut seen)?);
     }
+    check_watermark(&spec)?;
     normalise(&mut spec);
     Ok(Parsed { spec, own: names })
 }
@@ -255,8 +281,34 @@ pub fn parse_options_with<'p>(
 /// whose presets or options apply in order, later ones winning.
 pub fn apply_options(spec: &mut TransformSpec, options: &str) -> Result<(), SpecError> {
     apply_items(spec, options, &mut 0)?;
+    check_watermark(spec)?;
     normalise(spec);
     Ok(())
+}
+
+/// `watermark.*` adjusts a named watermark: alone, there is nothing to adjust.
+fn check_watermark(spec: &TransformSpec) -> Result<(), SpecError> {
+    match &spec.watermark {
+        Some(w) if w.name.is_empty() => Err(SpecError(
+            "watermark.*: adjusts a watermark; name one with watermark=<name>".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The watermark an adjustment applies to (named later in the segment, or already).
+fn watermark(spec: &mut TransformSpec) -> &mut Watermark {
+    spec.watermark.get_or_insert_with(Watermark::default)
+}
+
+/// 1-64 letters, digits, `-`, `_`, `.`: a cachebuster or a watermark's name.
+fn token(value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| value.to_string())
 }
 
 /// One spelling for what changes nothing: a region that is the whole image is no region, and
@@ -431,12 +483,30 @@ fn apply(spec: &mut TransformSpec, opt: Opt, value: &str) -> Option<()> {
         Opt::Anim => spec.anim = parse_bool(value)?,
         Opt::Compression => spec.compression_fast = (value == "fast").then_some(true)?,
         Opt::Onerror => spec.onerror_redirect = (value == "redirect").then_some(true)?,
-        Opt::Cachebuster => {
-            let ok = value.len() <= 64
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            spec.cachebuster = Some(ok.then(|| value.to_string())?);
+        Opt::Cachebuster => spec.cachebuster = Some(token(value)?),
+        Opt::Watermark => watermark(spec).name = token(value)?,
+        Opt::WatermarkOpacity => {
+            watermark(spec).opacity_centi = Some(decimal_in(value, 0, 1, 2)? as u8);
+        }
+        Opt::WatermarkPosition => {
+            watermark(spec).position = Some(match value {
+                "tile" => WatermarkPosition::Tile,
+                other => {
+                    WatermarkPosition::At(parse_gravity(other).filter(|g| *g != Gravity::Auto)?)
+                }
+            });
+        }
+        Opt::WatermarkOffset => {
+            let max = u64::from(Watermark::MAX_OFFSET);
+            let (x, y) = match value.split_once(';') {
+                Some((x, y)) => (int_in(x.trim(), 0, max)?, int_in(y.trim(), 0, max)?),
+                None => (int_in(value, 0, max)?, int_in(value, 0, max)?),
+            };
+            watermark(spec).offset = Some((x as u16, y as u16));
+        }
+        Opt::WatermarkScale => {
+            let centi = decimal_in(value, 0, 1, 2)? as u8;
+            watermark(spec).scale_centi = Some((centi > 0).then_some(centi)?);
         }
         Opt::FitAcross => spec.fit_across = Some(parse_fit(value)?),
         Opt::Border => spec.border = parse_border(value)?,

@@ -609,6 +609,30 @@ fn random_spec_raw(rng: &mut Rng) -> TransformSpec {
         cachebuster: rng
             .coin()
             .then(|| format!("v{}.{}_x-", rng.below(1000), rng.below(9))),
+        watermark: rng.coin().then(|| Watermark {
+            name: format!("mark-{}", rng.below(100)),
+            opacity_centi: rng.coin().then(|| rng.range(0, 100) as u8),
+            position: rng.coin().then(|| {
+                if rng.below(4) == 0 {
+                    WatermarkPosition::Tile
+                } else {
+                    let point = Gravity::Point {
+                        x_milli: rng.range(0, 1000) as u16,
+                        y_milli: rng.range(0, 1000) as u16,
+                    };
+                    WatermarkPosition::At(rng.pick(&[
+                        Gravity::Center,
+                        Gravity::BottomRight,
+                        Gravity::Top,
+                        point,
+                    ]))
+                }
+            }),
+            offset: rng
+                .coin()
+                .then(|| (rng.range(0, 10000) as u16, rng.range(0, 10000) as u16)),
+            scale_centi: rng.coin().then(|| rng.range(1, 100) as u8),
+        }),
         fit_across: rng
             .coin()
             .then(|| rng.pick(&[Fit::ScaleDown, Fit::Contain, Fit::Pad, Fit::Cover])),
@@ -1084,4 +1108,90 @@ fn vary_tokens() {
     );
     assert_eq!(both.vary_token(FormatRequest::Original), "");
     assert_eq!(both.vary_token(FormatRequest::Fixed(OutputFormat::Png)), "");
+}
+
+#[test]
+fn watermark_names_and_adjustments_parse_and_round_trip() {
+    let plain = ok("watermark=logo");
+    assert_eq!(
+        plain.watermark,
+        Some(Watermark {
+            name: "logo".into(),
+            ..Watermark::default()
+        })
+    );
+    // Adjustments before or after the name, every position form.
+    let full = ok(
+        "watermark.opacity=0.35,watermark=brand.v2,watermark.position=top-left,\
+                   watermark.offset=12;7,watermark.scale=0.25",
+    );
+    assert_eq!(
+        full.watermark,
+        Some(Watermark {
+            name: "brand.v2".into(),
+            opacity_centi: Some(35),
+            position: Some(WatermarkPosition::At(Gravity::TopLeft)),
+            offset: Some((12, 7)),
+            scale_centi: Some(25),
+        })
+    );
+    assert_eq!(
+        ok("watermark=a,watermark.position=tile,watermark.offset=5")
+            .watermark
+            .unwrap(),
+        Watermark {
+            name: "a".into(),
+            position: Some(WatermarkPosition::Tile),
+            offset: Some((5, 5)),
+            ..Watermark::default()
+        }
+    );
+    assert_eq!(
+        ok("watermark=a,watermark.position=0.2x0.9")
+            .watermark
+            .unwrap()
+            .position,
+        Some(WatermarkPosition::At(Gravity::Point {
+            x_milli: 200,
+            y_milli: 900
+        }))
+    );
+    for spec in [
+        plain,
+        full,
+        ok("watermark=a,watermark.position=tile,watermark.offset=5"),
+    ] {
+        assert_eq!(ok(&spec.canonical()), spec, "{}", spec.canonical());
+    }
+    // Canonical order does not depend on the URL's.
+    assert_eq!(
+        ok("watermark.scale=0.5,watermark=x,width=10").canonical(),
+        ok("width=10,watermark=x,watermark.scale=0.5").canonical()
+    );
+}
+
+#[test]
+fn watermark_values_out_of_range_are_refused_by_name() {
+    for (input, option) in [
+        ("watermark=", "watermark:"),
+        ("watermark=a/b", "watermark:"),
+        ("watermark=has space", "watermark:"),
+        (&format!("watermark={}", "x".repeat(65)), "watermark:"),
+        ("watermark=a,watermark.opacity=1.5", "watermark.opacity:"),
+        ("watermark=a,watermark.opacity=-0.1", "watermark.opacity:"),
+        ("watermark=a,watermark.position=auto", "watermark.position:"),
+        (
+            "watermark=a,watermark.position=middle",
+            "watermark.position:",
+        ),
+        ("watermark=a,watermark.offset=10001", "watermark.offset:"),
+        ("watermark=a,watermark.offset=1;2;3", "watermark.offset:"),
+        ("watermark=a,watermark.scale=0", "watermark.scale:"),
+        ("watermark=a,watermark.scale=1.01", "watermark.scale:"),
+        ("watermark.opacity=0.5", "watermark.*:"),
+        ("watermark=a,watermark=b", "watermark:"),
+    ] {
+        let e = err(input);
+        assert!(e.starts_with(option), "{input}: {e}");
+    }
 }

@@ -83,6 +83,36 @@ pub enum Gravity {
     },
 }
 
+/// `watermark=<name>`: one of the site's configured overlays (`sites[].watermarks`), with
+/// what the URL changes about it (`watermark.opacity`, `.position`, `.offset`, `.scale`);
+/// `None` fields keep the configured value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Watermark {
+    /// 1-64 letters, digits, `-`, `_`, `.`; empty only while a segment sets adjustments
+    /// before the name (refused if it never names one).
+    pub name: String,
+    /// Multiplies the configured opacity, in hundredths (0..=100).
+    pub opacity_centi: Option<u8>,
+    pub position: Option<WatermarkPosition>,
+    /// Pixels between the overlay and the edges it is placed against (for `tile`, between
+    /// tiles), x then y, each 0..=`Watermark::MAX_OFFSET`.
+    pub offset: Option<(u16, u16)>,
+    /// The overlay's width as hundredths of the output's width (1..=100).
+    pub scale_centi: Option<u8>,
+}
+
+impl Watermark {
+    pub const MAX_OFFSET: u16 = 10_000;
+}
+
+/// Where an overlay goes: against an edge, a corner, the centre or a point (`Gravity`, never
+/// `Auto`), or repeated over the whole picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatermarkPosition {
+    At(Gravity),
+    Tile,
+}
+
 /// One side of a [`Crop::Sized`] region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Extent {
@@ -253,6 +283,8 @@ pub struct TransformSpec {
     /// Changes nothing in the image, only the cache entry (imgproxy's `cachebuster`): 1-64
     /// letters, digits, `-`, `_`, `.`.
     pub cachebuster: Option<String>,
+    /// A configured overlay laid on the finished picture, inside any border.
+    pub watermark: Option<Watermark>,
 }
 
 impl TransformSpec {
@@ -298,6 +330,7 @@ impl Default for TransformSpec {
             onerror_redirect: false,
             slow_quality: None,
             cachebuster: None,
+            watermark: None,
         }
     }
 }

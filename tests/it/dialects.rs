@@ -750,3 +750,156 @@ fn purging_a_source_or_a_url_in_any_dialect_reaches_every_dialect() {
     );
     assert_eq!(status(urls[1]), "imgate; hit", "the other variants stay");
 }
+
+/// A gateway with two watermarks, the same picture from a file and from the origin, the
+/// origin one imgproxy's `wm` and thumbor's `watermark()` overlay.
+fn watermark_gateway(origin: &TestOrigin) -> Imgate {
+    let file = fixtures().join("watermark.png");
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n\
+         \x20   imgproxy: {{prefix: /imgproxy, watermark: from-origin}}\n\
+         \x20   thumbor: {{prefix: /thumbor}}\n\
+         \x20   watermarks:\n\
+         \x20     from-file: {{file: {f}, position: bottom-right, offset: 10}}\n\
+         \x20     from-origin: {{source: /watermark.png, position: bottom-right, offset: 10}}\n\
+         \x20     tiles: {{file: {f}, position: tile, offset: 16, opacity: 0.5, scale: 0.1}}\n",
+        o = origin.url(),
+        f = file.display()
+    );
+    Imgate::start_sites(PINGORA, &body, &[], &[])
+}
+
+/// Where `watermark.png` (64x32 magenta, a 16x16 hole at (24, 8)) lands on a 400x301
+/// picture at the bottom-right corner, 10 pixels in: (326, 259).
+const MARK_AT: (u32, u32) = (326, 259);
+
+/// Checks `img` is `plain` with the mark laid at `MARK_AT`: magenta on the mark, the photo
+/// through its hole and everywhere else.
+fn assert_marked(img: &image::RgbaImage, plain: &image::RgbaImage, what: &str) {
+    assert_eq!(img.dimensions(), (400, 301), "{what}");
+    let (mx, my) = MARK_AT;
+    let on_mark = |x: u32, y: u32| {
+        (mx..mx + 64).contains(&x)
+            && (my..my + 32).contains(&y)
+            && !((mx + 24..mx + 40).contains(&x) && (my + 8..my + 24).contains(&y))
+    };
+    let (mut marked, mut photo_diff, mut photo_n) = (0u32, 0u64, 0u64);
+    for (x, y, p) in img.enumerate_pixels() {
+        if on_mark(x, y) {
+            let q = p.0;
+            let magenta = q[0] > 240 && q[1] < 16 && q[2] > 240;
+            // The mark's own edge pixels may be resampled by the encoder; its body may not.
+            if magenta {
+                marked += 1;
+            }
+        } else {
+            let q = plain.get_pixel(x, y).0;
+            photo_diff += (0..3)
+                .map(|c| u64::from(p.0[c].abs_diff(q[c])))
+                .sum::<u64>();
+            photo_n += 3;
+        }
+    }
+    let on = 64 * 32 - 16 * 16;
+    assert!(
+        marked >= on * 98 / 100,
+        "{what}: {marked} of {on} mark pixels magenta"
+    );
+    let mean = photo_diff as f64 / photo_n as f64;
+    assert!(
+        mean < 1.0,
+        "{what}: the photo around the mark moved by {mean:.2} on average"
+    );
+    // The hole shows the photo, not magenta.
+    let hole = img.get_pixel(mx + 32, my + 16).0;
+    let want = plain.get_pixel(mx + 32, my + 16).0;
+    assert!(
+        (0..3).all(|c| hole[c].abs_diff(want[c]) <= 2),
+        "{what}: hole {hole:?}, photo {want:?}"
+    );
+}
+
+#[test]
+fn watermarks_from_a_file_and_the_origin_in_every_dialect() {
+    let origin = TestOrigin::start(fixtures());
+    let gw = watermark_gateway(&origin);
+    let get = |path: &str| {
+        let r = gw.get(path);
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        decode(&r.body)
+    };
+    let plain = get("/cdn-cgi/image/width=400,format=png/photos/FreshFlower.jpg");
+    for name in ["from-file", "from-origin"] {
+        let path =
+            format!("/cdn-cgi/image/width=400,format=png,watermark={name}/photos/FreshFlower.jpg");
+        assert_marked(&get(&path), &plain, &path);
+    }
+
+    // imgproxy-node's watermark option, on the site's imgproxy watermark.
+    let request = json!([{"url": "/photos/FreshFlower.jpg", "endpoint": "http://x/imgproxy",
+        "options": {"width": 400, "format": "png",
+                    "watermark": {"opacity": 1, "position": "soea", "x_offset": 10, "y_offset": 10}}}]);
+    let urls = client("imgproxy-urls.mjs", &request);
+    let url = urls[0].as_str().unwrap();
+    assert!(url.contains("wm:1:soea:10:10"), "{url}");
+    assert_marked(&get(&path_of(url)), &plain, url);
+
+    // libthumbor's filters: the overlay named by its origin path, 10 pixels from the right
+    // and bottom (negative), opaque (alpha 0).
+    let urls = thumbor_urls(
+        "x",
+        json!([{"unsafe": true, "width": 400, "height": 0, "image_url": "photos/FreshFlower.jpg",
+                "filters": ["format(png)", "watermark(/watermark.png,-10,-10,0)"]}]),
+    );
+    assert!(urls[0].contains("watermark("), "{}", urls[0]);
+    assert_marked(&get(&urls[0]), &plain, &urls[0]);
+
+    // Half opacity from the URL: halfway between the photo and magenta on the mark.
+    let half = get("/cdn-cgi/image/width=400,format=png,watermark=from-file,watermark.opacity=0.5/photos/FreshFlower.jpg");
+    let (x, y) = (MARK_AT.0 + 4, MARK_AT.1 + 4);
+    let (got, under) = (half.get_pixel(x, y).0, plain.get_pixel(x, y).0);
+    for (c, full) in [(0, 255u8), (1, 0), (2, 255)] {
+        let want = (u16::from(under[c]) + u16::from(full)) / 2;
+        assert!(
+            u16::from(got[c]).abs_diff(want) <= 2,
+            "channel {c}: {} over {} at half opacity, want {want}",
+            got[c],
+            under[c]
+        );
+    }
+
+    // Tiles: 10% of 400 = 40x20 marks every 56x36 pixels, at half opacity; the photo between.
+    let tiled = get("/cdn-cgi/image/width=400,format=png,watermark=tiles/photos/FreshFlower.jpg");
+    for (x, y) in [(2, 2), (58, 2), (2, 38), (338, 290)] {
+        let (got, under) = (tiled.get_pixel(x, y).0, plain.get_pixel(x, y).0);
+        let want = u16::from(under[1]) / 2; // green: the mark has none
+        assert!(
+            u16::from(got[1]).abs_diff(want) <= 3 && got[0] >= under[0],
+            "tile at ({x}, {y}): {got:?} over {under:?}"
+        );
+    }
+    let gap = tiled.get_pixel(48, 2).0;
+    assert_eq!(&gap[..3], &plain.get_pixel(48, 2).0[..3], "between tiles");
+
+    // Refusals: an unknown name, an adjustment without one, an overlay thumbor names that is
+    // not configured; none is a crash.
+    for (path, want) in [
+        ("/cdn-cgi/image/width=400,watermark=nope/photos/FreshFlower.jpg", "no watermark named"),
+        ("/cdn-cgi/image/width=400,watermark.opacity=0.5/photos/FreshFlower.jpg", "watermark"),
+        (
+            "/thumbor/unsafe/400x0/filters:watermark(http://evil.test/x.png,0,0,0)/photos/FreshFlower.jpg",
+            "site's watermarks",
+        ),
+    ] {
+        let r = gw.get(path);
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 400, "{path}: {body}");
+        assert!(body.contains(want), "{path}: {body}");
+    }
+}

@@ -139,6 +139,47 @@ fn output_formats_and_auto_negotiation() {
 }
 
 #[test]
+fn heic_originals_become_what_the_browser_takes() {
+    // iPhone-style HEICs made by heif-enc (x265): a photo, and a portrait whose container
+    // turns it upright (`irot`) beside an EXIF Orientation 6 that must not turn it again.
+    let o = origin();
+    let gw = Imgate::start(&o.url(), "");
+    let want = reference(&fixtures().join("photos/FreshFlower.jpg"), 320, 241);
+    let url = "/cdn-cgi/image/width=320,format=auto/heic/flower.heic";
+    for (accept, format) in [
+        ("image/avif,image/webp,image/*,*/*;q=0.8", "avif"),
+        ("image/webp,*/*", "webp"),
+        ("image/*", "jpeg"),
+    ] {
+        let r = gw.get_with(url, &[("Accept", accept)]);
+        assert_eq!(
+            (r.status, sniff(&r.body)),
+            (200, format),
+            "Accept: {accept}"
+        );
+        assert_eq!(size_of(&r.body), (320, 241), "Accept: {accept}");
+        if format != "avif" {
+            let look = ssim(&decode(&r.body), &want);
+            assert!(look > 0.9, "HEIC to {format}: SSIM {look:.4}");
+        }
+    }
+    // No format asked: never HEIC (no browser but Safari shows it), a JPEG.
+    let r = gw.get("/cdn-cgi/image/width=300/heic/portrait-irot.heic");
+    assert_eq!((r.status, sniff(&r.body)), (200, "jpeg"));
+    assert_eq!(dims(&r), (300, 450));
+    let upright = reference(&fixtures().join("orientation/Portrait_1.jpg"), 300, 450);
+    let look = ssim(&decode(&r.body), &upright);
+    assert!(look > 0.8, "portrait-irot.heic upright: SSIM {look:.4}");
+    let r = gw.get("/cdn-cgi/image/format=json/heic/portrait-irot.heic");
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(json["original"]["format"], "image/heic");
+    assert_eq!(
+        (json["width"].as_u64(), json["height"].as_u64()),
+        (Some(1200), Some(1800))
+    );
+}
+
+#[test]
 fn alpha_kept_in_png_and_webp_flattened_on_jpeg() {
     let o = origin();
     let gw = Imgate::start(&o.url(), "");

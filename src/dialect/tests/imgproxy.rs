@@ -237,7 +237,7 @@ fn what_imgate_cannot_do_is_refused_naming_it() {
         ("ar:f", "auto_rotate"),
         ("g:no:5:0", "offsets"),
         ("f:gif", "gif"),
-        ("wm:0.5", "wm"),
+        ("wm:0.5", "imgproxy.watermark"),
         ("dpr:5", "dpr"),
         ("w:abc", "w"),
         ("pr:nope", "nope"),
@@ -275,4 +275,60 @@ fn what_imgate_cannot_do_is_refused_naming_it() {
         ..policy()
     };
     assert_eq!(resolved(&p, "/_/w:7/plain/a.jpg").spec.width, Some(7));
+}
+
+#[test]
+fn wm_lays_the_sites_imgproxy_watermark_with_its_adjustments() {
+    use crate::spec::{Watermark, WatermarkPosition};
+    let p = UrlPolicy {
+        watermarks: Some(vec![("brand".into(), None)]),
+        imgproxy_watermark: Some("brand".into()),
+        ..policy()
+    };
+    let spec = |opts: &str| resolved(&p, &format!("/imgproxy/_/w:300/{opts}/plain/a.jpg")).spec;
+    assert_eq!(
+        spec("wm:0.5:soea:10:20:0.25").watermark,
+        Some(Watermark {
+            name: "brand".into(),
+            opacity_centi: Some(50),
+            position: Some(WatermarkPosition::At(Gravity::BottomRight)),
+            offset: Some((10, 20)),
+            scale_centi: Some(25),
+        })
+    );
+    assert_eq!(
+        spec("watermark:1:re").watermark.unwrap().position,
+        Some(WatermarkPosition::Tile)
+    );
+    let only_opacity = spec("wm:0.8").watermark.unwrap();
+    assert_eq!(
+        (
+            only_opacity.opacity_centi,
+            only_opacity.position,
+            only_opacity.offset
+        ),
+        (Some(80), None, None)
+    );
+    // Opacity 0 is no watermark, as in imgproxy.
+    assert_eq!(spec("wm:0").watermark, None);
+    // The same spec as imgate's own options say.
+    assert_eq!(
+        spec("wm:0.5:nowe:3:4:0.5"),
+        parse_options(
+            "width=300,watermark=brand,watermark.opacity=0.5,watermark.position=top-left,\
+             watermark.offset=3;4,watermark.scale=0.5"
+        )
+        .unwrap()
+    );
+    for (opts, named) in [
+        ("wm:2", "opacity"),
+        ("wm:0.5:sm", "sm"),
+        ("wm:0.5:ch", "ch"),
+        ("wm:0.5:ce:-1", "offsets"),
+        ("wm:0.5:ce:0:0:2", "scale"),
+    ] {
+        let r = refused(&p, &format!("/imgproxy/_/{opts}/plain/a.jpg"));
+        assert_eq!(r.status, 400, "{opts}");
+        assert!(r.message.contains(named), "{opts}: {}", r.message);
+    }
 }

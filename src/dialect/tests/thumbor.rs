@@ -259,3 +259,57 @@ fn the_longer_prefix_wins_when_imgproxy_has_the_whole_host() {
         Dialect::Imgproxy
     );
 }
+
+#[test]
+fn watermark_filter_lays_a_configured_overlay_named_by_its_path() {
+    use crate::spec::{Watermark, WatermarkPosition};
+    let p = UrlPolicy {
+        watermarks: Some(vec![
+            ("logo".into(), Some("/brand/logo.png".into())),
+            ("plain".into(), None),
+        ]),
+        ..policy(true)
+    };
+    let spec = |f: &str| resolved(&p, &format!("/thumbor/unsafe/300x0/filters:{f}/a.jpg")).spec;
+    assert_eq!(
+        spec("watermark(brand/logo.png,-10,20,30,25)").watermark,
+        Some(Watermark {
+            name: "logo".into(),
+            opacity_centi: Some(70),
+            position: Some(WatermarkPosition::At(Gravity::Point {
+                x_milli: 1000,
+                y_milli: 0
+            })),
+            offset: Some((10, 20)),
+            scale_centi: Some(25),
+        })
+    );
+    let tiles = spec("watermark(/brand/logo.png,repeat,repeat,0,none,none)")
+        .watermark
+        .unwrap();
+    assert_eq!(
+        (tiles.position, tiles.opacity_centi, tiles.scale_centi),
+        (Some(WatermarkPosition::Tile), Some(100), None)
+    );
+    let centred = spec("watermark(plain,center,-5,0)").watermark.unwrap();
+    assert_eq!(centred.name, "plain");
+    assert_eq!(
+        centred.position,
+        Some(WatermarkPosition::At(Gravity::Point {
+            x_milli: 500,
+            y_milli: 1000
+        }))
+    );
+    for (f, named) in [
+        ("watermark(other.png,0,0,0)", "site's watermarks"),
+        ("watermark(plain,repeat,0,0)", "both axes"),
+        ("watermark(plain,10p,0,0)", "pixels"),
+        ("watermark(plain,0,0,101)", "alpha"),
+        ("watermark(plain,0,0,0,0)", "w_ratio"),
+        ("watermark(plain,0,0,0,none,50)", "h_ratio"),
+    ] {
+        let r = refused(&p, &format!("/thumbor/unsafe/300x0/filters:{f}/a.jpg"));
+        assert_eq!(r.status, 400, "{f}");
+        assert!(r.message.contains(named), "{f}: {}", r.message);
+    }
+}

@@ -11,7 +11,7 @@ use crate::imaging::color;
 use crate::imaging::error::ImageError;
 use crate::imaging::exif;
 use crate::imaging::meta::SourceMeta;
-use crate::imaging::raster::{alloc_pixels, Raster};
+use crate::imaging::raster::{alloc_pixels, unpremultiply, Raster};
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
@@ -386,15 +386,9 @@ pub(crate) fn decode(
             {
                 out[..3].copy_from_slice(rgb);
                 out[3] = a;
-                if premultiplied && a < 255 {
-                    for c in &mut out[..3] {
-                        *c = if a == 0 {
-                            0
-                        } else {
-                            ((u32::from(*c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8
-                        };
-                    }
-                }
+            }
+            if premultiplied {
+                unpremultiply(&mut rgba);
             }
             Raster::new(w, h, 4, rgba)
         }

@@ -328,6 +328,12 @@ fn brands(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// True when an ISO-BMFF file (starting with `ftyp`) says it is AVIF: brand `avif` (still) or
 /// `avis` (sequence) among its major or compatible brands.
 pub(crate) fn is_avif(input: &[u8]) -> bool {
+    has_brand(input, &[b"avif", b"avis"])
+}
+
+/// True when an ISO-BMFF file starts with an `ftyp` box naming one of `wanted` among its major
+/// or compatible brands.
+pub(crate) fn has_brand(input: &[u8], wanted: &[&[u8; 4]]) -> bool {
     let Some(size) = input
         .get(..4)
         .map(|b| u32::from_be_bytes(b.try_into().expect("4")))
@@ -339,7 +345,7 @@ pub(crate) fn is_avif(input: &[u8]) -> bool {
     }
     let end = (size as usize).min(input.len());
     let payload = input.get(8..end).unwrap_or(&[]);
-    brands(payload).any(|b| b == b"avif" || b == b"avis")
+    brands(payload).any(|b| wanted.iter().any(|w| b == &w[..]))
 }
 
 impl<'a> Heif<'a> {

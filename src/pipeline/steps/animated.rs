@@ -22,7 +22,7 @@ use crate::imaging::{gif, webp, Raster, SourceFormat};
 use crate::pipeline::context::{Animation, Ctx};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::{animates_as_webp, encoder_quality};
-use crate::pipeline::{effects, geometry};
+use crate::pipeline::{effects, geometry, watermark};
 use crate::spec::{Gravity, OutputFormat};
 use std::borrow::Cow;
 
@@ -82,6 +82,7 @@ pub(in crate::pipeline) fn decode_within(
     let canvas = u64::from(probe.width) * u64::from(probe.height);
     let mut out: Vec<Frame> = Vec::new();
     let mut gravity = None;
+    let overlay = super::watermark::prepare(ctx)?;
     for (i, frame) in frames.enumerate() {
         let n = i as u64 + 1;
         if n > u64::from(ctx.limits.max_animation_frames) {
@@ -112,7 +113,7 @@ pub(in crate::pipeline) fn decode_within(
             ));
         }
         let raster = Raster::new(probe.width, probe.height, 4, buffer.into_raw());
-        let raster = per_frame(raster, ctx, icc.as_deref(), &mut gravity)?;
+        let raster = per_frame(raster, ctx, icc.as_deref(), &mut gravity, overlay.as_ref())?;
         let output_work =
             u64::from(raster.width) * u64::from(raster.height) * u64::from(probe.frames);
         out.push(Frame {
@@ -145,6 +146,7 @@ fn per_frame(
     ctx: &Ctx<'_>,
     icc: Option<&[u8]>,
     gravity: &mut Option<Gravity>,
+    overlay: Option<&watermark::Prepared>,
 ) -> Result<Raster, PipelineError> {
     if let Some(icc) = icc {
         to_srgb(&mut img, icc);
@@ -159,6 +161,9 @@ fn per_frame(
     });
     img = geometry::fit_from(Cow::Owned(img), size, ctx.spec, None, place, ctx.limits)?;
     img = effects::apply(img, ctx.spec);
+    if let Some(overlay) = overlay {
+        img = watermark::apply(img, overlay, ctx.limits)?;
+    }
     img = super::border::frame(img, ctx.spec, ctx.limits)?;
     img = super::flatten::on_background(img, ctx.spec.background);
     // An opaque frame held as RGB costs a quarter less memory until it is encoded.

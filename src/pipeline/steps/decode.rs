@@ -5,7 +5,7 @@
 use crate::imaging::meta::SourceMeta;
 use crate::imaging::orientation::Orientation;
 use crate::imaging::raster::drop_opaque_alpha;
-use crate::imaging::{avif, jpeg, svg, via_image, webp, Probe, SourceFormat};
+use crate::imaging::{avif, heic, jpeg, svg, via_image, webp, Probe, SourceFormat};
 use crate::pipeline::context::Ctx;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::format::decode_headroom;
@@ -61,6 +61,8 @@ pub(in crate::pipeline) fn step(ctx: &mut Ctx<'_>) -> Result<(), PipelineError> 
             let (w, h) = (probe.width.div_ceil(shrink), probe.height.div_ceil(shrink));
             svg::decode(ctx.input, w, h)?
         }
+        // libheif decodes whole: HEVC has no reduced-resolution decode.
+        SourceFormat::Heic => heic::decode(ctx.input, ctx.limits.max_source_pixels, &mut ctx.meta)?,
         SourceFormat::Avif => {
             let shrink = integer_shrink(&probe, &ctx.meta, &min_upright);
             avif::decode(

@@ -19,6 +19,7 @@ mod orient;
 pub(super) mod probe;
 mod rotate_flip;
 mod trim_border;
+mod watermark;
 
 use super::context::Ctx;
 use super::error::PipelineError;
@@ -48,6 +49,8 @@ pub(in crate::pipeline) const STEPS: &[(&str, Phase, Step)] = &[
     ("attention", Phase::Resize, attention::step),
     ("fit", Phase::Resize, fit::step),
     ("effects", Phase::Resize, effects::step),
+    // On the picture as it will be seen, inside any border.
+    ("watermark", Phase::Resize, watermark::step),
     // After effects, so nothing blurs the frame; before flatten, which lays the background
     // under a translucent one.
     ("border", Phase::Resize, border::step),

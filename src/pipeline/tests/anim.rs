@@ -414,3 +414,54 @@ fn r_fuzz_webp_animation_icc_chunk_claiming_more_than_the_file_allocates_nothing
     let (_, peak) = crate::test_alloc::peak_during(|| run_fuzz_case(case));
     assert!(peak < 16 << 20, "took {peak} bytes at its peak");
 }
+
+#[test]
+fn every_frame_of_an_animation_carries_the_watermark() {
+    use crate::pipeline::{process_shared, Overlay, Placement};
+    use crate::spec::{Gravity, WatermarkPosition};
+    let gif = fixture("animated.gif");
+    let mark = fixture("watermark.png"); // 64x32 magenta, a 16x16 hole at (24, 8)
+    let spec = parse_options("width=200,format=webp,watermark=m").unwrap();
+    let overlay = Overlay {
+        image: &mark,
+        placement: Placement {
+            position: WatermarkPosition::At(Gravity::TopLeft),
+            offset: (4, 6),
+            opacity: 1.0,
+            scale: None,
+        },
+    };
+    let out = process_shared(
+        &gif,
+        &spec,
+        Accepts::default(),
+        &Limits::default(),
+        None,
+        Some(&overlay),
+    )
+    .unwrap();
+    let plain = run("animated.gif", "width=200,format=webp", Accepts::default());
+    let (marked, plain) = (frames(&out.bytes), frames(&plain.bytes));
+    assert!(marked.len() > 1 && marked.len() == plain.len());
+    let magenta = |p: &image::Rgba<u8>| p[0] > 200 && p[1] < 60 && p[2] > 200;
+    for (i, ((m, _), (p, _))) in marked.iter().zip(&plain).enumerate() {
+        // Inside the mark (away from its edges, which lossy WebP softens), and in its hole.
+        assert!(
+            magenta(m.get_pixel(4 + 10, 6 + 4)),
+            "frame {i}: {:?}",
+            m.get_pixel(14, 10)
+        );
+        assert!(magenta(m.get_pixel(4 + 55, 6 + 26)), "frame {i}");
+        let (h, q) = (m.get_pixel(4 + 32, 6 + 16), p.get_pixel(4 + 32, 6 + 16));
+        assert!(
+            !magenta(h) || magenta(q),
+            "frame {i}: the hole shows the frame"
+        );
+        // Far from the mark: the frame as it was.
+        let (a, b) = (m.get_pixel(150, 100), p.get_pixel(150, 100));
+        assert!(
+            (0..3).all(|c| a[c].abs_diff(b[c]) <= 12),
+            "frame {i}: {a:?} vs {b:?}"
+        );
+    }
+}

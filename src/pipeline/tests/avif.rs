@@ -25,7 +25,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// `width` wide (or the source size), lossless PNG, decoded back to a raster.
-fn render(input: &[u8], width: Option<u32>) -> Raster {
+pub(super) fn render(input: &[u8], width: Option<u32>) -> Raster {
     let spec = TransformSpec {
         width,
         format: FormatRequest::Fixed(OutputFormat::Png),
@@ -41,7 +41,7 @@ fn refusal(input: &[u8], limits: &Limits) -> PipelineError {
 }
 
 /// Mean of each colour channel.
-fn mean_rgb(img: &Raster) -> [f64; 3] {
+pub(super) fn mean_rgb(img: &Raster) -> [f64; 3] {
     let ch = usize::from(img.channels);
     let n = (img.data.len() / ch) as f64;
     let mut sum = [0f64; 3];
@@ -55,7 +55,13 @@ fn mean_rgb(img: &Raster) -> [f64; 3] {
 
 /// Same size, similar look (luma SSIM) and the same colours on average (a swapped or
 /// mis-scaled chroma or luma range moves a channel mean by far more than `max_mean_diff`).
-fn assert_like(got: &Raster, want: &Raster, min_ssim: f64, max_mean_diff: f64, what: &str) {
+pub(super) fn assert_like(
+    got: &Raster,
+    want: &Raster,
+    min_ssim: f64,
+    max_mean_diff: f64,
+    what: &str,
+) {
     assert_eq!(
         (got.width, got.height),
         (want.width, want.height),
@@ -72,11 +78,13 @@ fn assert_like(got: &Raster, want: &Raster, min_ssim: f64, max_mean_diff: f64, w
 }
 
 #[test]
-fn sniff_names_avif_and_still_refuses_heic() {
+fn sniff_tells_avif_from_heic_and_other_iso_bmff() {
     let avif = fixture("yellowflower.avif");
     assert_eq!(sniff(&avif).unwrap(), SourceFormat::Avif);
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
-    assert!(matches!(sniff(heic), Err(ImageError::Unsupported(_))));
+    assert_eq!(sniff(heic).unwrap(), SourceFormat::Heic);
+    let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0isommp41";
+    assert!(matches!(sniff(mp4), Err(ImageError::Unsupported(_))));
     let probe = crate::pipeline::probe(&avif, &Limits::default()).unwrap();
     assert_eq!((probe.width, probe.height, probe.frames), (2560, 1600, 1));
 }

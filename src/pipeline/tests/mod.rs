@@ -9,6 +9,7 @@ mod bombs;
 mod crop;
 mod describe;
 mod encode;
+mod heic;
 mod metadata;
 mod svg;
 
@@ -154,6 +155,7 @@ fn steps_are_listed_in_pipeline_order() {
             "attention",
             "fit",
             "effects",
+            "watermark",
             "border",
             "choose_format",
             "flatten",
@@ -187,9 +189,9 @@ fn sniff_names_each_format_by_magic() {
 #[test]
 fn sniff_refuses_what_we_cannot_decode() {
     let xml = b"<?xml version=\"1.0\"?><html><svg/></html>".to_vec();
-    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0isommp41".to_vec();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("heic", heic),
+        ("MP4 video", mp4),
         ("XML that is not SVG", xml),
         ("text", b"hello, I am not an image".to_vec()),
         ("empty", Vec::new()),
@@ -1104,8 +1106,15 @@ fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
     let limits = Limits::default();
     let check_spec = |input: &[u8], spec: TransformSpec| {
         let alone = run(input, &spec);
-        let shared = super::process_shared(input, &spec, Accepts::default(), &limits, Some(&share))
-            .expect("shared process");
+        let shared = super::process_shared(
+            input,
+            &spec,
+            Accepts::default(),
+            &limits,
+            Some(&share),
+            None,
+        )
+        .expect("shared process");
         assert_eq!((shared.width, shared.height), (alone.width, alone.height));
         // Lossless output: the shared decode must give exactly the same pixels.
         let (a, b) = (
@@ -1182,9 +1191,15 @@ fn shared_decodes_give_the_same_images_and_decode_once_per_shrink_factor() {
     let truncated = fixture("truncated.jpg");
     let spec = fixed(OutputFormat::Jpeg);
     let alone = process(&truncated, &spec, Accepts::default(), &limits).unwrap_err();
-    let shared =
-        super::process_shared(&truncated, &spec, Accepts::default(), &limits, Some(&share))
-            .unwrap_err();
+    let shared = super::process_shared(
+        &truncated,
+        &spec,
+        Accepts::default(),
+        &limits,
+        Some(&share),
+        None,
+    )
+    .unwrap_err();
     assert_eq!(format!("{alone:?}"), format!("{shared:?}"));
 }
 

@@ -142,6 +142,7 @@ fn serve_conn(
             "webp" => "image/webp",
             "gif" => "image/gif",
             "svg" => "image/svg+xml",
+            "heic" => "image/heic",
             "html" => "text/html; charset=utf-8",
             _ => "application/octet-stream",
         };

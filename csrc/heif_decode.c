@@ -1,0 +1,159 @@
+/* HEIC/HEIF decoding through libheif (src/imaging/heic.rs). libheif parses the container,
+ * decodes the HEVC (or other) tiles on the calling thread, applies the image's rotation,
+ * mirroring and crop, and converts to 8-bit RGB(A); this file keeps its structs out of Rust. */
+#include "imgate_heif.h"
+
+#include <libheif/heif.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct imgate_heif {
+    struct heif_context *ctx;
+    struct heif_image_handle *handle;
+    heif_item_id exif_id; /* 0: none */
+};
+
+static int fail(struct heif_error e, char *err, size_t err_len) {
+    snprintf(err, err_len, "%s", e.message ? e.message : "libheif error");
+    switch (e.code) {
+    case heif_error_Memory_allocation_error:
+        return IMGATE_HEIF_TOO_LARGE;
+    case heif_error_Unsupported_filetype:
+    case heif_error_Unsupported_feature:
+    case heif_error_Plugin_loading_error:
+        return IMGATE_HEIF_UNSUPPORTED;
+    case heif_error_Decoder_plugin_error:
+        /* "no decoder for this compression" arrives as a plugin error with this subcode */
+        return e.subcode == heif_suberror_Unsupported_codec ? IMGATE_HEIF_UNSUPPORTED
+                                                            : IMGATE_HEIF_INVALID;
+    default:
+        return IMGATE_HEIF_INVALID;
+    }
+}
+
+static int fail_msg(int code, const char *msg, char *err, size_t err_len) {
+    snprintf(err, err_len, "%s", msg);
+    return code;
+}
+
+/* heif_init loads libheif's decoder plugins once per process; it is reference counted and
+ * never undone (the process keeps decoding until it exits). */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static void init(void) { heif_init(NULL); }
+
+void imgate_heif_close(struct imgate_heif *h) {
+    if (!h)
+        return;
+    if (h->handle)
+        heif_image_handle_release(h->handle);
+    if (h->ctx)
+        heif_context_free(h->ctx);
+    free(h);
+}
+
+int imgate_heif_open(const uint8_t *data, size_t len, uint64_t max_pixels,
+                     struct imgate_heif **out, struct imgate_heif_info *info,
+                     char *err, size_t err_len) {
+    pthread_once(&init_once, init);
+    *out = NULL;
+    memset(info, 0, sizeof *info);
+    struct imgate_heif *h = calloc(1, sizeof *h);
+    if (!h)
+        return fail_msg(IMGATE_HEIF_TOO_LARGE, "out of memory", err, err_len);
+    h->ctx = heif_context_alloc();
+    if (!h->ctx) {
+        imgate_heif_close(h);
+        return fail_msg(IMGATE_HEIF_TOO_LARGE, "out of memory", err, err_len);
+    }
+    /* Tiles are decoded on the calling thread: the CPU pool already runs one job per core. */
+    heif_context_set_max_decoding_threads(h->ctx, 0);
+    struct heif_error e = heif_context_read_from_memory_without_copy(h->ctx, data, len, NULL);
+    if (e.code == heif_error_Ok)
+        e = heif_context_get_primary_image_handle(h->ctx, &h->handle);
+    if (e.code != heif_error_Ok) {
+        int rc = fail(e, err, err_len);
+        imgate_heif_close(h);
+        return rc;
+    }
+    int w = heif_image_handle_get_width(h->handle);
+    int ht = heif_image_handle_get_height(h->handle);
+    if (w <= 0 || ht <= 0) {
+        imgate_heif_close(h);
+        return fail_msg(IMGATE_HEIF_INVALID, "primary image has no size", err, err_len);
+    }
+    if ((uint64_t)w * (uint64_t)ht > max_pixels) {
+        snprintf(err, err_len, "%dx%d is over the pixel limit", w, ht);
+        imgate_heif_close(h);
+        return IMGATE_HEIF_TOO_LARGE;
+    }
+    info->width = (unsigned)w;
+    info->height = (unsigned)ht;
+    info->alpha = heif_image_handle_has_alpha_channel(h->handle) != 0;
+    info->premultiplied = info->alpha && heif_image_handle_is_premultiplied_alpha(h->handle) != 0;
+    info->icc_len = heif_image_handle_get_raw_color_profile_size(h->handle);
+    struct heif_color_profile_nclx *nclx = NULL;
+    if (heif_image_handle_get_nclx_color_profile(h->handle, &nclx).code == heif_error_Ok && nclx) {
+        info->has_nclx = 1;
+        info->primaries = (int)nclx->color_primaries;
+        info->transfer = (int)nclx->transfer_characteristics;
+        heif_nclx_color_profile_free(nclx);
+    }
+    heif_item_id id = 0;
+    if (heif_image_handle_get_list_of_metadata_block_IDs(h->handle, "Exif", &id, 1) == 1) {
+        h->exif_id = id;
+        info->exif_len = heif_image_handle_get_metadata_size(h->handle, id);
+    }
+    *out = h;
+    return 0;
+}
+
+int imgate_heif_icc(const struct imgate_heif *h, uint8_t *out, char *err, size_t err_len) {
+    struct heif_error e = heif_image_handle_get_raw_color_profile(h->handle, out);
+    return e.code == heif_error_Ok ? 0 : fail(e, err, err_len);
+}
+
+int imgate_heif_exif(const struct imgate_heif *h, uint8_t *out, char *err, size_t err_len) {
+    if (!h->exif_id)
+        return fail_msg(IMGATE_HEIF_INVALID, "no Exif block", err, err_len);
+    struct heif_error e = heif_image_handle_get_metadata(h->handle, h->exif_id, out);
+    return e.code == heif_error_Ok ? 0 : fail(e, err, err_len);
+}
+
+int imgate_heif_decode(const struct imgate_heif *h, int channels, uint8_t *out, size_t out_len,
+                       char *err, size_t err_len) {
+    struct heif_decoding_options *opts = heif_decoding_options_alloc();
+    if (!opts)
+        return fail_msg(IMGATE_HEIF_TOO_LARGE, "out of memory", err, err_len);
+    opts->ignore_transformations = 0;
+    opts->convert_hdr_to_8bit = 1;
+    struct heif_image *img = NULL;
+    enum heif_chroma chroma =
+        channels == 4 ? heif_chroma_interleaved_RGBA : heif_chroma_interleaved_RGB;
+    struct heif_error e = heif_decode_image(h->handle, &img, heif_colorspace_RGB, chroma, opts);
+    heif_decoding_options_free(opts);
+    if (e.code != heif_error_Ok) {
+        if (img)
+            heif_image_release(img);
+        return fail(e, err, err_len);
+    }
+    int rc = 0;
+    int w = heif_image_get_width(img, heif_channel_interleaved);
+    int ht = heif_image_get_height(img, heif_channel_interleaved);
+    int bits = heif_image_get_bits_per_pixel(img, heif_channel_interleaved);
+    int stride = 0;
+    const uint8_t *plane = heif_image_get_plane_readonly(img, heif_channel_interleaved, &stride);
+    size_t row = (size_t)(w > 0 ? w : 0) * (size_t)channels;
+    if (!plane || w <= 0 || ht <= 0 || bits != 8 * channels || stride < 0 ||
+        (size_t)stride < row || row * (size_t)ht != out_len) {
+        snprintf(err, err_len, "decoded picture is %dx%d at %d bits a pixel, expected %zu bytes",
+                 w, ht, bits, out_len);
+        rc = IMGATE_HEIF_INVALID;
+    } else {
+        for (int y = 0; y < ht; y++)
+            memcpy(out + (size_t)y * row, plane + (size_t)y * (size_t)stride, row);
+    }
+    heif_image_release(img);
+    return rc;
+}
