@@ -600,3 +600,83 @@ fn thumbor_settings() {
         );
     }
 }
+
+#[test]
+fn watermarks_are_read_and_checked_when_loading() {
+    use crate::spec::{Gravity, WatermarkPosition};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let load = |yaml: &str| {
+        Config::from_yaml(
+            &format!("sites: [{{origin: 'http://a', {yaml}}}]"),
+            "test.yaml",
+            &fixtures,
+            &EnvOverrides::default(),
+        )
+    };
+    let c = load(
+        "watermarks: {logo: {file: watermark.png}, \
+         proof: {source: /brand/proof.png, position: tile, offset: 40, offset_y: 8, opacity: 0.3, scale: 0.5}}, \
+         imgproxy: {watermark: proof}",
+    )
+    .unwrap();
+    let site = &c.sites[0];
+    let logo = &site.watermarks["logo"];
+    assert!(matches!(&logo.image, OverlayImage::File(b) if b.starts_with(b"\x89PNG")));
+    assert_eq!(
+        logo.placement.position,
+        WatermarkPosition::At(Gravity::BottomRight)
+    );
+    assert_eq!(
+        (
+            logo.placement.offset,
+            logo.placement.opacity,
+            logo.placement.scale
+        ),
+        ((0, 0), 1.0, None)
+    );
+    let proof = &site.watermarks["proof"];
+    assert!(matches!(&proof.image, OverlayImage::Source(p) if p == "/brand/proof.png"));
+    assert_eq!(proof.placement.position, WatermarkPosition::Tile);
+    assert_eq!(proof.placement.offset, (40, 8));
+    assert_eq!(proof.placement.scale, Some(0.5));
+    assert_eq!(site.urls.imgproxy_watermark.as_deref(), Some("proof"));
+    let names: Vec<_> = site.urls.watermarks.iter().flatten().collect();
+    assert_eq!(names.len(), 2);
+
+    for (yaml, what) in [
+        ("watermarks: {a: {file: nope.png}}", "watermarks.a.file"),
+        ("watermarks: {a: {file: notes.txt}}", "watermarks.a.file"),
+        ("watermarks: {a: {}}", "needs one of file or source"),
+        (
+            "watermarks: {a: {file: watermark.png, source: /x.png}}",
+            "needs one of file or source",
+        ),
+        (
+            "watermarks: {a: {source: 'https://x.test/a.png'}}",
+            "watermarks.a.source",
+        ),
+        ("watermarks: {'a b': {source: /x.png}}", "watermarks.a b"),
+        (
+            "watermarks: {a: {source: /x.png, position: auto}}",
+            "watermarks.a.position",
+        ),
+        (
+            "watermarks: {a: {source: /x.png, opacity: 1.5}}",
+            "watermarks.a.opacity",
+        ),
+        (
+            "watermarks: {a: {source: /x.png, scale: 0}}",
+            "watermarks.a.scale",
+        ),
+        (
+            "watermarks: {a: {source: /x.png, offset: 10001}}",
+            "watermarks.a.offset_x",
+        ),
+        ("watermarks: {a: {source: /x.png, colour: red}}", "colour"),
+        ("imgproxy: {watermark: nope}", "imgproxy.watermark"),
+        ("presets: {p: 'watermark=nope'}", "no watermark named nope"),
+    ] {
+        let e = load(yaml).unwrap_err();
+        assert!(e.to_string().contains(what), "{yaml}: {e}");
+    }
+}

@@ -12,8 +12,6 @@ use std::path::Path;
 
 /// Largest watermark file: overlays are logos and marks, not photos.
 const MAX_FILE_BYTES: u64 = 8 << 20;
-/// Largest watermark picture, in pixels (4096x4096).
-const MAX_PIXELS: u64 = 1 << 24;
 
 pub(super) fn watermarks(
     wire: BTreeMap<String, WireWatermark>,
@@ -113,7 +111,7 @@ fn read_file(base_dir: &Path, file: &str) -> Result<Bytes, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let probe = pipeline::probe(&bytes, &Limits::default())
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if u64::from(probe.width) * u64::from(probe.height) > MAX_PIXELS {
+    if u64::from(probe.width) * u64::from(probe.height) > pipeline::MAX_OVERLAY_PIXELS {
         return Err(format!(
             "{}: {}x{} is larger than a watermark may be (16 MP)",
             path.display(),

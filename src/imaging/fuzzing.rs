@@ -4,11 +4,13 @@
 //! and must never be reached by a product build.
 
 use super::avif::heif::{Coded, Heif};
-use super::{avif, exif as tiff, jpeg, meta, png, webp};
+use super::{avif, exif as tiff, heic, jpeg, meta, png, webp};
 
 /// Everything the pipeline reads from an AVIF container before decoding: the primary item,
-/// what it is made of, its properties, alpha, EXIF, and the data of every item it names.
+/// what it is made of, its properties, alpha, EXIF, and the data of every item it names; and
+/// libheif's reading of the same bytes as a HEIC (its header, ICC and EXIF, no pixels).
 pub fn heif(input: &[u8]) {
+    let _ = heic::probe(input);
     let _ = avif::probe(input);
     let Ok(heif) = Heif::parse(input) else {
         return;

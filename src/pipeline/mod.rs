@@ -27,4 +27,4 @@ pub use run::{
     decode_upright, probe, process, process_shared, DecodeKey, DecodeShare, Media, Processed,
     StepTimings,
 };
-pub use watermark::{Overlay, Placement};
+pub use watermark::{overlay_cost, Overlay, Placement, MAX_OVERLAY_PIXELS};

@@ -12,6 +12,15 @@ use super::limits::Limits;
 use crate::imaging::Raster;
 use crate::spec::{Fit, Gravity, TransformSpec, Watermark, WatermarkPosition};
 
+/// The largest overlay, in pixels (4096x4096): watermarks are marks, not photos. A larger one
+/// is refused before it is decoded.
+pub const MAX_OVERLAY_PIXELS: u64 = 1 << 24;
+
+/// Bytes a job holds for its overlay at most: the decoded RGBA picture and one scaled copy.
+pub fn overlay_cost(width: u32, height: u32) -> u64 {
+    u64::from(width) * u64::from(height) * 4 * 2
+}
+
 /// What to lay over the output: the overlay's encoded bytes (any format imgate reads) and how.
 #[derive(Debug, Clone, Copy)]
 pub struct Overlay<'a> {

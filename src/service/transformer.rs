@@ -151,7 +151,28 @@ impl Transformer {
         // pool thread behind the jobs it is meant to keep in check.
         let footprint = pipeline::footprint(&original.body, &spec, accepts, &limits)?;
         cost::check_output_pixels(&footprint, self.config.max_output_pixels)?;
-        let job_cost = cost::estimate(&footprint, original.body.len());
+        let mut job_cost = cost::estimate(&footprint, original.body.len());
+        if let Some((image, _)) = &overlay {
+            // Probed here (a bounded header read), like the original: refused before any
+            // pixel is decoded, and its decode counted against the budget.
+            let p = pipeline::probe(image, &limits).map_err(|e| {
+                ImgateError::new(
+                    502,
+                    "watermark could not be read",
+                    format!("watermark: {e}"),
+                    Blame::Upstream,
+                )
+            })?;
+            if u64::from(p.width) * u64::from(p.height) > pipeline::MAX_OVERLAY_PIXELS {
+                return Err(ImgateError::new(
+                    502,
+                    "watermark too large",
+                    format!("watermark of {}x{} is over 16 MP", p.width, p.height),
+                    Blame::Upstream,
+                ));
+            }
+            job_cost += pipeline::overlay_cost(p.width, p.height) + image.len() as u64;
+        }
         let input = original.body.clone();
         let job_spec = spec.clone();
         let decodes = self.pool.decodes();

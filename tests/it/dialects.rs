@@ -903,3 +903,48 @@ fn watermarks_from_a_file_and_the_origin_in_every_dialect() {
         assert!(body.contains(want), "{path}: {body}");
     }
 }
+
+#[test]
+fn an_origin_watermark_that_is_missing_huge_or_broken_is_a_clean_502() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("photos/FreshFlower.jpg"),
+        dir.path().join("photo.jpg"),
+    )
+    .unwrap();
+    // A PNG whose header claims 5000x5000 (25 MP, over the 16 MP a watermark may be) and
+    // nothing after it; and one that is not an image at all.
+    let mut huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    huge.extend_from_slice(&5000u32.to_be_bytes());
+    huge.extend_from_slice(&5000u32.to_be_bytes());
+    huge.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(dir.path().join("huge.png"), huge).unwrap();
+    std::fs::write(dir.path().join("text.png"), "not a picture").unwrap();
+    let origin = TestOrigin::start(dir.path());
+    let body = format!(
+        "access_log: {{enabled: false}}\nsites:\n\
+         \x20 - hosts: ['*']\n    origin: {o}\n    watermarks:\n\
+         \x20     missing: {{source: /nothing-here.png}}\n\
+         \x20     huge: {{source: /huge.png}}\n\
+         \x20     text: {{source: /text.png}}\n",
+        o = origin.url()
+    );
+    let gw = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    for name in ["missing", "huge", "text"] {
+        let r = gw.get(&format!(
+            "/cdn-cgi/image/width=100,watermark={name}/photo.jpg"
+        ));
+        assert_eq!(
+            r.status,
+            502,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("watermark"),
+            "{name}"
+        );
+    }
+    // The edge is still up, and the same picture without a watermark is fine.
+    assert_eq!(gw.get("/cdn-cgi/image/width=100/photo.jpg").status, 200);
+}
