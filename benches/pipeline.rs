@@ -7,8 +7,8 @@
 //! compare runs with `cargo bench --bench pipeline -- --save-baseline NAME` / `--baseline NAME`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use imgate::pipeline::{process, Limits};
-use imgate::spec::{parse_options, Accepts};
+use imgate::pipeline::{process, process_shared, Limits, Overlay, Placement};
+use imgate::spec::{parse_options, Accepts, Gravity, TransformSpec, WatermarkPosition};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -114,5 +114,53 @@ fn attention_without_shrink(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, attention_without_shrink);
+/// What the inputs and overlays of issue 18 cost on top of the plain JPEG thumbnail, one
+/// process: the same photo as a HEIC (libheif, no shrink-on-load), and the JPEG with a
+/// watermark (decoded, scaled and laid per job). BENCHMARKS.md, "HEIC and watermarks".
+fn heic_and_watermark(c: &mut Criterion) {
+    let limits = Limits::default();
+    let accepts = Accepts::default();
+    let fixture = |name: &str| {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    };
+    let (jpeg, heic, mark) = (
+        read_photo(),
+        fixture("heic/flower.heic"),
+        fixture("watermark.png"),
+    );
+    let plain = parse_options("width=300,quality=80,format=jpeg").unwrap();
+    let marked = parse_options("width=300,quality=80,format=jpeg,watermark=m").unwrap();
+    let overlay = Overlay {
+        image: &mark,
+        placement: Placement {
+            position: WatermarkPosition::At(Gravity::BottomRight),
+            offset: (10, 10),
+            opacity: 0.8,
+            scale: Some(0.25),
+        },
+    };
+    let mut group = c.benchmark_group("pipeline/FreshFlower_w300_jpeg");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let cases: [(&str, &[u8], &TransformSpec, Option<&Overlay<'_>>); 3] = [
+        ("from_jpeg", &jpeg, &plain, None),
+        ("from_heic", &heic, &plain, None),
+        ("from_jpeg_watermarked", &jpeg, &marked, Some(&overlay)),
+    ];
+    for (name, input, spec, overlay) in cases {
+        let run = || process_shared(input, spec, accepts, &limits, None, overlay);
+        run().unwrap_or_else(|e| panic!("{name}: {e}"));
+        group.bench_function(name, |b| b.iter(|| black_box(run().unwrap())));
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    pipeline,
+    attention_without_shrink,
+    heic_and_watermark
+);
 criterion_main!(benches);
