@@ -98,8 +98,11 @@ int imgate_heif_open(const uint8_t *data, size_t len, uint64_t max_pixels,
         info->has_nclx = 1;
         info->primaries = (int)nclx->color_primaries;
         info->transfer = (int)nclx->transfer_characteristics;
-        heif_nclx_color_profile_free(nclx);
     }
+    /* libheif allocates the profile before checking its values, and leaves it to us on an
+     * error too (found by the heif fuzz target: 52 bytes a hostile file). */
+    if (nclx)
+        heif_nclx_color_profile_free(nclx);
     heif_item_id id = 0;
     if (heif_image_handle_get_list_of_metadata_block_IDs(h->handle, "Exif", &id, 1) == 1) {
         h->exif_id = id;
