@@ -247,7 +247,6 @@ fn manual_crop(segment: &str) -> Result<Option<Crop>, Refusal> {
     }))
 }
 
-/// `name(args):name(args)`: colons inside parentheses belong to the arguments.
 /// Where the filters segment at the start of `text` ends: the first `/` outside parentheses.
 fn filters_end(text: &str) -> Option<usize> {
     let mut depth = 0i32;
@@ -262,6 +261,7 @@ fn filters_end(text: &str) -> Option<usize> {
     None
 }
 
+/// `name(args):name(args)`: colons inside parentheses belong to the arguments.
 fn split_filters(text: &str) -> Result<Vec<&str>, Refusal> {
     let out = spec::split_top_level(text, b':');
     if out.iter().any(|f| f.is_empty()) {
