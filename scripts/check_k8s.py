@@ -12,6 +12,7 @@ has kubernetes-validate and PyYAML):
   periods (so endpoints drop the pod before SIGTERM arrives).
 
 Exits non-zero on the first failure, naming it."""
+import os
 import pathlib
 import subprocess
 import sys
@@ -24,6 +25,24 @@ HERE = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "k8s"
 
 def fail(msg):
     sys.exit(f"deploy/k8s: {msg}")
+
+
+def pod_env(container):
+    """The container's `env` with a pod's values: a field reference is a pod address, a
+    Secret a token-like string, `$(VAR)` expanded as Kubernetes expands it."""
+    env = {}
+    for item in container.get("env", []):
+        source = item.get("valueFrom", {})
+        if "fieldRef" in source:
+            value = "10.1.2.3"
+        elif "secretKeyRef" in source:
+            value = "secret-from-kubernetes-0123456789"
+        else:
+            value = item["value"]
+        for name, known in env.items():
+            value = value.replace(f"$({name})", known)
+        env[item["name"]] = value
+    return env
 
 
 def main(binary, version="1.30"):
@@ -42,18 +61,23 @@ def main(binary, version="1.30"):
     docs = {}
     for path in manifests:
         for doc in yaml.safe_load_all(path.read_text()):
-            docs[doc["kind"]] = doc
-    config_text = docs["ConfigMap"]["data"]["imgate.yaml"]
+            docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    config_text = docs[("ConfigMap", "imgate")]["data"]["imgate.yaml"]
+    pod = docs[("StatefulSet", "imgate")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     with tempfile.TemporaryDirectory() as tmp:
         config = pathlib.Path(tmp) / "imgate.yaml"
         config.write_text(config_text)
-        run = subprocess.run([binary, "--validate", str(config)], capture_output=True, text=True)
+        # The container's environment as a pod would get it: the cluster settings are there.
+        run = subprocess.run([binary, "--validate", str(config)], capture_output=True, text=True,
+                             env={**os.environ, **pod_env(container)})
         if run.returncode != 0:
-            fail(f"the ConfigMap's imgate.yaml: {run.stdout}{run.stderr}")
-
+            fail(f"the ConfigMap's imgate.yaml with the pod's environment: {run.stdout}{run.stderr}")
     pingora = yaml.safe_load(config_text)["pingora"]
-    pod = docs["StatefulSet"]["spec"]["template"]["spec"]
-    container = pod["containers"][0]
+    cluster_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "cluster")
+    peers = docs[("Service", "imgate-peers")]["spec"]["ports"]
+    if not any(p["port"] == cluster_port for p in peers):
+        fail(f"the headless Service does not carry the cluster port {cluster_port}")
     sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     needed = sleep + pingora["grace_period_seconds"] + pingora["graceful_shutdown_timeout_seconds"]
     if pod["terminationGracePeriodSeconds"] < needed:

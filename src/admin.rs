@@ -13,11 +13,13 @@
 //! and out, behind a bearer token (no token configured = the API is refused, never open).
 
 use crate::cache::TieredStorage;
+use crate::cluster::{Bus, Published, Ring};
 use crate::config::Config;
 use crate::purge::PurgeRequest;
+use crate::readiness::Readiness;
+use crate::secret::same_secret;
 use crate::warm::WarmRequest;
 use async_trait::async_trait;
-use blake2::{Blake2b512, Digest};
 use bytes::Bytes;
 use http::header::{
     HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, TRANSFER_ENCODING,
@@ -30,7 +32,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -60,6 +61,10 @@ const MAX_CACHE_API: usize = 16;
 pub struct CacheApi {
     pub config: Arc<Config>,
     pub storage: &'static TieredStorage,
+    /// Cluster mode: the ring, whose live size each scrape reports.
+    pub ring: Option<Arc<Ring>>,
+    /// Cluster mode with Redis: purges go to every node.
+    pub bus: Option<Arc<Bus>>,
 }
 
 pub struct AdminServer {
@@ -68,7 +73,7 @@ pub struct AdminServer {
 }
 
 struct AdminState {
-    ready: AtomicBool,
+    ready: Readiness,
     api: Option<CacheApi>,
     /// [`MAX_CACHE_API`] slots for purge and warm.
     api_slots: Semaphore,
@@ -116,22 +121,14 @@ impl Reply {
     }
 }
 
-/// Compare secrets in time independent of where they differ: both are hashed to a fixed
-/// length first, so neither content nor length leaks through timing.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (ha, hb) = (Blake2b512::digest(a), Blake2b512::digest(b));
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 impl AdminServer {
-    pub fn new(addr: &str, api: Option<CacheApi>) -> AdminServer {
+    /// The admin listener on `addr`; `ready` is set once it listens and cleared when shutdown
+    /// begins (the cluster listener's health answer reads the same flag).
+    pub fn new(addr: &str, api: Option<CacheApi>, ready: Readiness) -> AdminServer {
         AdminServer {
             addr: addr.to_string(),
             state: Arc::new(AdminState {
-                ready: AtomicBool::new(false),
+                ready,
                 api,
                 api_slots: Semaphore::new(MAX_CACHE_API),
             }),
@@ -143,17 +140,29 @@ impl AdminState {
     /// Status, content type and body for a GET path.
     fn answer(&self, path: &str) -> Reply {
         match path {
-            "/metrics" => Reply {
-                status: 200,
-                ctype: "text/plain; version=0.0.4; charset=utf-8",
-                body: crate::metrics::render().into_bytes(),
-                extra: None,
-            },
+            "/metrics" => {
+                if let Some(ring) = self.api.as_ref().and_then(|a| a.ring.as_ref()) {
+                    crate::metrics::CLUSTER_RING_SIZE.set(ring.live() as i64);
+                }
+                Reply {
+                    status: 200,
+                    ctype: "text/plain; version=0.0.4; charset=utf-8",
+                    body: crate::metrics::render().into_bytes(),
+                    extra: None,
+                }
+            }
             "/livez" => Reply::text(200, "ok"),
-            "/readyz" if self.ready.load(Ordering::Acquire) => Reply::text(200, "ready"),
+            "/readyz" if self.ready.get() && self.caught_up() => Reply::text(200, "ready"),
             "/readyz" => Reply::text(503, "not ready"),
             _ => Reply::text(404, "not found"),
         }
+    }
+
+    /// Cluster mode with Redis: the purges missed while down are applied (or Redis cannot be
+    /// reached), so nothing purged is served once ready.
+    fn caught_up(&self) -> bool {
+        let bus = self.api.as_ref().and_then(|a| a.bus.as_ref());
+        bus.is_none_or(|b| b.settled())
     }
 
     /// The cache API: auth first, then the body.
@@ -183,15 +192,37 @@ impl AdminState {
                 Ok(p) => p,
                 Err(e) => return Reply::error(400, &format!("bad JSON: {e}")),
             };
-            match purge.run(&api.config, api.storage).await {
-                Ok(counts) => Reply::json(
-                    200,
-                    &serde_json::json!({
-                        "purged": { "memory": counts.memory, "disk": counts.disk },
-                        "soft": purge.soft,
-                    }),
-                ),
-                Err(e) => Reply::error(400, &e.0),
+            let counts = match purge.run(&api.config, api.storage).await {
+                Ok(counts) => counts,
+                Err(e) => return Reply::error(400, &e.0),
+            };
+            let mut body = serde_json::json!({
+                "purged": { "memory": counts.memory, "disk": counts.disk },
+                "soft": purge.soft,
+            });
+            let Some(bus) = &api.bus else {
+                return Reply::json(200, &body);
+            };
+            // Applied here; now every other node.
+            let live = api.ring.as_ref().map_or(1, |r| r.live());
+            let others = live.saturating_sub(1);
+            match bus.publish(&purge, others).await {
+                Published::Reached { peers } => {
+                    body["cluster"] = serde_json::json!({
+                        "nodes_reached": peers + 1,
+                        "nodes_live": live.max(peers + 1),
+                    });
+                    Reply::json(200, &body)
+                }
+                Published::Queued(error) => {
+                    // The local purge stands; the others get it when Redis is back.
+                    body["cluster"] = serde_json::json!({
+                        "nodes_reached": 1,
+                        "nodes_live": live,
+                        "error": format!("purge bus unreachable, purge queued for the other nodes: {error}"),
+                    });
+                    Reply::json(503, &body)
+                }
             }
         } else {
             let warm: WarmRequest = match serde_json::from_slice(&req.body) {
@@ -331,7 +362,7 @@ impl BackgroundService for AdminServer {
                 return;
             }
         };
-        self.state.ready.store(true, Ordering::Release);
+        self.state.ready.set(true);
         let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut draining = false;
         loop {
@@ -361,7 +392,7 @@ impl BackgroundService for AdminServer {
                 changed = shutdown.changed(), if !draining => {
                     if changed.is_err() || *shutdown.borrow() {
                         draining = true;
-                        self.state.ready.store(false, Ordering::Release);
+                        self.state.ready.set(false);
                         log::info!("shutting down: /readyz now answers 503");
                     }
                 }

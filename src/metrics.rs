@@ -265,6 +265,96 @@ pub static CLIENT_CONNECTIONS_CLOSED: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static CLUSTER_FORWARDED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cluster_forwarded_total",
+        "Misses this node asked their owner for, by owner (its cluster address)",
+        &["peer"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_ANSWERED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cluster_answered_total",
+        "Requests this node answered for a peer on its cluster listener, by asking peer",
+        &["peer"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_FALLBACKS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cluster_fallbacks_total",
+        "Misses this node did itself because their owner failed, by owner and reason (connect: no connection; error: the connection failed or timed out before an answer)",
+        &["peer", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PEER_UP: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "imgate_cluster_peer_up",
+        "1 while a peer passes its health checks (on the ring), 0 after it failed one",
+        &["peer"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_RING_SIZE: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "imgate_cluster_ring_size",
+        "Live nodes on the ring as this node sees it (itself included), at the last scrape"
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PURGE_BUS_UP: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "imgate_cluster_purge_bus_up",
+        "1 while this node follows the purge stream in Redis, 0 while Redis cannot be reached"
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PURGES_PUBLISHED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_cluster_purges_published_total",
+        "Purges and invalidations this node sent to the others, by result (sent: on the stream; queued: Redis unreachable, sent when it is back)",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PURGES_APPLIED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter!(
+        "imgate_cluster_purges_applied_total",
+        "Purges and invalidations from other nodes this node applied"
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PURGE_OUTBOX: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge!(
+        "imgate_cluster_purge_outbox",
+        "Purges applied here and waiting for Redis to reach the other nodes"
+    )
+    .expect("metric registers once")
+});
+
+pub static CLUSTER_PURGE_LAG: Lazy<prometheus::Gauge> = Lazy::new(|| {
+    prometheus::register_gauge!(
+        "imgate_cluster_purge_stream_lag_seconds",
+        "Purge stream lag: how long after it was sent this node applied the last entry it read"
+    )
+    .expect("metric registers once")
+});
+
+/// A peer's health, as the ring's health checks last saw it.
+pub fn cluster_peer_up(peer: &str, up: bool) {
+    CLUSTER_PEER_UP.with_label_values(&[peer]).set(up as i64);
+}
+
 /// The series of the commonest request, an image served `200` from the memory tier, resolved
 /// once: looking labels up costs a hash and a lock per request, a visible share of a hit.
 pub struct MemoryImageHit {
@@ -350,6 +440,22 @@ pub fn init() {
             CACHE_PURGES.with_label_values(&[kind, mode]);
         }
     }
+}
+
+/// Touch the cluster's series (cluster mode only), so the first scrape lists them.
+pub fn init_cluster() {
+    Lazy::force(&CLUSTER_FORWARDED);
+    Lazy::force(&CLUSTER_ANSWERED);
+    Lazy::force(&CLUSTER_FALLBACKS);
+    Lazy::force(&CLUSTER_PEER_UP);
+    Lazy::force(&CLUSTER_RING_SIZE);
+    Lazy::force(&CLUSTER_PURGE_BUS_UP);
+    for result in ["sent", "queued"] {
+        CLUSTER_PURGES_PUBLISHED.with_label_values(&[result]);
+    }
+    Lazy::force(&CLUSTER_PURGES_APPLIED);
+    Lazy::force(&CLUSTER_PURGE_OUTBOX);
+    Lazy::force(&CLUSTER_PURGE_LAG);
 }
 
 /// Render every registered series in the Prometheus text format.

@@ -8,13 +8,13 @@ use crate::config::Config;
 use crate::dialect;
 use crate::metrics;
 use crate::route::{self, KeyedRoute};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Most targets one call may name; more is a 400, so one request cannot pin the admin loop.
 pub const MAX_TARGETS: usize = 100;
 
 /// The public request shape. Every field is optional; at least one target is required.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     #[serde(default)]

@@ -4,14 +4,16 @@
 use crate::access_log::AccessLog;
 use crate::admin::{AdminServer, CacheApi};
 use crate::cache::TieredStorage;
+use crate::cluster::{Bus, BusService, Ring};
 use crate::config::Config;
 use crate::proxy::client_conn::ClientConnections;
-use crate::proxy::{Edge, KeepDate};
+use crate::proxy::{Cluster, Edge, KeepDate};
+use crate::readiness::Readiness;
 use crate::service::{Facing, TransformApp, TransformService};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
-use pingora::services::background::background_service;
+use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::services::listening::Service;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
 
     let app = TransformApp { service };
     let mut cache_api = None;
+    let ready = Readiness::default();
     match role {
         Role::All => {
             let mut transform = Service::new("imgate transform".to_string(), app);
@@ -59,20 +62,61 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
                 None => TieredStorage::new(config.cache.memory_bytes),
             }
             .leak();
-            cache_api = Some(CacheApi {
+            let mut api = CacheApi {
                 config: config.clone(),
                 storage,
-            });
+                ring: None,
+                bus: None,
+            };
             let access_log = match &config.access_log {
                 Some(log) => {
                     Some(AccessLog::start(log).map_err(|e| anyhow::anyhow!("access_log: {e}"))?)
                 }
                 None => None,
             };
-            let proxy = pingora_proxy::http_proxy(
-                &server.configuration,
-                Edge::new(config.clone(), storage).with_access_log(access_log),
-            );
+            let mut edge = Edge::new(config.clone(), storage).with_access_log(access_log);
+            if let Some(cluster) = &config.cluster {
+                let (ring, balancer) =
+                    Ring::new(cluster).map_err(|e| anyhow::anyhow!("cluster peers: {e}"))?;
+                server.add_service(GenBackgroundService::new(
+                    "imgate cluster ring".to_string(),
+                    balancer,
+                ));
+                let ring = Arc::new(ring);
+                api.ring = Some(ring.clone());
+                crate::metrics::init_cluster();
+                let bus = match &cluster.redis_url {
+                    Some(url) => {
+                        let bus = Bus::new(url, cluster.me.to_string(), config.clone(), storage)
+                            .map_err(|e| anyhow::anyhow!("cluster.redis_url: {e}"))?;
+                        let bus = Arc::new(bus);
+                        server.add_service(background_service(
+                            "imgate purge bus",
+                            BusService(bus.clone()),
+                        ));
+                        Some(bus)
+                    }
+                    None => None,
+                };
+                api.bus = bus.clone();
+                edge = edge.with_cluster(Arc::new(Cluster {
+                    config: cluster.clone(),
+                    ring,
+                    bus,
+                }));
+                // Peers' requests: the same cache, never forwarded again.
+                let peers = pingora_proxy::http_proxy(
+                    &server.configuration,
+                    edge.facing_peers(ready.clone()),
+                );
+                let peers = ClientConnections::new(peers, config.clients);
+                let mut listener =
+                    Service::new("imgate cluster".to_string(), KeepDate(Arc::new(peers)));
+                listener.add_tcp(&cluster.listen.to_string());
+                server.add_service(listener);
+            }
+            cache_api = Some(api);
+            let proxy = pingora_proxy::http_proxy(&server.configuration, edge);
             // Request heads are read under `clients` deadlines and budgets before the proxy
             // sees them (Pingora has no head deadline of its own), on streams that keep each
             // response's own `Date` (proxy::KeepDate).
@@ -94,7 +138,7 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
 
     server.add_service(background_service(
         "imgate admin",
-        AdminServer::new(&config.admin_listen, cache_api),
+        AdminServer::new(&config.admin_listen, cache_api, ready),
     ));
     Ok(server)
 }

@@ -13,7 +13,7 @@ imgate: an image CDN edge
 
 USAGE:
     imgate [--config FILE] [--role all|transform]
-    imgate --validate FILE [FILE...]
+    imgate --validate FILE [FILE...]   (with the IMGATE_* variables below applied)
 
 With no --config, runs the embedded example config (conf/imgate.yaml), which serves
 the sample images in conf/samples.
@@ -25,6 +25,8 @@ ENVIRONMENT (each overrides the config):
     IMGATE_CACHE_DIR      disk tier directory
     IMGATE_ADMIN_TOKEN    bearer token of the purge and warm API
     IMGATE_HTML_REWRITE   on|off: HTML rewriting for the first site
+    IMGATE_CLUSTER_LISTEN, IMGATE_CLUSTER_ADVERTISE, IMGATE_PEERS (comma-separated),
+    IMGATE_CLUSTER_TOKEN, IMGATE_REDIS_URL: cluster mode (README: Running several nodes)
     RUST_LOG              log level (default info)";
 
 fn main() -> ExitCode {
@@ -91,15 +93,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--validate FILE...`: check each config, print one line per file, fail if any is invalid.
+/// `--validate FILE...`: check each config with this environment's `IMGATE_*` overrides (the
+/// config the server would run here), print one line per file, fail if any is invalid.
 fn validate(files: &[String]) -> ExitCode {
     if files.is_empty() {
         eprintln!("--validate needs at least one file");
         return ExitCode::from(2);
     }
     let mut ok = true;
+    let env = EnvOverrides::from_env();
     for f in files {
-        match Config::load(std::path::Path::new(f), &EnvOverrides::default()) {
+        match Config::load(std::path::Path::new(f), &env) {
             Ok(_) => println!("{f}: ok"),
             Err(e) => {
                 println!("{e}");

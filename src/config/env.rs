@@ -15,6 +15,13 @@ pub struct EnvOverrides {
     /// salts, hex, comma-separated for rotation (as imgproxy's `IMGPROXY_KEY`/`IMGPROXY_SALT`).
     pub signing_key: Option<String>,
     pub signing_salt: Option<String>,
+    /// `IMGATE_CLUSTER_LISTEN`, `IMGATE_CLUSTER_ADVERTISE`, `IMGATE_PEERS` (comma-separated),
+    /// `IMGATE_CLUSTER_TOKEN`, `IMGATE_REDIS_URL`: the `cluster` section's keys.
+    pub cluster_listen: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub peers: Option<String>,
+    pub cluster_token: Option<String>,
+    pub redis_url: Option<String>,
 }
 
 impl EnvOverrides {
@@ -29,6 +36,11 @@ impl EnvOverrides {
             html_rewrite: get("IMGATE_HTML_REWRITE"),
             signing_key: get("IMGATE_SIGNING_KEY"),
             signing_salt: get("IMGATE_SIGNING_SALT"),
+            cluster_listen: get("IMGATE_CLUSTER_LISTEN"),
+            cluster_advertise: get("IMGATE_CLUSTER_ADVERTISE"),
+            peers: get("IMGATE_PEERS"),
+            cluster_token: get("IMGATE_CLUSTER_TOKEN"),
+            redis_url: get("IMGATE_REDIS_URL"),
         }
     }
 }

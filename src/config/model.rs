@@ -57,6 +57,29 @@ pub struct Config {
     pub access_log: Option<AccessLogConfig>,
     /// Client connections on the edge listener: head deadline, keep-alive idle time, head budget.
     pub clients: ClientLimits,
+    /// `None`: this node is on its own.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Cluster mode: the nodes listed in `peers` share one cache. Each original has an owner on a
+/// consistent-hash ring; a node asks the owner for what it misses over the owner's cluster
+/// listener, and purges reach every node through Redis.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where this node's cluster listener binds.
+    pub listen: std::net::SocketAddr,
+    /// This node as the peers list names it (`advertise`, else `listen`).
+    pub me: std::net::SocketAddr,
+    /// The peers' cluster listeners, `host:port`; names are resolved (and again every
+    /// `discovery_interval`), a name may stand for several nodes.
+    pub peers: Vec<String>,
+    pub token: String,
+    pub redis_url: Option<String>,
+    pub keep_copies: bool,
+    pub health_check_interval: Duration,
+    pub discovery_interval: Duration,
+    /// How long a node waits for an owner's answer before doing the work itself.
+    pub peer_timeout: Duration,
 }
 
 /// What a client connection on the edge may cost before its request reaches the proxy; the

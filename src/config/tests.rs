@@ -680,3 +680,52 @@ fn watermarks_are_read_and_checked_when_loading() {
         assert!(e.to_string().contains(what), "{yaml}: {e}");
     }
 }
+
+#[test]
+fn cluster_section_needs_its_listener_token_and_peers() {
+    let site = "sites: [{origin: 'http://a'}]";
+    assert!(parse(site).unwrap().cluster.is_none());
+    let ok = "cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789', \
+              peers: ['10.0.0.1:8091', '10.0.0.2:8091', 'imgate-peers.imgate.svc:8091']}";
+    let c = parse(&format!("{ok}\n{site}")).unwrap().cluster.unwrap();
+    assert_eq!(c.me, "10.0.0.1:8091".parse().unwrap());
+    assert_eq!(c.peers.len(), 3);
+    assert!(c.keep_copies);
+    assert_eq!(c.health_check_interval, Duration::from_secs(1));
+    assert_eq!(c.peer_timeout, Duration::from_secs(30));
+    for (yaml, key) in [
+        ("cluster: {peers: ['10.0.0.1:8091']}", "cluster.listen"),
+        ("cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789'}", "cluster.peers"),
+        ("cluster: {listen: '10.0.0.1:8091', peers: ['10.0.0.1:8091']}", "cluster.token"),
+        ("cluster: {listen: '10.0.0.1:8091', token: short, peers: ['10.0.0.1:8091']}", "cluster.token"),
+        // A list of addresses alone must name this node.
+        ("cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789', peers: ['10.0.0.2:8091']}", "cluster.peers"),
+        ("cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789', peers: ['nameonly']}", "cluster.peers"),
+        // A wildcard listener: peers need to be told the address.
+        ("cluster: {listen: '0.0.0.0:8091', token: 'cluster-token-0123456789', peers: ['a:8091']}", "cluster.advertise"),
+        ("cluster: {listen: '127.0.0.1:8080', token: 'cluster-token-0123456789', peers: ['127.0.0.1:8080']}", "cluster.listen"),
+        ("cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789', peers: ['10.0.0.1:8091'], redis_url: 'http://r'}", "cluster.redis_url"),
+        ("cluster: {listen: '10.0.0.1:8091', token: 'cluster-token-0123456789', peers: ['10.0.0.1:8091'], peer_timeout_seconds: 0}", "cluster.peer_timeout_seconds"),
+    ] {
+        let e = parse(&format!("{yaml}\n{site}")).unwrap_err();
+        assert_eq!(e.key, key, "{yaml}: {e}");
+    }
+    // The environment: a Kubernetes pod's address and the peers' headless Service.
+    let env = EnvOverrides {
+        cluster_listen: Some("0.0.0.0:8091".into()),
+        cluster_advertise: Some("10.1.2.3:8091".into()),
+        peers: Some("imgate-peers.imgate.svc.cluster.local:8091".into()),
+        cluster_token: Some("from-the-secret-0123456789".into()),
+        redis_url: Some("redis://redis.imgate.svc:6379".into()),
+        ..Default::default()
+    };
+    let c = parse_env(site, &env).unwrap().cluster.unwrap();
+    assert_eq!(c.listen, "0.0.0.0:8091".parse().unwrap());
+    assert_eq!(c.me, "10.1.2.3:8091".parse().unwrap());
+    assert_eq!(c.peers, ["imgate-peers.imgate.svc.cluster.local:8091"]);
+    assert_eq!(c.token, "from-the-secret-0123456789");
+    assert_eq!(
+        c.redis_url.as_deref(),
+        Some("redis://redis.imgate.svc:6379")
+    );
+}

@@ -4,12 +4,12 @@
 
 use super::env::EnvOverrides;
 use super::model::{
-    CacheConfig, ClientLimits, Config, ConfigError, HttpOrigin, Origin, PerformanceConfig, Site,
-    TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
+    CacheConfig, ClientLimits, ClusterConfig, Config, ConfigError, HttpOrigin, Origin,
+    PerformanceConfig, Site, TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
 };
 use super::wire::{
-    WireAccessLog, WireAdmin, WireCache, WireClients, WireConfig, WireHtmlRewrite, WireLimits,
-    WirePerformance, WireSite,
+    WireAccessLog, WireAdmin, WireCache, WireClients, WireCluster, WireConfig, WireHtmlRewrite,
+    WireLimits, WirePerformance, WireSite,
 };
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
 use crate::dialect::UrlPolicy;
@@ -64,6 +64,7 @@ pub(super) fn config(
         .map_err(|m| err(("trusted_proxies".into(), m)))?;
     let access_log = access_log(w.access_log).map_err(err)?;
     let clients = clients(&w.clients).map_err(err)?;
+    let cluster = cluster(w.cluster, env, &listen, &admin_listen).map_err(err)?;
     Ok(Config {
         pingora: w.pingora,
         threads,
@@ -82,6 +83,7 @@ pub(super) fn config(
         trusted_proxies,
         access_log,
         clients,
+        cluster,
     })
 }
 
@@ -345,6 +347,129 @@ fn listeners(
         })?;
     }
     Ok((listen, admin_listen))
+}
+
+/// `cluster`, with the `IMGATE_CLUSTER_*`, `IMGATE_PEERS` and `IMGATE_REDIS_URL` overrides. On
+/// when a cluster listener is set; then a token and the peers are required.
+fn cluster(
+    w: Option<WireCluster>,
+    env: &EnvOverrides,
+    listen: &str,
+    admin_listen: &str,
+) -> Result<Option<ClusterConfig>, (String, String)> {
+    let w = w.unwrap_or_default();
+    let Some(bind) = env.cluster_listen.clone().or(w.listen) else {
+        if w.peers.is_empty() && w.token.is_none() && w.redis_url.is_none() {
+            return Ok(None);
+        }
+        return Err((
+            "cluster.listen".into(),
+            "is required in cluster mode (or IMGATE_CLUSTER_LISTEN)".into(),
+        ));
+    };
+    let address = |key: &str, text: &str| {
+        text.parse::<std::net::SocketAddr>().map_err(|_| {
+            (
+                key.to_string(),
+                format!("'{text}' is not an address like 10.0.0.5:8091"),
+            )
+        })
+    };
+    let bind = address("cluster.listen", &bind)?;
+    for (key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
+        if other.parse::<std::net::SocketAddr>().ok() == Some(bind) {
+            return Err(("cluster.listen".into(), format!("is the same as {key}")));
+        }
+    }
+    let me = match env.cluster_advertise.clone().or(w.advertise) {
+        Some(a) => address("cluster.advertise", &a)?,
+        None if bind.ip().is_unspecified() => {
+            return Err((
+                "cluster.advertise".into(),
+                format!(
+                "is required when cluster.listen is {bind}: the address peers reach this node at"
+            ),
+            ))
+        }
+        None => bind,
+    };
+    let peers: Vec<String> = match &env.peers {
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        None => w.peers,
+    };
+    if peers.is_empty() {
+        return Err((
+            "cluster.peers".into(),
+            "must list every node's cluster listener, this one's included".into(),
+        ));
+    }
+    for p in &peers {
+        let port_ok = p
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(("cluster.peers".into(), format!("'{p}' is not host:port")));
+        }
+    }
+    // Names are resolved later; a list of addresses alone must hold this node.
+    let literal: Option<Vec<std::net::SocketAddr>> = peers.iter().map(|p| p.parse().ok()).collect();
+    if literal.is_some_and(|l| !l.contains(&me)) {
+        return Err((
+            "cluster.peers".into(),
+            format!("must include this node's own cluster address {me}"),
+        ));
+    }
+    let token = env.cluster_token.clone().or(w.token).ok_or_else(|| {
+        (
+            "cluster.token".into(),
+            "is required in cluster mode (or IMGATE_CLUSTER_TOKEN)".into(),
+        )
+    })?;
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err((
+            "cluster.token".into(),
+            "must be at least 16 printable characters without spaces".into(),
+        ));
+    }
+    let redis_url = env.redis_url.clone().or(w.redis_url);
+    if let Some(url) = &redis_url {
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://"))
+        {
+            return Err((
+                "cluster.redis_url".into(),
+                format!("'{url}' must start with redis://, rediss:// or unix://"),
+            ));
+        }
+    }
+    let seconds = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+        0 => Err((format!("cluster.{key}"), "must be positive".to_string())),
+        n => Ok(Duration::from_secs(n)),
+    };
+    Ok(Some(ClusterConfig {
+        listen: bind,
+        me,
+        peers,
+        token,
+        redis_url,
+        keep_copies: w.keep_copies.unwrap_or(true),
+        health_check_interval: seconds(
+            "health_check_interval_seconds",
+            w.health_check_interval_seconds,
+            1,
+        )?,
+        discovery_interval: seconds(
+            "discovery_interval_seconds",
+            w.discovery_interval_seconds,
+            10,
+        )?,
+        peer_timeout: seconds("peer_timeout_seconds", w.peer_timeout_seconds, 30)?,
+    }))
 }
 
 /// Pingora's own `pingora:` section, read as Pingora's `ServerConf` (its serde: unknown keys

@@ -31,6 +31,31 @@ pub struct WireConfig {
     pub access_log: WireAccessLog,
     #[serde(default)]
     pub clients: WireClients,
+    /// Cluster mode; absent (and no `IMGATE_CLUSTER_LISTEN`): one node on its own.
+    pub cluster: Option<WireCluster>,
+}
+
+/// `cluster`: this node's place in a group of nodes acting as one cache.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireCluster {
+    /// This node's cluster listener (`host:port`), which answers peers only.
+    pub listen: Option<String>,
+    /// How peers reach this node, when `listen` is a wildcard (`0.0.0.0:8091`).
+    pub advertise: Option<String>,
+    /// Every node's cluster listener, this one's included; a name may stand for several
+    /// (a Kubernetes headless Service) and is resolved again periodically.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Shared secret every node sends and checks.
+    pub token: Option<String>,
+    /// Redis carrying purges between nodes (`redis://host:port/db`).
+    pub redis_url: Option<String>,
+    /// Whether a node keeps its own copy of what an owner answered (default true).
+    pub keep_copies: Option<bool>,
+    pub health_check_interval_seconds: Option<u64>,
+    pub discovery_interval_seconds: Option<u64>,
+    pub peer_timeout_seconds: Option<u64>,
 }
 
 /// `access_log`: one line per request.

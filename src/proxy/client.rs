@@ -3,7 +3,7 @@
 //! variant key of the headers a response varies on, and the access log record. The phases in
 //! `proxy/mod.rs` call these; nothing here decides routing or caching.
 
-use super::{EdgeCtx, Route};
+use super::ctx::{EdgeCtx, Route};
 use crate::access_log::{AccessLog, Record};
 use crate::forwarded::{self, Forwarding, TrustedProxies, CLIENT_FORWARDING_FIELDS};
 use http::header::{CONTENT_LENGTH, HOST};

@@ -5,19 +5,27 @@
 
 mod client;
 pub mod client_conn;
+mod cluster;
+mod ctx;
 mod http_cache;
 mod kept_date;
+mod reply;
 mod short_hit;
 mod svg;
 
+pub use cluster::{Cluster, Facing};
 pub use kept_date::KeepDate;
 
+use ctx::{EdgeCtx, Route};
+use reply::{header_str, respond};
+
 use crate::access_log::{AccessLog, TransformTimings};
-use crate::cache::{FillStarted, TieredStorage};
+use crate::cache::TieredStorage;
 use crate::config::{Config, Origin};
 use crate::dialect;
 use crate::metrics;
 use crate::origin;
+use crate::readiness::Readiness;
 use crate::route;
 use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER, SLOW_CONNECTION_HEADER};
 use crate::spec::{Accepts, ConnectionHints, FormatRequest};
@@ -35,53 +43,18 @@ use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod html;
 mod panics;
-
-/// What the edge decided a request is, kept for the later phases.
-#[derive(Debug, Default)]
-pub enum Route {
-    #[default]
-    Unrouted,
-    /// A transform: the canonical options and the source key make the cache key.
-    Image {
-        canonical: String,
-        source: String,
-        vary_token: &'static str,
-        /// `slow-connection-quality` applies: the client's hints say its connection is slow.
-        slow: bool,
-    },
-    Passthrough,
-}
-
-pub struct EdgeCtx {
-    route: Route,
-    site: usize,
-    started: Instant,
-    /// When the upstream response header arrived: the reference for its `Age` and `Date`.
-    response_time: Option<SystemTime>,
-    /// A `304` received while revalidating, merged into the stored response by
-    /// `response_cache_filter`.
-    not_modified: Option<Box<ResponseHeader>>,
-    /// The page being rewritten, from its upstream header to its last body chunk.
-    html: Option<crate::rewrite::HtmlBody>,
-    /// Answered by `short_hit` from the memory tier, without Pingora's cache machinery.
-    short_hit: bool,
-    /// Where the cache's purges and invalidations stood when this request went upstream: what
-    /// it brings back is stored only if none that may cover it began meanwhile
-    /// (`cache::FillStarted`).
-    fill_started: Option<FillStarted>,
-    /// The transform service's fetch and pipeline time for a miss, for the access log.
-    transform_timings: Option<TransformTimings>,
-}
 
 pub struct Edge {
     config: Arc<Config>,
     storage: &'static TieredStorage,
     lock: &'static CacheKeyLockImpl,
     access_log: Option<AccessLog>,
+    cluster: Option<Arc<Cluster>>,
+    facing: Facing,
 }
 
 impl Edge {
@@ -93,6 +66,30 @@ impl Edge {
             storage,
             lock,
             access_log: None,
+            cluster: None,
+            facing: Facing::Clients,
+        }
+    }
+
+    /// In cluster mode: misses of originals other nodes own are asked of them.
+    pub fn with_cluster(self, cluster: Arc<Cluster>) -> Edge {
+        Edge {
+            cluster: Some(cluster),
+            ..self
+        }
+    }
+
+    /// The same cache (storage and lock, so a variant asked by a client and by a peer at once
+    /// is made once) facing peers on the cluster listener; answers its health check by
+    /// `ready`.
+    pub fn facing_peers(&self, ready: Readiness) -> Edge {
+        Edge {
+            config: self.config.clone(),
+            storage: self.storage,
+            lock: self.lock,
+            access_log: None,
+            cluster: self.cluster.clone(),
+            facing: Facing::Peers(ready),
         }
     }
 
@@ -123,6 +120,13 @@ impl Edge {
                 paths.push(path);
             }
         }
+        if let Some(bus) = self.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
+            // Every other node drops its copies too (each answers for the same sites).
+            bus.publish_soon(crate::purge::PurgeRequest {
+                urls: paths.iter().map(|p| format!("http://{host}{p}")).collect(),
+                ..Default::default()
+            });
+        }
         let span = pingora_cache::trace::Span::inactive();
         for path in paths {
             let raw = route::KeyedRoute::Raw {
@@ -149,44 +153,26 @@ impl Edge {
     }
 }
 
-/// Answer from the edge without going upstream: short text, never cached.
-async fn respond(session: &mut Session, status: u16, message: &str) -> Result<bool> {
-    let body = Bytes::from(format!("{message}\n"));
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("content-type", "text/plain; charset=utf-8")?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(true)
-}
-
-/// The first `name` field of a request or response header, when it is text.
-fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 #[async_trait]
 impl ProxyHttp for Edge {
     type CTX = EdgeCtx;
 
     fn new_ctx(&self) -> EdgeCtx {
-        EdgeCtx {
-            route: Route::Unrouted,
-            site: 0,
-            started: Instant::now(),
-            response_time: None,
-            not_modified: None,
-            html: None,
-            short_hit: false,
-            fill_started: None,
-            transform_timings: None,
-        }
+        EdgeCtx::new()
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
         panics::guard("request_filter", async {
             crate::cpu::register_current_thread();
+            if let (Facing::Peers(ready), Some(c)) = (&self.facing, &self.cluster) {
+                if cluster::route_peer_request(&self.config, c, ready, session, ctx).await? {
+                    return Ok(true);
+                }
+                if !ctx.bypass_cache {
+                    ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
+                }
+                return Ok(ctx.short_hit);
+            }
             let req = session.req_header();
             if client::lacks_host(req) {
                 return respond(session, 400, "missing Host header").await;
@@ -245,8 +231,8 @@ impl ProxyHttp for Edge {
         .await
     }
 
-    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut EdgeCtx) -> Result<()> {
-        if !pingora_cache::filters::request_cacheable(session.req_header()) {
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
+        if ctx.bypass_cache || !pingora_cache::filters::request_cacheable(session.req_header()) {
             return Ok(());
         }
         session
@@ -328,6 +314,12 @@ impl ProxyHttp for Edge {
                 authorized,
                 ctx.response_time.unwrap_or_else(SystemTime::now),
             );
+            let keep = self.cluster.as_ref().is_none_or(|c| c.config.keep_copies);
+            if ctx.owner.is_some() && !keep {
+                return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                    "the owner keeps it",
+                )));
+            }
             if let (RespCacheable::Cacheable(meta), Some(started)) =
                 (&mut cacheable, ctx.fill_started)
             {
@@ -384,10 +376,63 @@ impl ProxyHttp for Edge {
                     pingora_error::ErrorType::InternalError,
                     "request was never routed",
                 ),
-                _ => self.transform_peer(),
+                _ => {
+                    // Cluster mode: the original's owner makes the variant, unless that is us
+                    // (or this request comes from a peer, which the owner answers itself).
+                    ctx.owner = match (&self.facing, &self.cluster) {
+                        (Facing::Clients, Some(c)) => c.owner_of(ctx),
+                        _ => None,
+                    };
+                    match (ctx.owner, &self.cluster) {
+                        (Some(owner), Some(c)) => {
+                            metrics::CLUSTER_FORWARDED
+                                .with_label_values(&[&owner.to_string()])
+                                .inc();
+                            Ok(c.peer(owner))
+                        }
+                        _ => self.transform_peer(),
+                    }
+                }
             }
         })
         .await
+    }
+
+    /// An owner that cannot be reached is skipped: the miss is asked again, of the next owner
+    /// or of this node's transform service.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut EdgeCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        cluster::owner_failed(ctx, "connect", &mut e);
+        e
+    }
+
+    /// An owner that fails before its answer began (it died, or did not answer within
+    /// `cluster.peer_timeout_seconds`) is skipped like one that cannot be reached. Anything
+    /// else keeps Pingora's rule (retry an idempotent request on a reused connection).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut EdgeCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if ctx.owner.is_some() && session.response_written().is_none() {
+            cluster::owner_failed(ctx, "error", &mut e);
+        } else if !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     /// Pingora's own status mapping, plus a public message when the origin could not be
@@ -444,6 +489,13 @@ impl ProxyHttp for Edge {
             req.remove_header(NEGOTIATED_FORMAT_HEADER);
             req.remove_header(SLOW_CONNECTION_HEADER);
             req.remove_header(PURGED_AT_HEADER);
+            // Only this node speaks for itself to a peer.
+            req.remove_header(crate::cluster::TOKEN_HEADER);
+            req.remove_header(crate::cluster::HOP_HEADER);
+            req.remove_header(crate::cluster::PURGE_POSITION_HEADER);
+            if let (Some(_), Some(c)) = (ctx.owner, &self.cluster) {
+                c.sign(req)?;
+            }
             ctx.fill_started = Some(self.storage.fill_started());
             let to_transform = matches!(ctx.route, Route::Image { .. })
                 || matches!(self.config.sites[ctx.site].origin, Origin::Dir(_));
@@ -518,6 +570,10 @@ impl ProxyHttp for Edge {
         panics::guard("upstream_response_filter", async {
             ctx.response_time = Some(SystemTime::now());
             http_cache::strip_hop_by_hop(resp);
+            if ctx.owner.is_some() {
+                // The owner's own cache outcome; ours is added for the client.
+                resp.remove_header("cache-status");
+            }
             if resp.status.as_u16() == 304 {
                 ctx.not_modified = Some(Box::new(resp.clone()));
             }

@@ -5,7 +5,7 @@
 //! range requests, stale or disk entries, misses) goes the full way, which stays the reference:
 //! this path must send what the full way would send for the same request.
 
-use super::{EdgeCtx, Route};
+use super::ctx::{EdgeCtx, Route};
 use crate::cache::{StoredEntry, TieredStorage};
 use pingora_cache::key::HashBinary;
 use pingora_cache::CacheMeta;

@@ -10,6 +10,7 @@ mod support;
 mod bombs;
 mod budget;
 mod cache;
+mod cluster;
 mod dialects;
 mod edge;
 mod gateway;

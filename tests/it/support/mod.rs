@@ -9,6 +9,7 @@
 //! - [`client`]: [`get`], [`request`], [`send_body`], [`raw_request`], [`metric`].
 //! - [`look`]: decoding, format sniffing and SSIM of output images.
 //! - [`process`]: the server's memory figures from `/proc`.
+//! - [`redis`]: [`TestRedis`], a real `redis-server` on a free port.
 //! - [`sample_page`]: a generated HTML page for measuring the rewriter.
 
 mod binary;
@@ -17,6 +18,7 @@ mod echo;
 mod look;
 mod origin;
 mod process;
+mod redis;
 pub mod sample_page;
 mod ssim;
 mod tag_front;
@@ -27,6 +29,7 @@ pub use echo::EchoOrigin;
 pub use look::*;
 pub use origin::*;
 pub use process::*;
+pub use redis::TestRedis;
 pub use tag_front::TagFront;
 
 use std::path::{Path, PathBuf};
