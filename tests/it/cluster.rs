@@ -628,3 +628,30 @@ fn an_invalidation_through_one_node_reaches_every_node() {
         "the POST, then one fetch per node"
     );
 }
+
+#[test]
+fn without_keep_copies_only_the_owner_stores_a_variant() {
+    let origin = TestOrigin::start(fixtures());
+    let nodes = Nodes::start(&origin.url(), "keep_copies: false");
+    let path = &variants()[4];
+    for i in 0..3 {
+        assert_eq!(nodes.node(i).get(path).status, 200);
+    }
+    // Asked again: the owner answers from its cache, the others ask it again each time.
+    let statuses: Vec<String> = (0..3)
+        .map(|i| {
+            let r = nodes.node(i).get(path);
+            assert_eq!(r.status, 200);
+            assert_eq!(size_of(&r.body).0, 180);
+            r.header("cache-status").unwrap_or("").to_string()
+        })
+        .collect();
+    let hits = statuses.iter().filter(|s| *s == "imgate; hit").count();
+    assert_eq!(hits, 1, "only the owner keeps it: {statuses:?}");
+    assert_eq!(
+        nodes.total("imgate_transform_step_duration_seconds_count{step=\"encode\"}"),
+        1.0,
+        "made once"
+    );
+    assert_eq!(nodes.total_labelled("imgate_cluster_forwarded_total"), 4.0);
+}
