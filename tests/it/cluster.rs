@@ -17,6 +17,8 @@ struct Nodes {
     pingora: String,
     origin: String,
     extra: String,
+    /// How the peers list names the nodes: an address, or a name resolving to it.
+    peer_host: String,
 }
 
 impl Nodes {
@@ -26,8 +28,17 @@ impl Nodes {
         Nodes::start_with(PINGORA, origin, extra)
     }
 
+    /// [`Nodes::start`] with the peers listed by a host name instead of their address.
+    fn start_named(origin: &str, host: &str) -> Nodes {
+        Nodes::start_full(PINGORA, origin, "", host)
+    }
+
     /// [`Nodes::start`] with a `pingora:` section of the test's (shutdown grace periods).
     fn start_with(pingora: &str, origin: &str, extra: &str) -> Nodes {
+        Nodes::start_full(pingora, origin, extra, "127.0.0.1")
+    }
+
+    fn start_full(pingora: &str, origin: &str, extra: &str, peer_host: &str) -> Nodes {
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut nodes = Nodes {
@@ -37,6 +48,7 @@ impl Nodes {
             pingora: pingora.to_string(),
             origin: origin.to_string(),
             extra: extra.to_string(),
+            peer_host: peer_host.to_string(),
         };
         for i in 0..3 {
             nodes.restart(i);
@@ -60,7 +72,7 @@ impl Nodes {
         let peers: Vec<String> = self
             .cluster_ports
             .iter()
-            .map(|p| format!("'127.0.0.1:{p}'"))
+            .map(|p| format!("'{}:{p}'", self.peer_host))
             .collect();
         format!(
             "cache:\n  dir: {}\nadmin:\n  token: admin-token-0123456789\n\
@@ -654,4 +666,24 @@ fn without_keep_copies_only_the_owner_stores_a_variant() {
         "made once"
     );
     assert_eq!(nodes.total_labelled("imgate_cluster_forwarded_total"), 4.0);
+}
+
+#[test]
+fn peers_named_by_a_host_name_are_found_by_resolving_it() {
+    // `localhost` from /etc/hosts, as a Kubernetes headless Service name is from DNS: each
+    // node finds the others (and itself) among the addresses the name resolves to.
+    let origin = TestOrigin::start(fixtures());
+    let nodes = Nodes::start_named(&origin.url(), "localhost");
+    for (k, path) in variants()[..6].iter().enumerate() {
+        let r = nodes.node(k % 3).get(path);
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert_eq!(
+        nodes.total("imgate_transform_step_duration_seconds_count{step=\"encode\"}"),
+        6.0
+    );
+    assert!(
+        nodes.total_labelled("imgate_cluster_forwarded_total") >= 2.0,
+        "variants went to their owner"
+    );
 }
