@@ -32,6 +32,7 @@ pub mod secret;
 pub mod server;
 pub mod service;
 pub mod spec;
+pub mod tls;
 pub mod warm;
 
 #[cfg(test)]

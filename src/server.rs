@@ -10,6 +10,8 @@ use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Cluster, Edge, KeepDate};
 use crate::readiness::Readiness;
 use crate::service::{Facing, TransformApp, TransformService};
+use crate::tls::CertStore;
+use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -125,6 +127,14 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
             edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
                 L4BufferSettings::default().write(config.performance.response_write_buffer),
             ));
+            if let Some(tls) = &config.tls {
+                // The same edge over TLS: the certificate by SNI, HTTP/2 or HTTP/1.1 by ALPN.
+                let store = CertStore::load(tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+                let mut settings = TlsSettings::intermediate("", "")?;
+                settings.set_cert_resolver(Arc::new(store));
+                settings.enable_h2();
+                edge.add_tls_with_settings(&tls.listen, None, settings);
+            }
             server.add_service(edge);
         }
         Role::Transform => {

@@ -22,6 +22,8 @@ pub struct EnvOverrides {
     pub peers: Option<String>,
     pub cluster_token: Option<String>,
     pub redis_url: Option<String>,
+    /// `IMGATE_TLS_LISTEN`: the `tls.listen` address.
+    pub tls_listen: Option<String>,
 }
 
 impl EnvOverrides {
@@ -41,6 +43,7 @@ impl EnvOverrides {
             peers: get("IMGATE_PEERS"),
             cluster_token: get("IMGATE_CLUSTER_TOKEN"),
             redis_url: get("IMGATE_REDIS_URL"),
+            tls_listen: get("IMGATE_TLS_LISTEN"),
         }
     }
 }

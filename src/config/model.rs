@@ -59,6 +59,26 @@ pub struct Config {
     pub clients: ClientLimits,
     /// `None`: this node is on its own.
     pub cluster: Option<ClusterConfig>,
+    /// `None`: no TLS listener.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The edge's TLS listener: HTTP/2 and HTTP/1.1 by ALPN, the certificate chosen by SNI.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: String,
+    pub certificates: Vec<CertificateFiles>,
+    /// For a name no listed certificate covers; `None`: the handshake is refused.
+    pub default_certificate: Option<CertificateFiles>,
+}
+
+/// A certificate and its key, as files, and the host names it serves (lower case; a leading
+/// `*.` covers one label).
+#[derive(Debug, Clone)]
+pub struct CertificateFiles {
+    pub hosts: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Cluster mode: the nodes listed in `peers` share one cache. Each original has an owner on a

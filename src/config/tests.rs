@@ -729,3 +729,61 @@ fn cluster_section_needs_its_listener_token_and_peers() {
         Some("redis://redis.imgate.svc:6379")
     );
 }
+
+#[test]
+fn tls_section_needs_a_listener_and_a_certificate() {
+    let site = "sites: [{origin: 'http://a'}]";
+    assert!(parse(site).unwrap().tls.is_none());
+    let ok = "tls: {listen: '0.0.0.0:8443', certificates: [{hosts: [Img.Example.com, '*.example.org'], \
+              cert: certs/a.pem, key: certs/a.key}], default_certificate: {cert: /d.pem, key: /d.key}}";
+    let t = parse(&format!("{ok}\n{site}")).unwrap().tls.unwrap();
+    assert_eq!(t.listen, "0.0.0.0:8443");
+    assert_eq!(
+        t.certificates[0].hosts,
+        ["img.example.com", "*.example.org"]
+    );
+    assert_eq!(t.certificates[0].cert, Path::new("/etc/imgate/certs/a.pem"));
+    assert_eq!(t.default_certificate.unwrap().key, Path::new("/d.key"));
+    for (yaml, key) in [
+        (
+            "tls: {certificates: [{hosts: [a], cert: a, key: b}]}",
+            "tls.listen",
+        ),
+        ("tls: {listen: '0.0.0.0:8443'}", "tls.certificates"),
+        (
+            "tls: {listen: 'nope', default_certificate: {cert: a, key: b}}",
+            "tls.listen",
+        ),
+        (
+            "tls: {listen: '127.0.0.1:8080', default_certificate: {cert: a, key: b}}",
+            "tls.listen",
+        ),
+        (
+            "tls: {listen: ':8443', certificates: [{cert: a, key: b}]}",
+            "tls.listen",
+        ),
+        (
+            "tls: {listen: '0.0.0.0:8443', certificates: [{cert: a, key: b}]}",
+            "tls.certificates[0].hosts",
+        ),
+        (
+            "tls: {listen: '0.0.0.0:8443', certificates: [{hosts: ['a b'], cert: a, key: b}]}",
+            "tls.certificates[0].hosts",
+        ),
+    ] {
+        let e = parse(&format!("{yaml}\n{site}")).unwrap_err();
+        assert_eq!(e.key, key, "{yaml}: {e}");
+    }
+    let env = EnvOverrides {
+        tls_listen: Some("0.0.0.0:443".into()),
+        ..Default::default()
+    };
+    let t = parse_env(
+        &format!("tls: {{default_certificate: {{cert: a, key: b}}}}\n{site}"),
+        &env,
+    )
+    .unwrap()
+    .tls
+    .unwrap();
+    assert_eq!(t.listen, "0.0.0.0:443");
+}

@@ -4,12 +4,12 @@
 
 use super::env::EnvOverrides;
 use super::model::{
-    CacheConfig, ClientLimits, ClusterConfig, Config, ConfigError, HttpOrigin, Origin,
-    PerformanceConfig, Site, TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
+    CacheConfig, CertificateFiles, ClientLimits, ClusterConfig, Config, ConfigError, HttpOrigin,
+    Origin, PerformanceConfig, Site, TlsConfig, TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
 };
 use super::wire::{
-    WireAccessLog, WireAdmin, WireCache, WireClients, WireCluster, WireConfig, WireHtmlRewrite,
-    WireLimits, WirePerformance, WireSite,
+    WireAccessLog, WireAdmin, WireCache, WireCertificate, WireClients, WireCluster, WireConfig,
+    WireHtmlRewrite, WireLimits, WirePerformance, WireSite, WireTls,
 };
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
 use crate::dialect::UrlPolicy;
@@ -65,6 +65,7 @@ pub(super) fn config(
     let access_log = access_log(w.access_log).map_err(err)?;
     let clients = clients(&w.clients).map_err(err)?;
     let cluster = cluster(w.cluster, env, &listen, &admin_listen).map_err(err)?;
+    let tls = tls(w.tls, env, base_dir, &listen, &admin_listen).map_err(err)?;
     Ok(Config {
         pingora: w.pingora,
         threads,
@@ -84,7 +85,88 @@ pub(super) fn config(
         access_log,
         clients,
         cluster,
+        tls,
     })
+}
+
+/// `tls`, with `IMGATE_TLS_LISTEN`. On when a TLS listener is set; then at least one
+/// certificate (listed or default) is required. Files are relative to the config's directory
+/// and read when the server starts.
+fn tls(
+    w: Option<WireTls>,
+    env: &EnvOverrides,
+    base_dir: &Path,
+    listen: &str,
+    admin_listen: &str,
+) -> Result<Option<TlsConfig>, (String, String)> {
+    let w = w.unwrap_or_default();
+    let Some(addr) = env.tls_listen.clone().or(w.listen) else {
+        if !w.certificates.is_empty() || w.default_certificate.is_some() {
+            return Err((
+                "tls.listen".into(),
+                "is required with certificates (or IMGATE_TLS_LISTEN)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
+        (
+            "tls.listen".to_string(),
+            format!("'{addr}' is not an address like 0.0.0.0:443"),
+        )
+    })?;
+    for (key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
+        if other.parse::<std::net::SocketAddr>().ok() == Some(parsed) {
+            return Err(("tls.listen".into(), format!("is the same as {key}")));
+        }
+    }
+    let files = |key: &str, c: WireCertificate, need_hosts: bool| {
+        if need_hosts && c.hosts.is_empty() {
+            return Err((
+                format!("{key}.hosts"),
+                "must name at least one host".to_string(),
+            ));
+        }
+        let mut hosts = Vec::with_capacity(c.hosts.len());
+        for h in c.hosts {
+            let name = h.strip_prefix("*.").unwrap_or(&h);
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                return Err((
+                    format!("{key}.hosts"),
+                    format!("'{h}' is not a host name (or *.name)"),
+                ));
+            }
+            hosts.push(h.to_ascii_lowercase());
+        }
+        Ok(CertificateFiles {
+            hosts,
+            cert: base_dir.join(c.cert),
+            key: base_dir.join(c.key),
+        })
+    };
+    let mut certificates = Vec::new();
+    for (i, c) in w.certificates.into_iter().enumerate() {
+        certificates.push(files(&format!("tls.certificates[{i}]"), c, true)?);
+    }
+    let default_certificate = match w.default_certificate {
+        Some(c) => Some(files("tls.default_certificate", c, false)?),
+        None => None,
+    };
+    if certificates.is_empty() && default_certificate.is_none() {
+        return Err((
+            "tls.certificates".into(),
+            "a TLS listener needs at least one certificate".into(),
+        ));
+    }
+    Ok(Some(TlsConfig {
+        listen: addr,
+        certificates,
+        default_certificate,
+    }))
 }
 
 /// Upper bound of `response_write_buffer`.

@@ -33,6 +33,32 @@ pub struct WireConfig {
     pub clients: WireClients,
     /// Cluster mode; absent (and no `IMGATE_CLUSTER_LISTEN`): one node on its own.
     pub cluster: Option<WireCluster>,
+    /// HTTPS (and HTTP/2) to clients; absent (and no `IMGATE_TLS_LISTEN`): plain HTTP only.
+    pub tls: Option<WireTls>,
+}
+
+/// `tls`: the edge's TLS listener and the certificates it serves, chosen by SNI.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireTls {
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub certificates: Vec<WireCertificate>,
+    /// Served when the client's SNI names no listed host (or it sends none); absent: such
+    /// handshakes are refused.
+    pub default_certificate: Option<WireCertificate>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireCertificate {
+    /// Host names it serves; `*.example.com` covers one label.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// PEM chain, leaf first.
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// `cluster`: this node's place in a group of nodes acting as one cache.

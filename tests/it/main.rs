@@ -18,4 +18,5 @@ mod hostile_origin;
 mod html;
 mod signed;
 mod slow_clients;
+mod tls_edge;
 mod tls_origin;
