@@ -97,10 +97,15 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             certificates: vec![files(&["a.test"]), files(&["*.b.test"])],
             default_certificate: None,
+            redirect_http: false,
+            hsts: None,
         };
         let store = CertStore::load(&tls).unwrap();
         let a = store.choose(Some("a.test")).expect("exact name");
-        assert!(Arc::ptr_eq(&a, &store.choose(Some("A.TEST.")).unwrap()), "any case, root dot");
+        assert!(
+            Arc::ptr_eq(&a, &store.choose(Some("A.TEST.")).unwrap()),
+            "any case, root dot"
+        );
         let b = store.choose(Some("img.b.test")).expect("wildcard");
         assert!(!Arc::ptr_eq(&a, &b));
         for uncovered in [Some("b.test"), Some("x.img.b.test"), Some("c.test"), None] {
@@ -123,6 +128,8 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             certificates: vec![bad],
             default_certificate: None,
+            redirect_http: false,
+            hsts: None,
         })
         .unwrap_err();
         assert!(e.contains("origin.pem"), "{e}");

@@ -70,6 +70,19 @@ pub struct TlsConfig {
     pub certificates: Vec<CertificateFiles>,
     /// For a name no listed certificate covers; `None`: the handshake is refused.
     pub default_certificate: Option<CertificateFiles>,
+    /// Plain-HTTP requests are redirected to HTTPS (`308`), ACME HTTP-01 challenges excepted.
+    pub redirect_http: bool,
+    /// The `Strict-Transport-Security` value HTTPS responses carry, when configured.
+    pub hsts: Option<String>,
+}
+
+impl TlsConfig {
+    /// The port of the TLS listener (what a redirect names unless it is 443).
+    pub fn port(&self) -> u16 {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_or(443, |a| a.port())
+    }
 }
 
 /// A certificate and its key, as files, and the host names it serves (lower case; a leading

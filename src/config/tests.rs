@@ -744,6 +744,18 @@ fn tls_section_needs_a_listener_and_a_certificate() {
     );
     assert_eq!(t.certificates[0].cert, Path::new("/etc/imgate/certs/a.pem"));
     assert_eq!(t.default_certificate.unwrap().key, Path::new("/d.key"));
+    assert!(!t.redirect_http);
+    assert_eq!(t.hsts, None);
+    let t = parse(&format!(
+        "tls: {{listen: '0.0.0.0:8443', default_certificate: {{cert: a, key: b}}, \
+         redirect_http: true, hsts_max_age_seconds: 600, hsts_include_subdomains: true}}\n{site}"
+    ))
+    .unwrap()
+    .tls
+    .unwrap();
+    assert!(t.redirect_http);
+    assert_eq!(t.hsts.as_deref(), Some("max-age=600; includeSubDomains"));
+    assert_eq!(t.port(), 8443);
     for (yaml, key) in [
         (
             "tls: {certificates: [{hosts: [a], cert: a, key: b}]}",

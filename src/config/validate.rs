@@ -162,10 +162,19 @@ fn tls(
             "a TLS listener needs at least one certificate".into(),
         ));
     }
+    let hsts = match w.hsts_max_age_seconds.unwrap_or(0) {
+        0 => None,
+        age if w.hsts_include_subdomains.unwrap_or(false) => {
+            Some(format!("max-age={age}; includeSubDomains"))
+        }
+        age => Some(format!("max-age={age}")),
+    };
     Ok(Some(TlsConfig {
         listen: addr,
         certificates,
         default_certificate,
+        redirect_http: w.redirect_http.unwrap_or(false),
+        hsts,
     }))
 }
 

@@ -47,6 +47,11 @@ pub struct WireTls {
     /// Served when the client's SNI names no listed host (or it sends none); absent: such
     /// handshakes are refused.
     pub default_certificate: Option<WireCertificate>,
+    /// Answer plain-HTTP requests with a redirect to HTTPS (ACME challenges excepted).
+    pub redirect_http: Option<bool>,
+    /// `Strict-Transport-Security` on HTTPS responses; absent or 0: not sent.
+    pub hsts_max_age_seconds: Option<u64>,
+    pub hsts_include_subdomains: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]

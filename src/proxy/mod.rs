@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod html;
+mod https;
 mod panics;
 
 pub struct Edge {
@@ -147,6 +148,11 @@ impl Edge {
         }
     }
 
+    /// The `Strict-Transport-Security` value HTTPS responses carry, if any.
+    fn hsts(&self) -> Option<&str> {
+        self.config.tls.as_ref().and_then(|t| t.hsts.as_deref())
+    }
+
     fn transform_peer(&self) -> Result<Box<HttpPeer>> {
         let socket = self.config.transform_socket.to_string_lossy();
         Ok(Box::new(HttpPeer::new_uds(&socket, false, String::new())?))
@@ -169,7 +175,7 @@ impl ProxyHttp for Edge {
                     return Ok(true);
                 }
                 if !ctx.bypass_cache {
-                    ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
+                    ctx.short_hit = short_hit::serve(self.storage, session, ctx, None).await?;
                 }
                 return Ok(ctx.short_hit);
             }
@@ -180,6 +186,14 @@ impl ProxyHttp for Edge {
             let host = header_str(&req.headers, "host")
                 .or_else(|| req.uri.host())
                 .unwrap_or("");
+            if let Some(tls) = &self.config.tls {
+                let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                if let (false, Some(to)) =
+                    (https::over_tls(session), https::redirect(tls, host, path))
+                {
+                    return reply::redirect(session, 308, &to).await;
+                }
+            }
             let Some((site_index, site)) = self.config.site_for(host) else {
                 return respond(session, 404, "unknown site").await;
             };
@@ -225,7 +239,8 @@ impl ProxyHttp for Edge {
                 vary_token,
                 slow,
             };
-            ctx.short_hit = short_hit::serve(self.storage, session, ctx).await?;
+            let hsts = self.hsts().filter(|_| https::over_tls(session));
+            ctx.short_hit = short_hit::serve(self.storage, session, ctx, hsts).await?;
             Ok(ctx.short_hit)
         })
         .await
@@ -609,6 +624,9 @@ impl ProxyHttp for Edge {
                 CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating
             );
             for_client(resp, cache_status(session), stored)?;
+            if let (Some(hsts), true) = (self.hsts(), https::over_tls(session)) {
+                resp.insert_header("strict-transport-security", hsts)?;
+            }
             // The response's own Date, not the time Pingora writes it (RFC 9111 §4).
             kept_date::keep(session, resp);
             if matches!(ctx.route, Route::Passthrough) {

@@ -21,3 +21,13 @@ pub async fn respond(session: &mut Session, status: u16, message: &str) -> Resul
 pub fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+/// Send the client elsewhere: `status` (a 3xx) with `Location`, never cached.
+pub async fn redirect(session: &mut Session, status: u16, location: &str) -> Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("location", location)?;
+    resp.insert_header("content-length", "0")?;
+    resp.insert_header("cache-control", "no-store")?;
+    session.write_response_header(Box::new(resp), true).await?;
+    Ok(true)
+}

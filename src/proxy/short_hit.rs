@@ -86,6 +86,7 @@ pub(super) async fn serve(
     storage: &TieredStorage,
     session: &mut Session,
     ctx: &EdgeCtx,
+    hsts: Option<&str>,
 ) -> Result<bool> {
     let Route::Image {
         vary_token, slow, ..
@@ -122,9 +123,13 @@ pub(super) async fn serve(
             None => Some(None),
         }
     });
-    let Some(Some((header, body))) = found else {
+    let Some(Some((mut header, body))) = found else {
         return Ok(false);
     };
+    if let Some(hsts) = hsts {
+        // Per connection, not per entry: the same entry goes to plain-HTTP clients too.
+        header.insert_header("strict-transport-security", hsts)?;
+    }
     storage.count_memory_hit();
     let head_only = session.req_header().method == http::Method::HEAD;
     super::kept_date::keep(session, &header);

@@ -1,7 +1,8 @@
 //! HTTPS and HTTP/2 at the edge: a CA and certificates made by the test with the `openssl`
 //! command, the real binary with a TLS listener, and `curl` (with nghttp2) as the client:
 //! HTTP/2 by ALPN, HTTP/1.1 when asked, the certificate chosen by SNI (exact and wildcard
-//! names), and a refused handshake for a name no certificate covers.
+//! names), a refused handshake for a name no certificate covers, HSTS on HTTPS answers and plain
+//! HTTP redirected.
 
 use crate::support::*;
 use std::path::Path;
@@ -114,7 +115,8 @@ fn https_with_http2_and_certificates_by_sni() {
     let port = free_port();
     let d = dir.path().display();
     let body = format!(
-        "tls:\n  listen: 127.0.0.1:{port}\n  certificates:\n\
+        "tls:\n  listen: 127.0.0.1:{port}\n  redirect_http: true\n  hsts_max_age_seconds: 31536000\n\
+         \x20 certificates:\n\
          \x20   - {{hosts: [a.test], cert: {d}/a.pem, key: {d}/a.key}}\n\
          \x20   - {{hosts: ['*.b.test'], cert: {d}/b.pem, key: {d}/b.key}}\n\
          sites:\n  - hosts: ['*']\n    origin: file://{}\n",
@@ -138,6 +140,10 @@ fn https_with_http2_and_certificates_by_sni() {
         curl(dir.path(), port, "a.test", image, "--http1.1").expect("handshake");
     assert_eq!((http.as_str(), status), ("1.1", 200));
     assert!(headers.contains("cache-status: imgate; hit"), "{headers}");
+    assert!(
+        headers.contains("strict-transport-security: max-age=31536000"),
+        "{headers}"
+    );
     // The wildcard certificate for a name under b.test; passthrough over HTTP/2.
     let (http, status, _, size) = curl(
         dir.path(),
@@ -162,6 +168,15 @@ fn https_with_http2_and_certificates_by_sni() {
             "{host}: curl's SSL connect error"
         );
     }
-    // The plain listener still answers.
-    assert_eq!(imgate.get(image).status, 200);
+    // The plain listener sends clients to HTTPS (host and path kept), without HSTS (RFC 6797
+    // §7.2), except for ACME HTTP-01 challenges, which a CA fetches over plain HTTP.
+    let r = imgate.get_with(image, &[("host", "a.test")]);
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://a.test:{port}{image}").as_str())
+    );
+    assert_eq!(r.header("strict-transport-security"), None);
+    let r = imgate.get_with("/.well-known/acme-challenge/token", &[("host", "a.test")]);
+    assert_eq!(r.status, 404, "passed through to the origin");
 }
