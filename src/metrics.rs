@@ -350,6 +350,24 @@ pub static CLUSTER_PURGE_LAG: Lazy<prometheus::Gauge> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static TLS_CERT_EXPIRY: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "imgate_tls_certificate_expiry_timestamp_seconds",
+        "When each certificate the TLS listener serves expires (Unix time), by its first host name (or default)",
+        &["certificate"]
+    )
+    .expect("metric registers once")
+});
+
+pub static TLS_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_tls_reloads_total",
+        "Certificate reloads (files changed or SIGHUP), by result (ok; error: the previous certificates stay)",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
 /// A peer's health, as the ring's health checks last saw it.
 pub fn cluster_peer_up(peer: &str, up: bool) {
     CLUSTER_PEER_UP.with_label_values(&[peer]).set(up as i64);

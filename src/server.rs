@@ -10,7 +10,7 @@ use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Cluster, Edge, KeepDate};
 use crate::readiness::Readiness;
 use crate::service::{Facing, TransformApp, TransformService};
-use crate::tls::CertStore;
+use crate::tls::{CertReloader, Certificates};
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
@@ -129,9 +129,13 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
             ));
             if let Some(tls) = &config.tls {
                 // The same edge over TLS: the certificate by SNI, HTTP/2 or HTTP/1.1 by ALPN.
-                let store = CertStore::load(tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+                let certs =
+                    Arc::new(Certificates::load(tls).map_err(|e| anyhow::anyhow!("tls: {e}"))?);
+                let reloader = CertReloader::new(certs.clone())
+                    .map_err(|e| anyhow::anyhow!("tls: SIGHUP handler: {e}"))?;
+                server.add_service(background_service("imgate tls reload", reloader));
                 let mut settings = TlsSettings::intermediate("", "")?;
-                settings.set_cert_resolver(Arc::new(store));
+                settings.set_cert_resolver(certs);
                 settings.enable_h2();
                 edge.add_tls_with_settings(&tls.listen, None, settings);
             }

@@ -1,14 +1,26 @@
 //! The edge's TLS: which certificate a handshake gets, chosen by the client's SNI among the
 //! configured ones (exact names first, then `*.parent` wildcards covering one label, then the
-//! default certificate), and the rustls settings of the TLS listener (HTTP/2 preferred by
-//! ALPN, HTTP/1.1 allowed). A name nothing covers, without a default, fails the handshake.
-//! Knows nothing of HTTP or of Pingora's phases.
+//! default certificate). A name nothing covers, without a default, fails the handshake.
+//! [`Certificates`] serves the current [`CertStore`] and swaps in a new one when the files
+//! change or on SIGHUP ([`CertReloader`]): handshakes from then on get the new certificates,
+//! connections already open keep theirs. Knows nothing of HTTP or of Pingora's phases.
 
 use crate::config::{CertificateFiles, TlsConfig};
+use crate::metrics;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How often the certificate files are checked for changes.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The certificates the TLS listener serves, by host name.
 #[derive(Debug, Default)]
@@ -17,6 +29,8 @@ pub struct CertStore {
     /// Keyed by the parent domain: `*.example.com` under `example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
+    /// Each certificate's name (its first host, or `default`) and when its leaf expires.
+    expiries: Vec<(String, Option<SystemTime>)>,
 }
 
 impl CertStore {
@@ -27,6 +41,9 @@ impl CertStore {
         let mut store = CertStore::default();
         for files in &tls.certificates {
             let key = Arc::new(certified_key(files)?);
+            store
+                .expiries
+                .push((files.hosts[0].clone(), not_after(&key)));
             for host in &files.hosts {
                 match host.strip_prefix("*.") {
                     Some(parent) => store.wildcard.insert(parent.to_string(), key.clone()),
@@ -35,9 +52,24 @@ impl CertStore {
             }
         }
         if let Some(files) = &tls.default_certificate {
-            store.default = Some(Arc::new(certified_key(files)?));
+            let key = Arc::new(certified_key(files)?);
+            store.expiries.push(("default".into(), not_after(&key)));
+            store.default = Some(key);
         }
         Ok(store)
+    }
+
+    /// Log what is served and export each certificate's expiry.
+    fn announce(&self) {
+        for (name, expiry) in &self.expiries {
+            let at = expiry
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            log::info!("tls: serving the certificate for {name}, expiring at {at} (Unix time)");
+            metrics::TLS_CERT_EXPIRY
+                .with_label_values(&[name])
+                .set(at as i64);
+        }
     }
 
     /// The certificate for `sni` (a host name, any case); `None` when nothing covers it.
@@ -55,9 +87,122 @@ impl CertStore {
     }
 }
 
-impl ResolvesServerCert for CertStore {
+/// The certificates the TLS listener serves now, reloaded when their files change.
+#[derive(Debug)]
+pub struct Certificates {
+    current: ArcSwap<CertStore>,
+    tls: TlsConfig,
+    /// Every file's modification time at the last load.
+    stamps: Mutex<Vec<Option<SystemTime>>>,
+}
+
+impl Certificates {
+    pub fn load(tls: &TlsConfig) -> Result<Certificates, String> {
+        let store = CertStore::load(tls)?;
+        store.announce();
+        Ok(Certificates {
+            current: ArcSwap::from_pointee(store),
+            stamps: Mutex::new(stamps(tls)),
+            tls: tls.clone(),
+        })
+    }
+
+    /// Load the files again if any changed (or `force`); a failed load keeps what is served.
+    /// `Ok(true)`: new certificates are served.
+    pub fn reload(&self, force: bool) -> Result<bool, String> {
+        let now = stamps(&self.tls);
+        let mut last = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        if !force && *last == now {
+            return Ok(false);
+        }
+        *last = now;
+        let store = CertStore::load(&self.tls)?;
+        store.announce();
+        self.current.store(Arc::new(store));
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.choose(hello.server_name())
+        self.current.load().choose(hello.server_name())
+    }
+}
+
+fn stamps(tls: &TlsConfig) -> Vec<Option<SystemTime>> {
+    let files: Vec<&PathBuf> = tls
+        .certificates
+        .iter()
+        .chain(&tls.default_certificate)
+        .flat_map(|f| [&f.cert, &f.key])
+        .collect();
+    files
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// When the leaf certificate of `key` expires.
+fn not_after(key: &CertifiedKey) -> Option<SystemTime> {
+    let leaf = key.cert.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Set by SIGHUP, taken by the reloader.
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    // Only an atomic store: anything more is not async-signal-safe.
+    RELOAD.store(true, Ordering::Relaxed);
+}
+
+/// Checks the certificate files every [`CHECK_EVERY`] and reloads them when they changed or
+/// SIGHUP came (which would otherwise end the process).
+pub struct CertReloader(pub Arc<Certificates>);
+
+impl CertReloader {
+    pub fn new(certs: Arc<Certificates>) -> std::io::Result<CertReloader> {
+        // SAFETY: a plain sigaction with a handler that only stores an atomic.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sighup as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(CertReloader(certs))
+    }
+}
+
+#[async_trait]
+impl BackgroundService for CertReloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(CHECK_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            let forced = RELOAD.swap(false, Ordering::Relaxed);
+            let certs = self.0.clone();
+            // Reading and parsing files: off the event loop.
+            let result = tokio::task::spawn_blocking(move || certs.reload(forced)).await;
+            match result {
+                Ok(Ok(true)) => {
+                    log::info!("tls: certificates reloaded");
+                    metrics::TLS_RELOADS.with_label_values(&["ok"]).inc();
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    log::error!("tls: reload failed, still serving the previous certificates: {e}");
+                    metrics::TLS_RELOADS.with_label_values(&["error"]).inc();
+                }
+                Err(e) => log::error!("tls: reload task: {e}"),
+            }
+        }
     }
 }
 
@@ -101,6 +246,10 @@ mod tests {
             hsts: None,
         };
         let store = CertStore::load(&tls).unwrap();
+        assert_eq!(store.expiries.len(), 2);
+        assert!(store.expiries[0]
+            .1
+            .is_some_and(|t| t > SystemTime::UNIX_EPOCH));
         let a = store.choose(Some("a.test")).expect("exact name");
         assert!(
             Arc::ptr_eq(&a, &store.choose(Some("A.TEST.")).unwrap()),

@@ -7,38 +7,48 @@
 use crate::support::*;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-/// A test CA, and certificates it signed for `a.test` and `*.b.test`, in `dir`.
-fn make_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs (./dev test installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=imgate test CA",
-    ]);
-    for (name, sans) in [("a", "DNS:a.test"), ("b", "DNS:*.b.test")] {
-        openssl(&[
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (./dev test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA `{ca}.pem` (key `{ca}.key`) in `dir`.
+fn make_ca(dir: &Path, ca: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=imgate test {ca}"),
+        ],
+    );
+}
+
+/// `{name}.pem` and `{name}.key` in `dir`, for `sans` (`DNS:a.test`), signed by CA `ca`.
+fn make_cert(dir: &Path, ca: &str, name: &str, sans: &str) {
+    openssl(
+        dir,
+        &[
             "req",
             "-newkey",
             "rsa:2048",
@@ -48,22 +58,25 @@ fn make_certificates(dir: &Path) {
             "-out",
             &format!("{name}.csr"),
             "-subj",
-            &format!("/CN={name}.test"),
-        ]);
-        std::fs::write(
-            dir.join(format!("{name}.ext")),
-            format!("subjectAltName={sans}\n"),
-        )
-        .unwrap();
-        openssl(&[
+            &format!("/CN={name}"),
+        ],
+    );
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!("subjectAltName={sans}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
             "x509",
             "-req",
             "-in",
             &format!("{name}.csr"),
             "-CA",
-            "ca.pem",
+            &format!("{ca}.pem"),
             "-CAkey",
-            "ca.key",
+            &format!("{ca}.key"),
             "-CAcreateserial",
             "-out",
             &format!("{name}.pem"),
@@ -71,8 +84,15 @@ fn make_certificates(dir: &Path) {
             "2",
             "-extfile",
             &format!("{name}.ext"),
-        ]);
-    }
+        ],
+    );
+}
+
+/// A test CA, and certificates it signed for `a.test` and `*.b.test`, in `dir`.
+fn make_certificates(dir: &Path) {
+    make_ca(dir, "ca");
+    make_cert(dir, "ca", "a", "DNS:a.test");
+    make_cert(dir, "ca", "b", "DNS:*.b.test");
 }
 
 /// `curl` to `https://{host}:{port}{path}` on loopback, trusting only the test CA: the HTTP
@@ -84,8 +104,21 @@ fn curl(
     path: &str,
     version: &str,
 ) -> Result<(String, u16, String, usize), i32> {
+    curl_with(dir, "ca.pem", "body", port, host, path, version)
+}
+
+/// [`curl`] trusting the CA in `ca`, the body saved as `body` in `dir`.
+fn curl_with(
+    dir: &Path,
+    ca: &str,
+    body: &str,
+    port: u16,
+    host: &str,
+    path: &str,
+    version: &str,
+) -> Result<(String, u16, String, usize), i32> {
     let out = Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "body", version, "--cacert", "ca.pem"])
+        .args(["-s", "-D", "-", "-o", body, version, "--cacert", ca])
         .arg("--resolve")
         .arg(format!("{host}:{port}:127.0.0.1"))
         .args(["-w", "\n%{http_version} %{http_code}"])
@@ -99,7 +132,7 @@ fn curl(
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (headers, last) = text.trim_end().rsplit_once('\n').unwrap();
     let (http, code) = last.split_once(' ').unwrap();
-    let size = std::fs::metadata(dir.join("body")).map_or(0, |m| m.len() as usize);
+    let size = std::fs::metadata(dir.join(body)).map_or(0, |m| m.len() as usize);
     Ok((
         http.to_string(),
         code.parse().unwrap(),
@@ -179,4 +212,89 @@ fn https_with_http2_and_certificates_by_sni() {
     assert_eq!(r.header("strict-transport-security"), None);
     let r = imgate.get_with("/.well-known/acme-challenge/token", &[("host", "a.test")]);
     assert_eq!(r.status, 404, "passed through to the origin");
+}
+
+#[test]
+fn certificates_are_reloaded_when_their_files_change_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_ca(d, "ca1");
+    make_cert(d, "ca1", "a", "DNS:a.test");
+    let origin = TestOrigin::start(fixtures());
+    let port = free_port();
+    let body = format!(
+        "tls:\n  listen: 127.0.0.1:{port}\n  certificates:\n\
+         \x20   - {{hosts: [a.test], cert: {0}/a.pem, key: {0}/a.key}}\n\
+         sites:\n  - hosts: ['*']\n    origin: {1}\n",
+        d.display(),
+        origin.url()
+    );
+    let imgate = Imgate::start_sites(PINGORA, &body, &[], &[]);
+    let expiry = metric(
+        &imgate.admin,
+        "imgate_tls_certificate_expiry_timestamp_seconds{certificate=\"a.test\"}",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        expiry > now && expiry < now + 3.0 * 86400.0,
+        "expiry {expiry}, now {now}"
+    );
+    let photo = "/photos/LadyBird.jpg";
+    let whole = std::fs::metadata(fixtures().join("photos/LadyBird.jpg"))
+        .unwrap()
+        .len() as usize;
+    std::thread::scope(|s| {
+        // A download that takes 3 s, on a connection made with the old certificate.
+        let long = s.spawn(|| {
+            curl_with(
+                d,
+                "ca1.pem",
+                "long",
+                port,
+                "a.test",
+                &format!("/slow/3000{photo}"),
+                "--http2",
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // New files from another CA, swapped in by rename as a certificate manager does.
+        make_ca(d, "ca2");
+        make_cert(d, "ca2", "new", "DNS:a.test");
+        std::fs::rename(d.join("new.key"), d.join("a.key")).unwrap();
+        std::fs::rename(d.join("new.pem"), d.join("a.pem")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while curl_with(d, "ca2.pem", "b2", port, "a.test", photo, "--http2").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the new certificate was never served"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // New handshakes get the new certificate, not the old one.
+        assert_eq!(
+            curl_with(d, "ca1.pem", "b1", port, "a.test", photo, "--http2"),
+            Err(60)
+        );
+        let (http, status, _, size) = long.join().unwrap().expect("the old connection's download");
+        assert_eq!((http.as_str(), status, size), ("2", 200, whole));
+    });
+    assert_eq!(
+        metric(&imgate.admin, "imgate_tls_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    // SIGHUP reloads too, and does not end the process (its default action would).
+    let hup = Command::new("kill")
+        .args(["-HUP", &imgate.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&imgate.admin, "imgate_tls_reloads_total{result=\"ok\"}") < 2.0 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(curl_with(d, "ca2.pem", "b3", port, "a.test", photo, "--http1.1").is_ok());
 }
