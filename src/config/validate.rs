@@ -109,17 +109,7 @@ fn tls(
         }
         return Ok(None);
     };
-    let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
-        (
-            "tls.listen".to_string(),
-            format!("'{addr}' is not an address like 0.0.0.0:443"),
-        )
-    })?;
-    for (key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
-        if other.parse::<std::net::SocketAddr>().ok() == Some(parsed) {
-            return Err(("tls.listen".into(), format!("is the same as {key}")));
-        }
-    }
+    extra_listener("tls.listen", &addr, "0.0.0.0:443", listen, admin_listen)?;
     let files = |key: &str, c: WireCertificate, need_hosts: bool| {
         if need_hosts && c.hosts.is_empty() {
             return Err((
@@ -373,14 +363,43 @@ fn cache(w: WireCache, env: &EnvOverrides) -> Result<CacheConfig, (String, Strin
 fn admin_token(w: WireAdmin, env: &EnvOverrides) -> Result<Option<String>, (String, String)> {
     let admin_token = env.admin_token.clone().or(w.token);
     if let Some(t) = &admin_token {
-        if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err((
-                "admin.token".into(),
-                "must be at least 16 printable characters without spaces".into(),
-            ));
-        }
+        check_secret("admin.token", t)?;
     }
     Ok(admin_token)
+}
+
+/// A shared secret (admin token, cluster token): long enough, printable, no spaces.
+fn check_secret(key: &str, secret: &str) -> Result<(), (String, String)> {
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err((
+            key.into(),
+            "must be at least 16 printable characters without spaces".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A listener besides `listen` and `admin_listen` (the TLS and cluster ones): an address, and
+/// not one of those two. `example` is shown when it is not an address.
+fn extra_listener(
+    key: &str,
+    addr: &str,
+    example: &str,
+    listen: &str,
+    admin_listen: &str,
+) -> Result<std::net::SocketAddr, (String, String)> {
+    let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
+        (
+            key.to_string(),
+            format!("'{addr}' is not an address like {example}"),
+        )
+    })?;
+    for (other_key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
+        if other.parse::<std::net::SocketAddr>().ok() == Some(parsed) {
+            return Err((key.into(), format!("is the same as {other_key}")));
+        }
+    }
+    Ok(parsed)
 }
 
 /// `sites`, at least one; `IMGATE_HTML_REWRITE` switches the first site's HTML rewrite.
@@ -466,12 +485,13 @@ fn cluster(
             )
         })
     };
-    let bind = address("cluster.listen", &bind)?;
-    for (key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
-        if other.parse::<std::net::SocketAddr>().ok() == Some(bind) {
-            return Err(("cluster.listen".into(), format!("is the same as {key}")));
-        }
-    }
+    let bind = extra_listener(
+        "cluster.listen",
+        &bind,
+        "10.0.0.5:8091",
+        listen,
+        admin_listen,
+    )?;
     let me = match env.cluster_advertise.clone().or(w.advertise) {
         Some(a) => address("cluster.advertise", &a)?,
         None if bind.ip().is_unspecified() => {
@@ -520,12 +540,7 @@ fn cluster(
             "is required in cluster mode (or IMGATE_CLUSTER_TOKEN)".into(),
         )
     })?;
-    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err((
-            "cluster.token".into(),
-            "must be at least 16 printable characters without spaces".into(),
-        ));
-    }
+    check_secret("cluster.token", &token)?;
     let redis_url = env.redis_url.clone().or(w.redis_url);
     if let Some(url) = &redis_url {
         if !(url.starts_with("redis://")
