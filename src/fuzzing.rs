@@ -302,8 +302,23 @@ pub fn transform(input: &[u8], options: &str, accepts: Accepts) -> Option<Proces
     Some(out)
 }
 
+/// The TLS listener's ClientHello reader on a connection's first bytes: a hello read is read
+/// the same from exactly the bytes it took, and a request for more asks for more than there is.
+pub fn client_hello(data: &[u8]) {
+    use crate::tls::hello::{scan, Scan, MAX_HELLO};
+    match scan(data) {
+        Scan::Hello(hello, used) => {
+            assert!(used <= data.len());
+            assert_eq!(scan(&data[..used]), Scan::Hello(hello, used));
+        }
+        Scan::NeedMore(n) => assert!(n > data.len() && n <= MAX_HELLO, "{n}"),
+        Scan::NotHello => {}
+    }
+}
+
 /// The fuzz targets, by name: each takes libFuzzer's raw bytes.
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 11] = [
+    "client_hello",
     "config",
     "heif",
     "html",
@@ -320,6 +335,7 @@ pub const TARGETS: [&str; 10] = [
 /// arguments above. `fuzz/fuzz_targets/*.rs` call this, and so does the corpus replay test.
 pub fn run(target: &str, data: &[u8]) {
     match target {
+        "client_hello" => client_hello(data),
         "config" => {
             if let Ok(text) = std::str::from_utf8(data) {
                 config_yaml(text);

@@ -359,6 +359,24 @@ pub static TLS_CERT_EXPIRY: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
     .expect("metric registers once")
 });
 
+pub static TLS_ACME_ORDERS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_tls_acme_orders_total",
+        "ACME certificate orders, by result (ok: issued and served; error: logged with the CA's error, retried later)",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "imgate_tls_handshakes_refused_total",
+        "TLS handshakes refused before they began, by reason (min_version: nothing offered at or above tls.min_version)",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
 pub static TLS_RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "imgate_tls_reloads_total",

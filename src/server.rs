@@ -10,6 +10,8 @@ use crate::proxy::client_conn::ClientConnections;
 use crate::proxy::{Cluster, Edge, KeepDate};
 use crate::readiness::Readiness;
 use crate::service::{Facing, TransformApp, TransformService};
+use crate::tls::acme::{AcmeService, Challenges};
+use crate::tls::gate::HandshakeGate;
 use crate::tls::{CertReloader, Certificates};
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -77,6 +79,12 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
                 None => None,
             };
             let mut edge = Edge::new(config.clone(), storage).with_access_log(access_log);
+            // ACME challenges in progress: answered by the proxy (HTTP-01) and the handshake
+            // gate (TLS-ALPN-01).
+            let challenges = Arc::new(Challenges::default());
+            if config.tls.as_ref().is_some_and(|t| t.acme.is_some()) {
+                edge = edge.with_challenges(challenges.clone());
+            }
             if let Some(cluster) = &config.cluster {
                 let (ring, balancer) =
                     Ring::new(cluster).map_err(|e| anyhow::anyhow!("cluster peers: {e}"))?;
@@ -134,10 +142,23 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
                 let reloader = CertReloader::new(certs.clone())
                     .map_err(|e| anyhow::anyhow!("tls: SIGHUP handler: {e}"))?;
                 server.add_service(background_service("imgate tls reload", reloader));
+                if let Some(acme) = &tls.acme {
+                    server.add_service(background_service(
+                        "imgate acme",
+                        AcmeService::new(acme.clone(), certs.clone(), challenges.clone()),
+                    ));
+                }
                 let mut settings = TlsSettings::intermediate("", "")?;
                 settings.set_cert_resolver(certs);
                 settings.enable_h2();
                 edge.add_tls_with_settings(&tls.listen, None, settings);
+                // Each ClientHello is looked at first: minimum version, TLS-ALPN-01.
+                edge.endpoints()
+                    .set_pre_tls_callback(Arc::new(HandshakeGate {
+                        min_version: tls.min_version,
+                        challenges,
+                        hello_timeout: config.clients.header_timeout,
+                    }));
             }
             server.add_service(edge);
         }

@@ -16,9 +16,9 @@ pub mod wire;
 pub use env::EnvOverrides;
 pub use load::{DEFAULT_CONFIG, DEFAULT_CONFIG_DIR};
 pub use model::{
-    strip_port, CacheConfig, CertificateFiles, ClientLimits, ClusterConfig, Config, ConfigError,
-    HttpOrigin, Origin, OverlayImage, PerformanceConfig, Site, TlsConfig, TtlPolicy, WatermarkDef,
-    DEFAULT_MAX_OUTPUT_PIXELS,
+    strip_port, AcmeChallenge, AcmeConfig, CacheConfig, CertificateFiles, ClientLimits,
+    ClusterConfig, Config, ConfigError, HttpOrigin, Origin, OverlayImage, PerformanceConfig, Site,
+    TlsConfig, TlsVersion, TtlPolicy, WatermarkDef, DEFAULT_MAX_OUTPUT_PIXELS,
 };
 pub use validate::parse_origin;
 

@@ -74,6 +74,51 @@ pub struct TlsConfig {
     pub redirect_http: bool,
     /// The `Strict-Transport-Security` value HTTPS responses carry, when configured.
     pub hsts: Option<String>,
+    /// Handshakes offering only older versions are refused.
+    pub min_version: TlsVersion,
+    /// `None`: certificates from files only.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// A TLS protocol version the edge accepts at least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    /// The version's number on the wire (`supported_versions`).
+    pub fn wire(self) -> u16 {
+        match self {
+            TlsVersion::V1_2 => 0x0303,
+            TlsVersion::V1_3 => 0x0304,
+        }
+    }
+}
+
+/// Certificates from an ACME CA for `hosts`, kept in `storage`, renewed when a third of their
+/// lifetime is left.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    pub directory: String,
+    pub email: Option<String>,
+    pub hosts: Vec<String>,
+    pub storage: PathBuf,
+    pub ca_file: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// Backoff after a failed order: the first wait, doubled after each failure up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+/// How the CA checks that this server answers for a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// A token fetched over plain HTTP at `/.well-known/acme-challenge/` (port 80).
+    Http01,
+    /// A special certificate presented on the TLS listener to ALPN `acme-tls/1` (port 443).
+    TlsAlpn01,
 }
 
 impl TlsConfig {

@@ -799,3 +799,73 @@ fn tls_section_needs_a_listener_and_a_certificate() {
     .unwrap();
     assert_eq!(t.listen, "0.0.0.0:443");
 }
+
+#[test]
+fn tls_acme_and_minimum_version() {
+    use super::{AcmeChallenge, TlsVersion};
+    let site = "sites: [{origin: 'http://a'}]";
+    // ACME alone is enough certificates for a TLS listener.
+    let t = parse(&format!(
+        "tls: {{listen: '0.0.0.0:8443', min_version: '1.3', acme: {{directory: 'https://ca.test/dir', \
+         email: ops@example.com, hosts: [Img.Example.com], storage: acme, ca_file: ca.pem}}}}\n{site}"
+    ))
+    .unwrap()
+    .tls
+    .unwrap();
+    assert_eq!(t.min_version, TlsVersion::V1_3);
+    let a = t.acme.unwrap();
+    assert_eq!(a.hosts, ["img.example.com"]);
+    assert_eq!(a.storage, Path::new("/etc/imgate/acme"));
+    assert_eq!(a.ca_file.as_deref(), Some(Path::new("/etc/imgate/ca.pem")));
+    assert_eq!(a.challenge, AcmeChallenge::Http01);
+    assert_eq!(a.retry_initial, Duration::from_secs(60));
+    assert_eq!(a.retry_max, Duration::from_secs(3600));
+    let t = parse(&format!(
+        "tls: {{listen: '0.0.0.0:8443', default_certificate: {{cert: a, key: b}}, acme: {{directory: 'https://ca.test/dir', \
+         hosts: [a.test], storage: /var/acme, challenge: tls-alpn-01, retry_initial_seconds: 2, retry_max_seconds: 8}}}}\n{site}"
+    ))
+    .unwrap()
+    .tls
+    .unwrap();
+    assert_eq!(t.min_version, TlsVersion::V1_2);
+    let a = t.acme.unwrap();
+    assert_eq!(a.challenge, AcmeChallenge::TlsAlpn01);
+    assert_eq!((a.retry_initial.as_secs(), a.retry_max.as_secs()), (2, 8));
+    let acme = |inner: &str| format!("tls: {{listen: '0.0.0.0:8443', acme: {{{inner}}}}}");
+    for (yaml, key) in [
+        (acme("hosts: [a.test], storage: s"), "tls.acme.directory"),
+        (
+            acme("directory: 'http://ca.test/dir', hosts: [a.test], storage: s"),
+            "tls.acme.directory",
+        ),
+        (acme("directory: 'https://ca', storage: s"), "tls.acme.hosts"),
+        (
+            acme("directory: 'https://ca', hosts: ['*.a.test'], storage: s"),
+            "tls.acme.hosts",
+        ),
+        (acme("directory: 'https://ca', hosts: [a.test]"), "tls.acme.storage"),
+        (
+            acme("directory: 'https://ca', hosts: [a.test], storage: s, email: nobody"),
+            "tls.acme.email",
+        ),
+        (
+            acme("directory: 'https://ca', hosts: [a.test], storage: s, challenge: dns-01"),
+            "tls.acme.challenge",
+        ),
+        (
+            acme("directory: 'https://ca', hosts: [a.test], storage: s, retry_initial_seconds: 0"),
+            "tls.acme.retry_initial_seconds",
+        ),
+        (
+            "tls: {listen: '0.0.0.0:8443', min_version: '1.1', default_certificate: {cert: a, key: b}}".to_string(),
+            "tls.min_version",
+        ),
+        (
+            "tls: {acme: {directory: 'https://ca', hosts: [a.test], storage: s}}".to_string(),
+            "tls.listen",
+        ),
+    ] {
+        let e = parse(&format!("{yaml}\n{site}")).unwrap_err();
+        assert_eq!(e.key, key, "{yaml}: {e}");
+    }
+}

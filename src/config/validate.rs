@@ -4,12 +4,13 @@
 
 use super::env::EnvOverrides;
 use super::model::{
-    CacheConfig, CertificateFiles, ClientLimits, ClusterConfig, Config, ConfigError, HttpOrigin,
-    Origin, PerformanceConfig, Site, TlsConfig, TtlPolicy, DEFAULT_MAX_OUTPUT_PIXELS,
+    AcmeChallenge, AcmeConfig, CacheConfig, CertificateFiles, ClientLimits, ClusterConfig, Config,
+    ConfigError, HttpOrigin, Origin, PerformanceConfig, Site, TlsConfig, TlsVersion, TtlPolicy,
+    DEFAULT_MAX_OUTPUT_PIXELS,
 };
 use super::wire::{
-    WireAccessLog, WireAdmin, WireCache, WireCertificate, WireClients, WireCluster, WireConfig,
-    WireHtmlRewrite, WireLimits, WirePerformance, WireSite, WireTls,
+    WireAccessLog, WireAcme, WireAdmin, WireCache, WireCertificate, WireClients, WireCluster,
+    WireConfig, WireHtmlRewrite, WireLimits, WirePerformance, WireSite, WireTls,
 };
 use crate::access_log::{AccessLogConfig, Format as LogFormat, Target as LogTarget};
 use crate::dialect::UrlPolicy;
@@ -101,7 +102,7 @@ fn tls(
 ) -> Result<Option<TlsConfig>, (String, String)> {
     let w = w.unwrap_or_default();
     let Some(addr) = env.tls_listen.clone().or(w.listen) else {
-        if !w.certificates.is_empty() || w.default_certificate.is_some() {
+        if !w.certificates.is_empty() || w.default_certificate.is_some() || w.acme.is_some() {
             return Err((
                 "tls.listen".into(),
                 "is required with certificates (or IMGATE_TLS_LISTEN)".into(),
@@ -117,23 +118,8 @@ fn tls(
                 "must name at least one host".to_string(),
             ));
         }
-        let mut hosts = Vec::with_capacity(c.hosts.len());
-        for h in c.hosts {
-            let name = h.strip_prefix("*.").unwrap_or(&h);
-            let ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-            if !ok {
-                return Err((
-                    format!("{key}.hosts"),
-                    format!("'{h}' is not a host name (or *.name)"),
-                ));
-            }
-            hosts.push(h.to_ascii_lowercase());
-        }
         Ok(CertificateFiles {
-            hosts,
+            hosts: host_names(&format!("{key}.hosts"), c.hosts, true)?,
             cert: base_dir.join(c.cert),
             key: base_dir.join(c.key),
         })
@@ -146,12 +132,26 @@ fn tls(
         Some(c) => Some(files("tls.default_certificate", c, false)?),
         None => None,
     };
-    if certificates.is_empty() && default_certificate.is_none() {
+    let acme = match w.acme {
+        Some(a) => Some(acme(a, base_dir)?),
+        None => None,
+    };
+    if certificates.is_empty() && default_certificate.is_none() && acme.is_none() {
         return Err((
             "tls.certificates".into(),
-            "a TLS listener needs at least one certificate".into(),
+            "a TLS listener needs at least one certificate (or tls.acme)".into(),
         ));
     }
+    let min_version = match w.min_version.as_deref() {
+        None | Some("1.2") => TlsVersion::V1_2,
+        Some("1.3") => TlsVersion::V1_3,
+        Some(other) => {
+            return Err((
+                "tls.min_version".into(),
+                format!("'{other}' is not one of \"1.2\", \"1.3\""),
+            ))
+        }
+    };
     let hsts = match w.hsts_max_age_seconds.unwrap_or(0) {
         0 => None,
         age if w.hsts_include_subdomains.unwrap_or(false) => {
@@ -165,7 +165,106 @@ fn tls(
         default_certificate,
         redirect_http: w.redirect_http.unwrap_or(false),
         hsts,
+        min_version,
+        acme,
     }))
+}
+
+/// Host names as certificates name them, lower-cased: letters, digits, `-` and `.`, and a
+/// leading `*.` (covering one label) where `wildcards` allows it.
+fn host_names(
+    key: &str,
+    names: Vec<String>,
+    wildcards: bool,
+) -> Result<Vec<String>, (String, String)> {
+    let mut hosts = Vec::with_capacity(names.len());
+    for h in names {
+        let name = match h.strip_prefix("*.") {
+            Some(parent) if wildcards => parent,
+            _ => &h,
+        };
+        let ok = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            let what = if wildcards {
+                "a host name (or *.name)"
+            } else {
+                "a host name (no wildcards)"
+            };
+            return Err((key.to_string(), format!("'{h}' is not {what}")));
+        }
+        hosts.push(h.to_ascii_lowercase());
+    }
+    Ok(hosts)
+}
+
+/// `tls.acme`: a directory over HTTPS, hosts without wildcards (HTTP-01 and TLS-ALPN-01 cannot
+/// prove them), a storage directory, and the challenge kind.
+fn acme(w: WireAcme, base_dir: &Path) -> Result<AcmeConfig, (String, String)> {
+    let directory = w.directory.ok_or_else(|| {
+        (
+            "tls.acme.directory".to_string(),
+            "is required (the CA's directory URL)".to_string(),
+        )
+    })?;
+    if !directory.starts_with("https://") || directory.len() <= "https://".len() {
+        return Err((
+            "tls.acme.directory".into(),
+            format!("'{directory}' is not an https:// URL"),
+        ));
+    }
+    if w.hosts.is_empty() {
+        return Err((
+            "tls.acme.hosts".into(),
+            "must name at least one host".into(),
+        ));
+    }
+    let hosts = host_names("tls.acme.hosts", w.hosts, false)?;
+    let storage = w.storage.ok_or_else(|| {
+        (
+            "tls.acme.storage".to_string(),
+            "is required (a directory for the account key and certificates)".to_string(),
+        )
+    })?;
+    if let Some(email) = &w.email {
+        if !email.contains('@') || email.contains(char::is_whitespace) {
+            return Err((
+                "tls.acme.email".into(),
+                format!("'{email}' is not an e-mail address"),
+            ));
+        }
+    }
+    let challenge = match w.challenge.as_deref() {
+        None | Some("http-01") => AcmeChallenge::Http01,
+        Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
+        Some(other) => {
+            return Err((
+                "tls.acme.challenge".into(),
+                format!("'{other}' is not one of http-01, tls-alpn-01"),
+            ))
+        }
+    };
+    let retry_initial = w.retry_initial_seconds.unwrap_or(60);
+    let retry_max = w.retry_max_seconds.unwrap_or(3600);
+    if retry_initial == 0 || retry_max < retry_initial {
+        return Err((
+            "tls.acme.retry_initial_seconds".into(),
+            "must be at least 1 and at most retry_max_seconds".into(),
+        ));
+    }
+    Ok(AcmeConfig {
+        directory,
+        email: w.email,
+        hosts,
+        storage: base_dir.join(storage),
+        ca_file: w.ca_file.map(|f| base_dir.join(f)),
+        challenge,
+        retry_initial: Duration::from_secs(retry_initial),
+        retry_max: Duration::from_secs(retry_max),
+    })
 }
 
 /// Upper bound of `response_write_buffer`.

@@ -52,6 +52,32 @@ pub struct WireTls {
     /// `Strict-Transport-Security` on HTTPS responses; absent or 0: not sent.
     pub hsts_max_age_seconds: Option<u64>,
     pub hsts_include_subdomains: Option<bool>,
+    /// The oldest TLS version a client may use: `"1.2"` (the default) or `"1.3"`.
+    pub min_version: Option<String>,
+    /// Certificates obtained (and renewed) from an ACME CA for these hosts.
+    pub acme: Option<WireAcme>,
+}
+
+/// `tls.acme`: an ACME (RFC 8555) account and the hosts it gets certificates for.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WireAcme {
+    /// The CA's directory URL (Let's Encrypt: `https://acme-v02.api.letsencrypt.org/directory`).
+    pub directory: Option<String>,
+    /// The account's contact address.
+    pub email: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Where the account key and the certificates are kept between runs.
+    pub storage: Option<String>,
+    /// The CA's root certificate (PEM), for a CA the system does not trust (a test CA).
+    pub ca_file: Option<String>,
+    /// `http-01` (the default: on the plain listener) or `tls-alpn-01` (on the TLS listener).
+    pub challenge: Option<String>,
+    /// After a failed order, the first retry waits this long (60), doubling up to
+    /// `retry_max_seconds` (3600).
+    pub retry_initial_seconds: Option<u64>,
+    pub retry_max_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -1,12 +1,21 @@
 //! What the edge does differently for HTTPS: plain-HTTP requests redirected to the TLS listener
 //! (`tls.redirect_http`, ACME HTTP-01 challenges excepted, so a CA can still reach them), and
-//! `Strict-Transport-Security` on what goes out over TLS (`tls.hsts_max_age_seconds`).
+//! `Strict-Transport-Security` on what goes out over TLS (`tls.hsts_max_age_seconds`), and the
+//! answers to ACME HTTP-01 challenges.
 
 use crate::config::TlsConfig;
+use crate::tls::acme::Challenges;
 use pingora_proxy::Session;
 
 /// The path ACME HTTP-01 challenges are fetched at (RFC 8555 §8.3): never redirected.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// The key authorization to answer a CA's HTTP-01 request for `path` with, when an order in
+/// progress issued its token (other tokens go to the origin like any path).
+pub fn challenge_answer(challenges: Option<&Challenges>, path: &str) -> Option<String> {
+    let token = path.strip_prefix(ACME_CHALLENGE)?;
+    challenges?.http_answer(token)
+}
 
 /// Whether the client's connection is TLS.
 pub fn over_tls(session: &Session) -> bool {
@@ -39,6 +48,8 @@ mod tests {
             default_certificate: None,
             redirect_http,
             hsts: None,
+            min_version: crate::config::TlsVersion::V1_2,
+            acme: None,
         }
     }
 

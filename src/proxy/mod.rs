@@ -29,6 +29,7 @@ use crate::readiness::Readiness;
 use crate::route;
 use crate::service::{NEGOTIATED_FORMAT_HEADER, PURGED_AT_HEADER, SLOW_CONNECTION_HEADER};
 use crate::spec::{Accepts, ConnectionHints, FormatRequest};
+use crate::tls::acme::Challenges;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::VARY;
@@ -56,6 +57,8 @@ pub struct Edge {
     access_log: Option<AccessLog>,
     cluster: Option<Arc<Cluster>>,
     facing: Facing,
+    /// ACME HTTP-01 answers, when certificates come from an ACME CA.
+    challenges: Option<Arc<Challenges>>,
 }
 
 impl Edge {
@@ -69,6 +72,15 @@ impl Edge {
             access_log: None,
             cluster: None,
             facing: Facing::Clients,
+            challenges: None,
+        }
+    }
+
+    /// Answer ACME HTTP-01 challenges from `challenges` (on every client listener).
+    pub fn with_challenges(self, challenges: Arc<Challenges>) -> Edge {
+        Edge {
+            challenges: Some(challenges),
+            ..self
         }
     }
 
@@ -91,6 +103,7 @@ impl Edge {
             access_log: None,
             cluster: self.cluster.clone(),
             facing: Facing::Peers(ready),
+            challenges: None,
         }
     }
 
@@ -188,6 +201,9 @@ impl ProxyHttp for Edge {
                 .unwrap_or("");
             if let Some(tls) = &self.config.tls {
                 let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                if let Some(answer) = https::challenge_answer(self.challenges.as_deref(), path) {
+                    return reply::text(session, 200, answer).await;
+                }
                 if let (false, Some(to)) =
                     (https::over_tls(session), https::redirect(tls, host, path))
                 {

@@ -7,7 +7,13 @@ use pingora_proxy::Session;
 
 /// Answer from the edge without going upstream: short text, never cached.
 pub async fn respond(session: &mut Session, status: u16, message: &str) -> Result<bool> {
-    let body = Bytes::from(format!("{message}\n"));
+    text(session, status, format!("{message}\n")).await
+}
+
+/// Answer with `body` exactly as given (`text/plain`, never cached): an ACME key
+/// authorization, which must arrive without a trailing newline.
+pub async fn text(session: &mut Session, status: u16, body: String) -> Result<bool> {
+    let body = Bytes::from(body);
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("content-type", "text/plain; charset=utf-8")?;
     resp.insert_header("content-length", body.len().to_string())?;

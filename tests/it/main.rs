@@ -7,6 +7,7 @@
 
 mod support;
 
+mod acme;
 mod bombs;
 mod budget;
 mod cache;

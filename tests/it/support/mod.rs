@@ -10,13 +10,17 @@
 //! - [`look`]: decoding, format sniffing and SSIM of output images.
 //! - [`process`]: the server's memory figures from `/proc`.
 //! - [`redis`]: [`TestRedis`], a real `redis-server` on a free port.
+//! - [`certs`]: a CA and certificates made by `openssl`.
+//! - [`pebble`]: [`TestPebble`], Let's Encrypt's test ACME CA with its DNS stand-in.
 //! - [`sample_page`]: a generated HTML page for measuring the rewriter.
 
 mod binary;
+mod certs;
 mod client;
 mod echo;
 mod look;
 mod origin;
+mod pebble;
 mod process;
 mod redis;
 pub mod sample_page;
@@ -24,10 +28,12 @@ mod ssim;
 mod tag_front;
 
 pub use binary::*;
+pub use certs::*;
 pub use client::*;
 pub use echo::EchoOrigin;
 pub use look::*;
 pub use origin::*;
+pub use pebble::TestPebble;
 pub use process::*;
 pub use redis::TestRedis;
 pub use tag_front::TagFront;

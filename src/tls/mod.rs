@@ -3,7 +3,14 @@
 //! default certificate). A name nothing covers, without a default, fails the handshake.
 //! [`Certificates`] serves the current [`CertStore`] and swaps in a new one when the files
 //! change or on SIGHUP ([`CertReloader`]): handshakes from then on get the new certificates,
-//! connections already open keep theirs. Knows nothing of HTTP or of Pingora's phases.
+//! connections already open keep theirs. Certificates obtained from an ACME CA ([`acme`]) are
+//! served beside the files, for their exact host names. [`gate`] looks at each ClientHello
+//! before the handshake (minimum version, TLS-ALPN-01 challenges), reading it with [`hello`].
+//! Knows nothing of HTTP or of Pingora's phases.
+
+pub mod acme;
+pub mod gate;
+pub mod hello;
 
 use crate::config::{CertificateFiles, TlsConfig};
 use crate::metrics;
@@ -62,13 +69,7 @@ impl CertStore {
     /// Log what is served and export each certificate's expiry.
     fn announce(&self) {
         for (name, expiry) in &self.expiries {
-            let at = expiry
-                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            log::info!("tls: serving the certificate for {name}, expiring at {at} (Unix time)");
-            metrics::TLS_CERT_EXPIRY
-                .with_label_values(&[name])
-                .set(at as i64);
+            announce(name, *expiry);
         }
     }
 
@@ -91,6 +92,8 @@ impl CertStore {
 #[derive(Debug)]
 pub struct Certificates {
     current: ArcSwap<CertStore>,
+    /// Obtained from the ACME CA, by exact host name.
+    acme: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
     tls: TlsConfig,
     /// Every file's modification time at the last load.
     stamps: Mutex<Vec<Option<SystemTime>>>,
@@ -102,6 +105,7 @@ impl Certificates {
         store.announce();
         Ok(Certificates {
             current: ArcSwap::from_pointee(store),
+            acme: ArcSwap::default(),
             stamps: Mutex::new(stamps(tls)),
             tls: tls.clone(),
         })
@@ -123,10 +127,48 @@ impl Certificates {
     }
 }
 
+impl Certificates {
+    /// Serve `key` for `host` from now on (a certificate the ACME CA issued), replacing the
+    /// previous one; logs and exports its expiry.
+    pub fn set_acme(&self, host: &str, key: Arc<CertifiedKey>) {
+        let expiry = not_after(&key);
+        let mut map = HashMap::clone(&self.acme.load());
+        map.insert(host.to_string(), key);
+        self.acme.store(Arc::new(map));
+        announce(host, expiry);
+    }
+
+    /// The certificate for `sni`: a file's for the exact name, else the ACME CA's, else a
+    /// file's wildcard or the default.
+    pub fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let store = self.current.load();
+        if let Some(name) = sni.map(|s| s.trim_end_matches('.').to_ascii_lowercase()) {
+            if let Some(k) = store.exact.get(&name) {
+                return Some(k.clone());
+            }
+            if let Some(k) = self.acme.load().get(&name) {
+                return Some(k.clone());
+            }
+        }
+        store.choose(sni)
+    }
+}
+
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.load().choose(hello.server_name())
+        self.choose(hello.server_name())
     }
+}
+
+/// Log the certificate served for `name` and export when it expires.
+fn announce(name: &str, expiry: Option<SystemTime>) {
+    let at = expiry
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    log::info!("tls: serving the certificate for {name}, expiring at {at} (Unix time)");
+    metrics::TLS_CERT_EXPIRY
+        .with_label_values(&[name])
+        .set(at as i64);
 }
 
 fn stamps(tls: &TlsConfig) -> Vec<Option<SystemTime>> {
@@ -144,10 +186,18 @@ fn stamps(tls: &TlsConfig) -> Vec<Option<SystemTime>> {
 
 /// When the leaf certificate of `key` expires.
 fn not_after(key: &CertifiedKey) -> Option<SystemTime> {
+    validity(key).map(|(_, end)| end)
+}
+
+/// When the leaf certificate of `key` starts and stops being valid.
+pub fn validity(key: &CertifiedKey) -> Option<(SystemTime, SystemTime)> {
     let leaf = key.cert.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    let at = |t: i64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).ok()?));
+    Some((
+        at(cert.validity().not_before.timestamp())?,
+        at(cert.validity().not_after.timestamp())?,
+    ))
 }
 
 /// Set by SIGHUP, taken by the reloader.
@@ -206,7 +256,7 @@ impl BackgroundService for CertReloader {
     }
 }
 
-fn certified_key(files: &CertificateFiles) -> Result<CertifiedKey, String> {
+pub fn certified_key(files: &CertificateFiles) -> Result<CertifiedKey, String> {
     let (cert, key) = (files.cert.to_string_lossy(), files.key.to_string_lossy());
     let loaded = pingora::tls::load_certs_and_key_files(&cert, &key)
         .map_err(|e| format!("{cert} / {key}: {e}"))?;
@@ -243,6 +293,8 @@ mod tests {
             certificates: vec![files(&["a.test"]), files(&["*.b.test"])],
             default_certificate: None,
             redirect_http: false,
+            min_version: crate::config::TlsVersion::V1_2,
+            acme: None,
             hsts: None,
         };
         let store = CertStore::load(&tls).unwrap();
@@ -278,6 +330,8 @@ mod tests {
             certificates: vec![bad],
             default_certificate: None,
             redirect_http: false,
+            min_version: crate::config::TlsVersion::V1_2,
+            acme: None,
             hsts: None,
         })
         .unwrap_err();
