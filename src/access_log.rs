@@ -13,13 +13,15 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Lines waiting for the writer; beyond this they are dropped (about 4 MB of typical lines).
 const QUEUE_LINES: usize = 16 * 1024;
-/// How often an idle writer looks at the reopen flag.
-const IDLE_TICK: Duration = Duration::from_millis(200);
+/// How often the writer empties the queue (and looks at the reopen flag). Requests never wake
+/// the writer: a wake-up per line (a futex call on each side) cost about a fifth of a cache
+/// hit's CPU over HTTPS. At this tick the queue holds 20 ms of lines at 800,000 requests/s.
+const DRAIN_TICK: Duration = Duration::from_millis(20);
 
 /// Line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,19 +329,34 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: writes what is queued, flushes when the queue runs dry, reopens when
-/// SIGUSR1 asked, ends when the `AccessLog` is dropped.
+/// The writer thread: every [`DRAIN_TICK`], writes what is queued and flushes it, reopens when
+/// SIGUSR1 asked; ends when the `AccessLog` is dropped and the queue is empty.
 fn write_lines(rx: Receiver<String>, first: Box<dyn Write + Send>, mut open: Opener) {
     let mut out = BufWriter::with_capacity(64 << 10, first);
     loop {
-        let line = match rx.recv_timeout(IDLE_TICK) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = out.flush();
-                return;
+        let (mut wrote, mut lost, mut gone) = (false, 0u64, false);
+        loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    wrote = true;
+                    lost += u64::from(out.write_all(line.as_bytes()).is_err());
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    gone = true;
+                    break;
+                }
             }
-        };
+        }
+        if wrote && (out.flush().is_err() || lost > 0) {
+            crate::metrics::ACCESS_LOG_DROPPED
+                .with_label_values(&["write_error"])
+                .inc_by(lost.max(1));
+        }
+        if gone {
+            let _ = out.flush();
+            return;
+        }
         if REOPEN.swap(false, Ordering::Relaxed) {
             let _ = out.flush();
             match open() {
@@ -348,16 +365,7 @@ fn write_lines(rx: Receiver<String>, first: Box<dyn Write + Send>, mut open: Ope
                 Err(e) => log::warn!("access log: reopening failed, keeping the old file: {e}"),
             }
         }
-        let Some(line) = line else { continue };
-        let mut lost = u64::from(out.write_all(line.as_bytes()).is_err());
-        while let Ok(more) = rx.try_recv() {
-            lost += u64::from(out.write_all(more.as_bytes()).is_err());
-        }
-        if out.flush().is_err() || lost > 0 {
-            crate::metrics::ACCESS_LOG_DROPPED
-                .with_label_values(&["write_error"])
-                .inc_by(lost.max(1));
-        }
+        std::thread::sleep(DRAIN_TICK);
     }
 }
 

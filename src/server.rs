@@ -132,9 +132,9 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
             // response's own `Date` (proxy::KeepDate).
             let clients = ClientConnections::new(proxy, config.clients);
             let mut edge = Service::new("imgate edge".to_string(), KeepDate(Arc::new(clients)));
-            edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(
-                L4BufferSettings::default().write(config.performance.response_write_buffer),
-            ));
+            let buffer =
+                L4BufferSettings::default().write(config.performance.response_write_buffer);
+            edge.add_listener(ListenerConfig::tcp(config.listen.clone()).l4_buffer(buffer));
             if let Some(tls) = &config.tls {
                 // The same edge over TLS: the certificate by SNI, HTTP/2 or HTTP/1.1 by ALPN.
                 let certs =
@@ -151,7 +151,13 @@ pub fn build(config: Config, role: Role) -> anyhow::Result<Server> {
                 let mut settings = TlsSettings::intermediate("", "")?;
                 settings.set_cert_resolver(certs);
                 settings.enable_h2();
-                edge.add_tls_with_settings(&tls.listen, None, settings);
+                // The same write buffer under TLS: a response's header and body records leave
+                // in one write.
+                edge.add_listener(
+                    ListenerConfig::tcp(tls.listen.clone())
+                        .tls(settings)
+                        .l4_buffer(buffer),
+                );
                 // Each ClientHello is looked at first: minimum version, TLS-ALPN-01.
                 edge.endpoints()
                     .set_pre_tls_callback(Arc::new(HandshakeGate {
