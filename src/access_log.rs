@@ -12,7 +12,6 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -245,29 +244,6 @@ fn clf_time(time: SystemTime) -> String {
     format!("{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{s:02} +0000")
 }
 
-/// Set by SIGUSR1, taken by the writer thread.
-static REOPEN: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigusr1(_: libc::c_int) {
-    // Only an atomic store: anything more is not async-signal-safe.
-    REOPEN.store(true, Ordering::Relaxed);
-}
-
-/// Make SIGUSR1 ask the writer to reopen its file (by default SIGUSR1 ends the process).
-fn install_reopen_signal() -> io::Result<()> {
-    // SAFETY: a plain sigaction with a handler that only stores an atomic.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigusr1 as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 type Opener = Box<dyn FnMut() -> io::Result<Box<dyn Write + Send>> + Send>;
 
 /// The request side of the log: formats a line and hands it to the writer thread.
@@ -295,7 +271,7 @@ impl AccessLog {
             }
         };
         if matches!(config.target, Target::File(_)) {
-            install_reopen_signal()?;
+            crate::signals::watch(libc::SIGUSR1)?;
         }
         AccessLog::with_opener(config.format, QUEUE_LINES, opener)
     }
@@ -357,7 +333,7 @@ fn write_lines(rx: Receiver<String>, first: Box<dyn Write + Send>, mut open: Ope
             let _ = out.flush();
             return;
         }
-        if REOPEN.swap(false, Ordering::Relaxed) {
+        if crate::signals::take(libc::SIGUSR1) {
             let _ = out.flush();
             match open() {
                 Ok(next) => out = BufWriter::with_capacity(64 << 10, next),
@@ -372,6 +348,7 @@ fn write_lines(rx: Receiver<String>, first: Box<dyn Write + Send>, mut open: Ope
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
     fn record<'a>(path: &'a str, ua: Option<&'a str>) -> Record<'a> {

@@ -31,6 +31,7 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod signals;
 pub mod spec;
 pub mod tls;
 pub mod warm;

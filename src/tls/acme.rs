@@ -91,21 +91,30 @@ impl AcmeService {
     /// A stored certificate for `host` is served at once; the time it is due for renewal
     /// (now, without one).
     async fn load_stored(&self, host: &str) -> SystemTime {
-        let files = self.files(host);
-        let loaded = tokio::task::spawn_blocking(move || super::certified_key(&files)).await;
-        match loaded {
-            Ok(Ok(key)) => {
-                let due = renew_at(&key);
+        match self.serve_stored(host).await {
+            Ok(due) => {
                 log::info!("tls: acme: loaded the stored certificate for {host}");
-                self.certs.set_acme(host, Arc::new(key));
                 due
             }
-            Ok(Err(e)) if self.files(host).cert.exists() => {
-                log::warn!("tls: acme: the stored certificate for {host} is unusable: {e}");
+            Err(e) => {
+                if self.files(host).cert.exists() {
+                    log::warn!("tls: acme: the stored certificate for {host} is unusable: {e}");
+                }
                 SystemTime::now()
             }
-            _ => SystemTime::now(),
         }
+    }
+
+    /// Read `host`'s files from storage (on the blocking pool) and serve them from now on;
+    /// when the certificate is due for renewal.
+    async fn serve_stored(&self, host: &str) -> Result<SystemTime, String> {
+        let files = self.files(host);
+        let key = tokio::task::spawn_blocking(move || super::certified_key(&files))
+            .await
+            .map_err(|e| e.to_string())??;
+        let due = renew_at(&key);
+        self.certs.set_acme(host, Arc::new(key));
+        Ok(due)
     }
 
     fn files(&self, host: &str) -> CertificateFiles {
@@ -245,18 +254,26 @@ impl AcmeService {
         }
         let (key_pem, chain_pem) = result?;
         let files = self.files(host);
-        write_private(files.key.clone(), key_pem.into_bytes())
+        write_private(files.key, key_pem.into_bytes())
             .await
             .map_err(|e| format!("storing the key: {e}"))?;
-        write_private(files.cert.clone(), chain_pem.into_bytes())
+        write_private(files.cert, chain_pem.into_bytes())
             .await
             .map_err(|e| format!("storing the certificate: {e}"))?;
-        let key = tokio::task::spawn_blocking(move || super::certified_key(&files))
-            .await
-            .map_err(|e| e.to_string())??;
-        let due = renew_at(&key);
-        self.certs.set_acme(host, Arc::new(key));
-        Ok(due)
+        self.serve_stored(host).await
+    }
+
+    /// An order for `host` with the account made (or restored) once and kept in `account`.
+    async fn attempt(
+        &self,
+        account: &mut Option<Account>,
+        host: &str,
+    ) -> Result<SystemTime, String> {
+        let account = match account {
+            Some(a) => a.clone(),
+            None => account.insert(self.account().await?).clone(),
+        };
+        self.obtain(&account, host).await
     }
 
     /// The wait after `failures` failed orders in a row.
@@ -293,18 +310,7 @@ impl BackgroundService for AcmeService {
                 if due.at > SystemTime::now() {
                     continue;
                 }
-                let result = match &account {
-                    Some(a) => self.obtain(a, &due.host).await,
-                    None => match self.account().await {
-                        Ok(a) => {
-                            let r = self.obtain(&a, &due.host).await;
-                            account = Some(a);
-                            r
-                        }
-                        Err(e) => Err(e),
-                    },
-                };
-                match result {
+                match self.attempt(&mut account, &due.host).await {
                     Ok(renew) => {
                         log::info!("tls: acme: certificate issued for {}", due.host);
                         metrics::TLS_ACME_ORDERS.with_label_values(&["ok"]).inc();

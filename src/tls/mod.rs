@@ -22,7 +22,6 @@ use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -73,12 +72,18 @@ impl CertStore {
         }
     }
 
-    /// The certificate for `sni` (a host name, any case); `None` when nothing covers it.
-    pub fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    /// The certificate for `sni` (a host name, any case): an exact name, else one of `acme`
+    /// (certificates from the ACME CA, by exact name), else a wildcard, else the default;
+    /// `None` when nothing covers it.
+    pub fn choose(
+        &self,
+        sni: Option<&str>,
+        acme: &HashMap<String, Arc<CertifiedKey>>,
+    ) -> Option<Arc<CertifiedKey>> {
         let Some(name) = sni.map(|s| s.trim_end_matches('.').to_ascii_lowercase()) else {
             return self.default.clone();
         };
-        if let Some(k) = self.exact.get(&name) {
+        if let Some(k) = self.exact.get(&name).or_else(|| acme.get(&name)) {
             return Some(k.clone());
         }
         let wildcard = name
@@ -125,9 +130,7 @@ impl Certificates {
         self.current.store(Arc::new(store));
         Ok(true)
     }
-}
 
-impl Certificates {
     /// Serve `key` for `host` from now on (a certificate the ACME CA issued), replacing the
     /// previous one; logs and exports its expiry.
     pub fn set_acme(&self, host: &str, key: Arc<CertifiedKey>) {
@@ -137,26 +140,13 @@ impl Certificates {
         self.acme.store(Arc::new(map));
         announce(host, expiry);
     }
-
-    /// The certificate for `sni`: a file's for the exact name, else the ACME CA's, else a
-    /// file's wildcard or the default.
-    pub fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let store = self.current.load();
-        if let Some(name) = sni.map(|s| s.trim_end_matches('.').to_ascii_lowercase()) {
-            if let Some(k) = store.exact.get(&name) {
-                return Some(k.clone());
-            }
-            if let Some(k) = self.acme.load().get(&name) {
-                return Some(k.clone());
-            }
-        }
-        store.choose(sni)
-    }
 }
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.choose(hello.server_name())
+        self.current
+            .load()
+            .choose(hello.server_name(), &self.acme.load())
     }
 }
 
@@ -200,30 +190,13 @@ pub fn validity(key: &CertifiedKey) -> Option<(SystemTime, SystemTime)> {
     ))
 }
 
-/// Set by SIGHUP, taken by the reloader.
-static RELOAD: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sighup(_: libc::c_int) {
-    // Only an atomic store: anything more is not async-signal-safe.
-    RELOAD.store(true, Ordering::Relaxed);
-}
-
 /// Checks the certificate files every [`CHECK_EVERY`] and reloads them when they changed or
 /// SIGHUP came (which would otherwise end the process).
 pub struct CertReloader(pub Arc<Certificates>);
 
 impl CertReloader {
     pub fn new(certs: Arc<Certificates>) -> std::io::Result<CertReloader> {
-        // SAFETY: a plain sigaction with a handler that only stores an atomic.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sighup as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+        crate::signals::watch(libc::SIGHUP)?;
         Ok(CertReloader(certs))
     }
 }
@@ -236,7 +209,7 @@ impl BackgroundService for CertReloader {
                 _ = tokio::time::sleep(CHECK_EVERY) => {}
                 _ = shutdown.changed() => return,
             }
-            let forced = RELOAD.swap(false, Ordering::Relaxed);
+            let forced = crate::signals::take(libc::SIGHUP);
             let certs = self.0.clone();
             // Reading and parsing files: off the event loop.
             let result = tokio::task::spawn_blocking(move || certs.reload(forced)).await;
@@ -302,23 +275,45 @@ mod tests {
         assert!(store.expiries[0]
             .1
             .is_some_and(|t| t > SystemTime::UNIX_EPOCH));
-        let a = store.choose(Some("a.test")).expect("exact name");
+        let a = store
+            .choose(Some("a.test"), &HashMap::new())
+            .expect("exact name");
         assert!(
-            Arc::ptr_eq(&a, &store.choose(Some("A.TEST.")).unwrap()),
+            Arc::ptr_eq(&a, &store.choose(Some("A.TEST."), &HashMap::new()).unwrap()),
             "any case, root dot"
         );
-        let b = store.choose(Some("img.b.test")).expect("wildcard");
+        let b = store
+            .choose(Some("img.b.test"), &HashMap::new())
+            .expect("wildcard");
         assert!(!Arc::ptr_eq(&a, &b));
+        // ACME certificates come after a file's exact name and before a wildcard.
+        let acme = HashMap::from([
+            ("img.b.test".to_string(), a.clone()),
+            ("a.test".to_string(), b.clone()),
+        ]);
+        assert!(Arc::ptr_eq(
+            &store.choose(Some("img.b.test"), &acme).unwrap(),
+            &a
+        ));
+        assert!(Arc::ptr_eq(
+            &store.choose(Some("a.test"), &acme).unwrap(),
+            &a
+        ));
         for uncovered in [Some("b.test"), Some("x.img.b.test"), Some("c.test"), None] {
-            assert!(store.choose(uncovered).is_none(), "{uncovered:?}");
+            assert!(
+                store.choose(uncovered, &HashMap::new()).is_none(),
+                "{uncovered:?}"
+            );
         }
         let with_default = CertStore::load(&TlsConfig {
             default_certificate: Some(files(&[])),
             ..tls
         })
         .unwrap();
-        assert!(with_default.choose(Some("c.test")).is_some());
-        assert!(with_default.choose(None).is_some());
+        assert!(with_default
+            .choose(Some("c.test"), &HashMap::new())
+            .is_some());
+        assert!(with_default.choose(None, &HashMap::new()).is_some());
     }
 
     #[test]

@@ -117,18 +117,7 @@ fn certificates_are_reloaded_when_their_files_change_without_dropping_connection
         origin.url()
     );
     let imgate = Imgate::start_sites(PINGORA, &body, &[], &[]);
-    let expiry = metric(
-        &imgate.admin,
-        "imgate_tls_certificate_expiry_timestamp_seconds{certificate=\"a.test\"}",
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    assert!(
-        expiry > now && expiry < now + 3.0 * 86400.0,
-        "expiry {expiry}, now {now}"
-    );
+    assert_expires_within(&imgate.admin, "a.test", 3.0 * 86400.0);
     let photo = "/photos/LadyBird.jpg";
     let whole = std::fs::metadata(fixtures().join("photos/LadyBird.jpg"))
         .unwrap()

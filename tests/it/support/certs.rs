@@ -118,3 +118,22 @@ pub fn curl_with(
         size,
     ))
 }
+
+/// Assert that imgate (admin listener `admin`) exports an expiry for `certificate` within the
+/// next `seconds`, and later than now.
+pub fn assert_expires_within(admin: &str, certificate: &str, seconds: f64) {
+    let expiry = super::metric(
+        admin,
+        &format!(
+            "imgate_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}}"
+        ),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        expiry > now && expiry < now + seconds,
+        "{certificate}: expiry {expiry}, now {now}"
+    );
+}
