@@ -1,9 +1,12 @@
 /* HEIC/HEIF decoding through libheif (src/imaging/heic.rs). libheif parses the container,
- * decodes the HEVC (or other) tiles on the calling thread, applies the image's rotation,
- * mirroring and crop, and converts to 8-bit RGB(A); this file keeps its structs out of Rust. */
+ * decodes the HEVC tiles on the calling thread, applies the image's rotation, mirroring and
+ * crop, and converts to 8-bit RGB(A); this file keeps its structs out of Rust. Only libheif's
+ * HEVC decoder is ever used: AV1 pictures belong to imgate's own decoder (`imaging::avif`),
+ * and libheif 1.15's dav1d plugin leaks the data it failed to send on bad input. */
 #include "imgate_heif.h"
 
 #include <libheif/heif.h>
+#include <libheif/heif_plugin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +44,55 @@ static int fail_msg(int code, const char *msg, char *err, size_t err_len) {
 /* heif_init loads libheif's decoder plugins once per process; it is reference counted and
  * never undone (the process keeps decoding until it exits). */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static void init(void) { heif_init(NULL); }
+
+/* A decoder plugin that claims every coding but HEVC, above any other plugin's priority, and
+ * refuses each picture as an unsupported codec: with it registered, libheif decodes HEVC only
+ * and its AV1 plugins (dav1d, aom) never run. (libheif 1.15 ignores the decoding options'
+ * `decoder_id`, so naming the HEVC decoder there does not do it.) */
+static const char *refuse_name(void) { return "imgate: HEVC only"; }
+static int refuse_claims(enum heif_compression_format format) {
+    return format == heif_compression_HEVC ? 0 : 1 << 20;
+}
+static struct heif_error refused(void) {
+    struct heif_error e = {heif_error_Unsupported_feature, heif_suberror_Unsupported_codec,
+                           "only HEVC pictures are decoded from HEIF"};
+    return e;
+}
+static struct heif_error refuse_new(void **decoder) {
+    *decoder = NULL;
+    return refused();
+}
+static void refuse_free(void *decoder) { (void)decoder; }
+static struct heif_error refuse_push(void *decoder, const void *data, size_t size) {
+    (void)decoder, (void)data, (void)size;
+    return refused();
+}
+static struct heif_error refuse_decode(void *decoder, struct heif_image **out) {
+    (void)decoder;
+    *out = NULL;
+    return refused();
+}
+static void refuse_strict(void *decoder, int flag) { (void)decoder, (void)flag; }
+static const struct heif_decoder_plugin hevc_only = {
+    .plugin_api_version = 3,
+    .get_plugin_name = refuse_name,
+    .init_plugin = NULL,
+    .deinit_plugin = NULL,
+    .does_support_format = refuse_claims,
+    .new_decoder = refuse_new,
+    .free_decoder = refuse_free,
+    .push_data = refuse_push,
+    .decode_image = refuse_decode,
+    .set_strict_decoding = refuse_strict,
+    .id_name = "imgate-hevc-only",
+};
+
+/* Registration failing leaves libheif's own plugins in charge: then nothing is decoded. */
+static int hevc_only_registered;
+static void init(void) {
+    heif_init(NULL);
+    hevc_only_registered = heif_register_decoder_plugin(&hevc_only).code == heif_error_Ok;
+}
 
 void imgate_heif_close(struct imgate_heif *h) {
     if (!h)
@@ -58,6 +109,9 @@ int imgate_heif_open(const uint8_t *data, size_t len, uint64_t max_pixels,
                      char *err, size_t err_len) {
     pthread_once(&init_once, init);
     *out = NULL;
+    if (!hevc_only_registered)
+        return fail_msg(IMGATE_HEIF_UNSUPPORTED, "libheif refused imgate's HEVC-only guard",
+                        err, err_len);
     memset(info, 0, sizeof *info);
     struct imgate_heif *h = calloc(1, sizeof *h);
     if (!h)

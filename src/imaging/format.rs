@@ -80,6 +80,11 @@ pub fn sniff(input: &[u8]) -> Result<SourceFormat, ImageError> {
         return Ok(SourceFormat::Avif);
     }
     if super::heic::is_heic(input) {
+        // A HEIF file may hold AV1 pictures without AVIF's brands: our own AV1 decoder reads
+        // them, and libheif only ever decodes HEVC (`imaging::heic`).
+        if super::avif::holds_av1(input) {
+            return Ok(SourceFormat::Avif);
+        }
         return Ok(SourceFormat::Heic);
     }
     if super::svg::is_svg(input) {

@@ -331,6 +331,12 @@ pub(crate) fn is_avif(input: &[u8]) -> bool {
     has_brand(input, &[b"avif", b"avis"])
 }
 
+/// True when a HEIF file's primary item is AV1 (one picture, or a grid of AV1 tiles), whatever
+/// its brands say.
+pub(crate) fn holds_av1(input: &[u8]) -> bool {
+    Heif::parse(input).is_ok_and(|heif| heif.coded(heif.primary()).is_ok())
+}
+
 /// True when an ISO-BMFF file starts with an `ftyp` box naming one of `wanted` among its major
 /// or compatible brands.
 pub(crate) fn has_brand(input: &[u8], wanted: &[&[u8; 4]]) -> bool {

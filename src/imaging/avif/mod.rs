@@ -10,4 +10,4 @@ pub(crate) mod heif;
 
 pub(crate) use decode::{decode, drop_kept_decoder, probe};
 pub(crate) use encode::encode;
-pub(crate) use heif::is_avif;
+pub(crate) use heif::{holds_av1, is_avif};

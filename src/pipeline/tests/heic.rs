@@ -5,7 +5,7 @@
 
 use super::avif::{assert_like, render};
 use super::{decode_steps, fixture, mean_saturation};
-use crate::imaging::{jpeg, sniff, SourceFormat};
+use crate::imaging::{jpeg, sniff, ImageError, SourceFormat};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::{probe, process, Media};
@@ -146,4 +146,67 @@ fn broken_heic_files_are_refused_cleanly() {
             "{cut} bytes: {err:?}"
         );
     }
+}
+
+/// `file` with every `avif` brand in its `ftyp` box replaced by `mif1`: HEIF's generic image
+/// brand, so the file no longer says it is AVIF.
+fn without_avif_brands(file: &[u8]) -> Vec<u8> {
+    let mut out = file.to_vec();
+    let end = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
+    assert_eq!(&file[4..8], b"ftyp");
+    for at in (8..end).step_by(4).filter(|&at| at != 12) {
+        if &out[at..at + 4] == b"avif" {
+            out[at..at + 4].copy_from_slice(b"mif1");
+        }
+    }
+    out
+}
+
+/// The pipeline harness's input as `fuzz/corpus/pipeline` keeps it: the length of the options,
+/// the options, the `Accept` bits, then the image.
+fn fuzz_image(input: &[u8]) -> &[u8] {
+    &input[1 + usize::from(input[0]) + 1..]
+}
+
+#[test]
+fn av1_pictures_under_other_brands_are_read_by_our_decoder_and_never_by_libheif() {
+    let avif = fixture("yellowflower.avif");
+    let rebranded = without_avif_brands(&avif);
+    assert!(crate::imaging::heic::is_heic(&rebranded));
+    assert!(!crate::imaging::avif::is_avif(&rebranded));
+    assert_eq!(sniff(&rebranded).unwrap(), SourceFormat::Avif);
+    let (got, want) = (render(&rebranded, Some(400)), render(&avif, Some(400)));
+    assert_eq!((got.width, got.height), (400, 250));
+    assert_like(&got, &want, 0.99, 0.5, "AV1 under mif1 against the AVIF");
+    // libheif, asked directly, decodes HEVC only: the AV1 picture is refused as unsupported.
+    let refused = crate::imaging::heic::decode(&rebranded, u64::MAX, &mut Default::default());
+    assert!(
+        matches!(refused, Err(ImageError::Unsupported(_))),
+        "libheif decoded AV1: {:?}",
+        refused.map(|r| (r.width, r.height))
+    );
+    // A real HEIC still decodes through libheif.
+    let heic = fixture("heic/flower.heic");
+    let raster = crate::imaging::heic::decode(&heic, u64::MAX, &mut Default::default()).unwrap();
+    assert_eq!((raster.width, raster.height), (1600, 1203));
+}
+
+/// Fuzz finding 8: a `mif1` file whose AV1 item dav1d cannot take reached libheif's dav1d
+/// plugin, which leaked the data it had failed to send (40 bytes a request). Our decoder reads
+/// it now, and libheif refuses it.
+#[test]
+fn r_fuzz_av1_item_of_a_mif1_file_never_reaches_libheifs_av1_decoder() {
+    let input = include_bytes!(
+        "../../../fuzz/corpus/pipeline/leak-2347b0f7dabe33898b62b57311578c541738da17"
+    );
+    let image = fuzz_image(input);
+    assert!(crate::imaging::heic::is_heic(image) && !crate::imaging::avif::is_avif(image));
+    assert_eq!(sniff(image).unwrap(), SourceFormat::Avif);
+    crate::fuzzing::run("pipeline", input);
+    let refused = crate::imaging::heic::decode(image, u64::MAX, &mut Default::default());
+    assert!(
+        matches!(refused, Err(ImageError::Unsupported(_))),
+        "{:?}",
+        refused.map(|r| (r.width, r.height))
+    );
 }
