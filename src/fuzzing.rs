@@ -291,9 +291,11 @@ pub fn transform(input: &[u8], options: &str, accepts: Accepts) -> Option<Proces
     cost::check_output_pixels(&footprint, MAX_OUTPUT_PIXELS).ok()?;
     let _ = cost::estimate(&footprint, input.len());
     let out = pipeline::process(input, &spec, accepts, &limits).ok()?;
-    // The header promised what the pipeline made: a bigger output escaped the budget.
+    // The header promised what the pipeline made: a bigger output escaped the budget. A JSON
+    // description makes no pixels (its size is that of the picture it describes).
     assert!(
-        u64::from(out.width) * u64::from(out.height) <= footprint.output_pixels().max(1),
+        spec.format == FormatRequest::Json
+            || u64::from(out.width) * u64::from(out.height) <= footprint.output_pixels().max(1),
         "{}x{} over the footprint's {:?}",
         out.width,
         out.height,
@@ -440,5 +442,23 @@ mod tests {
                 assert!(ran.is_ok(), "{target}: {} panicked", input.display());
             }
         }
+    }
+
+    /// Fuzz finding 9: `format=json` makes no pixels, so its footprint has an empty canvas,
+    /// and the harness took the size the description reports for an output over budget.
+    #[test]
+    fn r_fuzz_a_json_description_is_not_held_to_the_pixel_footprint() {
+        let input = include_bytes!(
+            "../fuzz/corpus/pipeline/crash-875b6221131af8b06c7b76dbd5244a9c4bfb2a9c"
+        );
+        assert_eq!(&input[1..17], b"format=json,w=8\x01");
+        run("pipeline", input);
+        let out = super::transform(&input[17..], "format=json,w=8", Default::default())
+            .expect("the PNG is described");
+        assert_eq!(out.format, crate::pipeline::Media::Json);
+        assert_eq!((out.width, out.height), (4, 9));
+        let json: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+        assert_eq!((&json["width"], &json["height"]), (&4.into(), &9.into()));
+        assert_eq!(json["original"]["format"], "image/png");
     }
 }
