@@ -388,23 +388,29 @@ fn html_input(data: &[u8]) {
     );
 }
 
-/// `pipeline`: a length byte, that many bytes of options, an `Accept` byte (bit 0 AVIF, bit
-/// 1 WebP), then the image.
-fn pipeline_input(data: &[u8]) {
-    let Some((&n, rest)) = data.split_first() else {
-        return;
-    };
-    let Some((options, rest)) = rest.split_at_checked(usize::from(n)) else {
-        return;
-    };
-    let Some((&accept, image)) = rest.split_first() else {
-        return;
-    };
+/// The `pipeline` target's input taken apart: a length byte, that many bytes of options, an
+/// `Accept` byte (bit 0 AVIF, bit 1 WebP), then the image.
+pub fn pipeline_parts(data: &[u8]) -> Option<(String, Accepts, &[u8])> {
+    let (&n, rest) = data.split_first()?;
+    let (options, rest) = rest.split_at_checked(usize::from(n))?;
+    let (&accept, image) = rest.split_first()?;
     let accepts = Accepts {
         avif: accept & 1 == 1,
         webp: accept & 2 == 2,
     };
-    transform(image, &String::from_utf8_lossy(options), accepts);
+    Some((
+        String::from_utf8_lossy(options).into_owned(),
+        accepts,
+        image,
+    ))
+}
+
+/// `pipeline`: one transform job on [`pipeline_parts`].
+fn pipeline_input(data: &[u8]) {
+    let Some((options, accepts, image)) = pipeline_parts(data) else {
+        return;
+    };
+    transform(image, &options, accepts);
     // What the CPU pool does when it goes idle. Without it the AV1 decoder this thread keeps
     // between pictures outlives the input, and LeakSanitizer cannot see that it still owns
     // the motion-compensation buffers of a high-bit-depth stream: libaom stores those
@@ -451,10 +457,14 @@ mod tests {
         let input = include_bytes!(
             "../fuzz/corpus/pipeline/crash-875b6221131af8b06c7b76dbd5244a9c4bfb2a9c"
         );
-        assert_eq!(&input[1..17], b"format=json,w=8\x01");
+        let (options, accepts, image) = super::pipeline_parts(input).unwrap();
+        assert_eq!(
+            (options.as_str(), accepts.avif, accepts.webp),
+            ("format=json,w=8", true, false)
+        );
         run("pipeline", input);
-        let out = super::transform(&input[17..], "format=json,w=8", Default::default())
-            .expect("the PNG is described");
+        let out =
+            super::transform(image, &options, Default::default()).expect("the PNG is described");
         assert_eq!(out.format, crate::pipeline::Media::Json);
         assert_eq!((out.width, out.height), (4, 9));
         let json: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();

@@ -5,8 +5,8 @@
 //! not applied again (HEIF says the container's transforms win; iPhones write both). The ICC
 //! profile, or the `nclx` code points, describe the colours for the colour step; the EXIF
 //! block is kept for `metadata=keep`. AVIF stays with our own decoder (`avif`), and so does a
-//! HEIF file whose picture is AV1 under other brands (`sniff` sends it there): the shim names
-//! libheif's HEVC decoder in every decode, so libheif never decodes AV1.
+//! HEIF file whose picture is AV1 under other brands (`sniff` sends it there): the shim registers
+//! a decoder plugin that refuses every coding but HEVC, so libheif never decodes AV1.
 
 use super::avif::heif::has_brand;
 use super::color;

@@ -1037,9 +1037,7 @@ mod tests {
         crate::fuzzing::run("pipeline", input);
         assert!(!kept_live(), "the harness left the decoder kept");
         // The input does keep one when the pipeline runs alone.
-        let (&n, rest) = input.split_first().unwrap();
-        let options = String::from_utf8_lossy(&rest[..usize::from(n)]).into_owned();
-        let image = &rest[usize::from(n) + 1..];
+        let (options, _, image) = crate::fuzzing::pipeline_parts(input).unwrap();
         crate::fuzzing::transform(image, &options, crate::spec::Accepts::default());
         assert!(
             kept_live(),

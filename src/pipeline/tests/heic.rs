@@ -162,12 +162,6 @@ fn without_avif_brands(file: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The pipeline harness's input as `fuzz/corpus/pipeline` keeps it: the length of the options,
-/// the options, the `Accept` bits, then the image.
-fn fuzz_image(input: &[u8]) -> &[u8] {
-    &input[1 + usize::from(input[0]) + 1..]
-}
-
 #[test]
 fn av1_pictures_under_other_brands_are_read_by_our_decoder_and_never_by_libheif() {
     let avif = fixture("yellowflower.avif");
@@ -199,7 +193,7 @@ fn r_fuzz_av1_item_of_a_mif1_file_never_reaches_libheifs_av1_decoder() {
     let input = include_bytes!(
         "../../../fuzz/corpus/pipeline/leak-2347b0f7dabe33898b62b57311578c541738da17"
     );
-    let image = fuzz_image(input);
+    let (_, _, image) = crate::fuzzing::pipeline_parts(input).unwrap();
     assert!(crate::imaging::heic::is_heic(image) && !crate::imaging::avif::is_avif(image));
     assert_eq!(sniff(image).unwrap(), SourceFormat::Avif);
     crate::fuzzing::run("pipeline", input);
