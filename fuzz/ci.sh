@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 
 # The dictionary each target reads (tokens its parser compares against).
 declare -A dict=(
-  [spec_route]=options [purge]=json [warm]=json [heif]=heif [sniff]=image
+  [spec_route]=options [purge]=purge [warm]=json [heif]=heif [sniff]=image
   [metadata]=metadata [srcset]=srcset [html]=html [config]=config [pipeline]=pipeline
 )
 targets=("$@")
