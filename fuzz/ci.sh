@@ -17,12 +17,9 @@ mode=()
 if [[ "${1:-}" == --dev ]]; then mode=(--dev); shift; fi
 if [[ "${1:-}" == -t ]]; then seconds="$2"; shift 2; fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
+# shellcheck source=dicts.sh
+source dicts.sh
 
-# The dictionary each target reads (tokens its parser compares against).
-declare -A dict=(
-  [spec_route]=options [purge]=purge [warm]=json [heif]=heif [sniff]=image
-  [metadata]=metadata [srcset]=srcset [html]=html [config]=config [pipeline]=pipeline
-)
 targets=("$@")
 if ((${#targets[@]} == 0)); then mapfile -t targets < <(cargo +nightly fuzz list); fi
 
@@ -37,7 +34,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t" "artifacts/$t"
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024
         -print_final_stats=1 -artifact_prefix="artifacts/$t/")
-  [[ -n "${dict[$t]:-}" ]] && args+=(-dict="dict/${dict[$t]}.dict")
+  dict=$(dict_arg "$t" "$scratch")
+  [[ -n "$dict" ]] && args+=("$dict")
   start=$SECONDS
   [[ "$lean" == 1 ]] && cargo +nightly fuzz build "${mode[@]}" "$t"
   echo "== fuzz $t for ${seconds}s" >&2

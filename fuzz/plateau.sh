@@ -30,11 +30,8 @@ while (($#)); do
 done
 (($#)) || { echo "name the targets (cargo +nightly fuzz list)" >&2; exit 2; }
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
-
-declare -A dict=(
-  [spec_route]=options [purge]=purge [warm]=json [heif]=heif [sniff]=image
-  [metadata]=metadata [srcset]=srcset [html]=html [config]=config [pipeline]=pipeline
-)
+# shellcheck source=dicts.sh
+source dicts.sh
 
 # The last `cov:` figure in a log, or nothing before libFuzzer's first status line.
 last_cov() { grep -o 'cov: [0-9]*' "$1" | tail -n 1 | cut -d' ' -f2 || true; }
@@ -44,7 +41,8 @@ for t in "$@"; do
   log="runs/$t.log"
   args=(-max_total_time="$max" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024
         -print_final_stats=1 -artifact_prefix="artifacts/$t/")
-  [[ -n "${dict[$t]:-}" ]] && args+=(-dict="dict/${dict[$t]}.dict")
+  dict=$(dict_arg "$t" "runs")
+  [[ -n "$dict" ]] && args+=("$dict")
   cargo +nightly fuzz build "$t" >&2
   cargo +nightly fuzz run "$t" "runs/$t" "corpus/$t" -- "${args[@]}" >"$log" 2>&1 &
   runner=$!
