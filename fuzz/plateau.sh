@@ -99,7 +99,8 @@ for t in "$@"; do
     cp -n "runs/$t"/* "corpus/$t/" 2>/dev/null || true
     cargo +nightly fuzz cmin "$t" "corpus/$t" -- -use_counters=0 -rss_limit_mb=2048 \
       -malloc_limit_mb=1024 -timeout=10 >"runs/$t.cmin.log" 2>&1
-    git ls-files -d -- "corpus/$t" | grep -E '/(crash|leak|oom|timeout)-[0-9a-f]+$' |
+    # (grep finds none for most targets, which is not a failure)
+    git ls-files -d -- "corpus/$t" | { grep -E '/(crash|leak|oom|timeout)-[0-9a-f]+$' || true; } |
       xargs -r git checkout --
     echo "$t folded: corpus/$t has $(ls "corpus/$t" | wc -l) inputs"
   fi

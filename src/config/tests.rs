@@ -869,3 +869,94 @@ fn tls_acme_and_minimum_version() {
         assert_eq!(e.key, key, "{yaml}: {e}");
     }
 }
+
+/// The keys of the config file at `path` (keys from the top; `[]` steps into a list's element,
+/// `{}` into a map's value), or `None` when no struct lives there. Asks serde itself: every wire
+/// struct rejects unknown keys with the list of the keys it knows, so a probe key at a level
+/// names that level's keys, new ones included.
+fn wire_struct_keys(path: &[String]) -> Option<Vec<String>> {
+    let yaml = path
+        .iter()
+        .rev()
+        .fold("{zzz_probe: 1}".to_string(), |inner, step| {
+            match step.as_str() {
+                "[]" => format!("[{inner}]"),
+                "{}" => format!("{{k: {inner}}}"),
+                key => format!("{{{key}: {inner}}}"),
+            }
+        });
+    let err = serde_yaml::from_str::<wire::WireConfig>(&yaml)
+        .err()?
+        .to_string();
+    if !err.contains("unknown field `zzz_probe`") {
+        return None;
+    }
+    // "... expected one of `a`, `b` at line 1 column 3": the names are between backticks.
+    let (_, list) = err.split_once("expected")?;
+    Some(
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// Every key at or below `path`, into `keys`.
+fn collect_wire_keys(path: &[String], keys: &mut std::collections::BTreeSet<String>) {
+    let Some(fields) = wire_struct_keys(path) else {
+        return;
+    };
+    for field in fields {
+        keys.insert(field.clone());
+        for shape in [&[][..], &["[]"], &["{}"]] {
+            let mut child = path.to_vec();
+            child.push(field.clone());
+            child.extend(shape.iter().map(|s| s.to_string()));
+            if wire_struct_keys(&child).is_some() {
+                collect_wire_keys(&child, keys);
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn every_config_key_is_in_the_fuzz_dictionary() {
+    let mut keys = std::collections::BTreeSet::new();
+    collect_wire_keys(&[], &mut keys);
+    // The probe itself works: top-level, list-element, map-value and nested sections are found.
+    for known in [
+        "listen",
+        "sites",
+        "allowed_source_hosts",
+        "opacity",
+        "acme",
+        "challenge",
+        "peers",
+    ] {
+        assert!(
+            keys.contains(known),
+            "{known} not found by the probe: {keys:?}"
+        );
+    }
+    assert!(keys.len() > 100, "{}", keys.len());
+
+    let dict = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/dict/config.dict"),
+    )
+    .unwrap();
+    let tokens: std::collections::BTreeSet<&str> = dict
+        .lines()
+        .filter_map(|l| l.strip_prefix('"')?.strip_suffix(":\""))
+        .collect();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !tokens.contains(k.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fuzz/dict/config.dict lacks {missing:?}: add each as \"key:\" so the config fuzz target \
+         reaches its section"
+    );
+}

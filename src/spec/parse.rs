@@ -75,51 +75,66 @@ const REGION_GROUPS: [&[Opt]; 3] = [
     &[Opt::Crop, Opt::CropGravity],
 ];
 
+/// Every key the parser accepts, aliases included, and the option it names. `Opt::from_key`
+/// reads it; a unit test checks that the fuzz dictionaries hold every key.
+const KEYS: &[(&str, Opt)] = &[
+    ("width", Opt::Width),
+    ("w", Opt::Width),
+    ("height", Opt::Height),
+    ("h", Opt::Height),
+    ("dpr", Opt::Dpr),
+    ("fit", Opt::Fit),
+    ("gravity", Opt::Gravity),
+    ("quality", Opt::Quality),
+    ("q", Opt::Quality),
+    ("format", Opt::Format),
+    ("f", Opt::Format),
+    ("background", Opt::Background),
+    ("blur", Opt::Blur),
+    ("sharpen", Opt::Sharpen),
+    ("rotate", Opt::Rotate),
+    ("flip", Opt::Flip),
+    ("grayscale", Opt::Grayscale),
+    ("metadata", Opt::Metadata),
+    ("anim", Opt::Anim),
+    ("cachebuster", Opt::Cachebuster),
+    ("fit.across", Opt::FitAcross),
+    ("trim", Opt::Trim),
+    ("trim.left", Opt::TrimLeft),
+    ("trim.top", Opt::TrimTop),
+    ("trim.width", Opt::TrimWidth),
+    ("trim.height", Opt::TrimHeight),
+    ("crop", Opt::Crop),
+    ("crop.gravity", Opt::CropGravity),
+    ("trim.border.color", Opt::TrimBorderColour),
+    ("trim.border.colour", Opt::TrimBorderColour),
+    ("trim.border.tolerance", Opt::TrimBorderTolerance),
+    ("trim.border.keep", Opt::TrimBorderKeep),
+    ("brightness", Opt::Brightness),
+    ("contrast", Opt::Contrast),
+    ("gamma", Opt::Gamma),
+    ("saturation", Opt::Saturation),
+    ("compression", Opt::Compression),
+    ("onerror", Opt::Onerror),
+    ("slow-connection-quality", Opt::SlowQuality),
+    ("scq", Opt::SlowQuality),
+    ("border", Opt::Border),
+    ("watermark", Opt::Watermark),
+    ("watermark.opacity", Opt::WatermarkOpacity),
+    ("watermark.position", Opt::WatermarkPosition),
+    ("watermark.offset", Opt::WatermarkOffset),
+    ("watermark.scale", Opt::WatermarkScale),
+];
+
+/// The keys of [`KEYS`], for tests outside this module.
+#[cfg(test)]
+pub(super) fn keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|(key, _)| *key)
+}
+
 impl Opt {
     fn from_key(key: &str) -> Option<Opt> {
-        Some(match key {
-            "width" | "w" => Opt::Width,
-            "height" | "h" => Opt::Height,
-            "dpr" => Opt::Dpr,
-            "fit" => Opt::Fit,
-            "gravity" => Opt::Gravity,
-            "quality" | "q" => Opt::Quality,
-            "format" | "f" => Opt::Format,
-            "background" => Opt::Background,
-            "blur" => Opt::Blur,
-            "sharpen" => Opt::Sharpen,
-            "rotate" => Opt::Rotate,
-            "flip" => Opt::Flip,
-            "grayscale" => Opt::Grayscale,
-            "metadata" => Opt::Metadata,
-            "anim" => Opt::Anim,
-            "cachebuster" => Opt::Cachebuster,
-            "fit.across" => Opt::FitAcross,
-            "trim" => Opt::Trim,
-            "trim.left" => Opt::TrimLeft,
-            "trim.top" => Opt::TrimTop,
-            "trim.width" => Opt::TrimWidth,
-            "trim.height" => Opt::TrimHeight,
-            "crop" => Opt::Crop,
-            "crop.gravity" => Opt::CropGravity,
-            "trim.border.color" | "trim.border.colour" => Opt::TrimBorderColour,
-            "trim.border.tolerance" => Opt::TrimBorderTolerance,
-            "trim.border.keep" => Opt::TrimBorderKeep,
-            "brightness" => Opt::Brightness,
-            "contrast" => Opt::Contrast,
-            "gamma" => Opt::Gamma,
-            "saturation" => Opt::Saturation,
-            "compression" => Opt::Compression,
-            "onerror" => Opt::Onerror,
-            "slow-connection-quality" | "scq" => Opt::SlowQuality,
-            "border" => Opt::Border,
-            "watermark" => Opt::Watermark,
-            "watermark.opacity" => Opt::WatermarkOpacity,
-            "watermark.position" => Opt::WatermarkPosition,
-            "watermark.offset" => Opt::WatermarkOffset,
-            "watermark.scale" => Opt::WatermarkScale,
-            _ => return None,
-        })
+        KEYS.iter().find(|(k, _)| *k == key).map(|(_, opt)| *opt)
     }
 
     fn name(self) -> &'static str {

@@ -1195,3 +1195,25 @@ fn watermark_values_out_of_range_are_refused_by_name() {
         assert!(e.starts_with(option), "{input}: {e}");
     }
 }
+
+#[test]
+fn every_option_key_is_in_the_fuzz_dictionaries() {
+    let keys: Vec<&str> = super::parse::keys().collect();
+    assert!(keys.len() > 40 && keys.contains(&"w") && keys.contains(&"watermark.scale"));
+    // `options` feeds the route and purge targets, `pipeline` the whole pipeline's option string.
+    for dict in ["options", "pipeline"] {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fuzz/dict/{dict}.dict"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tokens: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('"')?.strip_suffix("=\""))
+            .collect();
+        let missing: Vec<&&str> = keys.iter().filter(|k| !tokens.contains(**k)).collect();
+        assert!(
+            missing.is_empty(),
+            "fuzz/dict/{dict}.dict lacks {missing:?}: add each as \"key=\" so the fuzz targets \
+             reach the option"
+        );
+    }
+}
