@@ -4,6 +4,7 @@
 declare -A dicts=(
   [spec_route]=options [purge]="json options" [warm]=json [heif]=heif [sniff]=image
   [metadata]=metadata [srcset]=srcset [html]=html [config]=config [pipeline]=pipeline
+  [svg]=svg
 )
 
 # dict_arg TARGET DIR: prints the -dict= argument for TARGET (nothing for a target without a

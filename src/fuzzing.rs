@@ -17,7 +17,7 @@ use once_cell::sync::Lazy;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use crate::imaging::fuzzing::{container_metadata, exif, heif};
+pub use crate::imaging::fuzzing::{container_metadata, exif, heif, svg_document};
 
 /// Sniffing and the header probe with the default limits, as the `probe` step runs them.
 pub fn probe(input: &[u8]) {
@@ -319,7 +319,7 @@ pub fn client_hello(data: &[u8]) {
 }
 
 /// The fuzz targets, by name: each takes libFuzzer's raw bytes.
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "client_hello",
     "config",
     "heif",
@@ -330,6 +330,7 @@ pub const TARGETS: [&str; 11] = [
     "sniff",
     "spec_route",
     "srcset",
+    "svg",
     "warm",
 ];
 
@@ -355,6 +356,7 @@ pub fn run(target: &str, data: &[u8]) {
             edge_route(path, accept);
         }
         "srcset" => srcset(&String::from_utf8_lossy(data)),
+        "svg" => svg_document(data),
         "warm" => warm_body(data),
         other => panic!("no fuzz target named {other}"),
     }
@@ -418,6 +420,21 @@ fn pipeline_input(data: &[u8]) {
     // Dropped here, a real leak (memory that destroying the decoder does not free) still
     // shows.
     crate::imaging::release_thread_memory();
+}
+
+/// The entries of `fuzz/dict/<name>.dict` that end in `suffix`, without the suffix and the
+/// quotes: what the dictionary tests of the config loader and the options parser compare with
+/// the keys those parsers accept.
+#[cfg(test)]
+pub(crate) fn dict_tokens(name: &str, suffix: &str) -> std::collections::BTreeSet<String> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fuzz/dict/{name}.dict"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tail = format!("{suffix}\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix('"')?.strip_suffix(tail.as_str()))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

@@ -942,18 +942,8 @@ fn every_config_key_is_in_the_fuzz_dictionary() {
     }
     assert!(keys.len() > 100, "{}", keys.len());
 
-    let dict = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/dict/config.dict"),
-    )
-    .unwrap();
-    let tokens: std::collections::BTreeSet<&str> = dict
-        .lines()
-        .filter_map(|l| l.strip_prefix('"')?.strip_suffix(":\""))
-        .collect();
-    let missing: Vec<&String> = keys
-        .iter()
-        .filter(|k| !tokens.contains(k.as_str()))
-        .collect();
+    let tokens = crate::fuzzing::dict_tokens("config", ":");
+    let missing: Vec<&String> = keys.iter().filter(|k| !tokens.contains(*k)).collect();
     assert!(
         missing.is_empty(),
         "fuzz/dict/config.dict lacks {missing:?}: add each as \"key:\" so the config fuzz target \

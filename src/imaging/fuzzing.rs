@@ -4,7 +4,7 @@
 //! and must never be reached by a product build.
 
 use super::avif::heif::{Coded, Heif};
-use super::{avif, exif as tiff, heic, jpeg, meta, png, webp};
+use super::{avif, exif as tiff, heic, jpeg, meta, png, svg, webp};
 
 /// Everything the pipeline reads from an AVIF container before decoding: the primary item,
 /// what it is made of, its properties, alpha, EXIF, and the data of every item it names; and
@@ -77,5 +77,28 @@ pub fn exif(tiff: &[u8]) {
         let _ = jpeg::write_exif(JPEG, &block);
         let _ = webp::write_exif(WEBP, &block);
         let _ = png::write_exif(PNG, &block);
+    }
+}
+
+/// Longest side an SVG is drawn at here: the drawing is resvg's work per pixel, and the parse
+/// (roxmltree, usvg's tree, its CSS and paths) is what this target is for.
+const SVG_SIDE: f64 = 64.0;
+
+/// An SVG original as the probe and decode steps read it: the root-tag scanner (is it SVG, its
+/// size), then usvg's parse and resvg's drawing, at the document's aspect within 64 pixels
+/// a side (the decode step draws at the output size, or a fraction of the document's); the
+/// policy checks (entities refused, drawing work bounded) are `decode`'s own.
+pub fn svg_document(input: &[u8]) {
+    if !svg::is_svg(input) {
+        return;
+    }
+    let Ok((w, h)) = svg::size(input) else {
+        return;
+    };
+    let scale = (SVG_SIDE / f64::from(w.max(h))).min(1.0);
+    let side = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
+    if let Ok(raster) = svg::decode(input, side(w), side(h)) {
+        assert_eq!((raster.width, raster.height), (side(w), side(h)));
+        assert_eq!(raster.data.len() as u64, u64::from(side(w) * side(h)) * 4);
     }
 }

@@ -179,6 +179,7 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
             "SVG that declares entities (not expanded, by policy)".into(),
         ));
     }
+    check_path_numbers(input)?;
     let options = usvg::Options {
         resources_dir: None,
         image_href_resolver: usvg::ImageHrefResolver {
@@ -204,6 +205,8 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
         width as f32 / drawn.width(),
         height as f32 / drawn.height(),
     );
+    let (sx, sy) = transform.get_scale();
+    Geometry::new(width, height).check(tree.root(), f64::from(sx.max(sy)))?;
     resvg::render(&tree, transform, &mut pixmap.as_mut());
     let mut data = pixmap.take();
     // tiny-skia keeps premultiplied alpha; the pipeline works on straight alpha.
@@ -216,6 +219,203 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
         }
     }
     Ok(Raster::new(width, height, 4, data))
+}
+
+/// Largest magnitude of a number in path data. svgtypes reads path data in f64, and kurbo
+/// draws an arc as a number of curves that grows with the sixth root of its radius: an arc to
+/// a point 1e48 away asked for about 1e8 curves, gigabytes, while usvg was still parsing the
+/// document (fuzz finding 11). Shapes are refused far sooner anyway (`MAX_REACH`).
+const MAX_PATH_NUMBER: f64 = 1e15;
+
+/// Refuses a document whose path data (`d` attributes, read as usvg reads them, character
+/// references decoded) holds a number of magnitude [`MAX_PATH_NUMBER`] or more.
+fn check_path_numbers(input: &[u8]) -> Result<(), ImageError> {
+    let text = std::str::from_utf8(input)
+        .map_err(|_| ImageError::Undecodable("SVG that is not UTF-8".into()))?;
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, options)
+        .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
+    let far = doc
+        .descendants()
+        .flat_map(|node| node.attributes())
+        .filter(|a| a.name() == "d")
+        .find(|a| largest_number(a.value()) >= MAX_PATH_NUMBER);
+    match far {
+        None => Ok(()),
+        Some(_) => Err(ImageError::Undecodable(format!(
+            "SVG path data with a number beyond {MAX_PATH_NUMBER:.0e}"
+        ))),
+    }
+}
+
+/// The largest magnitude among the numbers in path data (infinite for one that overflows):
+/// digits with at most one `.`, then an optional exponent; signs, commands, separators and
+/// anything else between them are skipped.
+fn largest_number(data: &str) -> f64 {
+    let b = data.as_bytes();
+    let (mut largest, mut i) = (0.0f64, 0);
+    while i < b.len() {
+        if !(b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut dot = false;
+        while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && !dot)) {
+            dot |= b[i] == b'.';
+            i += 1;
+        }
+        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            if j < b.len() && b[j].is_ascii_digit() {
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                i = j;
+            }
+        }
+        // A lone `.` is no number.
+        let value: f64 = data[start..i].parse().unwrap_or(0.0);
+        largest = largest.max(value.abs());
+    }
+    largest
+}
+
+/// Farthest a shape may reach from the origin, in output pixels, stroke included.
+///
+/// tiny-skia's scan converter works in fixed point and is not safe with coordinates far
+/// beyond the raster: a circle with a stroke 1.5e31 wide made it index outside its buffers,
+/// and the panic that followed, raised again by a drop during unwinding, aborted a release
+/// build's process (fuzz finding 10). In trials the same circle drew correctly with a stroke
+/// reaching 1e9 pixels and failed from 1e10; a drawing meant for a raster at most 12,000
+/// pixels wide has no use for a shape reaching past a million.
+const MAX_REACH: f64 = 1_000_000.0;
+
+/// A pattern's tile is drawn whole into a raster of its own, however much of it shows: it
+/// may hold at most this many times the output's pixels (and a million whatever the output).
+/// A 40x20 pattern scaled 3,000 times asked for a 28.8 GB tile, and the failed allocation
+/// aborted the process.
+const MAX_TILE_RATIO: u64 = 4;
+
+/// Node visits the geometry check may make (shared patterns and clip paths are walked once
+/// per use, as they are drawn once per use).
+const MAX_VISITS: u32 = 1_000_000;
+
+/// The check that every shape resvg would draw stays within [`MAX_REACH`] of the origin once
+/// drawn: the document's own shapes, and those of its clip paths, masks, patterns, filter
+/// images and nested SVG images, each at the scale it is drawn at; and that no pattern tile
+/// is larger than [`MAX_TILE_RATIO`] allows.
+struct Geometry {
+    visits: u32,
+    max_tile: f64,
+}
+
+impl Geometry {
+    fn new(width: u32, height: u32) -> Geometry {
+        let raster = u64::from(width) * u64::from(height);
+        Geometry {
+            visits: 0,
+            max_tile: (raster * MAX_TILE_RATIO).max(1 << 20) as f64,
+        }
+    }
+
+    /// `scale`: output pixels per unit of `group`'s absolute (canvas) coordinates, at most.
+    fn check(&mut self, group: &usvg::Group, scale: f64) -> Result<(), ImageError> {
+        for node in group.children() {
+            self.visits += 1;
+            if self.visits > MAX_VISITS {
+                return Err(ImageError::TooLarge(
+                    "SVG whose patterns and clip paths nest too deep".into(),
+                ));
+            }
+            // Output pixels per unit of the node's own coordinates: what its clip paths,
+            // masks, patterns and filter images are drawn at.
+            let local = scale * max_scale(node.abs_transform());
+            match node {
+                usvg::Node::Group(g) => {
+                    self.check(g, scale)?;
+                    let mut clip = g.clip_path();
+                    while let Some(c) = clip {
+                        self.check(c.root(), local * max_scale(c.transform()))?;
+                        clip = c.clip_path();
+                    }
+                    let mut mask = g.mask();
+                    while let Some(m) = mask {
+                        self.check(m.root(), local)?;
+                        mask = m.mask();
+                    }
+                }
+                usvg::Node::Path(p) => {
+                    reach(p.abs_stroke_bounding_box(), scale)?;
+                    let paints = p.fill().map(|f| f.paint()).into_iter();
+                    for paint in paints.chain(p.stroke().map(|s| s.paint())) {
+                        if let usvg::Paint::Pattern(pattern) = paint {
+                            let drawn = local * max_scale(pattern.transform());
+                            let rect = pattern.rect();
+                            let tile =
+                                f64::from(rect.width()) * f64::from(rect.height()) * drawn * drawn;
+                            if tile.is_nan() || tile > self.max_tile {
+                                return Err(ImageError::TooLarge(format!(
+                                    "SVG pattern drawn as a tile of {tile:.0e} pixels"
+                                )));
+                            }
+                            self.check(pattern.root(), drawn)?;
+                        }
+                    }
+                }
+                usvg::Node::Image(i) => {
+                    reach(i.abs_bounding_box(), scale)?;
+                    if let usvg::ImageKind::SVG(nested) = i.kind() {
+                        let (size, own) = (i.size(), nested.size());
+                        let fit = f64::from(
+                            (size.width() / own.width()).max(size.height() / own.height()),
+                        );
+                        self.check(nested.root(), local * fit)?;
+                    }
+                }
+                usvg::Node::Text(_) => {}
+            }
+            // Filter images and text drawn as paths; patterns and clip paths were checked
+            // above at their own scales, and are checked here again at the node's.
+            let mut result = Ok(());
+            node.subroots(|sub| {
+                if result.is_ok() {
+                    result = self.check(sub, local);
+                }
+            });
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// The largest factor by which `t` stretches a length.
+fn max_scale(t: tiny_skia::Transform) -> f64 {
+    let (sx, sy) = t.get_scale();
+    f64::from(sx.max(sy))
+}
+
+/// Refuses a shape whose box, drawn at `scale` output pixels per unit, reaches past
+/// [`MAX_REACH`].
+fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
+    let far = [bbox.left(), bbox.top(), bbox.right(), bbox.bottom()]
+        .into_iter()
+        .map(|v| f64::from(v).abs())
+        .fold(0.0, f64::max);
+    if far * scale <= MAX_REACH {
+        Ok(())
+    } else {
+        Err(ImageError::Undecodable(format!(
+            "SVG with a shape reaching {:.0e} pixels from the origin (at most {MAX_REACH:.0e})",
+            far * scale
+        )))
+    }
 }
 
 /// Elements (groups, paths, images, texts) in the drawing, without recursion.
@@ -317,5 +517,90 @@ mod tests {
             decode(heavy.as_bytes(), 2000, 2000),
             Err(ImageError::TooLarge(_))
         ));
+    }
+
+    /// Fuzz finding 10: a stroke 1.5e31 wide made tiny-skia index outside its buffers, and in
+    /// a release build the second panic, from a drop while unwinding, aborted the process.
+    #[test]
+    fn r_fuzz_shapes_reaching_far_past_the_raster_are_refused_before_drawing() {
+        let input =
+            include_bytes!("../../fuzz/corpus/svg/crash-6983f8d3a10fc3b2fabf96761ff1695e81aabe11");
+        let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("reaching"));
+        assert!(refused(decode(input, 39, 30)));
+
+        let doc = |body: &str| {
+            format!(
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">{body}</svg>"#
+            )
+        };
+        let covered = |body: &str| {
+            let img = decode(doc(body).as_bytes(), 40, 20).unwrap();
+            img.data.chunks(4).filter(|p| p[3] == 255).count() as f64 / 800.0
+        };
+        // The same kind of shapes within reach draw: a wide stroke covers the raster, and so
+        // does a rectangle reaching 5,000 pixels each way.
+        assert!(covered(r#"<path d="M0 10 H40" stroke="navy" stroke-width="1000"/>"#) > 0.99);
+        assert!(covered(r#"<rect x="-5000" y="-5000" width="10000" height="10000"/>"#) > 0.99);
+        // Far shapes however they get there: their own size, a transform, a pattern's
+        // transform (on a tile small enough to be drawn), a clip path, a nested SVG image
+        // drawn larger than its own size.
+        // (a nested document 1e-5 wide drawn 40 wide: its shape at x = 1 lands 4e6 out)
+        let nested = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
+                      width='0.00001' height='0.00001'%3E%3Crect x='1' width='1' height='1'/%3E\
+                      %3C/svg%3E";
+        for body in [
+            r#"<rect x="2e6" width="1" height="1"/>"#.to_string(),
+            r#"<g transform="scale(1e5)"><rect x="100" width="1" height="1"/></g>"#.into(),
+            r#"<pattern id="p" width="1e-5" height="1e-5" patternUnits="userSpaceOnUse"
+                 patternTransform="scale(1e7)"><rect width="1" height="1"/></pattern>
+               <rect width="40" height="20" fill="url(#p)"/>"#
+                .into(),
+            r#"<clipPath id="c" transform="scale(1e7)"><rect width="1" height="1"/></clipPath>
+               <rect width="40" height="20" clip-path="url(#c)"/>"#
+                .into(),
+            format!(r#"<image width="40" height="20" href="{nested}"/>"#),
+        ] {
+            assert!(refused(decode(doc(&body).as_bytes(), 40, 20)), "{body}");
+        }
+        // Fuzz finding 11: an arc to a point 1e48 away, which kurbo would have drawn as about
+        // 1e8 curves while the document was parsed; refused before usvg reads it, also when
+        // the number is written with character references.
+        let oom =
+            include_bytes!("../../fuzz/corpus/svg/oom-75bbe196df5a7d7e074131af3d7631e42a6feedb");
+        let path_number =
+            |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("path data"));
+        assert!(path_number(decode(oom, 100, 100)));
+        for d in [
+            "M0 0A1 1 0 0 0 1e15 0",
+            "M0 0L&#49;e16 0",
+            "M0 0L1.5.5 100000000000000000",
+        ] {
+            let body = format!(r#"<path d="{d}" stroke="red"/>"#);
+            assert!(path_number(decode(doc(&body).as_bytes(), 40, 20)), "{d}");
+        }
+        for d in [
+            "M0 0A1 1 0 0 0 40 20",
+            "M0 0L999999999999999e-14 .5.5 2E3-1e-300z",
+        ] {
+            let body = format!(r#"<path d="{d}" stroke="red"/>"#);
+            assert!(decode(doc(&body).as_bytes(), 40, 20).is_ok(), "{d}");
+        }
+        assert_eq!(largest_number("M1.5.5e2-3E+1 1e"), 50.0);
+        assert!(largest_number("1e400").is_infinite());
+
+        // A pattern's tile is drawn whole: scaled 3,000 times, this 40x20 one asked for 28.8 GB
+        // and the failed allocation aborted the process. At the scale it is used it draws.
+        let pattern = |scale: u32| {
+            doc(&format!(
+                r#"<pattern id="p" width="40" height="20" patternUnits="userSpaceOnUse"
+                     patternTransform="scale({scale})"><rect width="1" height="1"/></pattern>
+                   <rect width="40" height="20" fill="url(#p)"/>"#
+            ))
+        };
+        assert!(matches!(
+            decode(pattern(3000).as_bytes(), 40, 20),
+            Err(ImageError::TooLarge(m)) if m.contains("tile")
+        ));
+        assert!(decode(pattern(1).as_bytes(), 40, 20).is_ok());
     }
 }

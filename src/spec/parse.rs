@@ -804,3 +804,19 @@ fn parse_gravity(value: &str) -> Option<Gravity> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Opt, KEYS};
+
+    /// `Opt::name` is its own `match`, so the compiler asks for a name for every new option.
+    /// The name must be the option's first key in `KEYS`, which the parser reads back as it.
+    #[test]
+    fn every_option_is_named_by_its_first_key() {
+        for (key, opt) in KEYS {
+            let first = KEYS.iter().find(|(_, o)| o == opt).map(|(k, _)| *k);
+            assert_eq!(Some(opt.name()), first, "{key}");
+            assert_eq!(Opt::from_key(opt.name()), Some(*opt), "{key}");
+        }
+    }
+}

@@ -1202,13 +1202,7 @@ fn every_option_key_is_in_the_fuzz_dictionaries() {
     assert!(keys.len() > 40 && keys.contains(&"w") && keys.contains(&"watermark.scale"));
     // `options` feeds the route and purge targets, `pipeline` the whole pipeline's option string.
     for dict in ["options", "pipeline"] {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fuzz/dict/{dict}.dict"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let tokens: std::collections::BTreeSet<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix('"')?.strip_suffix("=\""))
-            .collect();
+        let tokens = crate::fuzzing::dict_tokens(dict, "=");
         let missing: Vec<&&str> = keys.iter().filter(|k| !tokens.contains(**k)).collect();
         assert!(
             missing.is_empty(),
