@@ -179,7 +179,16 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
             "SVG that declares entities (not expanded, by policy)".into(),
         ));
     }
-    check_path_numbers(input)?;
+    // Parsed once, with the options usvg's own `from_str` uses: checked, then handed to usvg.
+    let text = std::str::from_utf8(input)
+        .map_err(|_| ImageError::Undecodable("SVG that is not UTF-8".into()))?;
+    let xml = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, xml)
+        .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
+    check_path_numbers(&doc)?;
     let options = usvg::Options {
         resources_dir: None,
         image_href_resolver: usvg::ImageHrefResolver {
@@ -189,7 +198,7 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
         },
         ..usvg::Options::default()
     };
-    let tree = usvg::Tree::from_data(input, &options)
+    let tree = usvg::Tree::from_xmltree(&doc, &options)
         .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
     let elements = element_count(tree.root());
     let work = elements.saturating_mul(u64::from(width) * u64::from(height));
@@ -229,15 +238,7 @@ const MAX_PATH_NUMBER: f64 = 1e15;
 
 /// Refuses a document whose path data (`d` attributes, read as usvg reads them, character
 /// references decoded) holds a number of magnitude [`MAX_PATH_NUMBER`] or more.
-fn check_path_numbers(input: &[u8]) -> Result<(), ImageError> {
-    let text = std::str::from_utf8(input)
-        .map_err(|_| ImageError::Undecodable("SVG that is not UTF-8".into()))?;
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: true,
-        ..Default::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(text, options)
-        .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
+fn check_path_numbers(doc: &roxmltree::Document) -> Result<(), ImageError> {
     let far = doc
         .descendants()
         .flat_map(|node| node.attributes())
