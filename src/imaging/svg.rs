@@ -215,7 +215,7 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
         height as f32 / drawn.height(),
     );
     let (sx, sy) = transform.get_scale();
-    Geometry::new(width, height).check(tree.root(), f64::from(sx.max(sy)))?;
+    Geometry::new(width, height, MAX_DRAW_WORK - work).check(tree.root(), f64::from(sx.max(sy)))?;
     resvg::render(&tree, transform, &mut pixmap.as_mut());
     let mut data = pixmap.take();
     // tiny-skia keeps premultiplied alpha; the pipeline works on straight alpha.
@@ -308,22 +308,91 @@ const MAX_TILE_RATIO: u64 = 4;
 /// per use, as they are drawn once per use).
 const MAX_VISITS: u32 = 1_000_000;
 
+/// Octaves of `feTurbulence` drawn at most. Each adds noise at half the amplitude of the one
+/// before, so past the tenth none moves an 8-bit channel by a level; resvg computes every
+/// octave for every pixel and channel (a billion octaves is a drawing that never ends) and,
+/// when stitching, doubles 32-bit tile sizes once per octave.
+const MAX_OCTAVES: u32 = 24;
+
 /// The check that every shape resvg would draw stays within [`MAX_REACH`] of the origin once
 /// drawn: the document's own shapes, and those of its clip paths, masks, patterns, filter
-/// images and nested SVG images, each at the scale it is drawn at; and that no pattern tile
-/// is larger than [`MAX_TILE_RATIO`] allows.
+/// images and nested SVG images, each at the scale it is drawn at; that no pattern tile is
+/// larger than [`MAX_TILE_RATIO`] allows; and that filters stay within reach and within the
+/// drawing's work budget (what [`MAX_DRAW_WORK`] leaves after the elements).
 struct Geometry {
     visits: u32,
     max_tile: f64,
+    /// Pixels of the largest layer resvg gives a filter: 5x the output each way.
+    max_layer: f64,
+    /// Filter work left, in passes of one pixel.
+    budget: f64,
 }
 
 impl Geometry {
-    fn new(width: u32, height: u32) -> Geometry {
+    fn new(width: u32, height: u32, budget: u64) -> Geometry {
         let raster = u64::from(width) * u64::from(height);
         Geometry {
             visits: 0,
             max_tile: (raster * MAX_TILE_RATIO).max(1 << 20) as f64,
+            max_layer: (raster * 25) as f64,
+            budget: budget as f64,
         }
+    }
+
+    /// Refuses a filter that reaches past [`MAX_REACH`] (a blur's deviation: resvg sizes its
+    /// box blur in 32-bit integers, which a deviation of 1e32 overflowed, fuzz finding 12),
+    /// or whose work, estimated per primitive as pixels of its region times that primitive's
+    /// cost per pixel, overdraws the budget. `scale`: output pixels per unit of the filtered
+    /// group's coordinates.
+    fn filters(&mut self, group: &usvg::Group, scale: f64) -> Result<(), ImageError> {
+        use usvg::filter::Kind;
+        for filter in group.filters() {
+            let rect = filter.rect();
+            let (w, h) = (
+                f64::from(rect.width()) * scale,
+                f64::from(rect.height()) * scale,
+            );
+            let pixels = (w * h).min(self.max_layer);
+            let (w, h) = (w.min(self.max_layer), h.min(self.max_layer));
+            for primitive in filter.primitives() {
+                let per_pixel = match primitive.kind() {
+                    Kind::GaussianBlur(b) => {
+                        blur_reach(b.std_dev_x().get(), b.std_dev_y().get(), scale)?;
+                        10.0
+                    }
+                    Kind::DropShadow(d) => {
+                        blur_reach(d.std_dev_x().get(), d.std_dev_y().get(), scale)?;
+                        blur_reach(d.dx(), d.dy(), scale)?;
+                        12.0
+                    }
+                    Kind::Morphology(m) => {
+                        let side = |r: f32, most: f64| 2.0 * (f64::from(r) * scale).min(most) + 1.0;
+                        side(m.radius_x().get(), w) * side(m.radius_y().get(), h)
+                    }
+                    Kind::ConvolveMatrix(c) => {
+                        f64::from(c.matrix().columns()) * f64::from(c.matrix().rows())
+                    }
+                    Kind::Turbulence(t) => {
+                        if t.num_octaves() > MAX_OCTAVES {
+                            return Err(ImageError::Undecodable(format!(
+                                "SVG turbulence of {} octaves (at most {MAX_OCTAVES})",
+                                t.num_octaves()
+                            )));
+                        }
+                        // Four channels, each a sum of noise over the octaves.
+                        32.0 * f64::from(t.num_octaves())
+                    }
+                    _ => 4.0,
+                };
+                self.budget -= pixels * per_pixel;
+                if self.budget.is_nan() || self.budget < 0.0 {
+                    return Err(ImageError::TooLarge(
+                        "SVG whose filters would take too long to draw".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `scale`: output pixels per unit of `group`'s absolute (canvas) coordinates, at most.
@@ -340,6 +409,7 @@ impl Geometry {
             let local = scale * max_scale(node.abs_transform());
             match node {
                 usvg::Node::Group(g) => {
+                    self.filters(g, local)?;
                     self.check(g, scale)?;
                     let mut clip = g.clip_path();
                     while let Some(c) = clip {
@@ -415,6 +485,18 @@ fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
         Err(ImageError::Undecodable(format!(
             "SVG with a shape reaching {:.0e} pixels from the origin (at most {MAX_REACH:.0e})",
             far * scale
+        )))
+    }
+}
+
+/// Refuses a blur (or shadow offset) that reaches past [`MAX_REACH`] once drawn.
+fn blur_reach(x: f32, y: f32, scale: f64) -> Result<(), ImageError> {
+    let far = f64::from(x.abs().max(y.abs())) * scale;
+    if far <= MAX_REACH {
+        Ok(())
+    } else {
+        Err(ImageError::Undecodable(format!(
+            "SVG filter reaching {far:.0e} pixels (at most {MAX_REACH:.0e})"
         )))
     }
 }
@@ -602,5 +684,55 @@ mod tests {
             Err(ImageError::TooLarge(m)) if m.contains("tile")
         ));
         assert!(decode(pattern(1).as_bytes(), 40, 20).is_ok());
+    }
+
+    /// Fuzz finding 12: a blur deviation of 1e32 overflowed resvg's 32-bit box sizes. Filters
+    /// are checked for reach like shapes, and their work is counted before drawing: without
+    /// the count, the morphology below would read about 7e13 pixels (hours), and a billion
+    /// octaves of turbulence would never finish.
+    #[test]
+    fn r_fuzz_filters_out_of_reach_or_too_costly_are_refused_before_drawing() {
+        let input =
+            include_bytes!("../../fuzz/corpus/svg/crash-264fb5c95190d08285b2e1d5ae4155f738e66675");
+        let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("filter"));
+        assert!(refused(decode(input, 64, 64)));
+
+        let doc = |filter: &str| {
+            format!(
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">
+                   <filter id="f">{filter}</filter>
+                   <rect x="5" y="5" width="30" height="10" fill="teal" filter="url(#f)"/></svg>"#
+            )
+        };
+        let drawn = |filter: &str, w, h| decode(doc(filter).as_bytes(), w, h);
+        for far in [
+            r#"<feGaussianBlur stdDeviation="2e6"/>"#,
+            r#"<feGaussianBlur stdDeviation="1 1e32"/>"#,
+            r#"<feDropShadow stdDeviation="1" dx="3e6"/>"#,
+        ] {
+            assert!(refused(drawn(far, 40, 20)), "{far}");
+        }
+        let octaves = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("octaves"));
+        let noise = |n: u32| format!(r#"<feTurbulence baseFrequency="0.05" numOctaves="{n}"/>"#);
+        assert!(octaves(drawn(&noise(1_000_000_000), 40, 20)));
+        assert!(octaves(drawn(&noise(25), 40, 20)));
+        // Work: a morphology of radius 1,000 drawn 4,000 pixels wide (its region 3600x1200)
+        // reads 7199x2399 pixels for each of its 4.3 million.
+        let costly = |e| matches!(e, Err(ImageError::TooLarge(m)) if m.contains("filters"));
+        let morphology = r#"<feMorphology operator="dilate" radius="1000"/>"#;
+        assert!(costly(drawn(morphology, 4000, 2000)));
+        assert!(costly(drawn(&noise(24), 12000, 6000)));
+
+        // The same filters within reach and budget draw, and do what they do.
+        let alpha = |img: Raster, x: usize, y: usize| img.data[(y * 40 + x) * 4 + 3];
+        let blurred = drawn(r#"<feGaussianBlur stdDeviation="3"/>"#, 40, 20).unwrap();
+        assert!(
+            alpha(blurred, 3, 10) > 0,
+            "a blur spreads past the shape's edge"
+        );
+        let dilated = drawn(morphology, 40, 20).unwrap();
+        assert_eq!(alpha(dilated, 3, 10), 255, "a dilation fills its region");
+        let noisy = drawn(&noise(24), 40, 20).unwrap();
+        assert!(noisy.data.chunks(4).any(|p| p[3] != 0));
     }
 }
