@@ -479,24 +479,22 @@ fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
         .into_iter()
         .map(|v| f64::from(v).abs())
         .fold(0.0, f64::max);
-    if far * scale <= MAX_REACH {
-        Ok(())
-    } else {
-        Err(ImageError::Undecodable(format!(
-            "SVG with a shape reaching {:.0e} pixels from the origin (at most {MAX_REACH:.0e})",
-            far * scale
-        )))
-    }
+    within_reach(far * scale, "with a shape", "from the origin ")
 }
 
 /// Refuses a blur (or shadow offset) that reaches past [`MAX_REACH`] once drawn.
 fn blur_reach(x: f32, y: f32, scale: f64) -> Result<(), ImageError> {
-    let far = f64::from(x.abs().max(y.abs())) * scale;
-    if far <= MAX_REACH {
+    within_reach(f64::from(x.abs().max(y.abs())) * scale, "filter", "")
+}
+
+/// The one reach check: `pixels` (NaN included) over [`MAX_REACH`] is refused, named as
+/// "SVG {what} reaching N pixels {whence}(at most M)".
+fn within_reach(pixels: f64, what: &str, whence: &str) -> Result<(), ImageError> {
+    if pixels <= MAX_REACH {
         Ok(())
     } else {
         Err(ImageError::Undecodable(format!(
-            "SVG filter reaching {far:.0e} pixels (at most {MAX_REACH:.0e})"
+            "SVG {what} reaching {pixels:.0e} pixels {whence}(at most {MAX_REACH:.0e})"
         )))
     }
 }
