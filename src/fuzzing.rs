@@ -467,6 +467,20 @@ mod tests {
         }
     }
 
+    /// Fuzz finding 13: a BMP trimmed to a narrower picture and resized to a width came out
+    /// 3x87 where the header-based footprint had said 3x61 (the harness's assertion).
+    #[test]
+    fn r_fuzz_a_border_trim_stays_within_the_footprint() {
+        let input = include_bytes!(
+            "../fuzz/corpus/pipeline/crash-eb1ecaeeb40390fa96f128cd95686efd7adadf6b"
+        );
+        let (options, _, image) = super::pipeline_parts(input).unwrap();
+        assert_eq!(options, "trim=border,w=3,metadata=copyright");
+        run("pipeline", input);
+        let out = super::transform(image, &options, Default::default()).expect("the BMP is made");
+        assert_eq!((out.width, out.height), (3, 87));
+    }
+
     /// Fuzz finding 9: `format=json` makes no pixels, so its footprint has an empty canvas,
     /// and the harness took the size the description reports for an output over budget.
     #[test]

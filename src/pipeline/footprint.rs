@@ -28,7 +28,7 @@ pub struct Footprint {
     pub alpha: bool,
     /// Size `fit` resizes to, and the canvas it returns (larger only for `fit=pad`); for
     /// sources whose EXIF orientation is read only while decoding (PNG, TIFF...), the larger
-    /// of the two possible orientations.
+    /// of the two possible orientations; with `trim=border`, the largest any trim can lead to.
     pub scaled: (u32, u32),
     pub canvas: (u32, u32),
     /// Takes the animated path: every frame goes to the output size and is kept until encoded.
@@ -91,7 +91,12 @@ pub fn footprint(
     let (mut scaled, mut canvas) = ((0, 0), (0, 0));
     for orientation in orientations {
         let (uw, uh) = upright_size(&probe, orientation, spec);
-        let (s, c) = geometry::output_sizes(uw, uh, spec);
+        let (s, c) = if spec.trim_border.is_some() {
+            // What the trim keeps is known only from the pixels: the largest it can lead to.
+            geometry::output_sizes_trimmed(uw, uh, spec, limits.max_output_dimension)
+        } else {
+            geometry::output_sizes(uw, uh, spec)
+        };
         if pixels(c) + pixels(s) > pixels(canvas) + pixels(scaled) {
             (scaled, canvas) = (s, c);
         }

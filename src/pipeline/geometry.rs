@@ -202,6 +202,50 @@ pub fn output_sizes(src_w: u32, src_h: u32, spec: &TransformSpec) -> ((u32, u32)
     )
 }
 
+/// The largest sizes [`fit_from`] can make when `trim=border` keeps an unknown part of an
+/// upright original of `src_w` x `src_h` (the kept part is any block of the crop region, or of
+/// the whole without a crop): for estimates made before decoding, which must not be exceeded.
+///
+/// With both box sides every fit makes at most the box. With one side, or none, the output
+/// grows with the kept block's extent along the free axis and shrinks with it along the fixed
+/// one, so the largest is among the blocks of full extent along one axis and, along the
+/// other, full, one pixel, or the box's side (the widest kept block a no-enlarge fit still
+/// scales to the box). Sides are capped at `max_side`: the plan refuses anything longer.
+pub fn output_sizes_trimmed(
+    src_w: u32,
+    src_h: u32,
+    spec: &TransformSpec,
+    max_side: u32,
+) -> ((u32, u32), (u32, u32)) {
+    let (ow, oh) = match crop_region(src_w, src_h, spec, None) {
+        Some(Ok(r)) => (r.width, r.height),
+        _ => (src_w, src_h),
+    };
+    let [t, r, b, l] = border_widths(spec);
+    let framed = |(w, h): (u32, u32)| (w.saturating_add(l + r), h.saturating_add(t + b));
+    let cap = |(w, h): (u32, u32)| (w.min(max_side), h.min(max_side));
+    let (bw, bh) = requested_box(spec);
+    if let (Some(bw), Some(bh)) = (bw, bh) {
+        return (cap((bw, bh)), cap(framed((bw, bh))));
+    }
+    let widths = [ow, 1, bw.map_or(ow, |w| w.min(ow))];
+    let heights = [oh, 1, bh.map_or(oh, |h| h.min(oh))];
+    let blocks = widths
+        .iter()
+        .map(|&w| (w, oh))
+        .chain(heights.iter().map(|&h| (ow, h)));
+    let mut largest = ((0, 0), (0, 0));
+    for (w, h) in blocks {
+        let plan = plan_whole(w.max(1), h.max(1), spec, spec.gravity);
+        let sizes = (cap(plan.scaled), cap(framed(plan.canvas)));
+        let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+        if area(sizes.0) + area(sizes.1) > area(largest.0) + area(largest.1) {
+            largest = sizes;
+        }
+    }
+    largest
+}
+
 /// The spec's `border` in device pixels (each side times `dpr`, rounded half up; a side of 0
 /// stays 0): top, right, bottom, left.
 pub fn border_widths(spec: &TransformSpec) -> [u32; 4] {

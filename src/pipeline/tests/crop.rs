@@ -201,3 +201,82 @@ fn trim_border_keeps_a_picture_without_a_frame_whole() {
     let want = output(&photo, "width=320");
     assert!(picture_distance(&got, &want) < 1.0);
 }
+
+/// Fuzz finding 13: the footprint (what admission and `limits.max_output_pixels` go by) is
+/// read from the header, but what `trim=border` keeps is known only from the pixels, and a
+/// trim that changes the aspect ratio makes a one-sided resize taller or wider than the whole
+/// picture would. The footprint now takes the largest output any trim can lead to: never
+/// smaller than what the pipeline makes, and no side past the output limit.
+#[test]
+fn r_fuzz_the_footprint_bounds_what_a_border_trim_leads_to() {
+    use crate::pipeline::footprint;
+    use image::ImageEncoder;
+    // A dark column 20 px wide, top to bottom, in the middle of a white 400x300 frame: the
+    // trim keeps 20x300, taller than the whole by far.
+    let (w, h) = (400u32, 300u32);
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let x = i % w;
+            if (190..210).contains(&x) {
+                [20, 40, 90]
+            } else {
+                [255, 255, 255]
+            }
+        })
+        .collect();
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let limits = Limits::default();
+    for (options, made) in [
+        // Scale-down (the default) never enlarges the 20-px-wide column: 10 wide, 150 tall.
+        ("trim=border,width=10", (10, 150)),
+        // Enlarging to 100 wide: 1,500 tall, where the whole picture would be 75.
+        ("trim=border,width=100,fit=contain", (100, 1500)),
+        ("trim=border,height=600,fit=contain", (40, 600)),
+        ("trim=border,width=60,height=60,fit=contain", (4, 60)),
+        ("trim=border,width=60,height=60,fit=pad", (60, 60)),
+        (
+            "trim=border,width=10,dpr=2,border=color:white;width:3",
+            (32, 312),
+        ),
+        ("trim=border,height=30,rotate=90,fit=contain", (450, 30)),
+        ("trim=border,crop=300x300,width=10", (10, 150)),
+        ("trim=border", (20, 300)),
+    ] {
+        let spec = parse_options(&format!("{options},format=png")).unwrap();
+        let out = run(&png, &spec);
+        assert_eq!((out.width, out.height), made, "{options}");
+        let print = footprint::footprint(&png, &spec, Accepts::default(), &limits).unwrap();
+        assert!(
+            u64::from(out.width) * u64::from(out.height) <= print.output_pixels(),
+            "{options}: made {made:?}, footprint {:?}",
+            print.canvas
+        );
+        assert!(
+            print.canvas.0 >= out.width && print.canvas.1 >= out.height,
+            "{options}"
+        );
+        let max = limits.max_output_dimension;
+        assert!(print.canvas.0 <= max && print.canvas.1 <= max, "{options}");
+        // Without the trim the footprint is the whole picture's output, as before (for a PNG
+        // upright or turned by an EXIF orientation it learns only while decoding).
+        let whole = options.replacen("trim=border", "metadata=none", 1);
+        let spec = parse_options(&format!("{whole},format=png")).unwrap();
+        let out = run(&png, &spec);
+        let print = footprint::footprint(&png, &spec, Accepts::default(), &limits).unwrap();
+        let turned = [
+            geometry::output_sizes(w, h, &spec).1,
+            geometry::output_sizes(h, w, &spec).1,
+        ];
+        assert!(turned.contains(&print.canvas), "{whole}");
+        assert!(turned.contains(&(out.width, out.height)), "{whole}");
+        assert!(u64::from(out.width) * u64::from(out.height) <= print.output_pixels());
+    }
+    // A trim that would run past the output limit is refused by the pipeline as before (a
+    // one-pixel line enlarged 8,192 times); its footprint stops at the limit.
+    let spec = parse_options("trim=border,width=2000,fit=contain,format=png").unwrap();
+    let print = footprint::footprint(&png, &spec, Accepts::default(), &limits).unwrap();
+    assert_eq!(print.canvas, (2000, limits.max_output_dimension));
+}
