@@ -8,6 +8,13 @@
 //! read by a small scanner that stops at the root tag, so the probe costs no parse of the
 //! document; the pixel limits then apply to that size like any other image's, and the decode
 //! renders at that size (or 1/n of it, shrink-on-load) whatever resvg thinks of the units.
+//!
+//! Before drawing, checks keep usvg and resvg inside what they do safely, each refusing a
+//! class of document: path numbers past 1e15, circular references (`references`, on the XML
+//! before usvg reads it), then on usvg's tree shapes and filters reaching too far, pattern
+//! tiles too large, and drawing work over budget.
+
+mod references;
 
 use super::error::ImageError;
 use super::raster::Raster;
@@ -189,6 +196,7 @@ pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, Im
     let doc = roxmltree::Document::parse_with_options(text, xml)
         .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
     check_path_numbers(&doc)?;
+    references::check(&doc)?;
     let options = usvg::Options {
         resources_dir: None,
         image_href_resolver: usvg::ImageHrefResolver {
@@ -604,7 +612,7 @@ mod tests {
     /// a release build the second panic, from a drop while unwinding, aborted the process.
     #[test]
     fn r_fuzz_shapes_reaching_far_past_the_raster_are_refused_before_drawing() {
-        let input = include_bytes!("../../tests/fixtures/svg/stroke-1.5e31.svg");
+        let input = include_bytes!("../../../tests/fixtures/svg/stroke-1.5e31.svg");
         let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("reaching"));
         assert!(refused(decode(input, 39, 30)));
 
@@ -646,7 +654,7 @@ mod tests {
         // 1e8 curves while the document was parsed; refused before usvg reads it, also when
         // the number is written with character references.
         let oom =
-            include_bytes!("../../fuzz/corpus/svg/oom-75bbe196df5a7d7e074131af3d7631e42a6feedb");
+            include_bytes!("../../../fuzz/corpus/svg/oom-75bbe196df5a7d7e074131af3d7631e42a6feedb");
         let path_number =
             |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("path data"));
         assert!(path_number(decode(oom, 100, 100)));
@@ -690,8 +698,9 @@ mod tests {
     /// octaves of turbulence would never finish.
     #[test]
     fn r_fuzz_filters_out_of_reach_or_too_costly_are_refused_before_drawing() {
-        let input =
-            include_bytes!("../../fuzz/corpus/svg/crash-264fb5c95190d08285b2e1d5ae4155f738e66675");
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/crash-264fb5c95190d08285b2e1d5ae4155f738e66675"
+        );
         let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("filter"));
         assert!(refused(decode(input, 64, 64)));
 
@@ -732,5 +741,152 @@ mod tests {
         assert_eq!(alpha(dilated, 3, 10), 255, "a dilation fills its region");
         let noisy = drawn(&noise(24), 40, 20).unwrap();
         assert!(noisy.data.chunks(4).any(|p| p[3] != 0));
+    }
+
+    /// Fuzz finding 14: a pattern whose content inherits `fill="url(#p)"` naming that very
+    /// pattern made usvg convert the pattern inside itself until the stack overflowed, which
+    /// aborts the process. The class: any chain of references that comes back to where it
+    /// started (paints, masks, markers, `href`s, however the property is set). Each is refused
+    /// before usvg reads the document; without the check every document in `circular` aborts
+    /// this test binary or never returns.
+    #[test]
+    fn r_fuzz_circular_references_are_refused_before_usvg_reads_them() {
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/crash-b10592837e8ae6ee82a42fa9e347a99e937e6f64"
+        );
+        let refused = |e: Result<Raster, ImageError>| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("circular reference"));
+        assert!(refused(decode(input, 64, 64)));
+        let svg = |attrs: &str, body: &str| {
+            format!(
+                r#"<svg xmlns="http://www.w3.org/2000/svg"
+                   xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10" {attrs}>
+                   {body}</svg>"#
+            )
+        };
+        let tile = |id: &str, attrs: &str, content: &str| {
+            format!(
+                r#"<pattern id="{id}" width="4" height="4" patternUnits="userSpaceOnUse"
+                   {attrs}>{content}</pattern>"#
+            )
+        };
+        let square = r#"<rect width="2" height="2"/>"#;
+        let fill_p = r#"<rect width="10" height="10" fill="url(#p)"/>"#;
+        let circular = [
+            // Inherited from the root, from a stylesheet, from a group around the pattern,
+            // from a `style` attribute, and declared `inherit`.
+            svg(r#"fill="url(#p)""#, &(tile("p", "", square) + fill_p)),
+            svg(
+                "",
+                &(r#"<style>svg { fill: url(#p) }</style>"#.to_owned()
+                    + &tile("p", "", square)
+                    + fill_p),
+            ),
+            svg(
+                "",
+                &format!(r#"<g fill="url(#p)">{}</g>{fill_p}"#, tile("p", "", square)),
+            ),
+            svg(
+                "",
+                &format!(
+                    r#"<g style="stroke:url(#p)">{}</g>{fill_p}"#,
+                    tile("p", "", square)
+                ),
+            ),
+            svg(
+                r#"fill="url(#p)""#,
+                &(tile("p", "", r#"<rect width="2" height="2" fill="inherit"/>"#) + fill_p),
+            ),
+            // Three patterns in a ring.
+            svg(
+                "",
+                &(tile("p", "", r#"<rect width="2" height="2" fill="url(#q)"/>"#)
+                    + &tile("q", "", r#"<rect width="2" height="2" fill="url(#r)"/>"#)
+                    + &tile("r", "", r#"<rect width="2" height="2" fill="url(#p)"/>"#)
+                    + fill_p),
+            ),
+            // A pattern drawing a mask that paints with the pattern.
+            svg(
+                "",
+                &(tile("p", "", r#"<rect width="2" height="2" mask="url(#m)"/>"#)
+                    + r#"<mask id="m"><rect width="2" height="2" fill="url(#p)"/></mask>"#
+                    + fill_p),
+            ),
+            // A marker inherited into a pattern whose marker paints with it.
+            svg(
+                "",
+                &(tile(
+                    "p",
+                    r#"marker-end="url(#k)""#,
+                    r#"<path d="M0 0L2 2" stroke="red"/>"#,
+                ) + r#"<marker id="k"><rect width="2" height="2" fill="url(#p)"/></marker>"#
+                    + fill_p),
+            ),
+            // Patterns whose `href`s name each other (usvg looped for ever).
+            svg(
+                "",
+                &(tile("p", r##"xlink:href="#q""##, "")
+                    + &tile("q", r##"xlink:href="#r""##, "")
+                    + &tile("r", r##"xlink:href="#q""##, "")
+                    + fill_p),
+            ),
+            // Gradients whose `href`s name each other, none with stops.
+            svg(
+                "",
+                r##"<linearGradient id="a" xlink:href="#b"/><linearGradient id="b"
+                    xlink:href="#c"/><linearGradient id="c" xlink:href="#b"/>
+                    <rect width="10" height="10" fill="url(#a)"/>"##,
+            ),
+            // A `use` in the pattern drawing an element that paints with the pattern.
+            svg(
+                "",
+                &(tile("p", "", r##"<use href="#s"/>"##)
+                    + r#"<rect id="s" width="2" height="2" fill="url(#p)"/>"#
+                    + fill_p),
+            ),
+        ];
+        for doc in &circular {
+            assert!(refused(decode(doc.as_bytes(), 10, 10)), "{doc}");
+        }
+        // Nested past usvg's own limit: refused, not walked off the end of the stack.
+        let deep = svg("", &("<g>".repeat(5000) + &"</g>".repeat(5000)));
+        let nested = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("nested"));
+        assert!(nested(decode(deep.as_bytes(), 10, 10)));
+
+        // The same references without a ring draw: each of these fills the top-left corner of
+        // every 4x4 tile red (a 2x2 square) and leaves the rest clear.
+        let red = r#"<rect width="2" height="2" fill="red"/>"#;
+        let fine = [
+            svg(r#"fill="url(#p)""#, &(tile("p", "", red) + fill_p)),
+            // An `href` to itself is ignored.
+            svg(
+                r#"fill="url(#p)""#,
+                &(tile("p", r##"href="#p""##, red) + fill_p),
+            ),
+            svg(
+                "",
+                &(r#"<style>.a { fill: url(#p) } rect { fill: red }</style>"#.to_owned()
+                    + &tile("p", "", square)
+                    + r#"<rect class="a" width="10" height="10" style="fill:url(#p)"/>"#),
+            ),
+            svg(
+                r#"fill="url(#q)""#,
+                &(tile("q", "", red) + &tile("p", r##"xlink:href="#q""##, "") + fill_p),
+            ),
+            svg(
+                "",
+                &(tile("p", "", r##"<use href="#s"/>"##)
+                    + r#"<defs><rect id="s" width="2" height="2" fill="red"/></defs>"#
+                    + r##"<use href="#t"/><g id="t">"##
+                    + fill_p
+                    + "</g>"),
+            ),
+        ];
+        for doc in &fine {
+            let img = decode(doc.as_bytes(), 10, 10).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let px = |x: usize, y: usize| &img.data[(y * 10 + x) * 4..][..4];
+            assert_eq!(px(1, 1), [255, 0, 0, 255], "{doc}");
+            assert_eq!(px(5, 5), [255, 0, 0, 255], "{doc}");
+            assert_eq!(px(3, 3)[3], 0, "{doc}");
+        }
     }
 }
