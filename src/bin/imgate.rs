@@ -27,14 +27,20 @@ ENVIRONMENT (each overrides the config):
     IMGATE_HTML_REWRITE   on|off: HTML rewriting for the first site
     IMGATE_CLUSTER_LISTEN, IMGATE_CLUSTER_ADVERTISE, IMGATE_PEERS (comma-separated),
     IMGATE_CLUSTER_TOKEN, IMGATE_REDIS_URL: cluster mode (README: Running several nodes)
+    IMGATE_SVG_WORKER     program run as `PROGRAM --svg-worker W H` to draw each SVG original
+                          (default: this binary)
     RUST_LOG              log level (default info)";
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // A child that draws one SVG document (`imaging::svg::worker`): nothing else starts.
+    if args.first().map(String::as_str) == Some(imgate::imaging::SVG_WORKER_FLAG) {
+        return ExitCode::from(imgate::imaging::serve_svg_worker(&args[1..]) as u8);
+    }
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,pingora_cache::meta=error"),
     )
     .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config_path: Option<PathBuf> = None;
     let mut role = Role::All;
     let mut i = 0;
@@ -79,6 +85,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // SVG originals are drawn in child processes running this binary, so that no document can
+    // take the gateway down (`/proc/self/exe` stays runnable if the file is replaced).
+    let own = PathBuf::from("/proc/self/exe");
+    let worker = match std::env::var_os("IMGATE_SVG_WORKER") {
+        Some(program) => Some(PathBuf::from(program)),
+        None if own.exists() => Some(own),
+        None => std::env::current_exe().ok(),
+    };
+    match worker {
+        Some(program) => imgate::imaging::draw_svg_in_child_processes(program),
+        None => log::warn!("no path to this binary: SVG is drawn in the gateway's process"),
+    }
     log::info!(
         "imgate edge on http://{}, admin on http://{}",
         config.listen,

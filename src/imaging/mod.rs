@@ -38,6 +38,12 @@ pub use effort::Effort;
 pub use error::ImageError;
 pub use format::{sniff, Probe, SourceFormat};
 pub use raster::Raster;
+/// SVG drawn out of process: what the binary turns on at start, and runs as when it is the
+/// child (`imgate --svg-worker WIDTH HEIGHT`).
+pub use svg::worker::{
+    draw_in_child_processes as draw_svg_in_child_processes, serve as serve_svg_worker,
+    WORKER_FLAG as SVG_WORKER_FLAG,
+};
 
 /// Frees what the calling thread keeps between pictures to make the next one cheaper (its AV1
 /// decoder). The CPU pool calls it on every one of its threads when processing goes idle.

@@ -1,6 +1,7 @@
 //! The real `imgate` binary facing origins and sources that are broken or hostile: a name that
-//! does not resolve, a `file://` directory with links leading out of it and dotfiles, and
-//! absolute source URLs pointing at the gateway's own host.
+//! does not resolve, a `file://` directory with links leading out of it and dotfiles,
+//! absolute source URLs pointing at the gateway's own host, and SVG documents that break the
+//! drawing process.
 
 use crate::support::*;
 use std::path::Path;
@@ -241,4 +242,68 @@ fn source_scheme_and_port_need_the_sites_leave() {
         assert!(text(&r).contains(message), "{url}: {}", text(&r));
     }
     assert_eq!(o.connections(), 0);
+}
+
+/// SVG originals are drawn in a child process (`imaging::svg::worker`): a document that makes
+/// usvg or resvg abort costs its own request a `422`, never the gateway. The stand-in drawing
+/// programs below fail the way a crashing renderer does (a signal, a short answer); the real
+/// one draws, and refuses a document with a circular reference, which aborted the whole
+/// process before it was checked (fuzz finding 14).
+#[test]
+fn r_svg_is_drawn_in_a_child_process_whose_failure_costs_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(fixtures().join("logo.svg"), root.join("logo.svg")).unwrap();
+    std::fs::create_dir(root.join("photos")).unwrap();
+    std::fs::copy(fixtures().join(FLOWER), root.join(FLOWER)).unwrap();
+    std::fs::write(
+        root.join("ring.svg"),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10" fill="url(#p)">
+           <pattern id="p" width="8" height="8" patternUnits="userSpaceOnUse">
+           <rect width="4" height="4"/></pattern><rect width="10" height="10"/></svg>"#,
+    )
+    .unwrap();
+    let origin = TestOrigin::start(root);
+
+    let mut gw = Imgate::start(&origin.url(), "");
+    let r = gw.get("/cdn-cgi/image/width=200,format=png/logo.svg");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let img = decode(&r.body);
+    assert_eq!(img.dimensions(), (200, 100));
+    let red = img.get_pixel(50, 50).0;
+    assert!(red[0] > 200 && red[1] < 60 && red[3] == 255, "{red:?}");
+    for _ in 0..2 {
+        let r = gw.get("/cdn-cgi/image/width=8,format=png/ring.svg");
+        assert_eq!(r.status, 422, "{}", text(&r));
+    }
+    assert!(gw.alive(), "the gateway survives the circular document");
+
+    let abort = root.join("abort.sh");
+    let short = root.join("short.sh");
+    std::fs::write(&abort, "#!/bin/sh\nkill -ABRT $$\n").unwrap();
+    std::fs::write(&short, "#!/bin/sh\ncat > /dev/null\nprintf O123\n").unwrap();
+    for program in [&abort, &short] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let program = program.to_str().unwrap();
+        let mut gw = Imgate::start_full(
+            &origin.url(),
+            PINGORA,
+            "",
+            &[],
+            &[("IMGATE_SVG_WORKER", program)],
+        );
+        let r = gw.get("/cdn-cgi/image/width=64,format=png/logo.svg");
+        assert_eq!(r.status, 422, "{program}: {}", text(&r));
+        // Other images are served as before.
+        let r = gw.get(&format!("/cdn-cgi/image/width=100/{FLOWER}"));
+        assert_eq!(r.status, 200, "{program}: {}", text(&r));
+        assert_eq!(decode(&r.body).dimensions(), (100, 75));
+        let live = get(&gw.admin, "/livez", &[]).expect("livez answers");
+        assert_eq!(live.status, 200);
+        assert!(
+            gw.alive(),
+            "{program}: the gateway survives its drawing process"
+        );
+    }
 }

@@ -12,9 +12,11 @@
 //! Before drawing, checks keep usvg and resvg inside what they do safely, each refusing a
 //! class of document: path numbers past 1e15, circular references (`references`, on the XML
 //! before usvg reads it), then on usvg's tree shapes and filters reaching too far, pattern
-//! tiles too large, and drawing work over budget.
+//! tiles too large, and drawing work over budget. In the server the drawing then runs in a
+//! child process (`worker`), so that a crash not yet known costs one request.
 
 mod references;
+pub(crate) mod worker;
 
 use super::error::ImageError;
 use super::raster::Raster;
@@ -179,8 +181,17 @@ pub(crate) fn size(input: &[u8]) -> Result<(u32, u32), ImageError> {
     Ok((side(w)?, side(h)?))
 }
 
-/// Render the document at `width` x `height` (its size, or a fraction of it), straight RGBA.
+/// Render the document at `width` x `height` (its size, or a fraction of it), straight RGBA:
+/// in a child process once the binary has asked for that (`worker`), else here.
 pub(crate) fn decode(input: &[u8], width: u32, height: u32) -> Result<Raster, ImageError> {
+    match worker::program() {
+        Some(program) => worker::draw(program, input, width, height),
+        None => draw(input, width, height),
+    }
+}
+
+/// [`decode`] in the calling thread: the checks, then resvg.
+fn draw(input: &[u8], width: u32, height: u32) -> Result<Raster, ImageError> {
     if find(input, b"<!ENTITY", |_| true).is_some() {
         return Err(ImageError::Unsupported(
             "SVG that declares entities (not expanded, by policy)".into(),
