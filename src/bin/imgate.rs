@@ -28,7 +28,7 @@ ENVIRONMENT (each overrides the config):
     IMGATE_CLUSTER_LISTEN, IMGATE_CLUSTER_ADVERTISE, IMGATE_PEERS (comma-separated),
     IMGATE_CLUSTER_TOKEN, IMGATE_REDIS_URL: cluster mode (README: Running several nodes)
     IMGATE_SVG_WORKER     program run as `PROGRAM --svg-worker W H` to draw each SVG original
-                          (default: this binary)
+                          (default: this binary; off: draw in this process)
     RUST_LOG              log level (default info)";
 
 fn main() -> ExitCode {
@@ -89,13 +89,14 @@ fn main() -> ExitCode {
     // take the gateway down (`/proc/self/exe` stays runnable if the file is replaced).
     let own = PathBuf::from("/proc/self/exe");
     let worker = match std::env::var_os("IMGATE_SVG_WORKER") {
+        Some(off) if off == "off" => None,
         Some(program) => Some(PathBuf::from(program)),
         None if own.exists() => Some(own),
         None => std::env::current_exe().ok(),
     };
     match worker {
         Some(program) => imgate::imaging::draw_svg_in_child_processes(program),
-        None => log::warn!("no path to this binary: SVG is drawn in the gateway's process"),
+        None => log::warn!("SVG is drawn in the gateway's process: a crash in it stops them all"),
     }
     log::info!(
         "imgate edge on http://{}, admin on http://{}",

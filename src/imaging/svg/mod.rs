@@ -384,6 +384,16 @@ impl Geometry {
                         blur_reach(d.dx(), d.dy(), scale)?;
                         12.0
                     }
+                    // Shifts become whole-pixel positions in tiny-skia's i32 rectangles (fuzz
+                    // finding 15: an offset of 1e91 made one fail to build, and it panicked).
+                    Kind::Offset(o) => {
+                        blur_reach(o.dx(), o.dy(), scale)?;
+                        4.0
+                    }
+                    Kind::DisplacementMap(d) => {
+                        blur_reach(d.scale(), d.scale(), scale)?;
+                        4.0
+                    }
                     Kind::Morphology(m) => {
                         let side = |r: f32, most: f64| 2.0 * (f64::from(r) * scale).min(most) + 1.0;
                         side(m.radius_x().get(), w) * side(m.radius_y().get(), h)
@@ -714,6 +724,11 @@ mod tests {
         );
         let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("filter"));
         assert!(refused(decode(input, 64, 64)));
+        // Fuzz finding 15: an feOffset of 1e91.
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/crash-b24fcd6134974438c6b95ff915c02eba989e0cb6"
+        );
+        assert!(refused(decode(input, 64, 64)));
 
         let doc = |filter: &str| {
             format!(
@@ -727,6 +742,9 @@ mod tests {
             r#"<feGaussianBlur stdDeviation="2e6"/>"#,
             r#"<feGaussianBlur stdDeviation="1 1e32"/>"#,
             r#"<feDropShadow stdDeviation="1" dx="3e6"/>"#,
+            r#"<feOffset dy="3e6"/>"#,
+            r#"<feOffset dx="-1e91"/>"#,
+            r#"<feDisplacementMap in2="SourceGraphic" scale="1e30"/>"#,
         ] {
             assert!(refused(drawn(far, 40, 20)), "{far}");
         }
@@ -748,6 +766,13 @@ mod tests {
             alpha(blurred, 3, 10) > 0,
             "a blur spreads past the shape's edge"
         );
+        let shifted = drawn(r#"<feOffset dx="-5"/>"#, 40, 20).unwrap();
+        assert_eq!(
+            alpha(shifted.clone(), 2, 10),
+            255,
+            "an offset moves the shape left"
+        );
+        assert_eq!(alpha(shifted, 33, 10), 0, "and off its right end");
         let dilated = drawn(morphology, 40, 20).unwrap();
         assert_eq!(alpha(dilated, 3, 10), 255, "a dilation fills its region");
         let noisy = drawn(&noise(24), 40, 20).unwrap();
@@ -807,6 +832,12 @@ mod tests {
                 r#"fill="url(#p)""#,
                 &(tile("p", "", r#"<rect width="2" height="2" fill="inherit"/>"#) + fill_p),
             ),
+            // The fill and the id with namespace prefixes usvg reads as plain ones.
+            r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:s="http://www.w3.org/2000/svg"
+               width="10" height="10" s:fill="url(#p)"><pattern xml:id="p" width="4"
+               height="4" patternUnits="userSpaceOnUse"><rect width="2" height="2"/></pattern>
+               <rect width="10" height="10"/></svg>"#
+                .to_owned(),
             // Three patterns in a ring.
             svg(
                 "",
@@ -898,6 +929,37 @@ mod tests {
             assert_eq!(px(1, 1), [255, 0, 0, 255], "{doc}");
             assert_eq!(px(5, 5), [255, 0, 0, 255], "{doc}");
             assert_eq!(px(3, 3)[3], 0, "{doc}");
+        }
+        // Documents as editors write them, with every kind of reference and no ring: an
+        // icon sprite (symbols drawn by `use`, fills from classes), gradients and patterns
+        // inheriting through `href` chains, a clip path, a mask and markers.
+        let editors = [
+            r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+               width="40" height="20"><style>.a{fill:url(#g)}.b{stroke:url(#h);fill:none}</style>
+               <defs><linearGradient id="base"><stop offset="0" stop-color="red"/>
+               <stop offset="1" stop-color="blue"/></linearGradient>
+               <linearGradient id="g" xlink:href="#base" x2="0" y2="1"/>
+               <linearGradient id="h" xlink:href="#g"/>
+               <symbol id="dot" viewBox="0 0 10 10"><circle class="a" cx="5" cy="5" r="4"/>
+               <circle class="b" cx="5" cy="5" r="2"/></symbol></defs>
+               <use xlink:href="#dot" width="20" height="20"/>
+               <use xlink:href="#dot" x="20" width="20" height="20"/></svg>"##,
+            r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+               width="40" height="20" fill="url(#dots)"><defs>
+               <pattern id="base" width="4" height="4" patternUnits="userSpaceOnUse">
+               <circle cx="2" cy="2" r="1" fill="teal" stroke="url(#grad)"/></pattern>
+               <pattern id="dots" xlink:href="#base" patternTransform="scale(2)"/>
+               <radialGradient id="grad"><stop offset="0" stop-color="gold"/></radialGradient>
+               <clipPath id="c"><rect width="30" height="20"/></clipPath>
+               <mask id="m"><rect width="40" height="20" fill="white"/></mask>
+               <marker id="arrow" markerWidth="4" markerHeight="4"><path d="M0 0L4 2L0 4z"
+               fill="url(#grad)"/></marker></defs>
+               <g clip-path="url(#c)" mask="url(#m)"><rect width="40" height="20"/>
+               <path d="M2 18L38 2" stroke="url(#grad)" marker-end="url(#arrow)"/></g></svg>"##,
+        ];
+        for doc in editors {
+            let img = decode(doc.as_bytes(), 40, 20).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert!(img.data.chunks(4).any(|p| p[3] == 255), "{doc}");
         }
     }
 }

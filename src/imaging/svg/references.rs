@@ -36,17 +36,32 @@ const INHERITED: [&str; 5] = ["fill", "stroke", "marker-start", "marker-mid", "m
 const OWN: [&str; 3] = ["mask", "clip-path", "filter"];
 
 /// Elements whose children are drawn only when something refers to them (never the element
-/// itself): their references are those of their descendants.
-const CONTAINERS: [&str; 8] = [
-    "pattern",
-    "mask",
-    "clipPath",
-    "marker",
-    "filter",
-    "symbol",
-    "linearGradient",
-    "radialGradient",
+/// itself), and what counts in their content: a clip path's shapes are drawn without their
+/// paint (usvg paints them black), a filter's primitives refer only by `feImage`, and a
+/// gradient's stops refer to nothing (a gradient refers only by its `href` chain).
+const CONTAINERS: [(&str, Counts); 8] = [
+    ("pattern", Counts::All),
+    ("mask", Counts::All),
+    ("marker", Counts::All),
+    ("symbol", Counts::All),
+    ("clipPath", Counts::NoPaint),
+    ("filter", Counts::Links),
+    ("linearGradient", Counts::Nothing),
+    ("radialGradient", Counts::Nothing),
 ];
+
+/// Which references of drawn content count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// Every property, `use` and `feImage`.
+    All,
+    /// All but `fill` and `stroke`.
+    NoPaint,
+    /// `use` and `feImage` only.
+    Links,
+    /// None: the content is not walked.
+    Nothing,
+}
 
 /// Refuses a document in which something refers, directly or through others, to itself.
 pub(super) fn check(doc: &Document) -> Result<(), ImageError> {
@@ -54,7 +69,7 @@ pub(super) fn check(doc: &Document) -> Result<(), ImageError> {
     // Every element referred to anywhere in the document (the walk of the whole document sees
     // the content of every resource too) is a place a cycle could start.
     let root = doc.root_element();
-    let starts = refs.of(root, true)?;
+    let starts = refs.of(root, true, Counts::All)?;
     let mut state: HashMap<NodeId, Visit> = HashMap::new();
     for start in starts {
         refs.search(start, &mut state)?;
@@ -92,9 +107,10 @@ type Context<'a> = [Vec<&'a str>; 5];
 impl<'a, 'input> References<'a, 'input> {
     fn new(doc: &'a Document<'input>) -> Self {
         let mut ids: HashMap<&str, Vec<Node>> = HashMap::new();
+        // An `id` in any namespace: usvg takes `id`, `svg:id` and `xml:id` alike.
         for node in doc.descendants().filter(Node::is_element) {
-            if let Some(id) = node.attribute("id") {
-                ids.entry(id).or_default().push(node);
+            for a in node.attributes().filter(|a| a.name() == "id") {
+                ids.entry(a.value()).or_default().push(node);
             }
         }
         // The style sheets usvg reads: `<style>` elements of no type or `text/css`.
@@ -155,9 +171,14 @@ impl<'a, 'input> References<'a, 'input> {
         if let Some(found) = self.found.get(&node.id()) {
             return Ok(found.clone());
         }
-        let container = CONTAINERS.contains(&node.tag_name().name());
-        let mut targets = self.of(node, !container)?;
-        if container {
+        let tag = node.tag_name().name();
+        let container = CONTAINERS.iter().find(|(name, _)| *name == tag);
+        let mut targets = match container {
+            None => self.of(node, true, Counts::All)?,
+            Some((_, Counts::Nothing)) => Vec::new(),
+            Some(&(_, counts)) => self.of(node, false, counts)?,
+        };
+        if container.is_some() {
             // An `href` to itself usvg ignores (a chain through others it may follow for
             // ever).
             if let Some(link) = href(node) {
@@ -174,6 +195,7 @@ impl<'a, 'input> References<'a, 'input> {
         &mut self,
         node: Node<'a, 'input>,
         itself: bool,
+        counts: Counts,
     ) -> Result<Vec<Node<'a, 'input>>, ImageError> {
         // What the ancestors pass down, root first.
         let mut context = Context::default();
@@ -184,11 +206,11 @@ impl<'a, 'input> References<'a, 'input> {
         let mut ids = Vec::new();
         let mut uses = Vec::new();
         if itself {
-            self.walk(node, &context, &mut ids, &mut uses, 0)?;
+            self.walk(node, &context, counts, &mut ids, &mut uses, 0)?;
         } else {
             let context = self.inherit(node, &context);
             for child in node.children().filter(Node::is_element) {
-                self.walk(child, &context, &mut ids, &mut uses, 0)?;
+                self.walk(child, &context, counts, &mut ids, &mut uses, 0)?;
             }
         }
         Ok(ids.into_iter().flat_map(|id| self.lookup(id)).collect())
@@ -201,6 +223,7 @@ impl<'a, 'input> References<'a, 'input> {
         &mut self,
         node: Node<'a, 'input>,
         context: &Context<'a>,
+        counts: Counts,
         ids: &mut Vec<&'a str>,
         uses: &mut Vec<NodeId>,
         depth: u32,
@@ -217,10 +240,17 @@ impl<'a, 'input> References<'a, 'input> {
             )));
         }
         let context = self.inherit(node, context);
-        for named in &context {
+        let skip = match counts {
+            Counts::All => 0,
+            Counts::NoPaint => 2,
+            Counts::Links | Counts::Nothing => INHERITED.len(),
+        };
+        for named in &context[skip..] {
             ids.extend(named.iter().copied());
         }
-        ids.extend(self.declared(node).own);
+        if matches!(counts, Counts::All | Counts::NoPaint) {
+            ids.extend(self.declared(node).own);
+        }
         let tag = node.tag_name().name();
         if tag == "feImage" {
             ids.extend(href(node));
@@ -232,12 +262,12 @@ impl<'a, 'input> References<'a, 'input> {
                     return Err(circular(target));
                 }
                 uses.push(target.id());
-                self.walk(target, &context, ids, uses, depth + 1)?;
+                self.walk(target, &context, counts, ids, uses, depth + 1)?;
                 uses.pop();
             }
         }
         for child in node.children().filter(Node::is_element) {
-            self.walk(child, &context, ids, uses, depth + 1)?;
+            self.walk(child, &context, counts, ids, uses, depth + 1)?;
         }
         Ok(())
     }
@@ -279,7 +309,8 @@ impl<'a, 'input> References<'a, 'input> {
                 }
             }
         };
-        for a in node.attributes().filter(|a| a.namespace().is_none()) {
+        // In any namespace: usvg reads `svg:fill` as `fill`.
+        for a in node.attributes() {
             add(a.name(), a.value());
         }
         for rule in &self.sheet.rules {
