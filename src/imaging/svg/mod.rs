@@ -453,6 +453,8 @@ impl Geometry {
                 }
                 usvg::Node::Path(p) => {
                     reach(p.abs_stroke_bounding_box(), scale)?;
+                    within_numbers(p.stroke_bounding_box())?;
+                    within_numbers(p.abs_stroke_bounding_box())?;
                     let paints = p.fill().map(|f| f.paint()).into_iter();
                     for paint in paints.chain(p.stroke().map(|s| s.paint())) {
                         if let usvg::Paint::Pattern(pattern) = paint {
@@ -509,6 +511,24 @@ fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
         .map(|v| f64::from(v).abs())
         .fold(0.0, f64::max);
     within_reach(far * scale, "with a shape", "from the origin ")
+}
+
+/// Refuses a shape whose coordinates, in its own units or the document's, reach
+/// [`MAX_PATH_NUMBER`], however small it is drawn: tiny-skia strokes and dashes in those units,
+/// and at such magnitudes f32 steps stop moving (fuzz finding 16: a circle of radius 4e33 in a
+/// document sized by its content, drawn 26 pixels wide, took 5 s to dash; below 1e20, a few
+/// milliseconds).
+fn within_numbers(bbox: usvg::Rect) -> Result<(), ImageError> {
+    let far = [bbox.left(), bbox.top(), bbox.right(), bbox.bottom()]
+        .into_iter()
+        .map(|v| f64::from(v).abs())
+        .fold(0.0, f64::max);
+    if far < MAX_PATH_NUMBER {
+        return Ok(());
+    }
+    Err(ImageError::Undecodable(format!(
+        "SVG with a shape reaching {far:.0e} units from the origin (at most {MAX_PATH_NUMBER:.0e})"
+    )))
 }
 
 /// Refuses a blur (or shadow offset) that reaches past [`MAX_REACH`] once drawn.
@@ -711,6 +731,37 @@ mod tests {
             Err(ImageError::TooLarge(m)) if m.contains("tile")
         ));
         assert!(decode(pattern(1).as_bytes(), 40, 20).is_ok());
+    }
+
+    /// Fuzz finding 16: a document without a height or `viewBox` is sized by usvg from its
+    /// content, so a circle of radius 4e33 was drawn 26 pixels wide and passed the reach
+    /// check, while tiny-skia dashed its stroke in the document's units for seconds.
+    #[test]
+    fn r_fuzz_shapes_of_absurd_size_are_refused_however_small_they_are_drawn() {
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/timeout-4a477bbb0d397b19dcab98cef1b608cf2fcf7af9"
+        );
+        let refused = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("units"));
+        assert!(refused(decode(input, 26, 64)));
+        let circle = |r: &str, extra: &str| {
+            format!(
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="40"><circle cx="3" r="{r}"
+                   stroke="navy" stroke-width=".2" stroke-dasharray="1.2" {extra}/></svg>"#
+            )
+        };
+        for (r, extra) in [
+            ("4e33", ""),
+            ("2e15", ""),
+            ("1e20", r#"stroke-linecap="round""#),
+        ] {
+            assert!(
+                refused(decode(circle(r, extra).as_bytes(), 26, 64)),
+                "{r} {extra}"
+            );
+        }
+        // Large but within bounds: drawn, the circle's stroke crossing the raster.
+        let img = decode(circle("1e12", "").as_bytes(), 26, 64).unwrap();
+        assert_eq!((img.width, img.height), (26, 64));
     }
 
     /// Fuzz finding 12: a blur deviation of 1e32 overflowed resvg's 32-bit box sizes. Filters
