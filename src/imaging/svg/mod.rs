@@ -506,11 +506,15 @@ fn max_scale(t: tiny_skia::Transform) -> f64 {
 /// Refuses a shape whose box, drawn at `scale` output pixels per unit, reaches past
 /// [`MAX_REACH`].
 fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
-    let far = [bbox.left(), bbox.top(), bbox.right(), bbox.bottom()]
+    within_reach(farthest(bbox) * scale, "with a shape", "from the origin ")
+}
+
+/// The largest magnitude of a rectangle's coordinates.
+fn farthest(bbox: usvg::Rect) -> f64 {
+    [bbox.left(), bbox.top(), bbox.right(), bbox.bottom()]
         .into_iter()
         .map(|v| f64::from(v).abs())
-        .fold(0.0, f64::max);
-    within_reach(far * scale, "with a shape", "from the origin ")
+        .fold(0.0, f64::max)
 }
 
 /// Refuses a shape whose coordinates, in its own units or the document's, reach
@@ -519,10 +523,7 @@ fn reach(bbox: usvg::Rect, scale: f64) -> Result<(), ImageError> {
 /// document sized by its content, drawn 26 pixels wide, took 5 s to dash; below 1e20, a few
 /// milliseconds).
 fn within_numbers(bbox: usvg::Rect) -> Result<(), ImageError> {
-    let far = [bbox.left(), bbox.top(), bbox.right(), bbox.bottom()]
-        .into_iter()
-        .map(|v| f64::from(v).abs())
-        .fold(0.0, f64::max);
+    let far = farthest(bbox);
     if far < MAX_PATH_NUMBER {
         return Ok(());
     }
