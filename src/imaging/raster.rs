@@ -35,10 +35,17 @@ impl Raster {
 /// A zeroed pixel buffer, or `TooLarge` when the allocator refuses: a failed allocation must
 /// cost one request, never abort the process.
 pub(crate) fn alloc_pixels(len: usize) -> Result<Vec<u8>, ImageError> {
+    let mut v = reserve_pixels(len)?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// An empty buffer with room for `len` bytes of pixels, for a reader that appends them; the
+/// same refusal as [`alloc_pixels`].
+pub(crate) fn reserve_pixels(len: usize) -> Result<Vec<u8>, ImageError> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
         .map_err(|_| ImageError::TooLarge(format!("cannot allocate {len} bytes for pixels")))?;
-    v.resize(len, 0);
     Ok(v)
 }
 

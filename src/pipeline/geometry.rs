@@ -194,12 +194,13 @@ fn checked_plan(
 /// decoding; the limits are not checked here.
 pub fn output_sizes(src_w: u32, src_h: u32, spec: &TransformSpec) -> ((u32, u32), (u32, u32)) {
     let plan = plan(src_w, src_h, spec);
+    (plan.scaled, framed(plan.canvas, spec))
+}
+
+/// A canvas with the spec's `border` around it.
+fn framed((w, h): (u32, u32), spec: &TransformSpec) -> (u32, u32) {
     let [t, r, b, l] = border_widths(spec);
-    let (cw, ch) = plan.canvas;
-    (
-        plan.scaled,
-        (cw.saturating_add(l + r), ch.saturating_add(t + b)),
-    )
+    (w.saturating_add(l + r), h.saturating_add(t + b))
 }
 
 /// The largest sizes [`fit_from`] can make when `trim=border` keeps an unknown part of an
@@ -221,12 +222,10 @@ pub fn output_sizes_trimmed(
         Some(Ok(r)) => (r.width, r.height),
         _ => (src_w, src_h),
     };
-    let [t, r, b, l] = border_widths(spec);
-    let framed = |(w, h): (u32, u32)| (w.saturating_add(l + r), h.saturating_add(t + b));
     let cap = |(w, h): (u32, u32)| (w.min(max_side), h.min(max_side));
     let (bw, bh) = requested_box(spec);
     if let (Some(bw), Some(bh)) = (bw, bh) {
-        return (cap((bw, bh)), cap(framed((bw, bh))));
+        return (cap((bw, bh)), cap(framed((bw, bh), spec)));
     }
     let widths = [ow, 1, bw.map_or(ow, |w| w.min(ow))];
     let heights = [oh, 1, bh.map_or(oh, |h| h.min(oh))];
@@ -237,7 +236,7 @@ pub fn output_sizes_trimmed(
     let mut largest = ((0, 0), (0, 0));
     for (w, h) in blocks {
         let plan = plan_whole(w.max(1), h.max(1), spec, spec.gravity);
-        let sizes = (cap(plan.scaled), cap(framed(plan.canvas)));
+        let sizes = (cap(plan.scaled), cap(framed(plan.canvas, spec)));
         let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
         if area(sizes.0) + area(sizes.1) > area(largest.0) + area(largest.1) {
             largest = sizes;

@@ -376,22 +376,22 @@ impl Geometry {
             for primitive in filter.primitives() {
                 let per_pixel = match primitive.kind() {
                     Kind::GaussianBlur(b) => {
-                        blur_reach(b.std_dev_x().get(), b.std_dev_y().get(), scale)?;
+                        filter_reach(b.std_dev_x().get(), b.std_dev_y().get(), scale)?;
                         10.0
                     }
                     Kind::DropShadow(d) => {
-                        blur_reach(d.std_dev_x().get(), d.std_dev_y().get(), scale)?;
-                        blur_reach(d.dx(), d.dy(), scale)?;
+                        filter_reach(d.std_dev_x().get(), d.std_dev_y().get(), scale)?;
+                        filter_reach(d.dx(), d.dy(), scale)?;
                         12.0
                     }
                     // Shifts become whole-pixel positions in tiny-skia's i32 rectangles (fuzz
                     // finding 15: an offset of 1e91 made one fail to build, and it panicked).
                     Kind::Offset(o) => {
-                        blur_reach(o.dx(), o.dy(), scale)?;
+                        filter_reach(o.dx(), o.dy(), scale)?;
                         4.0
                     }
                     Kind::DisplacementMap(d) => {
-                        blur_reach(d.scale(), d.scale(), scale)?;
+                        filter_reach(d.scale(), d.scale(), scale)?;
                         4.0
                     }
                     Kind::Morphology(m) => {
@@ -532,8 +532,9 @@ fn within_numbers(bbox: usvg::Rect) -> Result<(), ImageError> {
     )))
 }
 
-/// Refuses a blur (or shadow offset) that reaches past [`MAX_REACH`] once drawn.
-fn blur_reach(x: f32, y: f32, scale: f64) -> Result<(), ImageError> {
+/// Refuses a filter length (a blur's deviation, a shadow's or an offset's shift, a
+/// displacement's scale) that reaches past [`MAX_REACH`] once drawn.
+fn filter_reach(x: f32, y: f32, scale: f64) -> Result<(), ImageError> {
     within_reach(f64::from(x.abs().max(y.abs())) * scale, "filter", "")
 }
 

@@ -201,14 +201,14 @@ impl<'a, 'input> References<'a, 'input> {
         let mut context = Context::default();
         let ancestors: Vec<_> = node.ancestors().skip(1).filter(Node::is_element).collect();
         for ancestor in ancestors.into_iter().rev() {
-            context = self.inherit(ancestor, &context);
+            context = inherit(&self.declared(ancestor), &context);
         }
         let mut ids = Vec::new();
         let mut uses = Vec::new();
         if itself {
             self.walk(node, &context, counts, &mut ids, &mut uses, 0)?;
         } else {
-            let context = self.inherit(node, &context);
+            let context = inherit(&self.declared(node), &context);
             for child in node.children().filter(Node::is_element) {
                 self.walk(child, &context, counts, &mut ids, &mut uses, 0)?;
             }
@@ -239,7 +239,8 @@ impl<'a, 'input> References<'a, 'input> {
                 "SVG nested more than {MAX_DEPTH} deep"
             )));
         }
-        let context = self.inherit(node, context);
+        let declared = self.declared(node);
+        let context = inherit(&declared, context);
         let skip = match counts {
             Counts::All => 0,
             Counts::NoPaint => 2,
@@ -249,7 +250,7 @@ impl<'a, 'input> References<'a, 'input> {
             ids.extend(named.iter().copied());
         }
         if matches!(counts, Counts::All | Counts::NoPaint) {
-            ids.extend(self.declared(node).own);
+            ids.extend(declared.own);
         }
         let tag = node.tag_name().name();
         if tag == "feImage" {
@@ -270,21 +271,6 @@ impl<'a, 'input> References<'a, 'input> {
             self.walk(child, &context, counts, ids, uses, depth + 1)?;
         }
         Ok(())
-    }
-
-    /// The inheritance `node` passes to its children, from what its parent passed to it.
-    fn inherit(&mut self, node: Node<'a, 'input>, context: &Context<'a>) -> Context<'a> {
-        let declared = self.declared(node);
-        let mut out = context.clone();
-        for (i, property) in declared.inherited.into_iter().enumerate() {
-            if let Some((named, inherits)) = property {
-                if !inherits {
-                    out[i].clear();
-                }
-                out[i].extend(named);
-            }
-        }
-        out
     }
 
     /// What `node` itself declares (attribute, matching style rules, `style` attribute).
@@ -334,6 +320,21 @@ impl<'a, 'input> References<'a, 'input> {
     fn lookup(&self, id: &str) -> Vec<Node<'a, 'input>> {
         self.ids.get(id).cloned().unwrap_or_default()
     }
+}
+
+/// The inheritance an element passes to its children: what its parent passed to it, with
+/// what it `declared` itself in place (or added, for a value of `inherit`).
+fn inherit<'a>(declared: &Declared<'a>, context: &Context<'a>) -> Context<'a> {
+    let mut out = context.clone();
+    for (i, property) in declared.inherited.iter().enumerate() {
+        if let Some((named, inherits)) = property {
+            if !inherits {
+                out[i].clear();
+            }
+            out[i].extend(named.iter().copied());
+        }
+    }
+    out
 }
 
 fn circular(at: Node) -> ImageError {

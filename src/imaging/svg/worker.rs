@@ -13,7 +13,7 @@
 //! drawn in the calling thread, where a crash is what the fuzzer must see.
 
 use super::super::error::ImageError;
-use super::super::raster::Raster;
+use super::super::raster::{reserve_pixels, Raster};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,10 +52,7 @@ pub(super) fn draw(
     let len = width as usize * height as usize * 4;
     // The parent's copy of the raster is allocated before the child draws: no point drawing
     // what could not be received.
-    let mut pixels = Vec::new();
-    pixels
-        .try_reserve_exact(len)
-        .map_err(|_| ImageError::TooLarge(format!("cannot allocate {len} bytes for pixels")))?;
+    let mut pixels = reserve_pixels(len)?;
     let mut child = Command::new(program)
         .arg(WORKER_FLAG)
         .arg(width.to_string())
@@ -66,10 +63,11 @@ pub(super) fn draw(
         .spawn()
         .map_err(|e| ImageError::Encode(format!("SVG: cannot start the drawing process: {e}")))?;
     let watchdog = Watchdog::start(child.id(), WALL);
-    let (mut stdin, mut stdout) = (child.stdin.take(), child.stdout.take());
     // The child reads the whole document before it writes anything: no deadlock. A child that
-    // dies early closes the pipe, and the write fails; its exit says why.
-    let sent = stdin.take().map(|mut s| s.write_all(input));
+    // dies early closes the pipe, and the write fails; its exit says why. The pipe closes when
+    // the write is done.
+    let sent = child.stdin.take().map(|mut s| s.write_all(input));
+    let mut stdout = child.stdout.take();
     let mut status = [0u8; 1];
     let mut reply = Vec::new();
     let received = stdout.as_mut().map(|out| {
