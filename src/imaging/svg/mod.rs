@@ -10,9 +10,10 @@
 //! renders at that size (or 1/n of it, shrink-on-load) whatever resvg thinks of the units.
 //!
 //! Before drawing, checks keep usvg and resvg inside what they do safely, each refusing a
-//! class of document: path numbers past 1e15, circular references (`references`, on the XML
-//! before usvg reads it), then on usvg's tree shapes and filters reaching too far, pattern
-//! tiles too large, and drawing work over budget. In the server the drawing then runs in a
+//! class of document: path numbers past 1e15 and convolution kernels past 4096 a side,
+//! circular references (`references`, on the XML before usvg reads it), then on usvg's tree
+//! shapes and filters reaching too far, turbulence past 32-bit noise positions, pattern tiles
+//! too large, and drawing work over budget. In the server the drawing then runs in a
 //! child process (`worker`), so that a crash not yet known costs one request.
 
 mod references;
@@ -206,7 +207,7 @@ fn draw(input: &[u8], width: u32, height: u32) -> Result<Raster, ImageError> {
     };
     let doc = roxmltree::Document::parse_with_options(text, xml)
         .map_err(|e| ImageError::Undecodable(format!("SVG: {e}")))?;
-    check_path_numbers(&doc)?;
+    check_numbers(&doc)?;
     references::check(&doc)?;
     let options = usvg::Options {
         resources_dir: None,
@@ -255,23 +256,39 @@ fn draw(input: &[u8], width: u32, height: u32) -> Result<Raster, ImageError> {
 /// document (fuzz finding 11). Shapes are refused far sooner anyway (`MAX_REACH`).
 const MAX_PATH_NUMBER: f64 = 1e15;
 
-/// Refuses a document whose path data (`d` attributes, read as usvg reads them, character
-/// references decoded) holds a number of magnitude [`MAX_PATH_NUMBER`] or more.
-fn check_path_numbers(doc: &roxmltree::Document) -> Result<(), ImageError> {
-    let far = doc
-        .descendants()
-        .flat_map(|node| node.attributes())
-        .filter(|a| a.name() == "d")
-        .find(|a| largest_number(a.value()) >= MAX_PATH_NUMBER);
-    match far {
-        None => Ok(()),
-        Some(_) => Err(ImageError::Undecodable(format!(
-            "SVG path data with a number beyond {MAX_PATH_NUMBER:.0e}"
-        ))),
+/// Longest side of an `feConvolveMatrix` kernel (its `order`). usvg multiplies the two sides
+/// in 32 bits while it reads the document (fuzz finding 18: an order of 4e76 overflowed it);
+/// a kernel is costed per pixel before drawing, and the work budget refuses far smaller ones
+/// on any raster of more than a few pixels.
+const MAX_KERNEL_SIDE: f64 = 4096.0;
+
+/// Refuses a document with a number usvg cannot take in, before usvg reads it: path data
+/// (`d` attributes, read as usvg reads them, character references decoded) holding a number of
+/// magnitude [`MAX_PATH_NUMBER`] or more, or a convolution kernel side past
+/// [`MAX_KERNEL_SIDE`]. Attributes count in any namespace, as in `references`.
+fn check_numbers(doc: &roxmltree::Document) -> Result<(), ImageError> {
+    for node in doc.descendants() {
+        for a in node.attributes() {
+            if a.name() == "d" && largest_number(a.value()) >= MAX_PATH_NUMBER {
+                return Err(ImageError::Undecodable(format!(
+                    "SVG path data with a number beyond {MAX_PATH_NUMBER:.0e}"
+                )));
+            }
+            if a.name() == "order"
+                && node.tag_name().name() == "feConvolveMatrix"
+                && largest_number(a.value()) > MAX_KERNEL_SIDE
+            {
+                return Err(ImageError::Undecodable(format!(
+                    "SVG filter with a convolution kernel side over {MAX_KERNEL_SIDE}"
+                )));
+            }
+        }
     }
+    Ok(())
 }
 
-/// The largest magnitude among the numbers in path data (infinite for one that overflows):
+/// The largest magnitude among the numbers in an attribute's value (path data, a kernel's
+/// order; infinite for one that overflows):
 /// digits with at most one `.`, then an optional exponent; signs, commands, separators and
 /// anything else between them are skipped.
 fn largest_number(data: &str) -> f64 {
@@ -332,6 +349,13 @@ const MAX_VISITS: u32 = 1_000_000;
 /// octave for every pixel and channel (a billion octaves is a drawing that never ends) and,
 /// when stitching, doubles 32-bit tile sizes once per octave.
 const MAX_OCTAVES: u32 = 24;
+
+/// Largest noise lattice position `feTurbulence` may reach. resvg finds a point's lattice
+/// cell in 32-bit integers: its position in the filter's units times the base frequency,
+/// doubled for each octave, plus 4,096; when stitching, the tile's size in cells doubles once
+/// per octave too. Past `i32::MAX` the additions overflow (fuzz finding 17: a base frequency of
+/// 5e9); half of it leaves room for the rounding of the estimate in [`noise_reach`].
+const MAX_NOISE_POSITION: f64 = (1u32 << 30) as f64;
 
 /// The check that every shape resvg would draw stays within [`MAX_REACH`] of the origin once
 /// drawn: the document's own shapes, and those of its clip paths, masks, patterns, filter
@@ -406,6 +430,13 @@ impl Geometry {
                             return Err(ImageError::Undecodable(format!(
                                 "SVG turbulence of {} octaves (at most {MAX_OCTAVES})",
                                 t.num_octaves()
+                            )));
+                        }
+                        let far = noise_reach(t, rect, (w + h).min(self.max_layer) + 1.0);
+                        if far.is_nan() || far > MAX_NOISE_POSITION {
+                            return Err(ImageError::Undecodable(format!(
+                                "SVG turbulence reaching noise position {far:.0e} \
+                                 (at most {MAX_NOISE_POSITION:.0e})"
                             )));
                         }
                         // Four channels, each a sum of noise over the octaves.
@@ -495,6 +526,36 @@ impl Geometry {
         }
         Ok(())
     }
+}
+
+/// The largest noise lattice position (see [`MAX_NOISE_POSITION`]) resvg reaches drawing `t`
+/// over the filter region `rect`, at most `across` pixels on a side.
+///
+/// resvg takes a pixel's position in the filter's units as its offset from the transform's
+/// translation over the transform's scale along that axis: never past the rectangle's farthest
+/// corner, whatever the rotation (hence the square root of two). Stitching rounds the base
+/// frequency to whole cells across the region (at most one more cell, so at most 1 more per
+/// unit), and starts the tile's size and wrap point at up to two cells per pixel across, plus
+/// rounding; each doubles once per octave, the last included.
+fn noise_reach(t: &usvg::filter::Turbulence, rect: usvg::NonZeroRect, across: f64) -> f64 {
+    let octaves = t.num_octaves();
+    if octaves == 0 {
+        return 0.0;
+    }
+    // At most MAX_OCTAVES (24), checked before.
+    let top = f64::from(1u32 << (octaves - 1));
+    let farthest = farthest(rect.to_rect()) * std::f64::consts::SQRT_2;
+    let mut far = 0.0f64;
+    for frequency in [t.base_frequency_x().get(), t.base_frequency_y().get()] {
+        let frequency = f64::from(frequency);
+        if t.stitch_tiles() {
+            far = far.max(farthest * (frequency + 1.0) * top);
+            far = far.max(4.0 * top * (across * frequency + 1.5));
+        } else {
+            far = far.max(farthest * frequency * top);
+        }
+    }
+    far
 }
 
 /// The largest factor by which `t` stretches a length.
@@ -766,6 +827,17 @@ mod tests {
         assert_eq!((img.width, img.height), (26, 64));
     }
 
+    /// A 40x20 document with a 30x10 teal rectangle at (5, 5), drawn through `filter` (the
+    /// primitives of a `<filter>`) at `width` x `height`.
+    fn filtered(filter: &str, width: u32, height: u32) -> Result<Raster, ImageError> {
+        let doc = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">
+               <filter id="f">{filter}</filter>
+               <rect x="5" y="5" width="30" height="10" fill="teal" filter="url(#f)"/></svg>"#
+        );
+        decode(doc.as_bytes(), width, height)
+    }
+
     /// Fuzz finding 12: a blur deviation of 1e32 overflowed resvg's 32-bit box sizes. Filters
     /// are checked for reach like shapes, and their work is counted before drawing: without
     /// the count, the morphology below would read about 7e13 pixels (hours), and a billion
@@ -783,14 +855,6 @@ mod tests {
         );
         assert!(refused(decode(input, 64, 64)));
 
-        let doc = |filter: &str| {
-            format!(
-                r#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">
-                   <filter id="f">{filter}</filter>
-                   <rect x="5" y="5" width="30" height="10" fill="teal" filter="url(#f)"/></svg>"#
-            )
-        };
-        let drawn = |filter: &str, w, h| decode(doc(filter).as_bytes(), w, h);
         for far in [
             r#"<feGaussianBlur stdDeviation="2e6"/>"#,
             r#"<feGaussianBlur stdDeviation="1 1e32"/>"#,
@@ -799,37 +863,93 @@ mod tests {
             r#"<feOffset dx="-1e91"/>"#,
             r#"<feDisplacementMap in2="SourceGraphic" scale="1e30"/>"#,
         ] {
-            assert!(refused(drawn(far, 40, 20)), "{far}");
+            assert!(refused(filtered(far, 40, 20)), "{far}");
         }
         let octaves = |e| matches!(e, Err(ImageError::Undecodable(m)) if m.contains("octaves"));
         let noise = |n: u32| format!(r#"<feTurbulence baseFrequency="0.05" numOctaves="{n}"/>"#);
-        assert!(octaves(drawn(&noise(1_000_000_000), 40, 20)));
-        assert!(octaves(drawn(&noise(25), 40, 20)));
+        assert!(octaves(filtered(&noise(1_000_000_000), 40, 20)));
+        assert!(octaves(filtered(&noise(25), 40, 20)));
         // Work: a morphology of radius 1,000 drawn 4,000 pixels wide (its region 3600x1200)
         // reads 7199x2399 pixels for each of its 4.3 million.
         let costly = |e| matches!(e, Err(ImageError::TooLarge(m)) if m.contains("filters"));
         let morphology = r#"<feMorphology operator="dilate" radius="1000"/>"#;
-        assert!(costly(drawn(morphology, 4000, 2000)));
-        assert!(costly(drawn(&noise(24), 12000, 6000)));
+        assert!(costly(filtered(morphology, 4000, 2000)));
+        assert!(costly(filtered(&noise(24), 12000, 6000)));
 
         // The same filters within reach and budget draw, and do what they do.
         let alpha = |img: Raster, x: usize, y: usize| img.data[(y * 40 + x) * 4 + 3];
-        let blurred = drawn(r#"<feGaussianBlur stdDeviation="3"/>"#, 40, 20).unwrap();
+        let blurred = filtered(r#"<feGaussianBlur stdDeviation="3"/>"#, 40, 20).unwrap();
         assert!(
             alpha(blurred, 3, 10) > 0,
             "a blur spreads past the shape's edge"
         );
-        let shifted = drawn(r#"<feOffset dx="-5"/>"#, 40, 20).unwrap();
+        let shifted = filtered(r#"<feOffset dx="-5"/>"#, 40, 20).unwrap();
         assert_eq!(
             alpha(shifted.clone(), 2, 10),
             255,
             "an offset moves the shape left"
         );
         assert_eq!(alpha(shifted, 33, 10), 0, "and off its right end");
-        let dilated = drawn(morphology, 40, 20).unwrap();
+        let dilated = filtered(morphology, 40, 20).unwrap();
         assert_eq!(alpha(dilated, 3, 10), 255, "a dilation fills its region");
-        let noisy = drawn(&noise(24), 40, 20).unwrap();
+        let noisy = filtered(&noise(24), 40, 20).unwrap();
         assert!(noisy.data.chunks(4).any(|p| p[3] != 0));
+    }
+
+    /// Fuzz findings 17 and 18: numbers that become 32-bit integer arithmetic in resvg and
+    /// usvg, and overflow it (a panic where overflow is checked, as in these tests and the fuzz
+    /// build; wrapped values elsewhere). Turbulence: a base frequency of 5e9, or a stitched
+    /// tile whose size in noise cells doubles 24 times; a convolution kernel whose sides
+    /// multiply past `u32` while usvg reads the document. Without the checks each case panics
+    /// in resvg or usvg.
+    #[test]
+    fn r_fuzz_filter_numbers_past_32_bit_arithmetic_are_refused() {
+        let refused =
+            |e, what: &str| matches!(e, Err(ImageError::Undecodable(m)) if m.contains(what));
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/crash-61b3d9f87391e6d241421f34d93219aead8a6933"
+        );
+        assert!(refused(decode(input, 30, 35), "turbulence"));
+        let input = include_bytes!(
+            "../../../fuzz/corpus/svg/crash-9ac0dd2f37fc94e28451e26e51360388a54948f1"
+        );
+        assert!(refused(decode(input, 30, 60), "convolution"));
+
+        let noise = |attributes: &str| format!("<feTurbulence {attributes}/>");
+        for far in [
+            r#"baseFrequency="5e9""#,
+            r#"baseFrequency="0.05 3e9""#,
+            r#"baseFrequency="2e6" numOctaves="12""#,
+            r#"baseFrequency="0.5" numOctaves="24" stitchTiles="stitch""#,
+        ] {
+            assert!(
+                refused(filtered(&noise(far), 400, 200), "turbulence"),
+                "{far}"
+            );
+        }
+        let kernel = |order: &str| {
+            format!(r#"<feConvolveMatrix order="{order}" kernelMatrix="0 0 0 0 1 0 0 0 0"/>"#)
+        };
+        for far in ["70000", "65536 65536", "4097 1", "3 5e9"] {
+            assert!(
+                refused(filtered(&kernel(far), 40, 20), "convolution"),
+                "{far}"
+            );
+        }
+
+        // Within bounds: drawn. Noise, stitched or not, over the shape's region only; a kernel
+        // that keeps each pixel as it was.
+        let alpha = |img: &Raster, x: usize, y: usize| img.data[(y * 40 + x) * 4 + 3];
+        for within in [
+            r#"baseFrequency="0.05" numOctaves="4" stitchTiles="stitch""#,
+            r#"baseFrequency="1999.7" numOctaves="12" type="fractalNoise""#,
+        ] {
+            let img = filtered(&noise(within), 40, 20).unwrap();
+            assert!(img.data.chunks(4).any(|p| p[3] != 0), "{within}");
+            assert_eq!(alpha(&img, 0, 0), 0, "{within}: outside the filter region");
+        }
+        let kept = filtered(&kernel("3"), 40, 20).unwrap();
+        assert_eq!((alpha(&kept, 20, 10), alpha(&kept, 1, 1)), (255, 0));
     }
 
     /// Fuzz finding 14: a pattern whose content inherits `fill="url(#p)"` naming that very
