@@ -439,6 +439,14 @@ impl Geometry {
                                  (at most {MAX_NOISE_POSITION:.0e})"
                             )));
                         }
+                        // usvg reads the seed into an i32, saturating; resvg negates a
+                        // negative one, which overflows for the least (found reading resvg
+                        // after finding 17).
+                        if t.seed() == i32::MIN {
+                            return Err(ImageError::Undecodable(
+                                "SVG turbulence seed at or below -2^31".into(),
+                            ));
+                        }
                         // Four channels, each a sum of noise over the octaves.
                         32.0 * f64::from(t.num_octaves())
                     }
@@ -921,6 +929,7 @@ mod tests {
             r#"baseFrequency="0.05 3e9""#,
             r#"baseFrequency="2e6" numOctaves="12""#,
             r#"baseFrequency="0.5" numOctaves="24" stitchTiles="stitch""#,
+            r#"baseFrequency="0.05" seed="-3e9""#,
         ] {
             assert!(
                 refused(filtered(&noise(far), 400, 200), "turbulence"),
@@ -943,6 +952,7 @@ mod tests {
         for within in [
             r#"baseFrequency="0.05" numOctaves="4" stitchTiles="stitch""#,
             r#"baseFrequency="1999.7" numOctaves="12" type="fractalNoise""#,
+            r#"baseFrequency="0.05" seed="-2147483520""#,
         ] {
             let img = filtered(&noise(within), 40, 20).unwrap();
             assert!(img.data.chunks(4).any(|p| p[3] != 0), "{within}");
