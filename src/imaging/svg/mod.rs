@@ -864,6 +864,11 @@ mod tests {
         decode(doc.as_bytes(), width, height)
     }
 
+    /// The alpha of pixel (`x`, `y`) of a drawing.
+    fn alpha(img: &Raster, x: usize, y: usize) -> u8 {
+        img.data[(y * img.width as usize + x) * 4 + 3]
+    }
+
     /// Fuzz finding 12: a blur deviation of 1e32 overflowed resvg's 32-bit box sizes. Filters
     /// are checked for reach like shapes, and their work is counted before drawing: without
     /// the count, the morphology below would read about 7e13 pixels (hours), and a billion
@@ -903,21 +908,20 @@ mod tests {
         assert!(costly(filtered(&noise(24), 12000, 6000)));
 
         // The same filters within reach and budget draw, and do what they do.
-        let alpha = |img: Raster, x: usize, y: usize| img.data[(y * 40 + x) * 4 + 3];
         let blurred = filtered(r#"<feGaussianBlur stdDeviation="3"/>"#, 40, 20).unwrap();
         assert!(
-            alpha(blurred, 3, 10) > 0,
+            alpha(&blurred, 3, 10) > 0,
             "a blur spreads past the shape's edge"
         );
         let shifted = filtered(r#"<feOffset dx="-5"/>"#, 40, 20).unwrap();
         assert_eq!(
-            alpha(shifted.clone(), 2, 10),
+            alpha(&shifted, 2, 10),
             255,
             "an offset moves the shape left"
         );
-        assert_eq!(alpha(shifted, 33, 10), 0, "and off its right end");
+        assert_eq!(alpha(&shifted, 33, 10), 0, "and off its right end");
         let dilated = filtered(morphology, 40, 20).unwrap();
-        assert_eq!(alpha(dilated, 3, 10), 255, "a dilation fills its region");
+        assert_eq!(alpha(&dilated, 3, 10), 255, "a dilation fills its region");
         let noisy = filtered(&noise(24), 40, 20).unwrap();
         assert!(noisy.data.chunks(4).any(|p| p[3] != 0));
     }
@@ -966,7 +970,6 @@ mod tests {
 
         // Within bounds: drawn. Noise, stitched or not, over the shape's region only; a kernel
         // that keeps each pixel as it was.
-        let alpha = |img: &Raster, x: usize, y: usize| img.data[(y * 40 + x) * 4 + 3];
         for within in [
             r#"baseFrequency="0.05" numOctaves="4" stitchTiles="stitch""#,
             r#"baseFrequency="1999.7" numOctaves="12" type="fractalNoise""#,
